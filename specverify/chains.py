@@ -1,0 +1,278 @@
+"""Gaussian Markov chains: DDPM (eps / x0 / v), DDIM (eta > 0), Euler-Maruyama Langevin.
+
+A chain step k maps x_k to x_{k+1} ~ N(mean(x_k, k), sigma_k^2 I), k = 0 .. n_steps - 1, with sigma_k
+independent of the state. Every chain here has a mean that is affine in one model output f:
+
+    mean(x, k) = a_k * x + b_k * f(x, k)
+
+where f is the network's prediction (eps, x0, v), the score (Langevin) or the mean itself (a generic chain,
+a = 0, b = 1). The frozen-denoiser drafter reuses f; the frozen-drift drafter reuses mean(x, k) - x.
+
+Zero-noise steps. A step with sigma_k = 0 (the last DDPM step with the posterior variance, the last DDIM
+step) is deterministic: its output is a point mass, so no draft can ever be accepted (TV = 1). The
+speculative sampler never drafts it: windows stop in front of it and the target takes it directly, from
+the target output cached at that state when there is one, otherwise with one target call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from specverify.errors import ChainError
+
+__all__ = [
+    "GaussianChain",
+    "TimestepModel",
+    "beta_schedule",
+    "ddim",
+    "ddpm",
+    "gaussian_chain",
+    "langevin",
+]
+
+Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PREDICTIONS = ("eps", "x0", "v")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GaussianChain:
+    """A Markov chain with Gaussian transitions and a mean affine in one model output.
+
+    Contract: ``model(x, k)`` takes states ``x`` of shape ``(b, *shape)`` and per-sample chain steps ``k``
+    (``(b,)``, int64; samples in one batch may be at different steps) and returns ``f`` of the same shape
+    as ``x``. The coefficient arrays ``a``, ``b``, ``sigma`` have one entry per step and live in float64 on
+    the CPU; :meth:`coefs` moves them where the states are.
+    """
+
+    model: Model
+    sigma: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    shape: tuple[int, ...]
+    output: str = "mean"
+    prior_std: float = 1.0
+    prior_mean: float = 0.0
+    name: str = "chain"
+
+    def __post_init__(self):
+        arrays = {}
+        for field in ("sigma", "a", "b"):
+            v = np.asarray(getattr(self, field), dtype=np.float64)
+            if v.ndim != 1 or v.size == 0:
+                raise ChainError(f"{field} must be a non-empty 1-D array with one entry per step, got shape {v.shape}")
+            if not np.all(np.isfinite(v)):
+                raise ChainError(f"{field} has NaN or Inf entries at steps {np.flatnonzero(~np.isfinite(v))[:5]}")
+            v.setflags(write=False)
+            arrays[field] = v
+        if not (arrays["sigma"].size == arrays["a"].size == arrays["b"].size):
+            raise ChainError("sigma, a and b must have one entry per step (equal lengths)")
+        if np.any(arrays["sigma"] < 0):
+            raise ChainError("sigma must be >= 0 at every step")
+        shape = tuple(int(s) for s in self.shape)
+        if not shape or any(s < 1 for s in shape):
+            raise ChainError(f"shape must be a non-empty tuple of positive ints, got {self.shape!r}")
+        for field, v in arrays.items():
+            object.__setattr__(self, field, v)
+        object.__setattr__(self, "shape", shape)
+        if not callable(self.model):
+            raise ChainError("model must be callable as model(x, k)")
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.sigma.size)
+
+    @property
+    def dim(self) -> int:
+        return math.prod(self.shape)
+
+    def coefs(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(a, b, sigma) as tensors on the device and dtype of ``like``."""
+        key = (like.device, like.dtype)
+        cache = self.__dict__.setdefault("_coefs", {})
+        if key not in cache:
+            kw = {"device": like.device, "dtype": like.dtype}
+            cache[key] = tuple(torch.tensor(v, **kw) for v in (self.a, self.b, self.sigma))
+        return cache[key]
+
+    def evaluate(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """The model output f(x, k), checked for shape and finiteness."""
+        f = self.model(x, k)
+        if not isinstance(f, torch.Tensor) or f.shape != x.shape:
+            got = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
+            raise ChainError(f"model returned {got}, expected a tensor of shape {tuple(x.shape)} (same as x)")
+        if f.dtype != x.dtype:
+            raise ChainError(f"model returned {f.dtype} for {x.dtype} input; move the model with chain.to(dtype=...)")
+        if not torch.isfinite(f).all():
+            bad = (~torch.isfinite(f)).flatten(1).any(1)
+            steps = sorted(set(k[bad].tolist()))[:5]
+            raise ChainError(f"model returned NaN or Inf at chain steps {steps}; check the model and its inputs")
+        return f
+
+    def mean_from(self, x: torch.Tensor, k: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """mean = a_k x + b_k f for per-sample steps k."""
+        a, b, _ = self.coefs(x)
+        return _bcast(a[k], x) * x + _bcast(b[k], x) * f
+
+    def mean(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return self.mean_from(x, k, self.evaluate(x, k))
+
+    def prior(self, n: int, generator: torch.Generator | None = None, *, device=None, dtype=torch.float32):
+        """Initial states x_0 ~ N(prior_mean, prior_std^2 I), shape (n, *shape)."""
+        z = torch.randn((n, *self.shape), generator=generator, device=device, dtype=dtype)
+        return self.prior_mean + self.prior_std * z
+
+    def to(self, device=None, dtype=None) -> GaussianChain:
+        """The same chain with its model moved (if it is a torch module)."""
+        model = self.model
+        if isinstance(model, torch.nn.Module):
+            model = model.to(device=device, dtype=dtype)
+        return dataclasses.replace(self, model=model)  # a new instance: no stale coefficient cache
+
+
+def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return v.reshape(v.shape + (1,) * (x.ndim - v.ndim))
+
+
+def gaussian_chain(mean_fn: Model, sigma, shape, *, prior_std=1.0, name="chain") -> GaussianChain:
+    """A generic chain from a batched mean function ``mean_fn(x, k)`` and noise scales ``sigma``."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    return GaussianChain(mean_fn, sigma, np.zeros_like(sigma), np.ones_like(sigma), shape,
+                         output="mean", prior_std=prior_std, name=name)
+
+
+def beta_schedule(kind: str | Sequence[float] | np.ndarray, n_steps: int | None = None) -> np.ndarray:
+    """DDPM betas: ``"linear"`` (Ho et al., 1e-4..0.02 at 1000 steps, scaled by 1000 / n_steps),
+    ``"cosine"`` (Nichol & Dhariwal, betas capped at 0.999), or an explicit array."""
+    if not isinstance(kind, str):
+        betas = np.asarray(kind, dtype=np.float64)
+    else:
+        if n_steps is None or int(n_steps) < 1:
+            raise ChainError(f"n_steps must be a positive int for the {kind!r} schedule, got {n_steps!r}")
+        n = int(n_steps)
+        if kind == "linear":
+            scale = 1000.0 / n
+            betas = np.linspace(scale * 1e-4, min(scale * 0.02, 0.999), n)
+        elif kind == "cosine":
+            s = 0.008
+            t = np.arange(n + 1) / n
+            f = np.cos((t + s) / (1 + s) * np.pi / 2) ** 2
+            betas = np.minimum(1 - f[1:] / f[:-1], 0.999)
+        else:
+            raise ChainError(f"unknown beta schedule {kind!r}; use 'linear', 'cosine' or an array of betas")
+    if betas.ndim != 1 or betas.size == 0 or not np.all((betas > 0) & (betas < 1)):
+        raise ChainError("betas must be a non-empty 1-D array with every entry in (0, 1)")
+    return betas
+
+
+def _betas(betas) -> np.ndarray:
+    if isinstance(betas, str):
+        raise ChainError(f"pass an array of betas, e.g. beta_schedule({betas!r}, n_steps)")
+    return beta_schedule(betas)
+
+
+def _x0_eps_coefs(prediction: str, abar: np.ndarray):
+    """Write x0 and eps as affine maps of (x_t, f): x0 = p x + q f, eps = r x + s f."""
+    sa, sb = np.sqrt(abar), np.sqrt(1 - abar)
+    one, zero = np.ones_like(abar), np.zeros_like(abar)
+    if prediction == "eps":
+        p, q, r, s = 1 / sa, -sb / sa, zero, one
+    elif prediction == "x0":
+        p, q, r, s = zero, one, 1 / sb, -sa / sb
+    elif prediction == "v":  # v = sa eps - sb x0  =>  x0 = sa x - sb v, eps = sb x + sa v
+        p, q, r, s = sa, -sb, sb, sa
+    else:
+        raise ChainError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    return p, q, r, s
+
+
+class TimestepModel(torch.nn.Module):
+    """``model(x, t)`` on diffusion times, seen as ``f(x, k)`` on chain steps: t = timesteps[k]."""
+
+    def __init__(self, model: Model, timesteps: np.ndarray):
+        super().__init__()
+        self.model = model
+        self.register_buffer("timesteps", torch.tensor(np.array(timesteps, dtype=np.int64)))
+
+    def forward(self, x, k):
+        return self.model(x, self.timesteps[k])
+
+
+def ddpm(model: Model, betas, shape, *, prediction="eps", variance="posterior", name="ddpm") -> GaussianChain:
+    """DDPM ancestral sampling (Ho et al. 2020, eq. 11 / Alg. 2) for ``model(x, t)`` with diffusion time t.
+
+    Chain step k goes from time t = T - 1 - k to t - 1 (diffusers' convention). ``variance``:
+    ``"posterior"`` (beta tilde; zero at the last step, which the target then takes directly) or ``"beta"``.
+    """
+    betas = _betas(betas)
+    alphas = 1 - betas
+    abar = np.cumprod(alphas)
+    abar_prev = np.concatenate([[1.0], abar[:-1]])
+    c_x0 = np.sqrt(abar_prev) * betas / (1 - abar)
+    c_xt = np.sqrt(alphas) * (1 - abar_prev) / (1 - abar)
+    p, q, _, _ = _x0_eps_coefs(prediction, abar)
+    a = c_x0 * p + c_xt
+    b = c_x0 * q
+    if variance == "posterior":
+        sigma = np.sqrt(betas * (1 - abar_prev) / (1 - abar))
+    elif variance == "beta":
+        sigma = np.sqrt(betas)
+    else:
+        raise ChainError(f"variance must be 'posterior' or 'beta', got {variance!r}")
+    t = np.arange(betas.size)[::-1].copy()
+    return GaussianChain(TimestepModel(model, t), sigma[t], a[t], b[t], shape, output=prediction, name=name)
+
+
+def ddim(model: Model, betas, shape, *, eta=1.0, timesteps=None, prediction="eps", name="ddim") -> GaussianChain:
+    """DDIM (Song et al. 2021, eq. 12) with eta > 0 on a descending subsequence ``timesteps`` of the schedule.
+
+    sigma_t = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev); the last step goes to
+    abar_prev = 1 and has sigma = 0. With eta = 1 on the full schedule this is DDPM with the posterior variance.
+    """
+    if not eta > 0:
+        raise ChainError(f"eta must be > 0 for a stochastic DDIM chain, got {eta}: eta = 0 cannot be speculated")
+    betas = _betas(betas)
+    abar_all = np.cumprod(1 - betas)
+    ts = np.arange(betas.size)[::-1] if timesteps is None else np.asarray(timesteps, dtype=np.int64)
+    if ts.ndim != 1 or ts.size == 0 or np.any(np.diff(ts) >= 0) or ts.min() < 0 or ts.max() >= betas.size:
+        raise ChainError("timesteps must be strictly decreasing integers in [0, len(betas))")
+    abar = abar_all[ts]
+    abar_prev = np.concatenate([abar_all[ts[1:]], [1.0]])
+    sigma = eta * np.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
+    c_eps2 = 1 - abar_prev - sigma**2
+    if np.any(c_eps2 < -1e-12):
+        raise ChainError(f"eta = {eta} makes 1 - abar_prev - sigma^2 negative; use eta <= 1")
+    c_eps = np.sqrt(np.maximum(c_eps2, 0.0))
+    p, q, r, s = _x0_eps_coefs(prediction, abar)
+    c_x0 = np.sqrt(abar_prev)
+    a = c_x0 * p + c_eps * r
+    b = c_x0 * q + c_eps * s
+    return GaussianChain(TimestepModel(model, ts), sigma, a, b, shape, output=prediction, name=name)
+
+
+def langevin(step_size, n_steps, shape, *, score=None, log_prob=None, prior_std=1.0, name="langevin"):
+    """Unadjusted Langevin (Euler-Maruyama): x_{k+1} = x_k + h_k grad log pi(x_k) + sqrt(2 h_k) z_k.
+
+    Give ``score(x)`` directly, or ``log_prob(x)`` (per-sample log density, shape (b,)) and the gradient is
+    taken with autograd. ``step_size`` is a float or one value per step.
+    """
+    if (score is None) == (log_prob is None):
+        raise ChainError("give exactly one of score= or log_prob=")
+    h = np.broadcast_to(np.asarray(step_size, dtype=np.float64), (int(n_steps),)).copy()
+    if not np.all(h > 0):
+        raise ChainError("step_size must be > 0 at every step")
+    if score is None:
+        def score(x):
+            with torch.enable_grad():
+                xg = x.detach().requires_grad_(True)
+                (g,) = torch.autograd.grad(log_prob(xg).sum(), xg)
+            return g
+
+    def f(x, k):
+        return score(x)
+
+    return GaussianChain(f, np.sqrt(2 * h), np.ones_like(h), h, shape, output="score", prior_std=prior_std, name=name)

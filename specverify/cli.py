@@ -1,0 +1,161 @@
+"""The `specverify` command.
+
+Exit codes: 0 success, 2 usage or runtime error (the message says what to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from specverify.errors import SpecverifyError
+
+__all__ = ["main"]
+
+
+def _add_problem_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--problem", default="gmm", help="built-in problem (see `specverify problems`)")
+    p.add_argument("--dim", type=int, default=2, help="data dimension d")
+    p.add_argument("--steps", type=int, default=100, help="number of chain steps")
+    p.add_argument("--chain", choices=("ddpm", "ddim"), default="ddpm", help="diffusion sampler of the chain")
+    p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (> 0)")
+    p.add_argument("--schedule", choices=("linear", "cosine"), default="linear", help="beta schedule")
+    p.add_argument("--prediction", choices=("eps", "x0", "v"), default="eps", help="model parametrisation")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="specverify", description="Verify speculative sampling of diffusion models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("sample", help="run the plain or speculative sampler on a built-in problem")
+    _add_problem_args(s)
+    s.add_argument("--sampler", choices=("plain", "speculative"), default="speculative")
+    s.add_argument("--drafter", default="frozen-denoiser", help="drafter (see `specverify drafters`)")
+    s.add_argument("--window", type=int, default=8, help="drafted steps per window L (>= 1)")
+    s.add_argument("--n", type=int, default=1000, help="number of samples")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu", help="cpu or cuda")
+    s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    s.add_argument("--out", type=Path, help="write the samples here (.npz, key 'samples')")
+    s.add_argument("--json", type=Path, help="write the run's statistics here as JSON")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on when stderr is a terminal)")
+
+    sub.add_parser("problems", help="list the built-in problems")
+    sub.add_parser("drafters", help="list the drafters")
+    return parser
+
+
+def _device(name: str):
+    import torch
+
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SpecverifyError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    return dev
+
+
+def _cmd_sample(args) -> int:
+    import numpy as np
+    import torch
+
+    from specverify.drafters import make_drafter
+    from specverify.problems import make_problem
+    from specverify.sampling import plain_sample, speculative_sample
+
+    if args.n < 1:
+        raise SpecverifyError(f"--n must be >= 1, got {args.n}")
+    if args.steps < 1:
+        raise SpecverifyError(f"--steps must be >= 1, got {args.steps}")
+    device = _device(args.device)
+    dtype = getattr(torch, args.dtype)
+    problem = make_problem(args.problem, dim=args.dim)
+    kw = dict(schedule=args.schedule, sampler=args.chain, prediction=args.prediction, eta=args.eta)
+    chain = problem.chain(args.steps, **kw)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    run = dict(problem=args.problem, dim=args.dim, steps=args.steps, chain=args.chain, schedule=args.schedule,
+               prediction=args.prediction, sampler=args.sampler, n=args.n, seed=args.seed, device=str(device),
+               dtype=args.dtype)
+    t0 = time.perf_counter()
+    if args.sampler == "plain":
+        x = plain_sample(chain, args.n, seed=args.seed, device=device, dtype=dtype, progress=progress)
+        stats = dict(n_steps=chain.n_steps, rounds_mean=float(chain.n_steps), nfe_ratio=1.0,
+                     target_evaluations=args.n * chain.n_steps, rounds_total=chain.n_steps)
+    else:
+        draft_chain = problem.draft_chain(args.steps, **kw) if args.drafter == "independent" else None
+        drafter = make_drafter(args.drafter, draft_chain=draft_chain)
+        x, st = speculative_sample(chain, drafter, args.n, window=args.window, seed=args.seed, device=device,
+                                   dtype=dtype, progress=progress)
+        stats = st.to_dict()
+        run.update(drafter=args.drafter, window=args.window)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    stats["wall_seconds"] = time.perf_counter() - t0
+    report = {**run, **stats}
+
+    samples = x.detach().cpu().numpy()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(args.out, samples=samples)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    _print_sample_report(report, samples)
+    return 0
+
+
+def _print_sample_report(r: dict, samples) -> None:
+    head = f"{r['sampler']} sampling: problem={r['problem']} d={r['dim']} steps={r['steps']} n={r['n']}"
+    if r["sampler"] == "speculative":
+        head += f" drafter={r['drafter']} window={r['window']}"
+    print(head)
+    rows = [("n_steps", r["n_steps"]), ("rounds_mean", r["rounds_mean"]), ("nfe_ratio", r["nfe_ratio"]),
+            ("target_evaluations", r["target_evaluations"])]
+    if r["sampler"] == "speculative":
+        rows += [("acceptance_rate", r["acceptance_rate"]), ("predicted_acceptance", r["predicted_acceptance_rate"]),
+                 ("mean_accepted_length", r["mean_accepted_length"]), ("draft_evaluations", r["draft_evaluations"]),
+                 ("warmup_evaluations", r["warmup_evaluations"])]
+    rows += [("wall_seconds", r["wall_seconds"])]
+    for name, v in rows:
+        print(f"  {name:<22}{v:.4g}" if isinstance(v, float) else f"  {name:<22}{v}")
+    if r["sampler"] == "speculative":
+        acc, ver = r["accepted_per_position"], r["verified_per_position"]
+        per = " ".join(f"{a / v:.2f}" if v else "-" for a, v in zip(acc, ver, strict=True))
+        print(f"  {'acceptance/position':<22}{per}")
+    print(f"  {'sample mean':<22}{samples.reshape(len(samples), -1).mean(0)[:4].round(4).tolist()}"
+          f"{' ...' if samples[0].size > 4 else ''}")
+
+
+def _cmd_problems(args) -> int:
+    from specverify.problems import PROBLEMS
+
+    for name, cls in PROBLEMS.items():
+        law = "exact law known" if cls.exact_law else "no closed-form chain law (reference sampler)"
+        print(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}  [{law}]")
+        for p, desc in cls.params.items():
+            print(f"    --{p:<14}{desc}")
+    return 0
+
+
+def _cmd_drafters(args) -> int:
+    from specverify.drafters import DRAFTERS
+
+    for name, (cls, desc) in DRAFTERS.items():
+        print(f"{name:<17}{desc}{'  [needs the target at the window start]' if cls.needs_anchor else ''}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"sample": _cmd_sample, "problems": _cmd_problems, "drafters": _cmd_drafters}[args.command](args)
+    except SpecverifyError as e:
+        print(f"specverify {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

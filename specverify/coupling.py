@@ -1,0 +1,81 @@
+"""Reflection maximal coupling of two Gaussians with equal isotropic covariance.
+
+De Bortoli et al. (ICML 2025), Alg. 1 / Bou-Rabee et al. (2020). The draft is y = m_q + s z. With
+D = (m_q - m_p) / s, the draft is accepted with probability min(1, p(y) / q(y)) = min(1, exp(log_ratio)),
+log_ratio = -<z, D> - |D|^2 / 2, computed in log space (no densities are formed, so any dimension works).
+On rejection the output is m_p + s (I - 2 e e^T) z with e = D / |D|: the reflection of the draft noise.
+
+Contract: for z ~ N(0, I) and u ~ U(0, 1) independent, the output is an exact draw from N(m_p, s^2 I), it
+equals the draft when accepted, and P(accepted) = 2 Phi(-|D| / 2) = 1 - TV(p, q), the largest possible.
+All functions are pure; the noise comes in as arguments.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from specverify.errors import SamplerError
+
+__all__ = ["acceptance_probability", "couple", "log_acceptance_ratio", "reflection_coupling"]
+
+
+def _flat(t: torch.Tensor, batch_ndim: int) -> torch.Tensor:
+    return t.reshape(t.shape[:batch_ndim] + (-1,))
+
+
+def _scale(sigma, ref: torch.Tensor, batch_ndim: int) -> torch.Tensor:
+    sigma = torch.as_tensor(sigma, dtype=ref.dtype, device=ref.device)
+    sigma = sigma.expand(ref.shape[:batch_ndim]) if sigma.ndim == 0 else sigma
+    if sigma.shape != ref.shape[:batch_ndim]:
+        raise SamplerError(f"sigma has shape {tuple(sigma.shape)}; expected () or {tuple(ref.shape[:batch_ndim])}")
+    if not bool((sigma > 0).all()):
+        raise SamplerError("sigma must be > 0: a zero-noise step cannot be coupled; take it with the target directly")
+    return sigma
+
+
+def _delta(mean_p, mean_q, sigma, z, batch_ndim):
+    d = _flat(mean_q - mean_p, batch_ndim) / sigma[..., None]
+    zf = _flat(z, batch_ndim)
+    dist = torch.linalg.vector_norm(d, dim=-1)
+    return d, zf, dist, -(zf * d).sum(-1) - 0.5 * dist**2
+
+
+def log_acceptance_ratio(mean_p, mean_q, sigma, z, *, batch_ndim: int = 1):
+    """log p(y) / q(y) at the draft y = mean_q + sigma z, and |D|, reduced over the event dimensions."""
+    _, _, dist, log_ratio = _delta(mean_p, mean_q, _scale(sigma, mean_p, batch_ndim), z, batch_ndim)
+    return log_ratio, dist
+
+
+def acceptance_probability(dist: torch.Tensor) -> torch.Tensor:
+    """2 Phi(-|D| / 2): the acceptance probability of one coupled step, given |D| = |m_q - m_p| / sigma."""
+    return 2 * torch.special.ndtr(-dist / 2)
+
+
+def reflection_coupling(mean_p, mean_q, sigma, z, u, *, batch_ndim: int = 1):
+    """Couple N(mean_p, sigma^2 I) (target) with the draft mean_q + sigma z, using uniforms u.
+
+    Shapes: means and z are ``(*batch, *event)``; sigma is a scalar or ``batch``-shaped; u is ``batch``-shaped
+    in (0, 1). Returns ``(x, accepted)``: x has the means' shape, accepted is a bool tensor of shape ``batch``.
+    """
+    x, accepted, _ = couple(mean_p, mean_q, sigma, z, u, batch_ndim=batch_ndim)
+    return x, accepted
+
+
+def couple(mean_p, mean_q, sigma, z, u, *, batch_ndim: int = 1):
+    """:func:`reflection_coupling` that also returns |D| (for the predicted acceptance 2 Phi(-|D| / 2))."""
+    if not (mean_p.shape == mean_q.shape == z.shape):
+        raise SamplerError(f"mean_p {tuple(mean_p.shape)}, mean_q {tuple(mean_q.shape)} and z {tuple(z.shape)} "
+                           "must have the same shape")
+    sigma_t = _scale(sigma, mean_p, batch_ndim)
+    d, zf, dist, log_ratio = _delta(mean_p, mean_q, sigma_t, z, batch_ndim)
+    u = torch.as_tensor(u, device=mean_p.device)
+    if u.shape != log_ratio.shape:
+        raise SamplerError(f"u has shape {tuple(u.shape)}; expected the batch shape {tuple(log_ratio.shape)}")
+    accepted = torch.log(u.to(torch.float64)) <= log_ratio.to(torch.float64)
+    e = d / torch.where(dist > 0, dist, torch.ones_like(dist))[..., None]
+    z_ref = zf - 2 * (zf * e).sum(-1, keepdim=True) * e
+    s = sigma_t.reshape(sigma_t.shape + (1,) * (z.ndim - batch_ndim))
+    draft = mean_q + s * z
+    reflected = mean_p + s * z_ref.reshape(z.shape)
+    keep = accepted.reshape(accepted.shape + (1,) * (z.ndim - batch_ndim))
+    return torch.where(keep, draft, reflected), accepted, dist

@@ -1,0 +1,30 @@
+"""Drafters and their registry (``specverify drafters`` lists it)."""
+
+from __future__ import annotations
+
+from specverify.drafters.base import Drafter
+from specverify.drafters.frozen import FrozenDenoiser, FrozenDrift
+from specverify.drafters.independent import Independent, Oracle
+from specverify.errors import SamplerError
+
+__all__ = ["DRAFTERS", "Drafter", "FrozenDenoiser", "FrozenDrift", "Independent", "Oracle", "make_drafter"]
+
+# name -> (class, one line for `specverify drafters`)
+DRAFTERS = {
+    "frozen-drift": (FrozenDrift, "paper's training-free drafter: reuse the target increment m_p(x_n) - x_n"),
+    "frozen-denoiser": (FrozenDenoiser, "reuse the target's eps/x0/v prediction at x_n with each step's coefficients"),
+    "independent": (Independent, "a cheaper chain on the same schedule (needs draft_chain=, e.g. a smaller model)"),
+    "oracle": (Oracle, "the target itself: acceptance 1, output = plain sampler (a test, not a speed-up)"),
+}
+
+
+def make_drafter(name: str, **kwargs) -> Drafter:
+    """A drafter by registry name; ``independent`` needs ``draft_chain=``."""
+    if name not in DRAFTERS:
+        raise SamplerError(f"unknown drafter {name!r}; choose one of {', '.join(DRAFTERS)}")
+    cls = DRAFTERS[name][0]
+    if name == "independent" and kwargs.get("draft_chain") is None:
+        raise SamplerError("the independent drafter needs draft_chain=: a cheaper chain on the same schedule")
+    if name != "independent":
+        kwargs.pop("draft_chain", None)
+    return cls(**kwargs)
