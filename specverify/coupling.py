@@ -12,6 +12,8 @@ All functions are pure; the noise comes in as arguments.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from specverify.errors import SamplerError
@@ -48,7 +50,8 @@ def log_acceptance_ratio(mean_p, mean_q, sigma, z, *, batch_ndim: int = 1):
 
 def acceptance_probability(dist: torch.Tensor) -> torch.Tensor:
     """2 Phi(-|D| / 2): the acceptance probability of one coupled step, given |D| = |m_q - m_p| / sigma."""
-    return 2 * torch.special.ndtr(-dist / 2)
+    # erfc keeps relative accuracy in the tail; 2 ndtr(-x) = 1 + erf(-x / sqrt 2) underflows past |D| ~ 16.
+    return torch.special.erfc(dist / (2 * math.sqrt(2)))
 
 
 def reflection_coupling(mean_p, mean_q, sigma, z, u, *, batch_ndim: int = 1):
@@ -57,12 +60,21 @@ def reflection_coupling(mean_p, mean_q, sigma, z, u, *, batch_ndim: int = 1):
     Shapes: means and z are ``(*batch, *event)``; sigma is a scalar or ``batch``-shaped; u is ``batch``-shaped
     in (0, 1). Returns ``(x, accepted)``: x has the means' shape, accepted is a bool tensor of shape ``batch``.
     """
+    for name, t in (("mean_p", mean_p), ("mean_q", mean_q), ("z", z)):
+        if not bool(torch.isfinite(torch.as_tensor(t)).all()):
+            raise SamplerError(f"{name} has NaN or Inf entries; check the model outputs that produced it")
+    u_t = torch.as_tensor(u)
+    if not bool(((u_t > 0) & (u_t < 1)).all()):
+        raise SamplerError("u must lie in the open interval (0, 1); draw it with torch.rand and reject zeros")
     x, accepted, _ = couple(mean_p, mean_q, sigma, z, u, batch_ndim=batch_ndim)
     return x, accepted
 
 
 def couple(mean_p, mean_q, sigma, z, u, *, batch_ndim: int = 1):
-    """:func:`reflection_coupling` that also returns |D| (for the predicted acceptance 2 Phi(-|D| / 2))."""
+    """:func:`reflection_coupling` that also returns |D| (for the predicted acceptance 2 Phi(-|D| / 2)).
+
+    The sampler's core: it does not check finiteness or the range of u (the sampler checks model outputs).
+    """
     if not (mean_p.shape == mean_q.shape == z.shape):
         raise SamplerError(f"mean_p {tuple(mean_p.shape)}, mean_q {tuple(mean_q.shape)} and z {tuple(z.shape)} "
                            "must have the same shape")
