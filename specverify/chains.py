@@ -16,6 +16,7 @@ the target output cached at that state when there is one, otherwise with one tar
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -73,9 +74,11 @@ class GaussianChain:
             raise ChainError("sigma, a and b must have one entry per step (equal lengths)")
         if np.any(arrays["sigma"] < 0):
             raise ChainError("sigma must be >= 0 at every step")
+        if not (isinstance(self.shape, (tuple, list, torch.Size)) and self.shape
+                and all(_is_positive_int(s) for s in self.shape)):
+            raise ChainError(f"shape must be a non-empty tuple of positive ints, e.g. (d,) or (3, 32, 32); "
+                             f"got {self.shape!r}")
         shape = tuple(int(s) for s in self.shape)
-        if not shape or any(s < 1 for s in shape):
-            raise ChainError(f"shape must be a non-empty tuple of positive ints, got {self.shape!r}")
         for field, v in arrays.items():
             object.__setattr__(self, field, v)
         object.__setattr__(self, "shape", shape)
@@ -129,9 +132,30 @@ class GaussianChain:
     def to(self, device=None, dtype=None) -> GaussianChain:
         """The same chain with its model moved (if it is a torch module)."""
         model = self.model
-        if isinstance(model, torch.nn.Module):
-            model = model.to(device=device, dtype=dtype)
+        if isinstance(model, torch.nn.Module) and _needs_move(model, device, dtype):
+            # Module.to works in place: copy first, so the caller's model (and other chains sharing it) stay as they are
+            model = copy.deepcopy(model).to(device=device, dtype=dtype)
         return dataclasses.replace(self, model=model)  # a new instance: no stale coefficient cache
+
+
+def _is_positive_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+
+
+def _positive_int(v, name: str, context: str = "") -> int:
+    if not _is_positive_int(v):
+        raise ChainError(f"{name} must be a positive int{context}, got {v!r}")
+    return int(v)
+
+
+def _needs_move(model: torch.nn.Module, device, dtype) -> bool:
+    device = torch.device(device) if device is not None else None
+    for t in list(model.parameters()) + list(model.buffers()):
+        if device is not None and (t.device.type, t.device.index or 0) != (device.type, device.index or 0):
+            return True
+        if dtype is not None and t.is_floating_point() and t.dtype != dtype:
+            return True
+    return False
 
 
 def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -149,21 +173,22 @@ def beta_schedule(kind: str | Sequence[float] | np.ndarray, n_steps: int | None 
     """DDPM betas: ``"linear"`` (Ho et al., 1e-4..0.02 at 1000 steps, scaled by 1000 / n_steps),
     ``"cosine"`` (Nichol & Dhariwal, betas capped at 0.999), or an explicit array."""
     if not isinstance(kind, str):
-        betas = np.asarray(kind, dtype=np.float64)
+        try:
+            betas = np.asarray(kind, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ChainError(f"betas must be an array of numbers in (0, 1): {e}") from None
     else:
-        if n_steps is None or int(n_steps) < 1:
-            raise ChainError(f"n_steps must be a positive int for the {kind!r} schedule, got {n_steps!r}")
-        n = int(n_steps)
+        if kind not in ("linear", "cosine"):
+            raise ChainError(f"unknown beta schedule {kind!r}; use 'linear', 'cosine' or an array of betas")
+        n = _positive_int(n_steps, "n_steps", f" for the {kind!r} schedule")
         if kind == "linear":
             scale = 1000.0 / n
             betas = np.linspace(scale * 1e-4, min(scale * 0.02, 0.999), n)
-        elif kind == "cosine":
+        else:  # cosine
             s = 0.008
             t = np.arange(n + 1) / n
             f = np.cos((t + s) / (1 + s) * np.pi / 2) ** 2
             betas = np.minimum(1 - f[1:] / f[:-1], 0.999)
-        else:
-            raise ChainError(f"unknown beta schedule {kind!r}; use 'linear', 'cosine' or an array of betas")
     if betas.ndim != 1 or betas.size == 0 or not np.all((betas > 0) & (betas < 1)):
         raise ChainError("betas must be a non-empty 1-D array with every entry in (0, 1)")
     return betas
@@ -262,7 +287,12 @@ def langevin(step_size, n_steps, shape, *, score=None, log_prob=None, prior_std=
     """
     if (score is None) == (log_prob is None):
         raise ChainError("give exactly one of score= or log_prob=")
-    h = np.broadcast_to(np.asarray(step_size, dtype=np.float64), (int(n_steps),)).copy()
+    _positive_int(n_steps, "n_steps")
+    try:
+        h = np.broadcast_to(np.asarray(step_size, dtype=np.float64), (int(n_steps),)).copy()
+    except ValueError:
+        raise ChainError(f"step_size must be a float or one value per step ({n_steps}), "
+                         f"got shape {np.shape(step_size)}") from None
     if not np.all(h > 0):
         raise ChainError("step_size must be > 0 at every step")
     if score is None:

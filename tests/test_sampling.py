@@ -96,9 +96,10 @@ def test_batch_invariance(drafter):
 def test_counting_identities(name, drafter, window):
     chain = _chains()[name]
     if drafter == "independent":
-        # a perturbed copy of the target on the same schedule
+        # a perturbed copy of the target on the same schedule (a closure: its model must match the run's dtype)
+        target32 = chain.to(dtype=torch.float32)
         d = make_drafter("independent", draft_chain=gaussian_chain(
-            lambda x, k: 0.95 * chain.mean(x, k), chain.sigma, chain.shape))
+            lambda x, k: 0.95 * target32.mean(x, k), chain.sigma, chain.shape))
     else:
         d = make_drafter(drafter)
     n = 50

@@ -1,0 +1,266 @@
+"""Wall-clock benchmark: plain vs speculative sampling, side by side on the same model in one run.
+
+What is measured
+    For each model, batch size, drafter and window, one full sampling run of ``batch`` samples with
+    ``plain_sample`` (one batched target call per chain step) and with ``speculative_sample`` (De Bortoli et al.,
+    ICML 2025, Alg. 2), on the same chain object, device, dtype and seed. Timings use ``time.perf_counter``
+    (bracketed by ``torch.cuda.synchronize`` on CUDA) after one untimed warm-up run of every configuration; the
+    plain and speculative runs are interleaved and each reported time is the median of ``--repeats`` runs.
+    torch's thread count is left at its default and printed in the header.
+
+Models
+    gmm  the built-in closed-form `gmm` problem (DDPM, linear schedule, eps-prediction). Its model is a few
+         vector operations, so both samplers spend their time in per-step Python and dispatch overhead.
+    mlp  a "heavy" eps-model: a deterministic, randomly initialised (seeded, untrained) MLP of ``--depth``
+         linear layers of width ``--width`` with a sinusoidal time embedding, last layer scaled by 0.1, added
+         to the exact eps of N(0, I) data, sqrt(1 - abar_t) x, so that the states stay O(1); wrapped as
+         ``ddpm(model, beta_schedule("linear", steps), (dim,))``. Every call runs the full MLP.
+
+Columns
+    plain_s / spec_s  median wall seconds of one sampling run.
+    wall_ratio        plain_s / spec_s; above 1 means speculative sampling was faster on this machine.
+    nfe_ratio         ``SpecStats.nfe_ratio`` = steps / (mean over samples of the rounds in which a sample
+                      needed the target): the paper's sequential-call saving per sample. It ignores the batch and
+                      the cost of a call.
+    call_ratio        steps / ``SpecStats.rounds_total``: sequential batched target calls of plain over
+                      speculative for the whole batch, which waits for its slowest sample (so call_ratio <=
+                      nfe_ratio).
+    accept            ``SpecStats.acceptance_rate``: accepted over verified drafted steps.
+    round_cost        (spec_s / rounds_total) / (plain_s / steps): the wall time of one speculative round in
+                      units of one plain step, so that wall_ratio = call_ratio / round_cost exactly.
+
+How to read the ratios
+    wall_ratio = call_ratio / round_cost. A round evaluates the target on up to batch x (window + 1) states in
+    one call and adds drafting and coupling bookkeeping (tens of small tensor operations per drafted step).
+    With a cheap model every call costs a fixed dispatch overhead (plain_s hardly grows with the batch; the
+    footer prints by how much), so round_cost measures that bookkeeping, not saved model calls. With a heavy
+    model on hardware that a batch does not saturate, a round costs about one plain step and wall_ratio tends
+    to call_ratio; once the hardware is saturated (large batches on a CPU) a round costs up to window + 1
+    plain steps and speculation can be slower in wall-clock time even with nfe_ratio well above 1.
+
+Run ``python paper_repro/bench_sampler.py`` (about 30 s on 2 idle CPU cores) or ``--smoke`` (seconds, for CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from specverify.chains import GaussianChain, beta_schedule, ddpm
+from specverify.drafters import make_drafter
+from specverify.problems.gmm import GMMProblem
+from specverify.sampling import plain_sample, speculative_sample
+
+MODELS = ("gmm", "mlp")
+DEFAULTS = dict(steps=100, batch_sizes=[1, 16, 256], repeats=3, width=1024)
+SMOKE = dict(steps=20, batch_sizes=[1, 16], repeats=1, width=128)
+FOOTER = {
+    "gmm": "gmm: cheap closed-form model, so wall-clock is overhead-bound (fixed dispatch cost per call): "
+           "wall_ratio measures the samplers' bookkeeping, not saved model calls.",
+    "mlp": "mlp: heavy eps-model; wall_ratio approaches call_ratio only while a round of batch x (window + 1) "
+           "states costs about one plain step (round_cost ~ 1), and falls below it once the batch saturates "
+           "the device.",
+}
+
+
+class MLPEps(torch.nn.Module):
+    """A deterministic, randomly initialised eps-model ``model(x, t)``: the exact eps of N(0, I) data plus an MLP.
+
+    eps(x, t) = sqrt(1 - abar_t) x + MLP([x, emb(t)]), with a sinusoidal time embedding ``emb``. The MLP is
+    untrained (seeded init): it gives the benchmark a model of realistic cost. Its last layer is scaled by
+    ``out_scale`` so that its output is a small perturbation of the N(0, I) denoiser, under which DDPM keeps
+    the states O(1); an MLP alone (eps ~ 0) would make DDPM multiply x by 1 / sqrt(abar_T) and blow up.
+    """
+
+    def __init__(self, dim: int, betas, *, width: int = 1024, depth: int = 4, time_dim: int = 64, seed: int = 0,
+                 out_scale: float = 0.1):
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"depth must be >= 2 (input and output layers), got {depth}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            sizes = [dim + time_dim] + [width] * (depth - 1) + [dim]
+            layers = []
+            for i in range(depth):
+                layers.append(torch.nn.Linear(sizes[i], sizes[i + 1], dtype=torch.float64))
+                if i < depth - 1:
+                    layers.append(torch.nn.SiLU())
+            self.net = torch.nn.Sequential(*layers)
+        with torch.no_grad():
+            self.net[-1].weight.mul_(out_scale)
+            self.net[-1].bias.mul_(out_scale)
+        half = time_dim // 2
+        self.register_buffer("freqs", torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float64) / half))
+        abar = torch.cumprod(1 - torch.as_tensor(betas, dtype=torch.float64), 0)
+        self.register_buffer("skip", (1 - abar).sqrt())
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        arg = t.to(x.dtype)[:, None] * self.freqs
+        return self.skip[t][:, None] * x + self.net(torch.cat([x, torch.sin(arg), torch.cos(arg)], dim=1))
+
+
+def build_chain(model: str, steps: int, dim: int, *, width: int, depth: int, seed: int) -> GaussianChain:
+    """The benchmarked chain: the `gmm` problem's DDPM chain, or DDPM on the random MLP."""
+    if model == "gmm":
+        return GMMProblem(dim=dim).chain(steps)
+    if model == "mlp":
+        betas = beta_schedule("linear", steps)
+        return ddpm(MLPEps(dim, betas, width=width, depth=depth, seed=seed), betas, (dim,), name="mlp-ddpm")
+    raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
+
+
+def _timed(fn, device: torch.device):
+    """(seconds, result) of one call of ``fn``, synchronising CUDA around it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0, out
+
+
+def bench_one(model: str, chain: GaussianChain, batch: int, configs, args, device, dtype) -> list[dict]:
+    """Rows for one (model, batch): plain timed once, each (drafter, window) timed against it."""
+    chain = chain.to(device=device, dtype=dtype)
+    common = dict(seed=args.seed, device=device, dtype=dtype)
+    drafters = {name: make_drafter(name) for name, _ in configs}
+
+    def plain():
+        return plain_sample(chain, batch, **common)
+
+    def spec(name, window):
+        return lambda: speculative_sample(chain, drafters[name], batch, window=window, **common)
+
+    runs = {None: plain} | {(name, w): spec(name, w) for name, w in configs}
+    for fn in runs.values():  # warm-up: allocator, kernels, lazy init
+        fn()
+    times = {key: [] for key in runs}
+    results = {}
+    for _ in range(args.repeats):  # interleaved, so slow drifts of the machine hit every column alike
+        for key, fn in runs.items():
+            seconds, results[key] = _timed(fn, device)
+            times[key].append(seconds)
+    plain_s = statistics.median(times[None])
+    x_plain = results[None]
+    rows = []
+    for name, window in configs:
+        x_spec, stats = results[(name, window)]
+        spec_s = statistics.median(times[(name, window)])
+        rows.append(dict(
+            model=model, chain=chain.name, steps=chain.n_steps, dim=chain.dim, batch=batch, drafter=name,
+            window=window, plain_s=plain_s, spec_s=spec_s, wall_ratio=plain_s / spec_s, nfe_ratio=stats.nfe_ratio,
+            call_ratio=chain.n_steps / stats.rounds_total, acceptance_rate=stats.acceptance_rate,
+            round_cost=(spec_s / stats.rounds_total) / (plain_s / chain.n_steps),
+            rounds_total=stats.rounds_total, rounds_mean=stats.rounds_mean,
+            target_evaluations=stats.target_evaluations, plain_target_evaluations=batch * chain.n_steps,
+            plain_times_s=times[None], spec_times_s=times[(name, window)],
+            plain_abs_max=float(x_plain.abs().max()), spec_abs_max=float(x_spec.abs().max()),
+        ))
+    return rows
+
+
+COLUMNS = [("model", "{:<5}"), ("batch", "{:>5}"), ("drafter", "{:<15}"), ("window", "{:>6}"),
+           ("plain_s", "{:>9.4f}"), ("spec_s", "{:>9.4f}"), ("wall_ratio", "{:>10.2f}"), ("nfe_ratio", "{:>9.2f}"),
+           ("call_ratio", "{:>10.2f}"), ("acceptance_rate", "{:>6.3f}"), ("round_cost", "{:>10.2f}")]
+HEADERS = {"acceptance_rate": "accept"}
+
+
+def format_table(rows: list[dict]) -> str:
+    widths = [len(fmt.format(rows[0][key])) if rows else 8 for key, fmt in COLUMNS]
+    head = "  ".join(HEADERS.get(key, key).rjust(w) if ">" in fmt else HEADERS.get(key, key).ljust(w)
+                     for (key, fmt), w in zip(COLUMNS, widths, strict=True))
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append("  ".join(fmt.format(r[key]) for key, fmt in COLUMNS))
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--batch-sizes", nargs="+", type=int, help="default 1 16 256 (smoke: 1 16)")
+    p.add_argument("--drafters", nargs="+", choices=("frozen-drift", "frozen-denoiser", "oracle"),
+                   default=["frozen-drift", "frozen-denoiser"])
+    p.add_argument("--windows", nargs="+", type=int, default=[8], help="drafted steps per window (default 8)")
+    p.add_argument("--steps", type=int, help="chain steps (default 100, smoke: 20)")
+    p.add_argument("--dim", type=int, help="data dimension for every model (default 2 for gmm, 64 for mlp)")
+    p.add_argument("--width", type=int, help="MLP width (default 1024, smoke: 128)")
+    p.add_argument("--depth", type=int, default=4, help="MLP linear layers (default 4)")
+    p.add_argument("--repeats", type=int, help="timed runs per configuration, median reported (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (every run) and MLP init seed")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--json", type=Path, help="also write every row (and the settings) here as JSON")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny sizes for CI: steps 20, batches 1 16, repeats 1, MLP width 128")
+    return p
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    for key, value in (SMOKE if args.smoke else DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.steps < 1 or args.repeats < 1 or min(args.batch_sizes) < 1 or min(args.windows) < 1:
+        parser.error("--steps, --repeats, --batch-sizes and --windows must be >= 1")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    dtype = getattr(torch, args.dtype)
+    configs = [(name, w) for name in args.drafters for w in args.windows]
+
+    print(f"bench_sampler: torch {torch.__version__}, device {device}"
+          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+          + f", {torch.get_num_threads()} threads, {args.dtype}, steps {args.steps}, repeats {args.repeats} "
+          f"(median), seed {args.seed}", flush=True)
+    rows = []
+    for model in args.models:
+        dim = args.dim if args.dim is not None else {"gmm": 2, "mlp": 64}[model]
+        chain = build_chain(model, args.steps, dim, width=args.width, depth=args.depth, seed=args.seed)
+        for batch in args.batch_sizes:
+            new = bench_one(model, chain, batch, configs, args, device, dtype)
+            for r in new:
+                print(f"  measured {model} batch={batch} {r['drafter']} L={r['window']}: "
+                      f"plain {r['plain_s']:.4f}s spec {r['spec_s']:.4f}s", file=sys.stderr, flush=True)
+            rows += new
+    print()
+    print(format_table(rows))
+    print()
+    for model in args.models:
+        shapes = sorted({(r["dim"], r["chain"]) for r in rows if r["model"] == model})
+        extra = f" [{', '.join(f'{c}, d={d}' for d, c in shapes)}]"
+        if model == "mlp":
+            extra += f" [width {args.width}, depth {args.depth}]"
+        print(FOOTER[model] + extra)
+        plain = {r["batch"]: r["plain_s"] for r in rows if r["model"] == model}
+        lo, hi = min(plain), max(plain)
+        if hi > lo:
+            print(f"  measured: {model} plain_s grows x{plain[hi] / plain[lo]:.2f} from batch {lo} to batch {hi}.")
+    print("wall_ratio = plain_s / spec_s (> 1: speculative faster); nfe_ratio = steps / mean rounds per sample; "
+          "call_ratio = steps / batched rounds.")
+    if args.repeats > 1:
+        spread = max(max(ts) / min(ts) for r in rows for ts in (r["plain_times_s"], r["spec_times_s"]))
+        print(f"timing spread: the slowest of {args.repeats} repeats is at most x{spread:.2f} the fastest"
+              + (" -- the machine was busy; rerun on an idle machine before trusting the ratios." if spread > 1.5
+                 else "."))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        meta = dict(torch=torch.__version__, device=str(device), threads=torch.get_num_threads(), dtype=args.dtype,
+                    steps=args.steps, repeats=args.repeats, seed=args.seed, width=args.width, depth=args.depth,
+                    batch_sizes=args.batch_sizes, drafters=args.drafters, windows=args.windows, smoke=args.smoke)
+        args.json.write_text(json.dumps({"settings": meta, "rows": rows}, indent=2) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

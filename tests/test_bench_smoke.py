@@ -1,0 +1,51 @@
+"""The benchmark script runs in its small mode (examples run as tests) and reports what it measured.
+
+The assertions are structural, never on timings' values beyond positivity: wall-clock numbers depend on the
+machine. nfe_ratio >= 1 is a guarantee of the frozen drafters rather than a measured property: the first
+drafted step of every window reuses the target output at the window start, so it is the target step itself and
+is always accepted; each round after a warm-up call therefore advances a sample by at least two steps.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "paper_repro" / "bench_sampler.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("bench_sampler", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_sampler_smoke(tmp_path, capsys):
+    bench = _load_script()
+    out = tmp_path / "bench.json"
+    returned = bench.main(["--smoke", "--json", str(out)])
+
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert report["settings"]["smoke"] is True and report["settings"]["steps"] == 20
+    assert len(rows) == len(returned) == 2 * 2 * 2  # models x batch sizes x drafters (one window)
+    for model in ("gmm", "mlp"):
+        for batch in (1, 16):
+            mine = [r for r in rows if r["model"] == model and r["batch"] == batch]
+            assert {r["drafter"] for r in mine} == {"frozen-drift", "frozen-denoiser"}, (model, batch)
+    for r in rows:
+        assert r["steps"] == 20 and r["window"] == 8
+        assert r["plain_s"] > 0 and r["spec_s"] > 0, r
+        assert r["wall_ratio"] == r["plain_s"] / r["spec_s"]
+        assert r["nfe_ratio"] >= 1, r
+        assert 1 <= r["call_ratio"] <= r["nfe_ratio"], r
+        assert 0 <= r["acceptance_rate"] <= 1, r
+        assert math.isfinite(r["plain_abs_max"]) and math.isfinite(r["spec_abs_max"]), r
+
+    printed = capsys.readouterr().out
+    for column in ("batch", "drafter", "window", "plain_s", "spec_s", "wall_ratio", "nfe_ratio", "accept"):
+        assert column in printed
+    assert "overhead-bound" in printed
