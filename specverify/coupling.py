@@ -35,6 +35,12 @@ def _scale(sigma, ref: torch.Tensor, batch_ndim: int) -> torch.Tensor:
     return sigma
 
 
+def _check_shapes(mean_p, mean_q, z):
+    if not (mean_p.shape == mean_q.shape == z.shape):
+        raise SamplerError(f"mean_p {tuple(mean_p.shape)}, mean_q {tuple(mean_q.shape)} and z {tuple(z.shape)} "
+                           "must have the same shape")
+
+
 def _delta(mean_p, mean_q, sigma, z, batch_ndim):
     d = _flat(mean_q - mean_p, batch_ndim) / sigma[..., None]
     zf = _flat(z, batch_ndim)
@@ -60,10 +66,14 @@ def reflection_coupling(mean_p, mean_q, sigma, z, u, *, batch_ndim: int = 1):
     Shapes: means and z are ``(*batch, *event)``; sigma is a scalar or ``batch``-shaped; u is ``batch``-shaped
     in (0, 1). Returns ``(x, accepted)``: x has the means' shape, accepted is a bool tensor of shape ``batch``.
     """
+    _check_shapes(mean_p, mean_q, z)
+    u_t = torch.as_tensor(u)
+    batch = tuple(mean_p.shape[:batch_ndim])
+    if tuple(u_t.shape) != batch:
+        raise SamplerError(f"u has shape {tuple(u_t.shape)}; expected the batch shape {batch}")
     for name, t in (("mean_p", mean_p), ("mean_q", mean_q), ("z", z)):
         if not bool(torch.isfinite(torch.as_tensor(t)).all()):
             raise SamplerError(f"{name} has NaN or Inf entries; check the model outputs that produced it")
-    u_t = torch.as_tensor(u)
     if not bool(((u_t > 0) & (u_t < 1)).all()):
         raise SamplerError("u must lie in the open interval (0, 1); draw it with torch.rand and reject zeros")
     x, accepted, _ = couple(mean_p, mean_q, sigma, z, u, batch_ndim=batch_ndim)
@@ -75,9 +85,7 @@ def couple(mean_p, mean_q, sigma, z, u, *, batch_ndim: int = 1):
 
     The sampler's core: it does not check finiteness or the range of u (the sampler checks model outputs).
     """
-    if not (mean_p.shape == mean_q.shape == z.shape):
-        raise SamplerError(f"mean_p {tuple(mean_p.shape)}, mean_q {tuple(mean_q.shape)} and z {tuple(z.shape)} "
-                           "must have the same shape")
+    _check_shapes(mean_p, mean_q, z)
     sigma_t = _scale(sigma, mean_p, batch_ndim)
     d, zf, dist, log_ratio = _delta(mean_p, mean_q, sigma_t, z, batch_ndim)
     u = torch.as_tensor(u, device=mean_p.device)
