@@ -19,12 +19,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from specverify._validate import is_positive_int, positive_int
 from specverify.errors import ChainError
+from specverify.specs import beta_schedule
 
 __all__ = [
     "GaussianChain",
@@ -75,7 +77,7 @@ class GaussianChain:
         if np.any(arrays["sigma"] < 0):
             raise ChainError("sigma must be >= 0 at every step")
         if not (isinstance(self.shape, (tuple, list, torch.Size)) and self.shape
-                and all(_is_positive_int(s) for s in self.shape)):
+                and all(is_positive_int(s) for s in self.shape)):
             raise ChainError(f"shape must be a non-empty tuple of positive ints, e.g. (d,) or (3, 32, 32); "
                              f"got {self.shape!r}")
         shape = tuple(int(s) for s in self.shape)
@@ -138,16 +140,6 @@ class GaussianChain:
         return dataclasses.replace(self, model=model)  # a new instance: no stale coefficient cache
 
 
-def _is_positive_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
-
-
-def _positive_int(v, name: str, context: str = "") -> int:
-    if not _is_positive_int(v):
-        raise ChainError(f"{name} must be a positive int{context}, got {v!r}")
-    return int(v)
-
-
 def _needs_move(model: torch.nn.Module, device, dtype) -> bool:
     device = torch.device(device) if device is not None else None
     for t in list(model.parameters()) + list(model.buffers()):
@@ -167,31 +159,6 @@ def gaussian_chain(mean_fn: Model, sigma, shape, *, prior_std=1.0, name="chain")
     sigma = np.asarray(sigma, dtype=np.float64)
     return GaussianChain(mean_fn, sigma, np.zeros_like(sigma), np.ones_like(sigma), shape,
                          output="mean", prior_std=prior_std, name=name)
-
-
-def beta_schedule(kind: str | Sequence[float] | np.ndarray, n_steps: int | None = None) -> np.ndarray:
-    """DDPM betas: ``"linear"`` (Ho et al., 1e-4..0.02 at 1000 steps, scaled by 1000 / n_steps),
-    ``"cosine"`` (Nichol & Dhariwal, betas capped at 0.999), or an explicit array."""
-    if not isinstance(kind, str):
-        try:
-            betas = np.asarray(kind, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise ChainError(f"betas must be an array of numbers in (0, 1): {e}") from None
-    else:
-        if kind not in ("linear", "cosine"):
-            raise ChainError(f"unknown beta schedule {kind!r}; use 'linear', 'cosine' or an array of betas")
-        n = _positive_int(n_steps, "n_steps", f" for the {kind!r} schedule")
-        if kind == "linear":
-            scale = 1000.0 / n
-            betas = np.linspace(scale * 1e-4, min(scale * 0.02, 0.999), n)
-        else:  # cosine
-            s = 0.008
-            t = np.arange(n + 1) / n
-            f = np.cos((t + s) / (1 + s) * np.pi / 2) ** 2
-            betas = np.minimum(1 - f[1:] / f[:-1], 0.999)
-    if betas.ndim != 1 or betas.size == 0 or not np.all((betas > 0) & (betas < 1)):
-        raise ChainError("betas must be a non-empty 1-D array with every entry in (0, 1)")
-    return betas
 
 
 def _betas(betas) -> np.ndarray:
@@ -287,7 +254,7 @@ def langevin(step_size, n_steps, shape, *, score=None, log_prob=None, prior_std=
     """
     if (score is None) == (log_prob is None):
         raise ChainError("give exactly one of score= or log_prob=")
-    _positive_int(n_steps, "n_steps")
+    positive_int(n_steps, "n_steps")
     try:
         h = np.broadcast_to(np.asarray(step_size, dtype=np.float64), (int(n_steps),)).copy()
     except ValueError:

@@ -331,7 +331,8 @@ def test_nonpositive_sigma_raises(sigma):
 def test_mismatched_shapes_raise(bad):
     shapes = {"mean_p": (3, 4), "mean_q": (3, 4), "z": (3, 4), "u": (3,), "sigma": (3,)}
     shapes[bad] = {"mean_q": (3, 5), "z": (2, 4), "u": (4,), "sigma": (2,)}[bad]
-    args = {k: torch.rand(v, dtype=torch.float64) + 0.1 for k, v in shapes.items()}
+    g = torch.Generator().manual_seed(0)
+    args = {k: 0.1 + 0.8 * torch.rand(v, dtype=torch.float64, generator=g) for k, v in shapes.items()}
     with pytest.raises(SamplerError, match="shape"):
         reflection_coupling(args["mean_p"], args["mean_q"], args["sigma"], args["z"], args["u"], batch_ndim=1)
 

@@ -11,37 +11,14 @@ is an independent sampler (the JAX side). Only the plain data in :class:`GMMSpec
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 
 from specverify.chains import GaussianChain, beta_schedule, ddim, ddpm
 from specverify.errors import ChainError
+from specverify.specs import GMMSpec
 
 __all__ = ["GMMDenoiser", "GMMProblem", "GMMSpec", "IsotropicGaussianDenoiser"]
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class GMMSpec:
-    """Plain data: weights (K,), means (K, d), per-component variances (K,)."""
-
-    weights: np.ndarray
-    means: np.ndarray
-    variances: np.ndarray
-
-    @classmethod
-    def default(cls, dim: int, n_components: int = 8, seed: int = 0, std: float = 0.25) -> GMMSpec:
-        rng = np.random.default_rng(seed)
-        w = rng.uniform(0.5, 1.5, size=n_components)
-        return cls(w / w.sum(), rng.normal(size=(n_components, dim)), np.full(n_components, std**2))
-
-    @property
-    def dim(self) -> int:
-        return int(self.means.shape[1])
-
-    def to_dict(self) -> dict:
-        return {k: np.asarray(v).tolist() for k, v in dataclasses.asdict(self).items()}
 
 
 def _convert(x0, x, abar_t, prediction):
@@ -64,11 +41,11 @@ class GMMDenoiser(torch.nn.Module):
     def __init__(self, spec: GMMSpec, betas, prediction: str = "eps"):
         super().__init__()
         self.prediction = prediction
-        self.register_buffer("log_w", torch.as_tensor(np.log(spec.weights)))
-        self.register_buffer("mu", torch.as_tensor(spec.means))
-        self.register_buffer("var", torch.as_tensor(spec.variances))
-        self.register_buffer("mu_sq", torch.as_tensor((spec.means**2).sum(1)))
-        self.register_buffer("abar", torch.as_tensor(np.cumprod(1 - np.asarray(betas, dtype=np.float64))))
+        self.register_buffer("log_w", torch.tensor(np.log(spec.weights)))
+        self.register_buffer("mu", torch.tensor(spec.means))
+        self.register_buffer("var", torch.tensor(spec.variances))
+        self.register_buffer("mu_sq", torch.tensor((spec.means**2).sum(1)))
+        self.register_buffer("abar", torch.tensor(np.cumprod(1 - np.asarray(betas, dtype=np.float64))))
 
     def x0(self, x, t):
         xf = x.flatten(1)
