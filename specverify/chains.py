@@ -246,14 +246,16 @@ def ddim(model: Model, betas, shape, *, eta=1.0, timesteps=None, prediction="eps
     return GaussianChain(TimestepModel(model, ts), sigma, a, b, shape, output=prediction, name=name)
 
 
-def langevin(step_size, n_steps, shape, *, score=None, log_prob=None, prior_std=1.0, name="langevin"):
+def langevin(step_size, n_steps, shape, *, score=None, log_prob=None, model=None, prior_std=1.0,
+             name="langevin") -> GaussianChain:
     """Unadjusted Langevin (Euler-Maruyama): x_{k+1} = x_k + h_k grad log pi(x_k) + sqrt(2 h_k) z_k.
 
-    Give ``score(x)`` directly, or ``log_prob(x)`` (per-sample log density, shape (b,)) and the gradient is
-    taken with autograd. ``step_size`` is a float or one value per step.
+    Give exactly one of ``score(x)``, ``log_prob(x)`` (per-sample log density, shape (b,); the gradient is
+    taken with autograd) or ``model(x, k)`` (the score as a chain model, e.g. a torch module that
+    ``chain.to(dtype=...)`` can move). ``step_size`` is a float or one value per step.
     """
-    if (score is None) == (log_prob is None):
-        raise ChainError("give exactly one of score= or log_prob=")
+    if sum(f is not None for f in (score, log_prob, model)) != 1:
+        raise ChainError("give exactly one of score=, log_prob= or model=")
     positive_int(n_steps, "n_steps")
     try:
         h = np.broadcast_to(np.asarray(step_size, dtype=np.float64), (int(n_steps),)).copy()
@@ -262,14 +264,16 @@ def langevin(step_size, n_steps, shape, *, score=None, log_prob=None, prior_std=
                          f"got shape {np.shape(step_size)}") from None
     if not np.all(h > 0):
         raise ChainError("step_size must be > 0 at every step")
-    if score is None:
-        def score(x):
-            with torch.enable_grad():
-                xg = x.detach().requires_grad_(True)
-                (g,) = torch.autograd.grad(log_prob(xg).sum(), xg)
-            return g
+    if model is None:
+        if score is None:
+            def score(x):
+                with torch.enable_grad():
+                    xg = x.detach().requires_grad_(True)
+                    (g,) = torch.autograd.grad(log_prob(xg).sum(), xg)
+                return g
 
-    def f(x, k):
-        return score(x)
+        def model(x, k):
+            return score(x)
 
-    return GaussianChain(f, np.sqrt(2 * h), np.ones_like(h), h, shape, output="score", prior_std=prior_std, name=name)
+    return GaussianChain(model, np.sqrt(2 * h), np.ones_like(h), h, shape, output="score", prior_std=prior_std,
+                         name=name)

@@ -24,6 +24,8 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (> 0)")
     p.add_argument("--schedule", choices=("linear", "cosine"), default="linear", help="beta schedule")
     p.add_argument("--prediction", choices=("eps", "x0", "v"), default="eps", help="model parametrisation")
+    p.add_argument("--components", type=int, default=8, help="gmm: number of mixture components")
+    p.add_argument("--step-size", type=float, default=None, help="Langevin problems: step size h")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,12 +60,30 @@ def _device(name: str):
     return dev
 
 
+def build_problem(args):
+    """(problem, chain keyword arguments) from the problem options of the command line."""
+    from specverify.problems import PROBLEMS, make_problem
+
+    kwargs = {"dim": args.dim}
+    if args.problem == "gmm":
+        kwargs["n_components"] = args.components
+    if args.problem.startswith("langevin"):
+        if args.chain != "ddpm" or args.eta != 1.0:
+            raise SpecverifyError(f"{args.problem} is a Langevin chain: --chain and --eta do not apply")
+        if args.step_size is not None:
+            kwargs["step_size"] = args.step_size
+        return make_problem(args.problem, **kwargs), {}
+    if args.problem in PROBLEMS and args.step_size is not None:
+        raise SpecverifyError("--step-size applies to the Langevin problems only")
+    problem = make_problem(args.problem, **kwargs)
+    return problem, dict(schedule=args.schedule, sampler=args.chain, prediction=args.prediction, eta=args.eta)
+
+
 def _cmd_sample(args) -> int:
     import numpy as np
     import torch
 
     from specverify.drafters import make_drafter
-    from specverify.problems import make_problem
     from specverify.sampling import plain_sample, speculative_sample
 
     if args.n < 1:
@@ -72,8 +92,7 @@ def _cmd_sample(args) -> int:
         raise SpecverifyError(f"--steps must be >= 1, got {args.steps}")
     device = _device(args.device)
     dtype = getattr(torch, args.dtype)
-    problem = make_problem(args.problem, dim=args.dim)
-    kw = dict(schedule=args.schedule, sampler=args.chain, prediction=args.prediction, eta=args.eta)
+    problem, kw = build_problem(args)
     chain = problem.chain(args.steps, **kw)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     run = dict(problem=args.problem, dim=args.dim, steps=args.steps, chain=args.chain, schedule=args.schedule,
@@ -133,10 +152,10 @@ def _cmd_problems(args) -> int:
     from specverify.problems import PROBLEMS
 
     for name, cls in PROBLEMS.items():
-        law = "exact law known" if cls.exact_law else "no closed-form chain law (reference sampler)"
-        print(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}  [{law}]")
+        summary = (cls.__doc__ or "").strip().splitlines()[0].split(": ", 1)[-1]
+        print(f"{name}  [exact law: {'yes' if cls.exact_law else 'no'}]\n    {summary}\n    reference: {cls.reference}")
         for p, desc in cls.params.items():
-            print(f"    --{p:<14}{desc}")
+            print(f"      {p:<14}{desc}")
     return 0
 
 

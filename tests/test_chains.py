@@ -303,11 +303,11 @@ def test_langevin_mean_and_sigma(step_size):
     _close(by_score.mean(x, k), want)
 
 
-def test_langevin_needs_exactly_one_of_score_and_log_prob():
+def test_langevin_needs_exactly_one_of_score_log_prob_and_model():
     log_prob, grad = _gaussian_target(2, seed=7)
-    with pytest.raises(ChainError, match="exactly one of score= or log_prob="):
+    with pytest.raises(ChainError, match="exactly one of score=, log_prob= or model="):
         langevin(0.1, 5, (2,), score=grad, log_prob=log_prob)
-    with pytest.raises(ChainError, match="exactly one of score= or log_prob="):
+    with pytest.raises(ChainError, match="exactly one of score=, log_prob= or model="):
         langevin(0.1, 5, (2,))
 
 

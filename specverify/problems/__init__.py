@@ -1,16 +1,30 @@
-"""Built-in problems, torch side (``specverify problems`` lists them)."""
+"""Built-in problems, torch side (``specverify problems`` lists them).
+
+Each is built from plain data in :mod:`specverify.specs`; the reference side (:mod:`specverify.reference`)
+builds its own models from the same data.
+"""
 
 from __future__ import annotations
 
 from specverify.errors import ChainError
-from specverify.problems.gmm import GMMProblem, GMMSpec
+from specverify.problems.base import DiffusionProblem, ThirdPartyView
+from specverify.problems.gaussian import GaussianProblem
+from specverify.problems.gmm import GMMProblem
+from specverify.problems.langevin import LangevinGaussianProblem, LangevinModelProblem
 
-__all__ = ["PROBLEMS", "GMMProblem", "GMMSpec", "make_problem"]
+__all__ = ["PROBLEMS", "DiffusionProblem", "GMMProblem", "GaussianProblem", "LangevinGaussianProblem",
+           "LangevinModelProblem", "ThirdPartyView", "make_problem"]
 
-PROBLEMS = {"gmm": GMMProblem}
+PROBLEMS = {
+    "gaussian": GaussianProblem,
+    "gmm": GMMProblem,
+    "langevin-gaussian": LangevinGaussianProblem,
+    "langevin-model": LangevinModelProblem,
+}
 
 
 def make_problem(name: str, **kwargs):
+    """A problem by registry name, e.g. ``make_problem("gaussian", dim=16)``."""
     if name not in PROBLEMS:
         raise ChainError(f"unknown problem {name!r}; choose one of {', '.join(PROBLEMS)}")
     return PROBLEMS[name](**kwargs)

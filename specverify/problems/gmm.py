@@ -14,38 +14,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from specverify.chains import GaussianChain, beta_schedule, ddim, ddpm
-from specverify.errors import ChainError
+from specverify.problems.base import DiffusionProblem, X0Denoiser
 from specverify.specs import GMMSpec
 
 __all__ = ["GMMDenoiser", "GMMProblem", "GMMSpec", "IsotropicGaussianDenoiser"]
 
 
-def _convert(x0, x, abar_t, prediction):
-    """x0-prediction -> the requested parametrisation (eps, x0 or v)."""
-    sa = abar_t.sqrt().view(-1, *([1] * (x.ndim - 1)))
-    sb = (1 - abar_t).sqrt().view_as(sa)
-    if prediction == "x0":
-        return x0
-    eps = (x - sa * x0) / sb
-    if prediction == "eps":
-        return eps
-    if prediction == "v":
-        return sa * eps - sb * x0
-    raise ChainError(f"prediction must be 'eps', 'x0' or 'v', got {prediction!r}")
-
-
-class GMMDenoiser(torch.nn.Module):
+class GMMDenoiser(X0Denoiser):
     """Closed-form ``model(x, t)`` of a GMM data law, returning eps, x0 or v for diffusion time t."""
 
     def __init__(self, spec: GMMSpec, betas, prediction: str = "eps"):
-        super().__init__()
-        self.prediction = prediction
+        super().__init__(betas, prediction)
         self.register_buffer("log_w", torch.tensor(np.log(spec.weights)))
         self.register_buffer("mu", torch.tensor(spec.means))
         self.register_buffer("var", torch.tensor(spec.variances))
         self.register_buffer("mu_sq", torch.tensor((spec.means**2).sum(1)))
-        self.register_buffer("abar", torch.tensor(np.cumprod(1 - np.asarray(betas, dtype=np.float64))))
 
     def x0(self, x, t):
         xf = x.flatten(1)
@@ -66,9 +49,6 @@ class GMMDenoiser(torch.nn.Module):
             x0 = x0 + w[:, c : c + 1] * mu
         return x0.view_as(x)
 
-    def forward(self, x, t):
-        return _convert(self.x0(x, t), x, self.abar[t], self.prediction)
-
 
 class IsotropicGaussianDenoiser(GMMDenoiser):
     """The denoiser of the moment-matched isotropic Gaussian: a cheap, crude draft model for `gmm`."""
@@ -80,40 +60,24 @@ class IsotropicGaussianDenoiser(GMMDenoiser):
         super().__init__(GMMSpec(np.ones(1), m[None], np.array([v])), betas, prediction)
 
 
-class GMMProblem:
+class GMMProblem(DiffusionProblem):
     """Built-in problem `gmm`: DDPM (or DDIM, eta > 0) on a mixture of Gaussians with an exact denoiser."""
 
     name = "gmm"
     exact_law = False
-    params = {"dim": "data dimension d", "steps": "number of chain steps", "n_components": "mixture size (8)",
-              "schedule": "linear | cosine", "sampler": "ddpm | ddim", "prediction": "eps | x0 | v"}
+    reference = "no closed-form chain law; JAX reference sampler (lax.scan), numpyro MixtureSameFamily data law"
+    params = {"--dim": "data dimension d", "--steps": "number of chain steps", "--components": "mixture size (8)",
+              "--schedule": "linear | cosine", "--chain": "ddpm | ddim", "--eta": "DDIM eta > 0",
+              "--prediction": "eps | x0 | v"}
+    model_cls = GMMDenoiser
+    draft_cls = IsotropicGaussianDenoiser
 
     def __init__(self, dim: int = 2, n_components: int = 8, seed: int = 0):
-        if int(dim) < 1:
-            raise ChainError(f"dim must be >= 1, got {dim}")
-        self.spec = GMMSpec.default(int(dim), n_components, seed)
-        self.dim = int(dim)
-
-    def eps_model(self, betas, prediction: str = "eps") -> GMMDenoiser:
-        return GMMDenoiser(self.spec, betas, prediction)
-
-    def _chain(self, cls, steps, schedule, sampler, prediction, eta, name) -> GaussianChain:
-        betas = beta_schedule(schedule, steps)
-        model = cls(self.spec, betas, prediction)
-        if sampler == "ddpm":
-            return ddpm(model, betas, (self.dim,), prediction=prediction, name=name)
-        if sampler == "ddim":
-            return ddim(model, betas, (self.dim,), eta=eta, prediction=prediction, name=name)
-        raise ChainError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
-
-    def chain(self, steps=100, *, schedule="linear", sampler="ddpm", prediction="eps", eta=1.0) -> GaussianChain:
-        return self._chain(GMMDenoiser, steps, schedule, sampler, prediction, eta, f"gmm-{sampler}")
-
-    def draft_chain(self, steps=100, *, schedule="linear", sampler="ddpm", prediction="eps", eta=1.0):
-        """A cheaper chain on the same schedule for the independent drafter."""
-        return self._chain(IsotropicGaussianDenoiser, steps, schedule, sampler, prediction, eta, "gmm-iso-draft")
+        self.spec = GMMSpec.default(dim, n_components, seed)
+        self.dim = self.spec.dim
 
     def data_sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """Draws from the data law (not the chain's law) with numpy."""
         rng = np.random.default_rng(seed)
         c = rng.choice(len(self.spec.weights), size=n, p=self.spec.weights)
         return self.spec.means[c] + rng.normal(size=(n, self.dim)) * np.sqrt(self.spec.variances[c])[:, None]

@@ -1,0 +1,70 @@
+"""Frozen result records and the multiple-testing step (Holm, via statsmodels)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["Battery", "TestResult", "holm"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TestResult:
+    """One test: its statistic, its p-value, the method used (pinned) and the sample size(s)."""
+
+    __test__ = False  # not a pytest class
+
+    name: str
+    statistic: float
+    pvalue: float
+    method: str
+    n: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Battery:
+    """Several tests of one hypothesis, Holm-adjusted at family-wise level ``alpha``."""
+
+    tests: tuple[TestResult, ...]
+    adjusted: tuple[float, ...]
+    rejected: tuple[bool, ...]
+    alpha: float
+
+    @property
+    def reject(self) -> bool:
+        """True when any test is rejected after Holm's correction (family-wise error <= alpha)."""
+        return any(self.rejected)
+
+    @property
+    def min_adjusted(self) -> float:
+        return min(self.adjusted)
+
+    def worst(self, k: int = 3) -> list[TestResult]:
+        order = np.argsort(self.adjusted)[:k]
+        return [self.tests[i] for i in order]
+
+    def summary(self) -> str:
+        verdict = "REJECT" if self.reject else "pass"
+        worst = ", ".join(f"{t.name} p={t.pvalue:.3g}" for t in self.worst())
+        return (f"{verdict} at alpha={self.alpha} over {len(self.tests)} tests "
+                f"(min Holm p={self.min_adjusted:.3g}; {worst})")
+
+    def to_dict(self) -> dict:
+        return {"alpha": self.alpha, "reject": self.reject,
+                "tests": [dataclasses.asdict(t) | {"adjusted_pvalue": a, "rejected": r}
+                          for t, a, r in zip(self.tests, self.adjusted, self.rejected, strict=True)]}
+
+
+def holm(tests, alpha: float) -> Battery:
+    """Holm's step-down correction (statsmodels ``multipletests(method="holm")``)."""
+    from statsmodels.stats.multitest import multipletests
+
+    tests = tuple(tests)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if not tests:
+        raise ValueError("no tests to correct")
+    p = np.array([t.pvalue for t in tests], dtype=np.float64)
+    rej, adj, _, _ = multipletests(p, alpha=alpha, method="holm")
+    return Battery(tests, tuple(float(a) for a in adj), tuple(bool(r) for r in rej), float(alpha))
