@@ -92,6 +92,8 @@ class GaussianSpec:
         d = m.shape[0]
         if m.ndim != 1 or lam.shape != (d,) or q.shape != (d, d) or not np.all(lam > 0):
             raise SpecError("GaussianSpec needs mean (d,), positive eigvals (d,) and eigvecs (d, d)")
+        if not np.allclose(q.T @ q, np.eye(d), atol=1e-10):
+            raise SpecError("GaussianSpec eigvecs must be orthogonal (Q^T Q = I); take them from np.linalg.eigh")
         _frozen(m, lam, q)
         object.__setattr__(self, "mean", m)
         object.__setattr__(self, "eigvals", lam)
@@ -137,6 +139,8 @@ class LogisticSpec:
         X, y = np.asarray(self.X, dtype=np.float64), np.asarray(self.y, dtype=np.float64)
         if X.ndim != 2 or y.shape != (X.shape[0],) or not np.isin(y, (0.0, 1.0)).all():
             raise SpecError("LogisticSpec needs X (N, p) and labels y (N,) in {0, 1}")
+        if not self.prior_scale > 0:
+            raise SpecError(f"prior_scale must be > 0, got {self.prior_scale}")
         _frozen(X, y)
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "y", y)

@@ -1,9 +1,10 @@
 """Closed-form denoisers and scores in JAX (float64), built from the plain data in :mod:`specverify.specs`.
 
 A denoiser is a function ``f(x, t)`` of states ``x`` (n, d) and integer diffusion times ``t`` (n,) (or a
-scalar) that returns the posterior mean E[eps | x_t = x] (``*_eps``) or E[x0 | x_t = x] (``*_x0``) under the
-forward process x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, abar_t = prod_{s <= t} (1 - beta_s). These are
-the exact (Bayes-optimal) denoisers, so a chain driven by them has a law that depends on the data law only.
+scalar) in [0, T) (a time outside gives NaN) that returns the posterior mean E[eps | x_t = x] (``*_eps``) or
+E[x0 | x_t = x] (``*_x0``) under the forward process x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps,
+abar_t = prod_{s <= t} (1 - beta_s). These are the exact (Bayes-optimal) denoisers, so a chain driven by them
+has a law that depends on the data law only.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ __all__ = ["gaussian_eps", "gaussian_score", "gaussian_x0", "gmm_eps", "gmm_x0",
 
 
 def _abar_at(betas):
+    """t -> abar_t as an (n, 1) column; a time outside [0, T) gives NaN (JAX would clamp the index silently)."""
     abar = jnp.asarray(np.cumprod(1.0 - _schedule(betas)))
+    T = abar.shape[0]
 
     def at(x, t):
-        a = jnp.broadcast_to(abar[jnp.asarray(t)], x.shape[:1])
+        t = jnp.broadcast_to(jnp.asarray(t), x.shape[:1])
+        a = jnp.where((t >= 0) & (t < T), abar[jnp.clip(t, 0, T - 1)], jnp.nan)
         return a[:, None]
 
     return at

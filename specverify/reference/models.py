@@ -6,7 +6,6 @@ reference: a Langevin chain with a finite step is exact for its own discretised 
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -57,9 +56,10 @@ def logistic_potential(spec: LogisticSpec):
 
 
 def run_nuts(spec: LogisticSpec, key, num_warmup: int, num_samples: int) -> np.ndarray:
-    """Posterior draws (num_samples, p) of the logistic regression by NUTS (one chain, no progress bar)."""
+    """Posterior draws (num_samples, p) of the logistic regression by NUTS (one chain, no progress bar);
+    ``key`` is a JAX PRNG key."""
     positive_int(num_warmup, "num_warmup")
     positive_int(num_samples, "num_samples")
     mcmc = MCMC(NUTS(logistic_model(spec)), num_warmup=num_warmup, num_samples=num_samples, progress_bar=False)
-    mcmc.run(key if isinstance(key, jax.Array) else jax.random.PRNGKey(key))
+    mcmc.run(key)
     return np.asarray(mcmc.get_samples()["theta"], dtype=np.float64)
