@@ -81,19 +81,40 @@ class GMMSpec:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class GaussianSpec:
-    """N(mean, Q diag(eigvals) Q^T): mean (d,), eigvals (d,) > 0, orthogonal eigvecs Q (d, d)."""
+    """N(mean, Q diag(eigvals) Q^T): mean (d,), eigvals (d,) > 0, orthogonal eigvecs Q (d, d).
+
+    Give ``eigvecs``, or ``reflections`` (k, d): unit vectors v_i with Q = H_1 ... H_k, H_i = I - 2 v_i v_i^T.
+    Then ``eigvecs`` is built from them, and a model may apply Q in O(k d) instead of O(d^2).
+    """
 
     mean: np.ndarray
     eigvals: np.ndarray
-    eigvecs: np.ndarray
+    eigvecs: np.ndarray | None = None
+    reflections: np.ndarray | None = None
 
     def __post_init__(self):
-        m, lam, q = (np.asarray(a, dtype=np.float64) for a in (self.mean, self.eigvals, self.eigvecs))
-        d = m.shape[0]
-        if m.ndim != 1 or lam.shape != (d,) or q.shape != (d, d) or not np.all(lam > 0):
-            raise SpecError("GaussianSpec needs mean (d,), positive eigvals (d,) and eigvecs (d, d)")
-        if not np.allclose(q.T @ q, np.eye(d), atol=1e-10):
-            raise SpecError("GaussianSpec eigvecs must be orthogonal (Q^T Q = I); take them from np.linalg.eigh")
+        m, lam = (np.array(a, dtype=np.float64) for a in (self.mean, self.eigvals))
+        d = m.shape[0] if m.ndim == 1 else -1
+        if m.ndim != 1 or lam.shape != (d,) or not np.all(lam > 0):
+            raise SpecError("GaussianSpec needs mean (d,) and positive eigvals (d,)")
+        if (self.eigvecs is None) == (self.reflections is None):
+            raise SpecError("give exactly one of eigvecs (d, d) or reflections (k, d)")
+        if self.reflections is not None:
+            v = np.array(self.reflections, dtype=np.float64).reshape(-1, d)
+            if not np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-12):
+                raise SpecError("reflections must be unit vectors")
+            q = np.eye(d)
+            for vi in v:
+                q -= 2 * np.outer(q @ vi, vi)
+            _frozen(v)
+            object.__setattr__(self, "reflections", v)
+        else:
+            q = np.array(self.eigvecs, dtype=np.float64)
+            if q.shape != (d, d):
+                raise SpecError(f"eigvecs must be (d, d) = ({d}, {d}), got {q.shape}")
+            probe = np.random.default_rng(0).normal(size=(d, 4))  # Q^T Q = I, checked in O(d^2)
+            if not np.allclose(q.T @ (q @ probe), probe, atol=1e-8):
+                raise SpecError("GaussianSpec eigvecs must be orthogonal (Q^T Q = I); take them from np.linalg.eigh")
         _frozen(m, lam, q)
         object.__setattr__(self, "mean", m)
         object.__setattr__(self, "eigvals", lam)
@@ -101,8 +122,8 @@ class GaussianSpec:
 
     @classmethod
     def default(cls, dim: int, seed: int = 0, eig_range=(0.1, 2.0), n_reflections: int = 4) -> GaussianSpec:
-        """Eigenvalues log-uniform in ``eig_range``; Q a product of Householder reflections (dense, non-diagonal
-        for d >= 2, cheap at any d)."""
+        """Eigenvalues log-uniform in ``eig_range``; Q a product of ``n_reflections`` Householder reflections
+        (dense and non-diagonal for d >= 2, cheap to apply at any d)."""
         return _default_gaussian(_positive_int(dim, "dim"), seed, tuple(eig_range), n_reflections)
 
     @property
@@ -118,12 +139,9 @@ class GaussianSpec:
 def _default_gaussian(dim, seed, eig_range, n_reflections):
     rng = np.random.default_rng(seed)
     lam = np.exp(rng.uniform(np.log(eig_range[0]), np.log(eig_range[1]), size=dim))
-    q = np.eye(dim)
-    for _ in range(n_reflections if dim > 1 else 0):
-        v = rng.normal(size=dim)
-        v /= np.linalg.norm(v)
-        q = q - 2 * np.outer(q @ v, v)
-    return GaussianSpec(0.5 * rng.normal(size=dim), lam, q)
+    v = rng.normal(size=(n_reflections if dim > 1 else 0, dim))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return GaussianSpec(0.5 * rng.normal(size=dim), lam, reflections=v)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -17,7 +17,32 @@ import torch
 from specverify.problems.base import DiffusionProblem, X0Denoiser
 from specverify.specs import GaussianSpec
 
-__all__ = ["DiagonalGaussianDenoiser", "GaussianDenoiser", "GaussianProblem"]
+__all__ = ["DiagonalGaussianDenoiser", "EigenBasis", "GaussianDenoiser", "GaussianProblem"]
+
+
+class EigenBasis(torch.nn.Module):
+    """x -> x Q and c -> c Q^T for the eigenvectors Q of a GaussianSpec: through its Householder reflections
+    (O(k d) per row) when the spec has them, else with the dense matrix."""
+
+    def __init__(self, spec: GaussianSpec):
+        super().__init__()
+        dense = spec.reflections is None
+        self.register_buffer("q", torch.tensor(spec.eigvecs) if dense else None)
+        self.register_buffer("v", None if dense else torch.tensor(spec.reflections))
+
+    def to_eig(self, x):
+        if self.v is None:
+            return x @ self.q
+        for v in self.v:  # x Q = x H_1 ... H_k
+            x = x - 2 * (x @ v)[:, None] * v
+        return x
+
+    def from_eig(self, c):
+        if self.v is None:
+            return c @ self.q.T
+        for v in self.v.flip(0):  # c Q^T = c H_k ... H_1
+            c = c - 2 * (c @ v)[:, None] * v
+        return c
 
 
 class GaussianDenoiser(X0Denoiser):
@@ -27,14 +52,14 @@ class GaussianDenoiser(X0Denoiser):
         super().__init__(betas, prediction)
         self.register_buffer("mu", torch.tensor(spec.mean))
         self.register_buffer("lam", torch.tensor(spec.eigvals))
-        self.register_buffer("q", torch.tensor(spec.eigvecs))
+        self.basis = EigenBasis(spec)
 
     def x0(self, x, t):
         xf = x.flatten(1)
         at = self.abar[t][:, None]
         sa = at.sqrt()
         gain = sa * self.lam / (at * self.lam + (1 - at))  # (b, d), per eigen-direction
-        return (self.mu + (((xf - sa * self.mu) @ self.q) * gain) @ self.q.T).view_as(x)
+        return (self.mu + self.basis.from_eig(self.basis.to_eig(xf - sa * self.mu) * gain)).view_as(x)
 
 
 class DiagonalGaussianDenoiser(GaussianDenoiser):
@@ -43,7 +68,7 @@ class DiagonalGaussianDenoiser(GaussianDenoiser):
     def __init__(self, spec: GaussianSpec, betas, prediction: str = "eps"):
         X0Denoiser.__init__(self, betas, prediction)
         self.register_buffer("mu", torch.tensor(spec.mean))
-        self.register_buffer("lam", torch.tensor(np.diag(spec.cov).copy()))
+        self.register_buffer("lam", torch.tensor(np.einsum("ij,j,ij->i", spec.eigvecs, spec.eigvals, spec.eigvecs)))
 
     def x0(self, x, t):
         xf = x.flatten(1)

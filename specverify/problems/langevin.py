@@ -15,6 +15,7 @@ import torch
 from specverify.chains import GaussianChain, langevin
 from specverify.errors import ChainError
 from specverify.problems.base import ThirdPartyView
+from specverify.problems.gaussian import EigenBasis
 from specverify.specs import GaussianSpec, LogisticSpec
 
 __all__ = ["LangevinGaussianProblem", "LangevinModelProblem"]
@@ -28,14 +29,16 @@ class _Score(torch.nn.Module):
 
 
 class GaussianScore(_Score):
-    def __init__(self, mean, eigvals, eigvecs):
+    """grad log N(mu, Sigma) = -Sigma^{-1} (x - mu), in the eigenbasis of the spec."""
+
+    def __init__(self, spec: GaussianSpec):
         super().__init__()
-        self.register_buffer("mu", torch.tensor(mean))
-        self.register_buffer("prec", torch.tensor(1 / np.asarray(eigvals)))
-        self.register_buffer("q", torch.tensor(eigvecs))
+        self.register_buffer("mu", torch.tensor(spec.mean))
+        self.register_buffer("prec", torch.tensor(1 / spec.eigvals))
+        self.basis = EigenBasis(spec)
 
     def score(self, x):
-        return -((((x - self.mu) @ self.q) * self.prec) @ self.q.T)
+        return -self.basis.from_eig(self.basis.to_eig(x - self.mu) * self.prec)
 
 
 class LogisticScore(_Score):
@@ -104,8 +107,9 @@ class LangevinGaussianProblem(_LangevinProblem):
     def _score(self, draft):
         s = self.spec
         if draft:  # drop the correlations
-            return GaussianScore(s.mean, np.diag(s.cov).copy(), np.eye(self.dim))
-        return GaussianScore(s.mean, s.eigvals, s.eigvecs)
+            return GaussianScore(GaussianSpec(s.mean, np.einsum("ij,j,ij->i", s.eigvecs, s.eigvals, s.eigvecs),
+                                              eigvecs=np.eye(self.dim)))
+        return GaussianScore(s)
 
 
 class LangevinModelProblem(_LangevinProblem):

@@ -1,0 +1,25 @@
+"""paper_repro scripts run in their small mode (examples run as tests)."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "paper_repro" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_exact_laws_smoke(tmp_path, capsys):
+    diff, lang = _load("exact_laws").main(["--smoke", "--json", str(tmp_path / "laws.json")])
+    assert (tmp_path / "laws.json").exists() and "KL" in capsys.readouterr().out
+    # more steps -> closer to the data law; larger h -> further from the target
+    for d in {r["dim"] for r in diff}:
+        for chain in {r["chain"] for r in diff}:
+            kl = [r["kl_chain_vs_data"] for r in diff if r["dim"] == d and r["chain"] == chain]
+            assert all(a > b > 0 for a, b in zip(kl, kl[1:], strict=False))
+        kl = [r["kl_stationary_vs_target"] for r in lang if r["dim"] == d]
+        assert all(0 < a < b for a, b in zip(kl, kl[1:], strict=False))
