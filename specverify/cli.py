@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    s.add_argument("--max-batch", type=int, default=None,
+                   help="speculative: at most this many samples at once (default: bounded by memory)")
     s.add_argument("--out", type=Path, help="write the samples here (.npz, key 'samples')")
     s.add_argument("--json", type=Path, help="write the run's statistics here as JSON")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -107,7 +109,7 @@ def _cmd_sample(args) -> int:
         draft_chain = problem.draft_chain(args.steps, **kw) if args.drafter == "independent" else None
         drafter = make_drafter(args.drafter, draft_chain=draft_chain)
         x, st = speculative_sample(chain, drafter, args.n, window=args.window, seed=args.seed, device=device,
-                                   dtype=dtype, progress=progress)
+                                   dtype=dtype, max_batch=args.max_batch, progress=progress)
         stats = st.to_dict()
         run.update(drafter=args.drafter, window=args.window)
     if device.type == "cuda":

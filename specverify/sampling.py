@@ -149,24 +149,61 @@ def plain_sample(chain: GaussianChain, n: int, *, seed: int | None = None, noise
     return x
 
 
+# Auto chunking: at most this many elements in one (batch, window + 1, *shape) block (256 MB in float64).
+_CHUNK_ELEMENTS = 2**25
+
+
 @torch.no_grad()
 def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window: int, seed: int | None = None,
                        noise: NoiseSource | None = None, x0: torch.Tensor | None = None, device=None,
-                       dtype=torch.float32, progress=False) -> tuple[torch.Tensor, SpecStats]:
+                       dtype=torch.float32, max_batch: int | None = None,
+                       progress=False) -> tuple[torch.Tensor, SpecStats]:
     """Speculative sampling of ``chain`` with ``drafter`` and windows of up to ``window`` drafted steps.
 
     Contract: for any drafter, the output has exactly the law of :func:`plain_sample` (the discretised chain),
     and with ``TableNoise`` and the oracle drafter it equals plain_sample's output under the same noise.
+    Samples run in batches of at most ``max_batch`` (default: as many as keep one (batch, window + 1, *shape)
+    block under 2^25 elements), one batch after the other; ``rounds_total`` counts the calls of all batches.
     Returns ``(x_T, stats)``.
     """
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
         raise SamplerError(f"window must be an int >= 1, got {window!r}")
     if not isinstance(drafter, Drafter):
         raise SamplerError(f"drafter must be a Drafter (see specverify.drafters.make_drafter), got {drafter!r}")
+    if max_batch is not None and (not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1):
+        raise SamplerError(f"max_batch must be a positive int or None, got {max_batch!r}")
     drafter.check(chain)
     chain, noise, x = _setup(chain, n, seed, noise, x0, device, dtype)
     drafter = drafter.to(device=x.device, dtype=x.dtype)
     T, L, dev = chain.n_steps, window, x.device
+    if max_batch is None:
+        max_batch = max(1, _CHUNK_ELEMENTS // ((L + 1) * chain.dim))
+    rounds = torch.zeros(n, dtype=torch.long, device=dev)
+    c = dict(rounds_total=0, target_evaluations=0, draft_evaluations=0, windows=0, warmup_evaluations=0,
+             direct_steps=0)
+    per_pos = {name: torch.zeros(L, dtype=torch.float64, device=dev)
+               for name in ("proposed", "verified", "accepted", "predicted")}
+    bar = _progress(n * T, progress, f"speculative ({drafter.name}, L={L})")
+    for start in range(0, n, max_batch):
+        sl = slice(start, min(n, start + max_batch))
+        gid = torch.arange(sl.start, sl.stop, device=dev)
+        x[sl] = _speculative_batch(chain, drafter, x[sl], gid, noise, L, rounds[sl], c, per_pos, bar)
+    if bar is not None:
+        bar.close()
+    proposed, verified, accepted, predicted = per_pos.values()
+
+    stats = SpecStats(
+        n_samples=n, n_steps=T, window=L, drafter=drafter.name, rounds=rounds.cpu().numpy(),
+        proposed_per_position=proposed.cpu().numpy().astype(np.int64),
+        verified_per_position=verified.cpu().numpy().astype(np.int64),
+        accepted_per_position=accepted.cpu().numpy().astype(np.int64),
+        predicted_accepted_per_position=predicted.cpu().numpy(), **c)
+    return x, stats
+
+
+def _speculative_batch(chain, drafter, x, gid, noise, L, rounds, c, per_pos, bar):
+    """Run one batch of samples (global ids ``gid``) to the end of the chain; update the counters in place."""
+    T, dev = chain.n_steps, x.device
     _, _, sig = chain.coefs(x)
     stop_np = np.full(T + 1, T, dtype=np.int64)  # first zero-noise step at or after k
     for j in range(T - 1, -1, -1):
@@ -174,14 +211,10 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
     stop = torch.as_tensor(stop_np, device=dev)
     pos = torch.arange(L + 1, device=dev)
 
-    k = torch.zeros(n, dtype=torch.long, device=dev)
-    cached = torch.zeros(n, dtype=torch.bool, device=dev)
+    k = torch.zeros(x.shape[0], dtype=torch.long, device=dev)
+    cached = torch.zeros(x.shape[0], dtype=torch.bool, device=dev)
     fcache = torch.zeros_like(x)
-    rounds = torch.zeros(n, dtype=torch.long, device=dev)
-    c = dict(rounds_total=0, target_evaluations=0, draft_evaluations=0, windows=0, warmup_evaluations=0,
-             direct_steps=0)
-    proposed, verified, accepted, predicted = (torch.zeros(L, dtype=torch.float64, device=dev) for _ in range(4))
-    bar = _progress(n * T, progress, f"speculative ({drafter.name}, L={L})")
+    proposed, verified, accepted, predicted = per_pos.values()
 
     while True:
         # Zero-noise steps whose target output is cached cost nothing.
@@ -214,7 +247,7 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
                 kj = ks[live] + j
                 st = state if full else drafter.select(state, live)
                 mq = drafter.mean(chain, st, y if full else y[live], kj)
-                z = noise.normal(ids[live], kj, mq)
+                z = noise.normal(gid[ids[live]], kj, mq)
                 if full:
                     y = mq + _bcast(sig[kj], mq) * z
                 else:
@@ -263,7 +296,7 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
             mq = torch.where(_bcast(valid, mp), mq_all[:, :Ld], mp)
             s = torch.where(valid, sig[kv], torch.ones_like(sig[kv]))
             u = torch.full(valid.shape, 0.5, dtype=torch.float64, device=dev)
-            u[valid] = noise.uniform(ids[:, None].expand_as(valid)[valid], kv[valid])
+            u[valid] = noise.uniform(gid[ids][:, None].expand_as(valid)[valid], kv[valid])
             out, acc, dist = couple(mp, mq, s, z_all[:, :Ld], u, batch_ndim=2)
             rej = ~acc & valid
             has = rej.any(1)
@@ -284,13 +317,4 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
             fcache[ids[keep]] = F[rows[keep], sp[keep]]
         if bar is not None:
             bar.update(int((k[act] - ka).sum()))
-    if bar is not None:
-        bar.close()
-
-    stats = SpecStats(
-        n_samples=n, n_steps=T, window=L, drafter=drafter.name, rounds=rounds.cpu().numpy(),
-        proposed_per_position=proposed.cpu().numpy().astype(np.int64),
-        verified_per_position=verified.cpu().numpy().astype(np.int64),
-        accepted_per_position=accepted.cpu().numpy().astype(np.int64),
-        predicted_accepted_per_position=predicted.cpu().numpy(), **c)
-    return x, stats
+    return x

@@ -90,6 +90,23 @@ def test_batch_invariance(drafter):
     assert torch.equal(whole, torch.cat(parts))
 
 
+@pytest.mark.parametrize("max_batch", [1, 7, 40, None])
+def test_batching_changes_nothing_but_the_call_count(max_batch):
+    """Samples may run in several batches (bounded memory); with fixed noise the output is the same."""
+    chain = GMMProblem(dim=3).chain(25)
+    n = 40
+    noise = TableNoise.draw(n, chain.n_steps, chain.shape, seed=5, dtype=torch.float64)
+    x0 = chain.prior(n, torch.Generator().manual_seed(6), dtype=torch.float64)
+    kw = dict(window=5, noise=noise, x0=x0, dtype=torch.float64)
+    ref, st_ref = speculative_sample(chain, make_drafter("frozen-drift"), n, **kw)
+    out, st = speculative_sample(chain, make_drafter("frozen-drift"), n, max_batch=max_batch, **kw)
+    assert torch.equal(ref, out)
+    np.testing.assert_array_equal(st.rounds, st_ref.rounds)
+    assert (st.accepted_per_position == st_ref.accepted_per_position).all()
+    n_batches = -(-n // (max_batch or n))
+    assert st_ref.rounds_total <= st.rounds_total <= n_batches * st_ref.rounds_total
+
+
 @pytest.mark.parametrize("name", list(_chains()))
 @pytest.mark.parametrize("drafter", ["frozen-drift", "frozen-denoiser", "independent"])
 @pytest.mark.parametrize("window", [1, 4, 16])
@@ -155,6 +172,12 @@ def test_zero_noise_step_policy():
 def test_bad_window(window):
     with pytest.raises(SamplerError, match="window"):
         speculative_sample(GMMProblem(dim=2).chain(10), make_drafter("frozen-drift"), 5, window=window)
+
+
+@pytest.mark.parametrize("max_batch", [0, 2.5, False])
+def test_bad_max_batch(max_batch):
+    with pytest.raises(SamplerError, match="max_batch"):
+        speculative_sample(GMMProblem(dim=2).chain(10), make_drafter("oracle"), 5, window=2, max_batch=max_batch)
 
 
 def test_bad_inputs():
