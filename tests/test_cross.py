@@ -164,3 +164,35 @@ def test_two_sample_battery_sees_a_wrong_schedule_on_gmm():
     p = make_problem("gmm", dim=2)
     x = plain_sample(p.chain(30), N, seed=8, dtype=F64).numpy()
     assert ks_battery(x, _gmm_reference(p, 40, seed=9), ALPHA).reject
+
+
+@pytest.mark.parametrize("steps", [10, 1000])
+def test_plain_sampler_exact_law_at_the_extreme_step_counts(steps):
+    p = make_problem("gaussian", dim=2)
+    x = plain_sample(p.chain(steps), N, seed=steps, dtype=F64)
+    _assert_matches(x.numpy(), _gaussian_law(p, steps), f"gaussian steps={steps}")
+
+
+# --- langevin-model: torch Langevin (plain and speculative) against JAX Langevin on numpyro's potential -------
+# Each score call touches all 569 data points, so these use n = 5000 per side.
+N_LM = 5000
+
+
+def _logistic_reference(p, steps, seed):
+    key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
+    x0 = p.prior_std * jax.random.normal(key_init, (N_LM, p.dim))
+    return np.asarray(ref.sample_langevin(key_run, ref.logistic_score(p.spec), p.step_size, steps, x0))
+
+
+@pytest.mark.parametrize("sampler,drafter,window", [("plain", None, None), ("speculative", "frozen-drift", 8),
+                                                    ("speculative", "independent", 4)])
+def test_langevin_model_matches_the_jax_reference(sampler, drafter, window):
+    p = make_problem("langevin-model", dim=5)
+    steps = 60
+    if sampler == "plain":
+        x = plain_sample(p.chain(steps), N_LM, seed=11, dtype=F64)
+    else:
+        x, _ = speculative_sample(p.chain(steps), _drafter(drafter, p, steps), N_LM, window=window, seed=12,
+                                  dtype=F64)
+    b = ks_battery(x.numpy(), _logistic_reference(p, steps, seed=13), ALPHA)
+    assert not b.reject, b.summary()
