@@ -34,7 +34,7 @@ from specverify.drafters.base import Drafter
 from specverify.errors import SamplerError
 from specverify.noise import GeneratorNoise, NoiseSource
 
-__all__ = ["SpecStats", "plain_sample", "speculative_sample"]
+__all__ = ["Faults", "SpecStats", "plain_sample", "speculative_sample"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +149,25 @@ def plain_sample(chain: GaussianChain, n: int, *, seed: int | None = None, noise
     return x
 
 
+@dataclasses.dataclass(frozen=True)
+class Faults:
+    """Deliberate bugs for mutation testing (``specverify.mutants``); each non-default field breaks exactness.
+
+    ``coupling`` replaces :func:`specverify.coupling.couple`; ``sigma_shift`` verifies step k with the noise
+    scale of step k + shift; ``reuse_noise`` makes every drafted step of a window reuse the first step's z;
+    ``continue_after_reject`` commits the whole window (the later drafts follow the rejected draft);
+    ``stale_target`` verifies drafted step j with the target output at the previous drafted state.
+    """
+
+    coupling: object = None
+    sigma_shift: int = 0
+    reuse_noise: bool = False
+    continue_after_reject: bool = False
+    stale_target: bool = False
+
+
+_NO_FAULTS = Faults()
+
 # Auto chunking: at most this many elements in one (batch, window + 1, *shape) block (256 MB in float64).
 _CHUNK_ELEMENTS = 2**25
 
@@ -156,15 +175,15 @@ _CHUNK_ELEMENTS = 2**25
 @torch.no_grad()
 def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window: int, seed: int | None = None,
                        noise: NoiseSource | None = None, x0: torch.Tensor | None = None, device=None,
-                       dtype=torch.float32, max_batch: int | None = None,
-                       progress=False) -> tuple[torch.Tensor, SpecStats]:
+                       dtype=torch.float32, max_batch: int | None = None, progress=False,
+                       _faults: Faults | None = None) -> tuple[torch.Tensor, SpecStats]:
     """Speculative sampling of ``chain`` with ``drafter`` and windows of up to ``window`` drafted steps.
 
     Contract: for any drafter, the output has exactly the law of :func:`plain_sample` (the discretised chain),
     and with ``TableNoise`` and the oracle drafter it equals plain_sample's output under the same noise.
     Samples run in batches of at most ``max_batch`` (default: as many as keep one (batch, window + 1, *shape)
     block under 2^25 elements), one batch after the other; ``rounds_total`` counts the calls of all batches.
-    Returns ``(x_T, stats)``.
+    Returns ``(x_T, stats)``. ``_faults`` injects bugs, for the mutation tests only.
     """
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
         raise SamplerError(f"window must be an int >= 1, got {window!r}")
@@ -187,7 +206,8 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
     for start in range(0, n, max_batch):
         sl = slice(start, min(n, start + max_batch))
         gid = torch.arange(sl.start, sl.stop, device=dev)
-        x[sl] = _speculative_batch(chain, drafter, x[sl], gid, noise, L, rounds[sl], c, per_pos, bar)
+        x[sl] = _speculative_batch(chain, drafter, x[sl], gid, noise, L, rounds[sl], c, per_pos, bar,
+                                   _faults or _NO_FAULTS)
     if bar is not None:
         bar.close()
     proposed, verified, accepted, predicted = per_pos.values()
@@ -201,7 +221,7 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
     return x, stats
 
 
-def _speculative_batch(chain, drafter, x, gid, noise, L, rounds, c, per_pos, bar):
+def _speculative_batch(chain, drafter, x, gid, noise, L, rounds, c, per_pos, bar, faults):
     """Run one batch of samples (global ids ``gid``) to the end of the chain; update the counters in place."""
     T, dev = chain.n_steps, x.device
     _, _, sig = chain.coefs(x)
@@ -248,6 +268,8 @@ def _speculative_batch(chain, drafter, x, gid, noise, L, rounds, c, per_pos, bar
                 st = state if full else drafter.select(state, live)
                 mq = drafter.mean(chain, st, y if full else y[live], kj)
                 z = noise.normal(gid[ids[live]], kj, mq)
+                if faults.reuse_noise and j > 0:
+                    z = z_all[live, 0]
                 if full:
                     y = mq + _bcast(sig[kj], mq) * z
                 else:
@@ -292,12 +314,17 @@ def _speculative_batch(chain, drafter, x, gid, noise, L, rounds, c, per_pos, bar
             valid = pos[:Ld] < sp[:, None]
             kv = torch.where(valid, ks[:, None] + pos[:Ld], ks[:, None])
             Yv, Fv = Y[rows, :Ld], F[rows, :Ld]
+            if faults.stale_target:
+                Fv = torch.cat([Fv[:, :1], Fv[:, :-1]], dim=1)
             mp = chain.mean_from(Yv.flatten(0, 1), kv.flatten(), Fv.flatten(0, 1)).view_as(Yv)
             mq = torch.where(_bcast(valid, mp), mq_all[:, :Ld], mp)
             s = torch.where(valid, sig[kv], torch.ones_like(sig[kv]))
+            if faults.sigma_shift:
+                s_bad = sig[(kv + faults.sigma_shift).clamp(0, T - 1)]
+                s = torch.where(valid & (s_bad > 0), s_bad, s)
             u = torch.full(valid.shape, 0.5, dtype=torch.float64, device=dev)
             u[valid] = noise.uniform(gid[ids][:, None].expand_as(valid)[valid], kv[valid])
-            out, acc, dist = couple(mp, mq, s, z_all[:, :Ld], u, batch_ndim=2)
+            out, acc, dist = (faults.coupling or couple)(mp, mq, s, z_all[:, :Ld], u, batch_ndim=2)
             rej = ~acc & valid
             has = rej.any(1)
             r = rej.to(torch.int8).argmax(1)
@@ -309,12 +336,14 @@ def _speculative_batch(chain, drafter, x, gid, noise, L, rounds, c, per_pos, bar
             c["windows"] += rows.numel()
 
             ar = torch.arange(rows.numel(), device=dev)
-            x_new = torch.where(_bcast(has, xa[rows]), out[ar, r], Y[rows, sp])
-            x[ids] = x_new
-            k[ids] = ks + torch.where(has, r + 1, sp)
-            keep = ~has & need[rows, sp]
-            cached[ids] = keep
-            fcache[ids[keep]] = F[rows[keep], sp[keep]]
+            if faults.continue_after_reject:
+                x[ids], k[ids], cached[ids] = out[ar, sp - 1], ks + sp, False
+            else:
+                x[ids] = torch.where(_bcast(has, xa[rows]), out[ar, r], Y[rows, sp])
+                k[ids] = ks + torch.where(has, r + 1, sp)
+                keep = ~has & need[rows, sp]
+                cached[ids] = keep
+                fcache[ids[keep]] = F[rows[keep], sp[keep]]
         if bar is not None:
             bar.update(int((k[act] - ka).sum()))
     return x

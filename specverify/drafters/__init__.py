@@ -5,9 +5,11 @@ from __future__ import annotations
 from specverify.drafters.base import Drafter
 from specverify.drafters.frozen import FrozenDenoiser, FrozenDrift
 from specverify.drafters.independent import Independent, Oracle
+from specverify.drafters.stress import Stress
 from specverify.errors import SamplerError
 
-__all__ = ["DRAFTERS", "Drafter", "FrozenDenoiser", "FrozenDrift", "Independent", "Oracle", "make_drafter"]
+__all__ = ["DRAFTERS", "Drafter", "FrozenDenoiser", "FrozenDrift", "Independent", "Oracle", "Stress",
+           "make_drafter"]
 
 # name -> (class, one line for `specverify drafters`)
 DRAFTERS = {
@@ -15,6 +17,7 @@ DRAFTERS = {
     "frozen-denoiser": (FrozenDenoiser, "reuse the target's eps/x0/v prediction at x_n with each step's coefficients"),
     "independent": (Independent, "a cheaper chain on the same schedule (needs draft_chain=, e.g. a smaller model)"),
     "oracle": (Oracle, "the target itself: acceptance 1, output = plain sampler (a test, not a speed-up)"),
+    "stress": (Stress, "target mean shifted by delta sigma: acceptance 2 Phi(-delta/2), 0.55 at delta=1.2 (a test)"),
 }
 
 
@@ -27,4 +30,7 @@ def make_drafter(name: str, **kwargs) -> Drafter:
         raise SamplerError("the independent drafter needs draft_chain=: a cheaper chain on the same schedule")
     if name != "independent":
         kwargs.pop("draft_chain", None)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise SamplerError(f"drafter {name!r} does not take these options: {e}") from None
