@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from specverify._validate import is_positive_int, positive_int
+from specverify._validate import is_positive_int, step_sizes
 from specverify.errors import ChainError
 from specverify.specs import beta_schedule
 
@@ -256,14 +256,7 @@ def langevin(step_size, n_steps, shape, *, score=None, log_prob=None, model=None
     """
     if sum(f is not None for f in (score, log_prob, model)) != 1:
         raise ChainError("give exactly one of score=, log_prob= or model=")
-    positive_int(n_steps, "n_steps")
-    try:
-        h = np.broadcast_to(np.asarray(step_size, dtype=np.float64), (int(n_steps),)).copy()
-    except ValueError:
-        raise ChainError(f"step_size must be a float or one value per step ({n_steps}), "
-                         f"got shape {np.shape(step_size)}") from None
-    if not np.all(h > 0):
-        raise ChainError("step_size must be > 0 at every step")
+    h = step_sizes(step_size, n_steps)
     if model is None:
         if score is None:
             def score(x):

@@ -13,6 +13,7 @@ import functools
 import numpy as np
 
 from specverify._validate import positive_int as _positive_int
+from specverify._validate import readonly as _readonly
 from specverify.errors import ChainError as SpecError
 
 __all__ = ["GMMSpec", "GaussianSpec", "LogisticSpec", "beta_schedule"]
@@ -43,11 +44,6 @@ def beta_schedule(kind, n_steps: int | None = None) -> np.ndarray:
     return betas
 
 
-def _frozen(*arrays):
-    for a in arrays:
-        a.setflags(write=False)
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class GMMSpec:
     """Mixture of isotropic Gaussians: weights (K,), means (K, d), per-component variances (K,)."""
@@ -62,7 +58,7 @@ class GMMSpec:
             raise SpecError("GMMSpec needs weights (K,), means (K, d) and variances (K,)")
         if not (np.all(w > 0) and abs(w.sum() - 1) < 1e-12 and np.all(v > 0)):
             raise SpecError("GMM weights must be positive and sum to 1, variances positive")
-        _frozen(w, m, v)
+        _readonly(w, m, v)
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "means", m)
         object.__setattr__(self, "variances", v)
@@ -106,7 +102,7 @@ class GaussianSpec:
             q = np.eye(d)
             for vi in v:
                 q -= 2 * np.outer(q @ vi, vi)
-            _frozen(v)
+            _readonly(v)
             object.__setattr__(self, "reflections", v)
         else:
             q = np.array(self.eigvecs, dtype=np.float64)
@@ -115,7 +111,7 @@ class GaussianSpec:
             probe = np.random.default_rng(0).normal(size=(d, 4))  # Q^T Q = I, checked in O(d^2)
             if not np.allclose(q.T @ (q @ probe), probe, atol=1e-8):
                 raise SpecError("GaussianSpec eigvecs must be orthogonal (Q^T Q = I); take them from np.linalg.eigh")
-        _frozen(m, lam, q)
+        _readonly(m, lam, q)
         object.__setattr__(self, "mean", m)
         object.__setattr__(self, "eigvals", lam)
         object.__setattr__(self, "eigvecs", q)
@@ -159,7 +155,7 @@ class LogisticSpec:
             raise SpecError("LogisticSpec needs X (N, p) and labels y (N,) in {0, 1}")
         if not self.prior_scale > 0:
             raise SpecError(f"prior_scale must be > 0, got {self.prior_scale}")
-        _frozen(X, y)
+        _readonly(X, y)
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "y", y)
 

@@ -68,9 +68,7 @@ def gmm_x0(spec: GMMSpec, betas):
     return x0
 
 
-def gmm_eps(spec: GMMSpec, betas):
-    """E[eps | x_t = x] under the GMM: (x - sqrt(abar) x0_hat) / sqrt(1 - abar) with x0_hat from :func:`gmm_x0`."""
-    x0 = gmm_x0(spec, betas)
+def _eps_from_x0(x0, betas):
     abar_at = _abar_at(betas)
 
     @jax.jit
@@ -78,6 +76,11 @@ def gmm_eps(spec: GMMSpec, betas):
         return x0_to_eps(x0(x, t), x, abar_at(x, t))
 
     return eps
+
+
+def gmm_eps(spec: GMMSpec, betas):
+    """E[eps | x_t = x] under the GMM: (x - sqrt(abar) x0_hat) / sqrt(1 - abar) with x0_hat from :func:`gmm_x0`."""
+    return _eps_from_x0(gmm_x0(spec, betas), betas)
 
 
 def gaussian_x0(spec: GaussianSpec, betas):
@@ -101,14 +104,7 @@ def gaussian_x0(spec: GaussianSpec, betas):
 def gaussian_eps(spec: GaussianSpec, betas):
     """E[eps | x_t = x] for x0 ~ N(mu, Sigma): (x - sqrt(abar) x0_hat) / sqrt(1 - abar), x0_hat from
     :func:`gaussian_x0`. Linear in x."""
-    x0 = gaussian_x0(spec, betas)
-    abar_at = _abar_at(betas)
-
-    @jax.jit
-    def eps(x, t):
-        return x0_to_eps(x0(x, t), x, abar_at(x, t))
-
-    return eps
+    return _eps_from_x0(gaussian_x0(spec, betas), betas)
 
 
 def gaussian_score(spec: GaussianSpec):

@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from specverify._validate import positive_int
+from specverify._validate import positive_int, step_sizes
+from specverify._validate import readonly as _readonly
 from specverify.errors import ChainError
 from specverify.reference.schedules import DiffusionTransition
 from specverify.specs import GaussianSpec
@@ -36,11 +37,6 @@ __all__ = [
     "langevin_gaussian_law",
     "ula_stationary_law",
 ]
-
-
-def _readonly(*arrays):
-    for a in arrays:
-        a.setflags(write=False)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -231,18 +227,6 @@ def gaussian_chain_law_dense(spec: GaussianSpec, transition: DiffusionTransition
     return DenseChainLaw(np.array(means), np.array(covs))
 
 
-def _step_sizes(step_size, n_steps):
-    positive_int(n_steps, "n_steps")
-    try:
-        h = np.broadcast_to(np.asarray(step_size, dtype=np.float64), (int(n_steps),)).copy()
-    except ValueError:
-        raise ChainError(f"step_size must be a float or one value per step ({n_steps}), "
-                         f"got shape {np.shape(step_size)}") from None
-    if not np.all(h > 0):
-        raise ChainError("step_size must be > 0 at every step")
-    return h
-
-
 def langevin_gaussian_law(spec: GaussianSpec, step_size, n_steps: int, *, init_mean=0.0,
                           init_var: float = 1.0) -> ChainLaw:
     """Exact finite-step law of unadjusted Langevin x_{k+1} = x_k + h_k grad log pi(x_k) + sqrt(2 h_k) z_k on
@@ -250,7 +234,7 @@ def langevin_gaussian_law(spec: GaussianSpec, step_size, n_steps: int, *, init_m
     m' = (1 - h / lam) m + (h / lam) m_pi and v' = (1 - h / lam)^2 v + 2h. ``step_size`` is a float or one
     value per step; x_0 ~ N(init_mean, init_var I)."""
     spec = _gaussian_spec(spec)
-    h = _step_sizes(step_size, n_steps)
+    h = step_sizes(step_size, n_steps)
     lam, q = spec.eigvals, spec.eigvecs
     mt = spec.mean @ q
     m0, v0 = _init(spec.dim, init_mean, init_var)

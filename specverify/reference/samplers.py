@@ -12,9 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from specverify._validate import positive_int
+from specverify._validate import positive_int, step_sizes
 from specverify.errors import SamplerError
-from specverify.reference.laws import _step_sizes
 from specverify.reference.schedules import DiffusionTransition
 
 __all__ = ["sample_diffusion", "sample_langevin"]
@@ -82,7 +81,7 @@ def sample_langevin(key, score_fn, step_size, n_steps: int, x0, *, return_all: b
     """
     if not callable(score_fn):
         raise SamplerError("score_fn must be callable as score_fn(x)")
-    h = _step_sizes(step_size, n_steps)
+    h = step_sizes(step_size, n_steps)
     x0 = jnp.asarray(x0, dtype=jnp.float64)
     if x0.ndim != 2:
         raise SamplerError(f"x0 must have shape (n, d), got {x0.shape}")
