@@ -1,6 +1,7 @@
 """The `specverify` command.
 
-Exit codes: 0 success, 2 usage or runtime error (the message says what to do).
+Exit codes: 0 success (for `check`: exactness not rejected), 1 exactness rejected (`check`), 2 usage or runtime
+error (the message says what to do).
 """
 
 from __future__ import annotations
@@ -47,6 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", type=Path, help="write the run's statistics here as JSON")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on when stderr is a terminal)")
+
+    c = sub.add_parser("check", help="check our sampler's exactness on a built-in problem (exit 0 pass, 1 fail)")
+    _add_problem_args(c)
+    c.add_argument("--sampler", choices=("plain", "speculative"), default="speculative")
+    c.add_argument("--drafter", default="frozen-denoiser", help="drafter (see `specverify drafters`)")
+    c.add_argument("--window", type=int, default=8, help="drafted steps per window L (>= 1)")
+    c.add_argument("--n", type=int, default=None, help="samples (default: from --alpha, --beta, --epsilon)")
+    c.add_argument("--alpha", type=float, default=0.01, help="family-wise false-alarm rate of the verdict")
+    c.add_argument("--beta", type=float, default=0.05, help="miss rate at KS distance --epsilon (sizes n)")
+    c.add_argument("--epsilon", type=float, default=0.05, help="smallest KS distance to detect (sizes n)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", default="cpu", help="cpu or cuda")
+    c.add_argument("--mutant", default=None, help="check a known-broken sampler instead (specverify.mutants)")
+    c.add_argument("--json", type=Path, help="write the report here as JSON")
 
     sub.add_parser("problems", help="list the built-in problems")
     sub.add_parser("drafters", help="list the drafters")
@@ -128,6 +143,98 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _candidate(args, chain, device):
+    """Our sampler as a black box: (n, seed) -> float64 array (n, d)."""
+    import torch
+
+    from specverify.drafters import make_drafter
+    from specverify.mutants import MUTANTS, mutant_sample
+    from specverify.sampling import plain_sample, speculative_sample
+
+    if args.mutant and (args.mutant not in MUTANTS or args.sampler != "speculative"):
+        raise SpecverifyError(f"--mutant needs --sampler speculative and one of {', '.join(MUTANTS)}")
+
+    def candidate(n, seed):
+        if args.sampler == "plain":
+            return plain_sample(chain, n, seed=seed, device=device, dtype=torch.float64).cpu().numpy()
+        drafter = make_drafter(args.drafter, draft_chain=draft)
+        kw = dict(window=args.window, seed=seed, device=device, dtype=torch.float64)
+        if args.mutant:
+            x, _ = mutant_sample(args.mutant, chain, drafter, n, **kw)
+        else:
+            x, _ = speculative_sample(chain, drafter, n, **kw)
+        return x.cpu().numpy()
+
+    draft = None
+    if args.sampler == "speculative" and args.drafter == "independent":
+        problem, kw = build_problem(args)
+        draft = problem.draft_chain(args.steps, **kw)
+    return candidate
+
+
+def _reference(args, problem, kw):
+    """The problem's ground truth from the reference side: ("law", GaussianLaw) or ("sampler", fn)."""
+    import jax
+
+    from specverify import reference as ref
+    from specverify.specs import beta_schedule
+
+    if args.problem.startswith("langevin"):
+        h = problem.step_size
+        if args.problem == "langevin-gaussian":
+            return "law", ref.langevin_gaussian_law(problem.spec, h, args.steps).final
+        score = ref.logistic_score(problem.spec)
+
+        def langevin_reference(n, seed):
+            k0, k1 = jax.random.split(jax.random.PRNGKey(seed))
+            x0 = problem.prior_std * jax.random.normal(k0, (n, problem.dim))
+            return ref.sample_langevin(k1, score, h, args.steps, x0)
+
+        return "sampler", langevin_reference
+    betas = beta_schedule(kw["schedule"], args.steps)
+    tr = ref.diffusion_transition(betas, kw["sampler"], eta=kw["eta"])
+    if args.problem == "gaussian":
+        return "law", ref.gaussian_chain_law(problem.spec, tr).final
+    eps = ref.gmm_eps(problem.spec, betas)
+
+    def diffusion_reference(n, seed):
+        return ref.sample_diffusion(jax.random.PRNGKey(seed), eps, tr, n, problem.dim)
+
+    return "sampler", diffusion_reference
+
+
+def _cmd_check(args) -> int:
+    from specverify.harness import check_against_law, check_against_sampler
+
+    device = _device(args.device)
+    problem, kw = build_problem(args)
+    chain = problem.chain(args.steps, **kw)
+    candidate = _candidate(args, chain, device)
+    kind, reference = _reference(args, problem, kw)
+    opts = dict(alpha=args.alpha, beta=args.beta, epsilon=args.epsilon, n=args.n, seed=args.seed)
+    if kind == "law":
+        report = check_against_law(candidate, reference.mean, reference.eigvals, reference.eigvecs, **opts)
+    else:
+        report = check_against_sampler(candidate, reference, problem.dim, **opts)
+    out = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "sampler": args.sampler,
+           "mutant": args.mutant,
+           "drafter": args.drafter if args.sampler == "speculative" else None,
+           "window": args.window if args.sampler == "speculative" else None, **report.to_dict()}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    worst = sorted(report.tests, key=lambda t: t["adjusted_pvalue"])[:3]
+    what = f"mutant {args.mutant}" if args.mutant else f"{args.sampler} sampler"
+    print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} "
+          f"against the {'exact law' if kind == 'law' else 'JAX reference sampler'}")
+    print(f"  n={report.n} alpha={report.alpha} (Holm over {len(report.tests)} tests) "
+          f"min detectable KS distance={report.min_detectable_ks:.4f} (power {1 - report.beta})")
+    for t in worst:
+        print(f"  {t['name']:<28} p={t['pvalue']:.3g} Holm p={t['adjusted_pvalue']:.3g}")
+    print(f"  {report.seconds:.1f} s")
+    return report.exit_code
+
+
 def _print_sample_report(r: dict, samples) -> None:
     head = f"{r['sampler']} sampling: problem={r['problem']} d={r['dim']} steps={r['steps']} n={r['n']}"
     if r["sampler"] == "speculative":
@@ -172,7 +279,8 @@ def _cmd_drafters(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"sample": _cmd_sample, "problems": _cmd_problems, "drafters": _cmd_drafters}[args.command](args)
+        commands = {"sample": _cmd_sample, "check": _cmd_check, "problems": _cmd_problems, "drafters": _cmd_drafters}
+        return commands[args.command](args)
     except SpecverifyError as e:
         print(f"specverify {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,6 @@
+"""The harness: contracts and the suite. It never imports the sampler side; it sees samplers as black boxes."""
+
+from specverify.harness.contracts import ContractError, check_seeded, draw
+from specverify.harness.suite import Report, check_against_law, check_against_sampler
+
+__all__ = ["ContractError", "Report", "check_against_law", "check_against_sampler", "check_seeded", "draw"]

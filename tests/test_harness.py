@@ -1,0 +1,100 @@
+"""The harness: black-box contract errors, the suite's verdicts and sizes, and `specverify check`."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_layering import PACKAGE_DIR, forbidden_imports
+
+from specverify.cli import main
+from specverify.harness import ContractError, check_against_law, check_against_sampler, draw
+from specverify.stats.sizing import ks_one_sample_n
+
+LAW = (np.array([1.0, -0.5]), np.array([0.5, 2.0]), np.array([[0.6, 0.8], [-0.8, 0.6]]))
+
+
+def _gauss(scale=1.0, shift=0.0, law=LAW):
+    mean, lam, q = law
+
+    def sample(n, seed):
+        z = np.random.default_rng(seed).normal(size=(n, len(mean)))
+        return mean + shift + scale * (z * np.sqrt(lam)) @ q.T
+
+    return sample
+
+
+def test_the_harness_never_imports_the_sampler_side():
+    files = sorted((PACKAGE_DIR / "harness").rglob("*.py"))
+    assert files
+    hits = [h for f in files for h in forbidden_imports(f) if not h.endswith(": torch")]
+    assert not hits, hits
+
+
+@pytest.mark.parametrize("fn,match", [
+    (lambda n, s: 1 / 0, "raised ZeroDivisionError"),
+    (lambda n, s: np.zeros(n), r"shape \(\d+,\)"),
+    (lambda n, s: np.zeros((n + 1, 2)), "samples for n="),
+    (lambda n, s: np.full((n, 2), np.nan), "NaN or Inf"),
+    (lambda n, s: np.zeros((n, 3)), "dimension 3"),
+    (lambda n, s: "abc", "not an array"),
+])
+def test_contract_errors_say_what_is_wrong(fn, match):
+    with pytest.raises(ContractError, match=match):
+        draw(fn, 10, 0, dim=2)
+
+
+def test_torch_and_jax_outputs_are_accepted():
+    import jax.numpy as jnp
+
+    assert draw(lambda n, s: torch.zeros(n, 2), 4, 0).shape == (4, 2)
+    assert draw(lambda n, s: jnp.zeros((n, 2)), 4, 0).dtype == np.float64
+
+
+def test_a_candidate_that_ignores_its_seed_is_refused():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ContractError, match="ignores its seed"):
+        check_against_law(lambda n, s: rng.normal(size=(n, 2)), *LAW)
+
+
+def test_law_check_passes_the_truth_and_fails_a_scale_error():
+    ok = check_against_law(_gauss(), *LAW, alpha=0.01, seed=1)
+    assert ok.verdict == "pass" and ok.exit_code == 0
+    assert ok.n == ks_one_sample_n(0.01 / 3, 0.05, 0.05) and ok.min_detectable_ks == pytest.approx(0.05, rel=0.01)
+    bad = check_against_law(_gauss(scale=1.1), *LAW, alpha=0.01, seed=1)
+    assert bad.verdict == "fail" and bad.exit_code == 1
+
+
+def test_sampler_check_passes_the_same_law_and_fails_a_shift():
+    assert check_against_sampler(_gauss(), _gauss(), 2, n=5000, seed=2).verdict == "pass"
+    assert check_against_sampler(_gauss(shift=0.1), _gauss(), 2, n=5000, seed=2).verdict == "fail"
+
+
+def test_report_has_the_documented_fields():
+    r = check_against_law(_gauss(), *LAW, n=500, seed=3).to_dict()
+    assert {"verdict", "alpha", "n", "min_detectable_ks", "tests"} <= r.keys()
+    assert {"name", "statistic", "pvalue", "adjusted_pvalue", "rejected"} <= r["tests"][0].keys()
+
+
+def test_cli_check_passes_our_sampler(tmp_path):
+    js = tmp_path / "r.json"
+    rc = main(["check", "--problem", "gaussian", "--dim", "2", "--steps", "20", "--drafter", "frozen-drift",
+               "--window", "4", "--n", "3000", "--json", str(js)])
+    report = json.loads(js.read_text())
+    assert rc == 0 and report["verdict"] == "pass" and report["n"] == 3000
+
+
+def test_cli_check_fails_a_mutant_with_exit_1(tmp_path):
+    js = tmp_path / "r.json"
+    rc = main(["check", "--problem", "gaussian", "--dim", "2", "--steps", "20", "--drafter", "stress",
+               "--window", "4", "--n", "3000", "--mutant", "no-reflection", "--json", str(js)])
+    assert rc == 1 and json.loads(js.read_text())["verdict"] == "fail"
+
+
+def test_cli_check_two_sample_path():
+    assert main(["check", "--problem", "gmm", "--dim", "2", "--steps", "20", "--n", "2000"]) == 0
+
+
+def test_cli_check_bad_input_exits_2(capsys):
+    assert main(["check", "--problem", "gaussian", "--steps", "10", "--n", "500", "--mutant", "nope"]) == 2
+    assert "--mutant" in capsys.readouterr().err
