@@ -223,7 +223,9 @@ def _cmd_check(args) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2) + "\n")
-    worst = sorted(report.tests, key=lambda t: t["adjusted_pvalue"])[:3]
+    worst = sorted(report.tests, key=lambda t: (t["adjusted_pvalue"], t["pvalue"]))[:3]
+    for w in report.warnings:
+        print(f"specverify check: warning: {w}", file=sys.stderr)
     what = f"mutant {args.mutant}" if args.mutant else f"{args.sampler} sampler"
     print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} "
           f"against the {'exact law' if kind == 'law' else 'JAX reference sampler'}")

@@ -98,3 +98,10 @@ def test_cli_check_two_sample_path():
 def test_cli_check_bad_input_exits_2(capsys):
     assert main(["check", "--problem", "gaussian", "--steps", "10", "--n", "500", "--mutant", "nope"]) == 2
     assert "--mutant" in capsys.readouterr().err
+
+
+def test_too_few_samples_for_the_declared_power_is_reported():
+    r = check_against_law(_gauss(), *LAW, n=500, seed=4, epsilon=0.05)
+    assert r.min_detectable_ks > 0.05
+    assert len(r.warnings) == 1 and f"n >= {ks_one_sample_n(0.01 / 3, 0.05, 0.05)}" in r.warnings[0]
+    assert check_against_law(_gauss(), *LAW, seed=4).warnings == []

@@ -39,6 +39,7 @@ class Report:
     seed: int
     tests: list
     seconds: float
+    warnings: list
 
     @property
     def exit_code(self) -> int:
@@ -48,12 +49,19 @@ class Report:
         return dataclasses.asdict(self)
 
 
-def _report(battery, *, kind, alpha, beta, epsilon, n, mdk, seed, t0):
+def _power_warnings(n, needed, mdk, beta, epsilon):
+    if n >= needed:
+        return []
+    return [f"n={n} detects KS distances >= {mdk:.4f} with power {1 - beta}, not {epsilon}: "
+            f"use n >= {needed} (or leave --n out)"]
+
+
+def _report(battery, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings):
     tests = [{"name": t.name, "statistic": t.statistic, "pvalue": t.pvalue, "adjusted_pvalue": a, "rejected": r,
               "method": t.method, "n": t.n}
              for t, a, r in zip(battery.tests, battery.adjusted, battery.rejected, strict=True)]
     return Report("fail" if battery.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, tests,
-                  time.perf_counter() - t0)
+                  time.perf_counter() - t0, warnings)
 
 
 def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
@@ -62,12 +70,14 @@ def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.0
     t0 = time.perf_counter()
     d = len(mean)
     k = d + 1  # coordinates and the squared norm
-    n = ks_one_sample_n(alpha / k, beta, epsilon) if n is None else int(n)
+    needed = ks_one_sample_n(alpha / k, beta, epsilon)
+    n = needed if n is None else int(n)
     check_seeded(candidate, seed)
     x = draw(candidate, n, seed, dim=d)
     battery = gaussian_one_sample(x, np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs), alpha)
-    return _report(battery, kind="exact", alpha=alpha, beta=beta, epsilon=epsilon, n=n,
-                   mdk=min_detectable_ks_one_sample(n, alpha / k, beta), seed=seed, t0=t0)
+    mdk = min_detectable_ks_one_sample(n, alpha / k, beta)
+    return _report(battery, kind="exact", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
+                   warnings=_power_warnings(n, needed, mdk, beta, epsilon))
 
 
 def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
@@ -75,10 +85,12 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
     """Two-sample KS battery (coordinates, squared norm, random projections) against ``reference(n, seed)``."""
     t0 = time.perf_counter()
     k = min(dim, MAX_COORDS) + 1 + (N_PROJECTIONS if dim > 1 else 0)
-    n = ks_two_sample_n(alpha / k, beta, epsilon) if n is None else int(n)
+    needed = ks_two_sample_n(alpha / k, beta, epsilon)
+    n = needed if n is None else int(n)
     check_seeded(candidate, seed)
     x = draw(candidate, n, seed, dim=dim)
     y = draw(reference, n, seed + REFERENCE_SEED_OFFSET, dim=dim, what="reference")
     battery = ks_battery(x, y, alpha, n_projections=N_PROJECTIONS, max_coords=MAX_COORDS, seed=seed)
-    return _report(battery, kind="sampler", alpha=alpha, beta=beta, epsilon=epsilon, n=n,
-                   mdk=min_detectable_ks_two_sample(n, n, alpha / k, beta), seed=seed, t0=t0)
+    mdk = min_detectable_ks_two_sample(n, n, alpha / k, beta)
+    return _report(battery, kind="sampler", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed,
+                   t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon))
