@@ -63,6 +63,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--mutant", default=None, help="check a known-broken sampler instead (specverify.mutants)")
     c.add_argument("--json", type=Path, help="write the report here as JSON")
 
+    m = sub.add_parser("mutants", help="run every known-broken sampler and the correct one through the suite")
+    _add_problem_args(m)
+    m.add_argument("--drafter", default="frozen-denoiser", help="drafter of the default configuration")
+    m.add_argument("--window", type=int, default=8, help="window of the default configuration")
+    m.add_argument("--stress-delta", type=float, default=1.2, help="stress drafter's shift (acceptance 2 Phi(-d/2))")
+    m.add_argument("--n", type=int, default=None, help="samples per check (default: from alpha, beta, epsilon)")
+    m.add_argument("--alpha", type=float, default=0.01, help="false-alarm rate of each sampler's verdict")
+    m.add_argument("--beta", type=float, default=0.05)
+    m.add_argument("--epsilon", type=float, default=0.05)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--device", default="cpu")
+    m.add_argument("--json", type=Path, help="write the kills report here as JSON")
+
     sub.add_parser("problems", help="list the built-in problems")
     sub.add_parser("drafters", help="list the drafters")
     return parser
@@ -157,7 +170,8 @@ def _candidate(args, chain, device):
     def candidate(n, seed):
         if args.sampler == "plain":
             return plain_sample(chain, n, seed=seed, device=device, dtype=torch.float64).cpu().numpy()
-        drafter = make_drafter(args.drafter, draft_chain=draft)
+        extra = {"delta": getattr(args, "stress_delta", 1.2)} if args.drafter == "stress" else {}
+        drafter = make_drafter(args.drafter, draft_chain=draft, **extra)
         kw = dict(window=args.window, seed=seed, device=device, dtype=torch.float64)
         if args.mutant:
             x, _ = mutant_sample(args.mutant, chain, drafter, n, **kw)
@@ -203,19 +217,22 @@ def _reference(args, problem, kw):
     return "sampler", diffusion_reference
 
 
-def _cmd_check(args) -> int:
+def _run_check(args, problem, kw, reference_kind, reference, device, alpha):
     from specverify.harness import check_against_law, check_against_sampler
 
+    candidate = _candidate(args, problem.chain(args.steps, **kw), device)
+    opts = dict(alpha=alpha, beta=args.beta, epsilon=args.epsilon, n=args.n, seed=args.seed)
+    if reference_kind == "law":
+        r = reference
+        return check_against_law(candidate, r.mean, r.eigvals, r.eigvecs, **opts)
+    return check_against_sampler(candidate, reference, problem.dim, **opts)
+
+
+def _cmd_check(args) -> int:
     device = _device(args.device)
     problem, kw = build_problem(args)
-    chain = problem.chain(args.steps, **kw)
-    candidate = _candidate(args, chain, device)
     kind, reference = _reference(args, problem, kw)
-    opts = dict(alpha=args.alpha, beta=args.beta, epsilon=args.epsilon, n=args.n, seed=args.seed)
-    if kind == "law":
-        report = check_against_law(candidate, reference.mean, reference.eigvals, reference.eigvecs, **opts)
-    else:
-        report = check_against_sampler(candidate, reference, problem.dim, **opts)
+    report = _run_check(args, problem, kw, kind, reference, device, args.alpha)
     out = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "sampler": args.sampler,
            "mutant": args.mutant,
            "drafter": args.drafter if args.sampler == "speculative" else None,
@@ -235,6 +252,44 @@ def _cmd_check(args) -> int:
         print(f"  {t['name']:<28} p={t['pvalue']:.3g} Holm p={t['adjusted_pvalue']:.3g}")
     print(f"  {report.seconds:.1f} s")
     return report.exit_code
+
+
+def _cmd_mutants(args) -> int:
+    """Each sampler is checked under two configurations (the given drafter and the stress drafter) at alpha / 2
+    each, so that its verdict has false-alarm rate <= alpha; a mutant is detected if either rejects."""
+    from specverify.mutants import MUTANTS
+
+    device = _device(args.device)
+    problem, kw = build_problem(args)
+    kind, reference = _reference(args, problem, kw)
+    configs = {"default": (args.drafter, args.window), "stress": ("stress", 4)}
+    rows = []
+    for name in [None, *MUTANTS]:
+        row = {"name": name or "correct", "configurations": {}}
+        for label, (drafter, window) in configs.items():
+            a = argparse.Namespace(**{**vars(args), "sampler": "speculative", "drafter": drafter, "window": window,
+                                      "mutant": name})
+            rep = _run_check(a, problem, kw, kind, reference, device, args.alpha / len(configs))
+            row["configurations"][label] = {"drafter": drafter, "window": window, "verdict": rep.verdict,
+                                            "min_adjusted_pvalue": min(t["adjusted_pvalue"] for t in rep.tests),
+                                            "n": rep.n}
+        row["detected"] = any(c["verdict"] == "fail" for c in row["configurations"].values())
+        row["min_adjusted_pvalue"] = min(c["min_adjusted_pvalue"] for c in row["configurations"].values())
+        row["caught_by"] = [k for k, c in row["configurations"].items() if c["verdict"] == "fail"]
+        rows.append(row)
+        print(f"  {row['name']:<24}{'REJECTED' if row['detected'] else 'passes':<10}"
+              f"min Holm p={row['min_adjusted_pvalue']:.3g}  caught by: {', '.join(row['caught_by']) or '-'}")
+    correct, mutants = rows[0], rows[1:]
+    out = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "alpha": args.alpha,
+           "configurations": {k: {"drafter": d, "window": w} for k, (d, w) in configs.items()},
+           "mutants": mutants, "kill_rate": sum(m["detected"] for m in mutants) / len(mutants),
+           "reference_false_alarm": correct["detected"], "correct": correct}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"kill rate {out['kill_rate']:.2f} ({sum(m['detected'] for m in mutants)}/{len(mutants)}); "
+          f"correct sampler {'FALSELY REJECTED' if correct['detected'] else 'passes'}")
+    return 1 if correct["detected"] else 0
 
 
 def _print_sample_report(r: dict, samples) -> None:
@@ -281,7 +336,8 @@ def _cmd_drafters(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"sample": _cmd_sample, "check": _cmd_check, "problems": _cmd_problems, "drafters": _cmd_drafters}
+        commands = {"sample": _cmd_sample, "check": _cmd_check, "mutants": _cmd_mutants, "problems": _cmd_problems,
+                    "drafters": _cmd_drafters}
         return commands[args.command](args)
     except SpecverifyError as e:
         print(f"specverify {args.command}: error: {e}", file=sys.stderr)

@@ -35,7 +35,7 @@ def _rule(log_ratio_fn, rejected_fn):
     def coupling(mean_p, mean_q, sigma, z, u, *, batch_ndim=1):
         draft, reflected, log_ratio, dist, s = _parts(mean_p, mean_q, sigma, z, batch_ndim)
         acc = torch.log(u.to(torch.float64)) <= log_ratio_fn(log_ratio, dist).to(torch.float64)
-        rej = rejected_fn(mean_p=mean_p, mean_q=mean_q, draft=draft, reflected=reflected, s=s, z=z)
+        rej = rejected_fn(mean_p=mean_p, mean_q=mean_q, draft=draft, reflected=reflected, s=s, z=z, u=u)
         keep = acc.reshape(acc.shape + (1,) * (z.ndim - batch_ndim))
         return torch.where(keep, draft, rej), acc, dist
 
@@ -50,12 +50,11 @@ def _reflected(**kw):
     return kw["reflected"]
 
 
-_gen = torch.Generator().manual_seed(0)
-
-
 def _fresh_target_draw(**kw):
-    z = torch.randn(kw["z"].shape, generator=_gen, dtype=kw["z"].dtype).to(kw["z"].device)
-    return kw["mean_p"] + kw["s"] * z
+    # fresh noise, seeded from the run's own uniforms so that the mutant stays reproducible for a seed
+    seed = int((kw["u"].to(torch.float64).sum() * 2**40).item()) % 2**62
+    z = torch.randn(kw["z"].shape, generator=torch.Generator().manual_seed(seed), dtype=kw["z"].dtype)
+    return kw["mean_p"] + kw["s"] * z.to(kw["z"].device)
 
 
 @dataclasses.dataclass(frozen=True)

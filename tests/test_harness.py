@@ -105,3 +105,12 @@ def test_too_few_samples_for_the_declared_power_is_reported():
     assert r.min_detectable_ks > 0.05
     assert len(r.warnings) == 1 and f"n >= {ks_one_sample_n(0.01 / 3, 0.05, 0.05)}" in r.warnings[0]
     assert check_against_law(_gauss(), *LAW, seed=4).warnings == []
+
+
+def test_cli_mutants_kills_and_reports(tmp_path):
+    js = tmp_path / "kills.json"
+    rc = main(["mutants", "--problem", "gaussian", "--dim", "2", "--steps", "20", "--n", "3000", "--json", str(js)])
+    kills = json.loads(js.read_text())
+    assert rc == 0 and kills["reference_false_alarm"] is False
+    assert len(kills["mutants"]) >= 8 and kills["kill_rate"] == 1.0
+    assert {"name", "detected", "min_adjusted_pvalue"} <= kills["mutants"][0].keys()
