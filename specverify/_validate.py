@@ -21,6 +21,13 @@ def readonly(*arrays) -> None:
         a.setflags(write=False)
 
 
+def set_frozen(record, **arrays) -> None:
+    """Store validated arrays on a frozen dataclass, read-only (for use in ``__post_init__``)."""
+    readonly(*arrays.values())
+    for name, a in arrays.items():
+        object.__setattr__(record, name, a)
+
+
 def step_sizes(step_size, n_steps) -> np.ndarray:
     """A positive step size per step from a float or an array of n_steps values (Langevin chains)."""
     positive_int(n_steps, "n_steps")

@@ -156,8 +156,8 @@ def _cmd_sample(args) -> int:
     return 0
 
 
-def _candidate(args, chain, device):
-    """Our sampler as a black box: (n, seed) -> float64 array (n, d)."""
+def _candidate(args, problem, kw, device):
+    """Our sampler on ``problem`` as a black box: (n, seed) -> float64 array (n, d)."""
     import torch
 
     from specverify.drafters import make_drafter
@@ -179,10 +179,8 @@ def _candidate(args, chain, device):
             x, _ = speculative_sample(chain, drafter, n, **kw)
         return x.cpu().numpy()
 
-    draft = None
-    if args.sampler == "speculative" and args.drafter == "independent":
-        problem, kw = build_problem(args)
-        draft = problem.draft_chain(args.steps, **kw)
+    chain = problem.chain(args.steps, **kw)
+    draft = problem.draft_chain(args.steps, **kw) if args.drafter == "independent" else None
     return candidate
 
 
@@ -220,7 +218,7 @@ def _reference(args, problem, kw):
 def _run_check(args, problem, kw, reference_kind, reference, device, alpha):
     from specverify.harness import check_against_law, check_against_sampler
 
-    candidate = _candidate(args, problem.chain(args.steps, **kw), device)
+    candidate = _candidate(args, problem, kw, device)
     opts = dict(alpha=alpha, beta=args.beta, epsilon=args.epsilon, n=args.n, seed=args.seed)
     if reference_kind == "law":
         r = reference

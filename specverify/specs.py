@@ -13,7 +13,7 @@ import functools
 import numpy as np
 
 from specverify._validate import positive_int as _positive_int
-from specverify._validate import readonly as _readonly
+from specverify._validate import set_frozen as _set_frozen
 from specverify.errors import ChainError as SpecError
 
 __all__ = ["GMMSpec", "GaussianSpec", "LogisticSpec", "beta_schedule"]
@@ -58,10 +58,7 @@ class GMMSpec:
             raise SpecError("GMMSpec needs weights (K,), means (K, d) and variances (K,)")
         if not (np.all(w > 0) and abs(w.sum() - 1) < 1e-12 and np.all(v > 0)):
             raise SpecError("GMM weights must be positive and sum to 1, variances positive")
-        _readonly(w, m, v)
-        object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "means", m)
-        object.__setattr__(self, "variances", v)
+        _set_frozen(self, weights=w, means=m, variances=v)
 
     @classmethod
     def default(cls, dim: int, n_components: int = 8, seed: int = 0, std: float = 0.25) -> GMMSpec:
@@ -102,8 +99,7 @@ class GaussianSpec:
             q = np.eye(d)
             for vi in v:
                 q -= 2 * np.outer(q @ vi, vi)
-            _readonly(v)
-            object.__setattr__(self, "reflections", v)
+            _set_frozen(self, reflections=v)
         else:
             q = np.array(self.eigvecs, dtype=np.float64)
             if q.shape != (d, d):
@@ -111,10 +107,7 @@ class GaussianSpec:
             probe = np.random.default_rng(0).normal(size=(d, 4))  # Q^T Q = I, checked in O(d^2)
             if not np.allclose(q.T @ (q @ probe), probe, atol=1e-8):
                 raise SpecError("GaussianSpec eigvecs must be orthogonal (Q^T Q = I); take them from np.linalg.eigh")
-        _readonly(m, lam, q)
-        object.__setattr__(self, "mean", m)
-        object.__setattr__(self, "eigvals", lam)
-        object.__setattr__(self, "eigvecs", q)
+        _set_frozen(self, mean=m, eigvals=lam, eigvecs=q)
 
     @classmethod
     def default(cls, dim: int, seed: int = 0, eig_range=(0.1, 2.0), n_reflections: int = 4) -> GaussianSpec:
@@ -155,9 +148,7 @@ class LogisticSpec:
             raise SpecError("LogisticSpec needs X (N, p) and labels y (N,) in {0, 1}")
         if not self.prior_scale > 0:
             raise SpecError(f"prior_scale must be > 0, got {self.prior_scale}")
-        _readonly(X, y)
-        object.__setattr__(self, "X", X)
-        object.__setattr__(self, "y", y)
+        _set_frozen(self, X=X, y=y)
 
     @classmethod
     def breast_cancer(cls, dim: int = 31, prior_scale: float = 1.0) -> LogisticSpec:

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from specverify._validate import positive_int, step_sizes
+from specverify._validate import positive_int, set_frozen, step_sizes
 from specverify._validate import readonly as _readonly
 from specverify.errors import ChainError
 from specverify.reference.schedules import DiffusionTransition
@@ -55,10 +55,7 @@ class GaussianLaw:
                              f"{m.shape}, {lam.shape}, {q.shape}")
         if not (np.all(np.isfinite(m)) and np.all(np.isfinite(lam)) and np.all(lam >= 0)):
             raise ChainError("GaussianLaw needs a finite mean and finite eigvals >= 0")
-        _readonly(m, lam, q)
-        object.__setattr__(self, "mean", m)
-        object.__setattr__(self, "eigvals", lam)
-        object.__setattr__(self, "eigvecs", q)
+        set_frozen(self, mean=m, eigvals=lam, eigvecs=q)
 
     @property
     def dim(self) -> int:
