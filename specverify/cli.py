@@ -174,10 +174,13 @@ def _candidate(args, problem, kw, device):
         drafter = make_drafter(args.drafter, draft_chain=draft, **extra)
         kw = dict(window=args.window, seed=seed, device=device, dtype=torch.float64)
         if args.mutant:
-            x, _ = mutant_sample(args.mutant, chain, drafter, n, **kw)
+            x, st = mutant_sample(args.mutant, chain, drafter, n, **kw)
         else:
-            x, _ = speculative_sample(chain, drafter, n, **kw)
-        return x.cpu().numpy()
+            x, st = speculative_sample(chain, drafter, n, **kw)
+        return {"samples": x.cpu().numpy(), "accepted": st.accepted_per_sample, "predicted": st.predicted_per_sample,
+                "verified": st.verified_per_sample, "accepted_per_position": st.accepted_per_position,
+                "verified_per_position": st.verified_per_position,
+                "predicted_per_position": st.predicted_accepted_per_position}
 
     chain = problem.chain(args.steps, **kw)
     draft = problem.draft_chain(args.steps, **kw) if args.drafter == "independent" else None
@@ -244,10 +247,14 @@ def _cmd_check(args) -> int:
     what = f"mutant {args.mutant}" if args.mutant else f"{args.sampler} sampler"
     print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} "
           f"against the {'exact law' if kind == 'law' else 'JAX reference sampler'}")
-    print(f"  n={report.n} alpha={report.alpha} (Holm over {len(report.tests)} tests) "
+    print(f"  n={report.n} alpha={report.alpha} over {len(report.tests)} tests ({report.correction}); "
           f"min detectable KS distance={report.min_detectable_ks:.4f} (power {1 - report.beta})")
+    if report.acceptance is not None:
+        a = report.acceptance
+        print(f"  acceptance {a['acceptance_rate']:.4f} [{a['ci_low']:.4f}, {a['ci_high']:.4f}] "
+              f"(99% Clopper-Pearson), predicted {a['predicted_acceptance_rate']:.4f}")
     for t in worst:
-        print(f"  {t['name']:<28} p={t['pvalue']:.3g} Holm p={t['adjusted_pvalue']:.3g}")
+        print(f"  {t['name']:<30} p={t['pvalue']:.3g} adjusted p={t['adjusted_pvalue']:.3g}")
     print(f"  {report.seconds:.1f} s")
     return report.exit_code
 

@@ -44,6 +44,7 @@ class SpecStats:
     Per window position j (0-based): ``proposed`` drafted steps, ``verified`` steps whose acceptance was
     decided (up to and including the first rejection), ``accepted`` accepted steps, ``predicted_accepted``
     the sum of 2 Phi(-|D| / 2) over the verified steps (the expectation of ``accepted`` given the path).
+    The ``*_per_sample`` arrays hold the same three counts per trajectory (the acceptance test's unit).
     """
 
     n_samples: int
@@ -61,6 +62,9 @@ class SpecStats:
     verified_per_position: np.ndarray
     accepted_per_position: np.ndarray
     predicted_accepted_per_position: np.ndarray
+    accepted_per_sample: np.ndarray
+    verified_per_sample: np.ndarray
+    predicted_per_sample: np.ndarray
 
     @property
     def rounds_mean(self) -> float:
@@ -92,7 +96,8 @@ class SpecStats:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
-        del out["rounds"]
+        for name in ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample"):
+            del out[name]
         for name in ("rounds_mean", "nfe_ratio", "acceptance_rate", "predicted_acceptance_rate",
                      "mean_accepted_length"):
             out[name] = getattr(self, name)
@@ -202,12 +207,14 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
              direct_steps=0)
     per_pos = {name: torch.zeros(L, dtype=torch.float64, device=dev)
                for name in ("proposed", "verified", "accepted", "predicted")}
+    per_sample = {name: torch.zeros(n, dtype=torch.float64, device=dev) for name in ("accepted", "verified",
+                                                                                       "predicted")}
     bar = _progress(n * T, progress, f"speculative ({drafter.name}, L={L})")
     for start in range(0, n, max_batch):
         sl = slice(start, min(n, start + max_batch))
         gid = torch.arange(sl.start, sl.stop, device=dev)
-        x[sl] = _speculative_batch(chain, drafter, x[sl], gid, noise, L, rounds[sl], c, per_pos, bar,
-                                   _faults or _NO_FAULTS)
+        x[sl] = _speculative_batch(chain, drafter, x[sl], gid, noise, L, rounds[sl], c, per_pos,
+                                   {k: v[sl] for k, v in per_sample.items()}, bar, _faults or _NO_FAULTS)
     if bar is not None:
         bar.close()
     proposed, verified, accepted, predicted = per_pos.values()
@@ -217,11 +224,14 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
         proposed_per_position=proposed.cpu().numpy().astype(np.int64),
         verified_per_position=verified.cpu().numpy().astype(np.int64),
         accepted_per_position=accepted.cpu().numpy().astype(np.int64),
-        predicted_accepted_per_position=predicted.cpu().numpy(), **c)
+        predicted_accepted_per_position=predicted.cpu().numpy(),
+        accepted_per_sample=per_sample["accepted"].cpu().numpy().astype(np.int64),
+        verified_per_sample=per_sample["verified"].cpu().numpy().astype(np.int64),
+        predicted_per_sample=per_sample["predicted"].cpu().numpy(), **c)
     return x, stats
 
 
-def _speculative_batch(chain, drafter, x, gid, noise, L, rounds, c, per_pos, bar, faults):
+def _speculative_batch(chain, drafter, x, gid, noise, L, rounds, c, per_pos, per_sample, bar, faults):
     """Run one batch of samples (global ids ``gid``) to the end of the chain; update the counters in place."""
     T, dev = chain.n_steps, x.device
     _, _, sig = chain.coefs(x)
@@ -332,7 +342,11 @@ def _speculative_batch(chain, drafter, x, gid, noise, L, rounds, c, per_pos, bar
             ver = pos[:Ld] < (n_acc + has)[:, None]
             verified[:Ld] += ver.sum(0)
             accepted[:Ld] += (pos[:Ld] < n_acc[:, None]).sum(0)
-            predicted[:Ld] += torch.where(ver, acceptance_probability(dist.to(torch.float64)), 0).sum(0)
+            p_ver = torch.where(ver, acceptance_probability(dist.to(torch.float64)), 0)
+            predicted[:Ld] += p_ver.sum(0)
+            per_sample["accepted"][ids] += n_acc.to(torch.float64)
+            per_sample["verified"][ids] += (n_acc + has).to(torch.float64)
+            per_sample["predicted"][ids] += p_ver.sum(1)
             c["windows"] += rows.numel()
 
             ar = torch.arange(rows.numel(), device=dev)

@@ -1,5 +1,11 @@
 """The black-box contract: ``candidate(n, seed) -> array (n, d)``, numpy, torch or JAX.
 
+A candidate may instead return a mapping with the array under ``"samples"`` and its acceptance counts per
+trajectory: ``"accepted"`` (accepted drafted steps), ``"predicted"`` (the sum of 2 Phi(-|D| / 2) over the steps
+whose acceptance it decided) and optionally ``"verified"`` (those steps) and the per-window-position totals
+``"accepted_per_position"``, ``"verified_per_position"``, ``"predicted_per_position"``; the suite then also tests
+the acceptance rule against theory.
+
 Every sampler, ours included, is seen through this contract by the harness. A candidate that raises, returns
 the wrong shape or number of samples, NaN or Inf, or different samples for the same seed gets a
 :class:`ContractError` that says what to fix.
@@ -11,7 +17,10 @@ import numpy as np
 
 from specverify.errors import SpecverifyError
 
-__all__ = ["ContractError", "check_seeded", "draw"]
+__all__ = ["ACCEPTANCE_KEYS", "ContractError", "check_seeded", "draw", "run"]
+
+ACCEPTANCE_KEYS = ("accepted", "predicted", "verified", "accepted_per_position", "verified_per_position",
+                   "predicted_per_position")
 
 
 class ContractError(SpecverifyError, ValueError):
@@ -24,14 +33,44 @@ def _to_numpy(out) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def draw(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate") -> np.ndarray:
-    """Call ``fn(n, seed)`` and check what comes back: a finite float array of shape (n, d)."""
+def _acceptance(out: dict, n: int, what: str) -> dict | None:
+    unknown = set(out) - {"samples", *ACCEPTANCE_KEYS}
+    if unknown:
+        raise ContractError(f"{what} returned unknown keys {sorted(unknown)}; the mapping may hold 'samples' and "
+                            f"{', '.join(ACCEPTANCE_KEYS)}")
+    if "accepted" not in out and "predicted" not in out:
+        return None
+    if "accepted" not in out or "predicted" not in out:
+        raise ContractError(f"{what} returned only one of 'accepted' and 'predicted': give both (per trajectory)")
+    acc = {}
+    for key in ACCEPTANCE_KEYS:
+        if key in out:
+            try:
+                v = _to_numpy(out[key]).ravel()
+            except (TypeError, ValueError) as e:
+                raise ContractError(f"{what}[{key!r}] is not an array of numbers: {e}") from None
+            if key in ("accepted", "predicted", "verified") and v.shape != (n,):
+                raise ContractError(f"{what}[{key!r}] has {v.size} values for n={n}: give one per trajectory")
+            if not np.isfinite(v).all() or (v < 0).any():
+                raise ContractError(f"{what}[{key!r}] has NaN, Inf or negative counts")
+            acc[key] = v
+    return acc
+
+
+def run(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate") -> tuple[np.ndarray, dict | None]:
+    """Call ``fn(n, seed)``; return the checked (n, d) samples and the acceptance counts (or None)."""
     try:
         out = fn(n, seed)
     except SpecverifyError:
         raise
     except Exception as e:  # a third-party sampler may raise anything: report it, keep the cause
         raise ContractError(f"{what}(n={n}, seed={seed}) raised {type(e).__name__}: {e}") from e
+    acceptance = None
+    if isinstance(out, dict):
+        if "samples" not in out:
+            raise ContractError(f"{what} returned a mapping without 'samples'; return the (n, d) array there")
+        acceptance = _acceptance(out, n, what)
+        out = out["samples"]
     try:
         x = _to_numpy(out)
     except (TypeError, ValueError) as e:
@@ -45,12 +84,20 @@ def draw(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidat
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).any(1).sum())
         raise ContractError(f"{what} returned NaN or Inf in {bad} of {n} samples")
-    return x
+    return x, acceptance
 
 
-def check_seeded(fn, seed: int, *, n: int = 8, what: str = "candidate") -> None:
-    """The same seed must give the same samples (reproducible verdicts depend on it)."""
-    a, b = draw(fn, n, seed, what=what), draw(fn, n, seed, what=what)
+def draw(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate") -> np.ndarray:
+    """Call ``fn(n, seed)`` and check what comes back: a finite float array of shape (n, d)."""
+    return run(fn, n, seed, dim=dim, what=what)[0]
+
+
+def check_seeded(fn, seed: int, *, n: int = 8, what: str = "candidate") -> bool:
+    """The same seed must give the same samples (reproducible verdicts depend on it).
+
+    Returns whether ``fn`` reports acceptance counts."""
+    (a, acc), b = run(fn, n, seed, what=what), draw(fn, n, seed, what=what)
     if not np.array_equal(a, b):
         raise ContractError(f"{what} returned different samples for the same seed {seed}: it ignores its seed; "
                             "seed its generator from the seed argument")
+    return acc is not None

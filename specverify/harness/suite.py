@@ -1,8 +1,15 @@
 """The suite: a candidate against a reference (an exact Gaussian law or a reference sampler).
 
-Sizes come from (alpha, beta, epsilon) by the DKW bounds, at the Holm threshold alpha / k of a k-test battery,
-so that a KS distance epsilon in any one statistic is detected with probability at least 1 - beta. Every
-verdict is Holm-corrected at family-wise ``alpha``.
+The verdict's family has up to two blocks, each corrected within and joined by Bonferroni (alpha / blocks each):
+- distribution: against an exact law, the one-sample battery on whitened coordinates (independent under H0, so
+  Holm is nearly exact); against a reference sampler, KS (coordinates, squared norm, random projections), MMD
+  at five bandwidths and energy distance on shared permutations, minP-adjusted (``stats.omnibus``: exact level
+  whatever the correlation between the tests);
+- acceptance: when the candidate reports its acceptance counts, the trajectory t-test of accepted against
+  predicted steps (``stats.acceptance``).
+Sizes come from (alpha, beta, epsilon) by the DKW bounds at the Bonferroni threshold alpha / (blocks k) of the
+k distribution tests, so that a KS distance epsilon in any one statistic is detected with probability at least
+1 - beta (minP only rejects more). Benjamini-Hochberg q-values over all tests are reported for exploration.
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ import time
 
 import numpy as np
 
-from specverify.harness.contracts import check_seeded, draw
-from specverify.stats import gaussian_one_sample, ks_battery
+from specverify.harness.contracts import check_seeded, run
+from specverify.stats import gaussian_one_sample
+from specverify.stats.acceptance import acceptance_summary, acceptance_test
+from specverify.stats.results import Battery, bonferroni_blocks
 from specverify.stats.sizing import (
     ks_one_sample_n,
     ks_two_sample_n,
@@ -24,6 +33,7 @@ from specverify.stats.sizing import (
 __all__ = ["Report", "check_against_law", "check_against_sampler"]
 
 N_PROJECTIONS, MAX_COORDS = 16, 64
+N_KERNEL_TESTS = 6  # MMD at five bandwidths and energy (stats.omnibus)
 REFERENCE_SEED_OFFSET = 1_000_003  # the reference draws from another stream than the candidate
 
 
@@ -37,7 +47,9 @@ class Report:
     min_detectable_ks: float
     reference: str
     seed: int
+    correction: str
     tests: list
+    acceptance: dict | None
     seconds: float
     warnings: list
 
@@ -56,41 +68,68 @@ def _power_warnings(n, needed, mdk, beta, epsilon):
             f"use n >= {needed} (or leave --n out)"]
 
 
-def _report(battery, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings):
-    tests = [{"name": t.name, "statistic": t.statistic, "pvalue": t.pvalue, "adjusted_pvalue": a, "rejected": r,
-              "method": t.method, "n": t.n}
-             for t, a, r in zip(battery.tests, battery.adjusted, battery.rejected, strict=True)]
-    return Report("fail" if battery.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, tests,
-                  time.perf_counter() - t0, warnings)
+def _bh(pvalues):
+    from statsmodels.stats.multitest import multipletests
+
+    return multipletests(np.asarray(pvalues, dtype=np.float64), method="fdr_bh")[1]
+
+
+def _report(distribution: Battery, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings):
+    blocks = [distribution]
+    if acc is not None:
+        t = acceptance_test(acc["accepted"], acc["predicted"])
+        blocks.append(Battery((t,), (t.pvalue,), (t.pvalue <= alpha,), alpha, "single"))
+    family = bonferroni_blocks(blocks, alpha)
+    labels = ["distribution"] * len(distribution.tests) + ["acceptance"] * (len(family.tests) - len(distribution.tests))
+    bh = _bh([t.pvalue for t in family.tests])
+    tests = [{"name": t.name, "family": f, "statistic": t.statistic, "pvalue": t.pvalue, "adjusted_pvalue": a,
+              "rejected": r, "bh_qvalue": float(q), "method": t.method, "n": t.n}
+             for t, f, a, r, q in zip(family.tests, labels, family.adjusted, family.rejected, bh, strict=True)]
+    summary = None
+    if acc is not None:
+        verified = acc.get("verified")
+        if verified is None:
+            verified = np.zeros_like(acc["accepted"])
+        summary = acceptance_summary(acc["accepted"], acc["predicted"], verified,
+                                     accepted_per_position=acc.get("accepted_per_position"),
+                                     verified_per_position=acc.get("verified_per_position"),
+                                     predicted_per_position=acc.get("predicted_per_position"))
+    return Report("fail" if family.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, family.correction,
+                  tests, summary, time.perf_counter() - t0, warnings)
 
 
 def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
                       seed=0) -> Report:
-    """One-sample battery of ``candidate(n, seed)`` against N(mean, Q diag(eigvals) Q^T)."""
+    """One-sample battery of ``candidate(n, seed)`` against N(mean, Q diag(eigvals) Q^T), plus acceptance."""
     t0 = time.perf_counter()
     d = len(mean)
+    blocks = 2 if check_seeded(candidate, seed) else 1
     k = d + 1  # coordinates and the squared norm
-    needed = ks_one_sample_n(alpha / k, beta, epsilon)
+    a_block = alpha / blocks
+    needed = ks_one_sample_n(a_block / k, beta, epsilon)
     n = needed if n is None else int(n)
-    check_seeded(candidate, seed)
-    x = draw(candidate, n, seed, dim=d)
-    battery = gaussian_one_sample(x, np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs), alpha)
-    mdk = min_detectable_ks_one_sample(n, alpha / k, beta)
-    return _report(battery, kind="exact", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
-                   warnings=_power_warnings(n, needed, mdk, beta, epsilon))
+    x, acc = run(candidate, n, seed, dim=d)
+    battery = gaussian_one_sample(x, np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs), a_block)
+    mdk = min_detectable_ks_one_sample(n, a_block / k, beta)
+    return _report(battery, acc, kind="exact", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed,
+                   t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon))
 
 
 def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
-                          seed=0) -> Report:
-    """Two-sample KS battery (coordinates, squared norm, random projections) against ``reference(n, seed)``."""
+                          seed=0, n_perm: int | None = None) -> Report:
+    """Two-sample battery (KS, MMD, energy; minP) against ``reference(n, seed)``, plus acceptance."""
+    from specverify.stats.omnibus import two_sample_minp
+
     t0 = time.perf_counter()
-    k = min(dim, MAX_COORDS) + 1 + (N_PROJECTIONS if dim > 1 else 0)
-    needed = ks_two_sample_n(alpha / k, beta, epsilon)
+    blocks = 2 if check_seeded(candidate, seed) else 1
+    k = min(dim, MAX_COORDS) + 1 + (N_PROJECTIONS if dim > 1 else 0) + N_KERNEL_TESTS
+    a_block = alpha / blocks
+    needed = ks_two_sample_n(a_block / k, beta, epsilon)
     n = needed if n is None else int(n)
-    check_seeded(candidate, seed)
-    x = draw(candidate, n, seed, dim=dim)
-    y = draw(reference, n, seed + REFERENCE_SEED_OFFSET, dim=dim, what="reference")
-    battery = ks_battery(x, y, alpha, n_projections=N_PROJECTIONS, max_coords=MAX_COORDS, seed=seed)
-    mdk = min_detectable_ks_two_sample(n, n, alpha / k, beta)
-    return _report(battery, kind="sampler", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed,
+    x, acc = run(candidate, n, seed, dim=dim)
+    y = run(reference, n, seed + REFERENCE_SEED_OFFSET, dim=dim, what="reference")[0]
+    battery = two_sample_minp(x, y, a_block, n_perm=n_perm, n_projections=N_PROJECTIONS, max_coords=MAX_COORDS,
+                              seed=seed)
+    mdk = min_detectable_ks_two_sample(n, n, a_block / k, beta)
+    return _report(battery, acc, kind="sampler", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed,
                    t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon))

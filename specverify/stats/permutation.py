@@ -38,7 +38,7 @@ import torch
 from specverify.errors import SpecverifyError
 
 __all__ = ["TIE_RTOL", "PermutationError", "PermutationResult", "group_indicator", "max_standardised",
-           "min_permutations", "permutation_pvalue", "permutation_test"]
+           "min_permutations", "permutation_matrix", "permutation_pvalue", "permutation_test"]
 
 TIE_RTOL = 1e-9
 
@@ -108,16 +108,12 @@ def group_indicator(perms: torch.Tensor, n_first: int, dtype=torch.float64) -> t
     return a.scatter_(1, perms[:, :n_first], 1.0)
 
 
-def permutation_test(statistic: Callable[[torch.Tensor], torch.Tensor], n_items: int, *, n_perm: int, seed: int,
-                     alpha: float | None = None, batch_size: int = 256,
-                     combine: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                     device: torch.device | str | None = None, tie_rtol: float = TIE_RTOL) -> PermutationResult:
-    """Permutation p-value of ``statistic`` over ``n_items`` exchangeable items (larger = more extreme).
+def permutation_matrix(statistic: Callable[[torch.Tensor], torch.Tensor], n_items: int, *, n_perm: int, seed: int,
+                       alpha: float | None = None, batch_size: int = 256,
+                       device: torch.device | str | None = None) -> torch.Tensor:
+    """The raw ``(n_perm + 1, k)`` float64 CPU matrix of ``statistic`` (observed row first, then the permutations).
 
-    ``statistic`` takes a ``(b, n_items)`` long tensor of permutations on ``device`` and returns ``(b,)`` or
-    ``(b, k)`` statistics; with ``k > 1`` a ``combine`` is required (see the module docstring). Permutations
-    are evaluated ``batch_size`` at a time, so memory stays bounded whatever ``n_perm`` is. ``tie_rtol`` should
-    cover the rounding of the statistic (the default suits float64 arithmetic).
+    The rows are exchangeable under H0; ``permutation_test`` and ``stats.omnibus`` turn them into p-values.
     """
     n_perm = _check_n_perm(n_perm, alpha)
     if int(n_items) != n_items or n_items < 2:
@@ -142,7 +138,23 @@ def permutation_test(statistic: Callable[[torch.Tensor], torch.Tensor], n_items:
         perms = torch.stack([torch.randperm(n_items, generator=gen) for _ in range(b)])
         rows.append(evaluate(perms))
         done += b
-    raw = torch.cat(rows)  # (n_perm + 1, k), observed first
+    return torch.cat(rows)
+
+
+def permutation_test(statistic: Callable[[torch.Tensor], torch.Tensor], n_items: int, *, n_perm: int, seed: int,
+                     alpha: float | None = None, batch_size: int = 256,
+                     combine: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                     device: torch.device | str | None = None, tie_rtol: float = TIE_RTOL) -> PermutationResult:
+    """Permutation p-value of ``statistic`` over ``n_items`` exchangeable items (larger = more extreme).
+
+    ``statistic`` takes a ``(b, n_items)`` long tensor of permutations on ``device`` and returns ``(b,)`` or
+    ``(b, k)`` statistics; with ``k > 1`` a ``combine`` is required (see the module docstring). Permutations
+    are evaluated ``batch_size`` at a time, so memory stays bounded whatever ``n_perm`` is. ``tie_rtol`` should
+    cover the rounding of the statistic (the default suits float64 arithmetic).
+    """
+    raw = permutation_matrix(statistic, n_items, n_perm=n_perm, seed=seed, alpha=alpha, batch_size=batch_size,
+                             device=device)  # (n_perm + 1, k), observed first
+    n_perm = raw.shape[0] - 1
     if combine is not None:
         stats = combine(raw).reshape(-1)
         if stats.shape[0] != n_perm + 1:

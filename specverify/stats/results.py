@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["Battery", "TestResult", "holm"]
+__all__ = ["Battery", "TestResult", "bonferroni_blocks", "holm"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,12 +24,13 @@ class TestResult:
 
 @dataclasses.dataclass(frozen=True)
 class Battery:
-    """Several tests of one hypothesis, Holm-adjusted at family-wise level ``alpha``."""
+    """Several tests of one hypothesis, adjusted at family-wise level ``alpha`` (``correction``: holm, minP, ...)."""
 
     tests: tuple[TestResult, ...]
     adjusted: tuple[float, ...]
     rejected: tuple[bool, ...]
     alpha: float
+    correction: str = "holm"
 
     @property
     def reject(self) -> bool:
@@ -47,8 +48,8 @@ class Battery:
     def summary(self) -> str:
         verdict = "REJECT" if self.reject else "pass"
         worst = ", ".join(f"{t.name} p={t.pvalue:.3g}" for t in self.worst())
-        return (f"{verdict} at alpha={self.alpha} over {len(self.tests)} tests "
-                f"(min Holm p={self.min_adjusted:.3g}; {worst})")
+        return (f"{verdict} at alpha={self.alpha} over {len(self.tests)} tests ({self.correction}) "
+                f"(min adjusted p={self.min_adjusted:.3g}; {worst})")
 
     def to_dict(self) -> dict:
         return {"alpha": self.alpha, "reject": self.reject,
@@ -68,3 +69,21 @@ def holm(tests, alpha: float) -> Battery:
     p = np.array([t.pvalue for t in tests], dtype=np.float64)
     rej, adj, _, _ = multipletests(p, alpha=alpha, method="holm")
     return Battery(tests, tuple(float(a) for a in adj), tuple(bool(r) for r in rej), float(alpha))
+
+
+def bonferroni_blocks(blocks, alpha: float) -> Battery:
+    """Join batteries that are each corrected within (Holm, minP, a single test) into one family at ``alpha``.
+
+    Each block gets alpha / (number of blocks): a test's adjusted p-value is its within-block adjusted p-value
+    times the number of blocks (capped at 1). The family-wise error is at most the sum of the blocks' levels,
+    alpha, and nearly alpha when the blocks are nearly independent (distribution tests and the acceptance test).
+    """
+    blocks = [b for b in blocks if b is not None]
+    if not blocks:
+        raise ValueError("no blocks to join")
+    k = len(blocks)
+    tests = tuple(t for b in blocks for t in b.tests)
+    adjusted = tuple(min(1.0, k * a) for b in blocks for a in b.adjusted)
+    correction = " + ".join(f"{b.correction}[{len(b.tests)}]" for b in blocks)
+    return Battery(tests, adjusted, tuple(a <= alpha for a in adjusted), float(alpha),
+                   correction if k == 1 else f"bonferroni over blocks: {correction}")

@@ -1,0 +1,174 @@
+"""The two-sample battery with a permutation-calibrated family-wise correction (Westfall-Young single-step minP).
+
+Every statistic of the battery (KS on coordinates, on the squared norm and on random projections; MMD^2_u at
+each bandwidth; energy distance) is evaluated on the SAME B permutations of the pooled sample, giving a
+(B + 1, k) matrix T (observed row first). Then, with c_bj = #{i : T_ij >= T_bj} (row b's count within test j),
+
+    marginal p_j = c_0j / (B + 1)                                  (the +1-corrected permutation p-value)
+    adjusted p_j = (1 + #{b >= 1 : min_l c_bl <= c_0j}) / (B + 1)  (single-step minP; Westfall & Young 1993)
+
+Under H0 the pooled items are exchangeable, so the observed row is exchangeable with the permuted rows and
+P(min_j adjusted p_j <= alpha) <= alpha, with equality up to the discreteness 1 / (B + 1): the family has level
+alpha *whatever the correlation between its tests*. Holm on the same marginal p-values also controls the
+family-wise error, but conservatively when the tests are correlated (KS on 16 projections of a 2-D sample: a
+measured 2.4% false alarms at alpha = 5%); minP spends the whole alpha. Each adjusted p_j also controls the
+family-wise error in the strong sense under subset pivotality (the joint null law of any subset of statistics
+does not depend on whether the other hypotheses hold), which holds for tests of the pooled sample's marginals.
+
+KS under permutation: sort the pooled values once per direction; a permutation's first-group indicator, read in
+that order and cumulated, gives n F_n at every order statistic, and D = max |F_n - G_m| over the ends of tie runs
+(float32 counts are exact up to 2^24 items). The kernel statistics reuse ``kernel``'s vectorised builders (exact
+matrices up to ``kernel.MAX_EXACT`` pooled points, random features or slices above).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from specverify.stats import kernel
+from specverify.stats.permutation import group_indicator, min_permutations, permutation_matrix
+from specverify.stats.results import Battery, TestResult
+
+__all__ = ["DEFAULT_PERMUTATIONS", "minp_adjust", "two_sample_minp"]
+
+DEFAULT_PERMUTATIONS = 999
+_KS_BLOCK = 2**24  # float32 elements per step of the permuted KS statistics
+_KS_RTOL = 1e-5  # relative tie tolerance of float32 statistics (KS values are multiples of 1 / lcm(n, m))
+
+
+def minp_adjust(raw, rtol) -> tuple[np.ndarray, np.ndarray]:
+    """(marginal, adjusted) p-values from the (B + 1, k) matrix of statistics, observed row first."""
+    raw = np.asarray(raw, dtype=np.float64)
+    rows, k = raw.shape
+    tol = np.broadcast_to(np.asarray(rtol, dtype=np.float64), (k,)) * np.abs(raw).max(0)
+    srt = np.sort(raw, axis=0)
+    counts = np.empty((rows, k), dtype=np.int64)
+    for j in range(k):  # c_bj = #{i : T_ij >= T_bj - tol_j}; near-ties count as extreme (conservative)
+        counts[:, j] = rows - np.searchsorted(srt[:, j], raw[:, j] - tol[j], side="left")
+    marginal = counts[0] / rows
+    min_perm = counts[1:].min(1)
+    adjusted = (1 + (min_perm[None, :] <= counts[0][:, None]).sum(1)) / rows
+    return marginal, adjusted
+
+
+def _ks_statistic(proj: torch.Tensor, n: int, m: int, energy_cols=(), c_d: float = 1.0):
+    """Permuted two-sample KS statistics of every column of ``proj`` (N, c): (b, N) perms -> (b, c).
+
+    With ``energy_cols`` (columns that are uniformly random unit directions, or the one coordinate when d = 1) a
+    last column holds the sliced energy statistic c_d * mean over those columns of 2 int (F_n - G_m)^2, from the
+    same cumulative sums (``kernel``'s sliced path, on these directions).
+    """
+    n_items, c = proj.shape
+    vals, order = proj.sort(0)
+    ends = torch.ones_like(vals, dtype=torch.bool)
+    ends[:-1] = vals[1:] != vals[:-1]  # D is taken where the pooled value changes
+    order_t, ends_t = order.T.contiguous(), ends.T.contiguous().to(torch.float32)
+    gaps_t = torch.zeros_like(vals)
+    gaps_t[:-1] = vals.diff(dim=0)
+    gaps_t = gaps_t.T.contiguous().to(torch.float32)
+    in_energy = torch.zeros(c, dtype=torch.float32)
+    in_energy[list(energy_cols)] = 1.0
+    k_over_m = torch.arange(1, n_items + 1, dtype=torch.float64).div(m).to(torch.float32)
+    coef = 1.0 / n + 1.0 / m
+
+    def statistic(perms):
+        a = group_indicator(perms, n, torch.float32)
+        b = a.shape[0]
+        out = torch.zeros(b, c + 1, dtype=torch.float64)
+        step = max(1, min(c, _KS_BLOCK // (b * n_items)))
+        for j in range(0, c, step):
+            o = order_t[j:j + step]
+            cs = a.index_select(1, o.reshape(-1)).view(b, o.shape[0], n_items).cumsum(2)  # n F_n at each rank
+            diff = (cs * coef - k_over_m).abs_()  # |F_n - G_m| = |cs (1/n + 1/m) - k/m|
+            out[:, j:j + o.shape[0]] = (diff * ends_t[j:j + step]).amax(2).double()
+            if energy_cols:
+                w = gaps_t[j:j + step] * in_energy[j:j + step, None]
+                out[:, c] += torch.einsum("bcn,cn->b", diff.square_(), w).double()
+        if energy_cols:
+            out[:, c] *= 2 * c_d / len(energy_cols)
+            return out
+        return out[:, :c]
+
+    return statistic
+
+
+def _directions(x: np.ndarray, n_projections: int, max_coords: int, seed: int):
+    """Names and the (d, c) matrix of the KS directions; the squared norm is added separately."""
+    d = x.shape[1]
+    rng = np.random.default_rng(seed)
+    coords = np.arange(d) if d <= max_coords else np.sort(rng.choice(d, size=max_coords, replace=False))
+    names = [f"ks[coord {i}]" for i in coords]
+    mats = [np.eye(d)[:, coords]]
+    if d > 1 and n_projections:
+        v = rng.normal(size=(d, n_projections))
+        mats.append(v / np.linalg.norm(v, axis=0))
+        names += [f"ks[projection {j}]" for j in range(n_projections)]
+    return names, np.concatenate(mats, axis=1)
+
+
+def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projections: int = 16, max_coords: int = 64,
+                    kernel_tests: bool = True, seed: int = 0) -> Battery:
+    """KS, MMD and energy tests of x (n, d) against y (m, d), minP-adjusted on shared permutations.
+
+    ``n_perm`` defaults to ``DEFAULT_PERMUTATIONS`` (or the fewest that can reject at ``alpha`` if more).
+    """
+    from specverify.stats.two_sample import _pair
+
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    x, y = _pair(x, y)
+    n, m = len(x), len(y)
+    n_perm = max(DEFAULT_PERMUTATIONS, min_permutations(alpha)) if n_perm is None else int(n_perm)
+    names, dirs = _directions(x, n_projections, max_coords, seed)
+    z = np.concatenate([x, y])
+    cols = list((z @ dirs).T)
+    n_coords = min(x.shape[1], max_coords)
+    cols.insert(n_coords, (z**2).sum(1))  # coordinates, the squared norm, then the projections (as ks_tests)
+    names.insert(n_coords, "ks[|x|^2]")
+    proj = torch.as_tensor(np.stack(cols, 1))
+    blocks = []  # (statistic, names, methods, tie rtol, per-item bytes), in column order
+    sliced = kernel_tests and n + m > kernel.MAX_EXACT
+    # above MAX_EXACT, energy comes from the KS cumulative sums on the random directions (the coordinate if d = 1)
+    e_cols = [0] if x.shape[1] == 1 else [i for i, nm in enumerate(names) if nm.startswith("ks[projection")]
+    if sliced and e_cols:
+        c_d = 1.0 if x.shape[1] == 1 else kernel.sliced_constant(x.shape[1])
+        e_method = f"energy-V-perm (sliced over the {len(e_cols)} KS directions, float32 cumulative sums)"
+        blocks.append((_ks_statistic(proj, n, m, e_cols, c_d), names + ["energy"],
+                       ["ks-2samp-perm"] * len(names) + [e_method], _KS_RTOL, 4 * (2 + len(names))))
+    else:
+        blocks.append((_ks_statistic(proj, n, m), names, ["ks-2samp-perm"] * len(names), _KS_RTOL,
+                       4 * (1 + len(names))))
+    if kernel_tests:
+        zt = torch.as_tensor(z)
+        dist = None if sliced else kernel._distances(zt)
+        med = kernel._pool_median(zt, kernel.MEDIAN_POINTS, seed, dist)
+        bw = kernel._check_bandwidths([med * s for s in kernel.MMD_SCALES])
+        if sliced:
+            mmd, b1, detail = kernel._mmd_rff(zt, n, m, bw, kernel.N_FEATURES, seed)
+        else:
+            mmd, b1, detail = kernel._mmd_exact(zt, n, m, bw, torch.float32, dist)
+            del dist
+        blocks.append((mmd, [f"mmd[h={s:g} median]" for s in kernel.MMD_SCALES],
+                       [f"mmd2u-gaussian-perm ({detail}; h = {h:.4g})" for h in bw], kernel._tie_rtol(torch.float32),
+                       b1))
+        if not sliced:  # (sliced without random directions, d > 1 and n_projections = 0: no energy test)
+            energy, b2, detail = kernel._energy_exact(zt, n, m, torch.float32)
+            blocks.append((energy, ["energy"], [f"energy-V-perm ({detail})"], kernel._tie_rtol(torch.float32), b2))
+    parts = [b[0] for b in blocks]
+    names = [nm for b in blocks for nm in b[1]]
+    methods = [mt for b in blocks for mt in b[2]]
+    rtol = [b[3] for b in blocks for _ in b[1]]
+    per_item = sum(b[4] for b in blocks)
+
+    def statistic(perms):
+        return torch.cat([p(perms).reshape(perms.shape[0], -1).double() for p in parts], dim=1)
+
+    raw = permutation_matrix(statistic, n + m, n_perm=n_perm, seed=seed, alpha=alpha,
+                             batch_size=kernel._batch(n + m, per_item, n_perm))
+    marginal, adjusted = minp_adjust(raw.numpy(), rtol)
+    suffix = f"; minP-adjusted over {len(names)} tests, B={n_perm} shared permutations, seed={seed}"
+    tests = tuple(TestResult(nm, float(raw[0, j]), float(marginal[j]), methods[j] + suffix, min(n, m))
+                  for j, nm in enumerate(names))
+    return Battery(tests, tuple(float(a) for a in adjusted), tuple(bool(a <= alpha) for a in adjusted), float(alpha),
+                   correction="minP")
