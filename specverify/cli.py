@@ -91,22 +91,14 @@ def _device(name: str):
 
 
 def build_problem(args):
-    """(problem, chain keyword arguments) from the problem options of the command line."""
-    from specverify.problems import PROBLEMS, make_problem
+    """The built-in problem named by the command line's problem options (a ``builtin.Setup``)."""
+    from specverify.builtin import make_setup
 
-    kwargs = {"dim": args.dim}
-    if args.problem == "gmm":
-        kwargs["n_components"] = args.components
-    if args.problem.startswith("langevin"):
-        if args.chain != "ddpm" or args.eta != 1.0:
-            raise SpecverifyError(f"{args.problem} is a Langevin chain: --chain and --eta do not apply")
-        if args.step_size is not None:
-            kwargs["step_size"] = args.step_size
-        return make_problem(args.problem, **kwargs), {}
-    if args.problem in PROBLEMS and args.step_size is not None:
-        raise SpecverifyError("--step-size applies to the Langevin problems only")
-    problem = make_problem(args.problem, **kwargs)
-    return problem, dict(schedule=args.schedule, sampler=args.chain, prediction=args.prediction, eta=args.eta)
+    if args.steps < 1:
+        raise SpecverifyError(f"--steps must be >= 1, got {args.steps}")
+    return make_setup(args.problem, dim=args.dim, steps=args.steps, chain=args.chain, eta=args.eta,
+                      schedule=args.schedule, prediction=args.prediction, components=args.components,
+                      step_size=args.step_size)
 
 
 def _cmd_sample(args) -> int:
@@ -122,8 +114,8 @@ def _cmd_sample(args) -> int:
         raise SpecverifyError(f"--steps must be >= 1, got {args.steps}")
     device = _device(args.device)
     dtype = getattr(torch, args.dtype)
-    problem, kw = build_problem(args)
-    chain = problem.chain(args.steps, **kw)
+    setup = build_problem(args)
+    chain = setup.chain()
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     run = dict(problem=args.problem, dim=args.dim, steps=args.steps, chain=args.chain, schedule=args.schedule,
                prediction=args.prediction, sampler=args.sampler, n=args.n, seed=args.seed, device=str(device),
@@ -134,7 +126,7 @@ def _cmd_sample(args) -> int:
         stats = dict(n_steps=chain.n_steps, rounds_mean=float(chain.n_steps), nfe_ratio=1.0,
                      target_evaluations=args.n * chain.n_steps, rounds_total=chain.n_steps)
     else:
-        draft_chain = problem.draft_chain(args.steps, **kw) if args.drafter == "independent" else None
+        draft_chain = setup.draft_chain() if args.drafter == "independent" else None
         drafter = make_drafter(args.drafter, draft_chain=draft_chain)
         x, st = speculative_sample(chain, drafter, args.n, window=args.window, seed=args.seed, device=device,
                                    dtype=dtype, max_batch=args.max_batch, progress=progress)
@@ -156,84 +148,23 @@ def _cmd_sample(args) -> int:
     return 0
 
 
-def _candidate(args, problem, kw, device):
-    """Our sampler on ``problem`` as a black box: (n, seed) -> float64 array (n, d)."""
-    import torch
+def _run_check(args, setup, reference, device, alpha):
+    from specverify.builtin import check, make_candidate
 
-    from specverify.drafters import make_drafter
-    from specverify.mutants import MUTANTS, mutant_sample
-    from specverify.sampling import plain_sample, speculative_sample
-
-    if args.mutant and (args.mutant not in MUTANTS or args.sampler != "speculative"):
-        raise SpecverifyError(f"--mutant needs --sampler speculative and one of {', '.join(MUTANTS)}")
-
-    def candidate(n, seed):
-        if args.sampler == "plain":
-            return plain_sample(chain, n, seed=seed, device=device, dtype=torch.float64).cpu().numpy()
-        extra = {"delta": getattr(args, "stress_delta", 1.2)} if args.drafter == "stress" else {}
-        drafter = make_drafter(args.drafter, draft_chain=draft, **extra)
-        kw = dict(window=args.window, seed=seed, device=device, dtype=torch.float64)
-        if args.mutant:
-            x, st = mutant_sample(args.mutant, chain, drafter, n, **kw)
-        else:
-            x, st = speculative_sample(chain, drafter, n, **kw)
-        return {"samples": x.cpu().numpy(), "accepted": st.accepted_per_sample, "predicted": st.predicted_per_sample,
-                "verified": st.verified_per_sample, "accepted_per_position": st.accepted_per_position,
-                "verified_per_position": st.verified_per_position,
-                "predicted_per_position": st.predicted_accepted_per_position}
-
-    chain = problem.chain(args.steps, **kw)
-    draft = problem.draft_chain(args.steps, **kw) if args.drafter == "independent" else None
-    return candidate
-
-
-def _reference(args, problem, kw):
-    """The problem's ground truth from the reference side: ("law", GaussianLaw) or ("sampler", fn)."""
-    import jax
-
-    from specverify import reference as ref
-    from specverify.specs import beta_schedule
-
-    if args.problem.startswith("langevin"):
-        h = problem.step_size
-        if args.problem == "langevin-gaussian":
-            return "law", ref.langevin_gaussian_law(problem.spec, h, args.steps).final
-        score = ref.logistic_score(problem.spec)
-
-        def langevin_reference(n, seed):
-            k0, k1 = jax.random.split(jax.random.PRNGKey(seed))
-            x0 = problem.prior_std * jax.random.normal(k0, (n, problem.dim))
-            return ref.sample_langevin(k1, score, h, args.steps, x0)
-
-        return "sampler", langevin_reference
-    betas = beta_schedule(kw["schedule"], args.steps)
-    tr = ref.diffusion_transition(betas, kw["sampler"], eta=kw["eta"])
-    if args.problem == "gaussian":
-        return "law", ref.gaussian_chain_law(problem.spec, tr).final
-    eps = ref.gmm_eps(problem.spec, betas)
-
-    def diffusion_reference(n, seed):
-        return ref.sample_diffusion(jax.random.PRNGKey(seed), eps, tr, n, problem.dim)
-
-    return "sampler", diffusion_reference
-
-
-def _run_check(args, problem, kw, reference_kind, reference, device, alpha):
-    from specverify.harness import check_against_law, check_against_sampler
-
-    candidate = _candidate(args, problem, kw, device)
-    opts = dict(alpha=alpha, beta=args.beta, epsilon=args.epsilon, n=args.n, seed=args.seed)
-    if reference_kind == "law":
-        r = reference
-        return check_against_law(candidate, r.mean, r.eigvals, r.eigvecs, **opts)
-    return check_against_sampler(candidate, reference, problem.dim, **opts)
+    candidate = make_candidate(setup, sampler=args.sampler, drafter=args.drafter, window=args.window,
+                               mutant=args.mutant, stress_delta=getattr(args, "stress_delta", 1.2), device=device)
+    return check(setup, candidate, reference, alpha=alpha, beta=args.beta, epsilon=args.epsilon, n=args.n,
+                 seed=args.seed)
 
 
 def _cmd_check(args) -> int:
+    from specverify.builtin import make_reference
+
     device = _device(args.device)
-    problem, kw = build_problem(args)
-    kind, reference = _reference(args, problem, kw)
-    report = _run_check(args, problem, kw, kind, reference, device, args.alpha)
+    setup = build_problem(args)
+    reference = make_reference(setup)
+    kind = reference[0]
+    report = _run_check(args, setup, reference, device, args.alpha)
     out = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "sampler": args.sampler,
            "mutant": args.mutant,
            "drafter": args.drafter if args.sampler == "speculative" else None,
@@ -262,11 +193,12 @@ def _cmd_check(args) -> int:
 def _cmd_mutants(args) -> int:
     """Each sampler is checked under two configurations (the given drafter and the stress drafter) at alpha / 2
     each, so that its verdict has false-alarm rate <= alpha; a mutant is detected if either rejects."""
+    from specverify.builtin import make_reference
     from specverify.mutants import MUTANTS
 
     device = _device(args.device)
-    problem, kw = build_problem(args)
-    kind, reference = _reference(args, problem, kw)
+    setup = build_problem(args)
+    reference = make_reference(setup)
     configs = {"default": (args.drafter, args.window), "stress": ("stress", 4)}
     rows = []
     for name in [None, *MUTANTS]:
@@ -274,7 +206,7 @@ def _cmd_mutants(args) -> int:
         for label, (drafter, window) in configs.items():
             a = argparse.Namespace(**{**vars(args), "sampler": "speculative", "drafter": drafter, "window": window,
                                       "mutant": name})
-            rep = _run_check(a, problem, kw, kind, reference, device, args.alpha / len(configs))
+            rep = _run_check(a, setup, reference, device, args.alpha / len(configs))
             row["configurations"][label] = {"drafter": drafter, "window": window, "verdict": rep.verdict,
                                             "min_adjusted_pvalue": min(t["adjusted_pvalue"] for t in rep.tests),
                                             "n": rep.n}

@@ -114,3 +114,42 @@ def test_cli_mutants_kills_and_reports(tmp_path):
     assert rc == 0 and kills["reference_false_alarm"] is False
     assert len(kills["mutants"]) >= 8 and kills["kill_rate"] == 1.0
     assert {"name", "detected", "min_adjusted_pvalue"} <= kills["mutants"][0].keys()
+
+
+def _with_acceptance(sampler, bias=0.0, steps=20, p=0.8):
+    """A candidate that reports per-trajectory acceptance counts (accepted ~ Binomial(steps, p + bias))."""
+
+    def candidate(n, seed):
+        rng = np.random.default_rng(seed + 77)
+        return {"samples": sampler(n, seed), "accepted": rng.binomial(steps, p + bias, size=n),
+                "predicted": np.full(n, p * steps), "verified": np.full(n, steps)}
+
+    return candidate
+
+
+def test_acceptance_counts_join_the_verdict_as_a_second_block():
+    ok = check_against_law(_with_acceptance(_gauss()), *LAW, alpha=0.01, seed=5)
+    assert ok.verdict == "pass" and ok.correction == "bonferroni over blocks: holm[3] + single[1]"
+    assert ok.n == ks_one_sample_n(0.01 / 2 / 3, 0.05, 0.05)  # each block spends alpha / 2
+    assert ok.tests[-1]["family"] == "acceptance" and ok.acceptance["verified"] == 20 * ok.n
+    assert ok.acceptance["ci_low"] <= 0.8 <= ok.acceptance["ci_high"]
+    bad = check_against_law(_with_acceptance(_gauss(), bias=0.02), *LAW, alpha=0.01, seed=5)
+    assert bad.verdict == "fail" and [t["name"] for t in bad.tests if t["rejected"]] == [bad.tests[-1]["name"]]
+
+
+@pytest.mark.parametrize("out,match", [
+    ({"x": np.zeros((10, 2))}, "without 'samples'"),
+    ({"samples": np.zeros((10, 2)), "accepted": np.ones(10)}, "only one of"),
+    ({"samples": np.zeros((10, 2)), "accepted": np.ones(9), "predicted": np.ones(9)}, "one per trajectory"),
+    ({"samples": np.zeros((10, 2)), "accepted": -np.ones(10), "predicted": np.ones(10)}, "negative"),
+    ({"samples": np.zeros((10, 2)), "acepted": np.ones(10)}, "unknown keys"),
+])
+def test_mapping_contract_errors(out, match):
+    with pytest.raises(ContractError, match=match):
+        draw(lambda n, s: out, 10, 0, dim=2)
+
+
+def test_sampler_check_reports_minp_and_bh():
+    r = check_against_sampler(_gauss(), _gauss(), 2, n=1000, seed=6)
+    assert r.correction == "minP[25]" and {t["name"] for t in r.tests} >= {"energy", "mmd[h=1 median]", "ks[|x|^2]"}
+    assert all(0 < t["pvalue"] <= t["bh_qvalue"] + 1e-12 and t["pvalue"] <= t["adjusted_pvalue"] for t in r.tests)

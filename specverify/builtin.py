@@ -1,0 +1,132 @@
+"""Built-in problems wired for the harness: our sampler (or a mutant) as a candidate, the problem's ground truth
+from the reference side, and one call that checks the first against the second.
+
+The CLI (`specverify check`, `specverify mutants`) and the scripts of ``paper_repro/`` go through here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from specverify.errors import SpecverifyError
+
+__all__ = ["Setup", "check", "make_candidate", "make_reference", "make_setup"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """A built-in problem, its chain options and its number of steps."""
+
+    name: str
+    problem: object
+    chain_kwargs: dict
+    steps: int
+
+    @property
+    def dim(self) -> int:
+        return self.problem.dim
+
+    def chain(self):
+        return self.problem.chain(self.steps, **self.chain_kwargs)
+
+    def draft_chain(self):
+        return self.problem.draft_chain(self.steps, **self.chain_kwargs)
+
+
+def make_setup(problem: str = "gmm", *, dim: int = 2, steps: int = 100, chain: str = "ddpm", eta: float = 1.0,
+               schedule: str = "linear", prediction: str = "eps", components: int = 8,
+               step_size: float | None = None) -> Setup:
+    """The named built-in problem (see `specverify problems`) with its diffusion or Langevin chain options."""
+    from specverify.problems import PROBLEMS, make_problem
+
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise SpecverifyError(f"steps must be >= 1, got {steps}")
+    kwargs = {"dim": dim}
+    if problem == "gmm":
+        kwargs["n_components"] = components
+    if problem.startswith("langevin"):
+        if chain != "ddpm" or eta != 1.0:
+            raise SpecverifyError(f"{problem} is a Langevin chain: --chain and --eta do not apply")
+        if step_size is not None:
+            kwargs["step_size"] = step_size
+        return Setup(problem, make_problem(problem, **kwargs), {}, int(steps))
+    if problem in PROBLEMS and step_size is not None:
+        raise SpecverifyError("--step-size applies to the Langevin problems only")
+    p = make_problem(problem, **kwargs)
+    return Setup(problem, p, dict(schedule=schedule, sampler=chain, prediction=prediction, eta=eta), int(steps))
+
+
+def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str = "frozen-denoiser", window: int = 8,
+                   mutant: str | None = None, stress_delta: float = 1.2, device="cpu"):
+    """Our sampler (or the named mutant) on ``setup`` as a black box: (n, seed) -> samples and acceptance counts."""
+    import torch
+
+    from specverify.drafters import make_drafter
+    from specverify.mutants import MUTANTS, mutant_sample
+    from specverify.sampling import plain_sample, speculative_sample
+
+    if mutant and (mutant not in MUTANTS or sampler != "speculative"):
+        raise SpecverifyError(f"--mutant needs --sampler speculative and one of {', '.join(MUTANTS)}")
+    chain = setup.chain()
+    draft = setup.draft_chain() if drafter == "independent" else None
+    extra = {"delta": stress_delta} if drafter == "stress" else {}
+
+    def candidate(n, seed):
+        if sampler == "plain":
+            return plain_sample(chain, n, seed=seed, device=device, dtype=torch.float64).cpu().numpy()
+        d = make_drafter(drafter, draft_chain=draft, **extra)
+        kw = dict(window=window, seed=seed, device=device, dtype=torch.float64)
+        if mutant:
+            x, st = mutant_sample(mutant, chain, d, n, **kw)
+        else:
+            x, st = speculative_sample(chain, d, n, **kw)
+        return {"samples": x.cpu().numpy(), "accepted": st.accepted_per_sample, "predicted": st.predicted_per_sample,
+                "verified": st.verified_per_sample, "accepted_per_position": st.accepted_per_position,
+                "verified_per_position": st.verified_per_position,
+                "predicted_per_position": st.predicted_accepted_per_position}
+
+    return candidate
+
+
+def make_reference(setup: Setup):
+    """The problem's ground truth from the reference side: ("law", GaussianLaw) or ("sampler", fn(n, seed))."""
+    import jax
+
+    from specverify import reference as ref
+    from specverify.specs import beta_schedule
+
+    problem, steps, kw = setup.problem, setup.steps, setup.chain_kwargs
+    if setup.name.startswith("langevin"):
+        h = problem.step_size
+        if setup.name == "langevin-gaussian":
+            return "law", ref.langevin_gaussian_law(problem.spec, h, steps).final
+        score = ref.logistic_score(problem.spec)
+
+        def langevin_reference(n, seed):
+            k0, k1 = jax.random.split(jax.random.PRNGKey(seed))
+            x0 = problem.prior_std * jax.random.normal(k0, (n, problem.dim))
+            return ref.sample_langevin(k1, score, h, steps, x0)
+
+        return "sampler", langevin_reference
+    betas = beta_schedule(kw["schedule"], steps)
+    tr = ref.diffusion_transition(betas, kw["sampler"], eta=kw["eta"])
+    if setup.name == "gaussian":
+        return "law", ref.gaussian_chain_law(problem.spec, tr).final
+    eps = ref.gmm_eps(problem.spec, betas)
+
+    def diffusion_reference(n, seed):
+        return ref.sample_diffusion(jax.random.PRNGKey(seed), eps, tr, n, problem.dim)
+
+    return "sampler", diffusion_reference
+
+
+def check(setup: Setup, candidate, reference=None, *, alpha: float = 0.01, beta: float = 0.05,
+          epsilon: float = 0.05, n: int | None = None, seed: int = 0, n_perm: int | None = None):
+    """Run the suite: ``candidate`` against ``reference`` (default: the problem's, from :func:`make_reference`)."""
+    from specverify.harness import check_against_law, check_against_sampler
+
+    kind, ref = make_reference(setup) if reference is None else reference
+    opts = dict(alpha=alpha, beta=beta, epsilon=epsilon, n=n, seed=seed)
+    if kind == "law":
+        return check_against_law(candidate, ref.mean, ref.eigvals, ref.eigvecs, **opts)
+    return check_against_sampler(candidate, ref, setup.dim, n_perm=n_perm, **opts)
