@@ -193,32 +193,26 @@ def _cmd_check(args) -> int:
 def _cmd_mutants(args) -> int:
     """Each sampler is checked under two configurations (the given drafter and the stress drafter) at alpha / 2
     each, so that its verdict has false-alarm rate <= alpha; a mutant is detected if either rejects."""
-    from specverify.builtin import make_reference
+    from specverify.builtin import STRESS_WINDOW, make_reference, mutant_verdict
     from specverify.mutants import MUTANTS
 
     device = _device(args.device)
     setup = build_problem(args)
     reference = make_reference(setup)
-    configs = {"default": (args.drafter, args.window), "stress": ("stress", 4)}
     rows = []
     for name in [None, *MUTANTS]:
-        row = {"name": name or "correct", "configurations": {}}
-        for label, (drafter, window) in configs.items():
-            a = argparse.Namespace(**{**vars(args), "sampler": "speculative", "drafter": drafter, "window": window,
-                                      "mutant": name})
-            rep = _run_check(a, setup, reference, device, args.alpha / len(configs))
-            row["configurations"][label] = {"drafter": drafter, "window": window, "verdict": rep.verdict,
-                                            "min_adjusted_pvalue": min(t["adjusted_pvalue"] for t in rep.tests),
-                                            "n": rep.n}
-        row["detected"] = any(c["verdict"] == "fail" for c in row["configurations"].values())
-        row["min_adjusted_pvalue"] = min(c["min_adjusted_pvalue"] for c in row["configurations"].values())
-        row["caught_by"] = [k for k, c in row["configurations"].items() if c["verdict"] == "fail"]
+        row = mutant_verdict(setup, reference, name, drafter=args.drafter, window=args.window,
+                             stress_delta=args.stress_delta, alpha=args.alpha, beta=args.beta, epsilon=args.epsilon,
+                             n=args.n, seed=args.seed, device=device)
         rows.append(row)
+        tests = "; ".join(f"{k}: {', '.join(c['rejected_tests'][:3])}{' ...' if len(c['rejected_tests']) > 3 else ''}"
+                          for k, c in row["configurations"].items() if c["rejected_tests"])
         print(f"  {row['name']:<24}{'REJECTED' if row['detected'] else 'passes':<10}"
-              f"min Holm p={row['min_adjusted_pvalue']:.3g}  caught by: {', '.join(row['caught_by']) or '-'}")
+              f"min adjusted p={row['min_adjusted_pvalue']:.3g}  caught by: {tests or '-'}")
     correct, mutants = rows[0], rows[1:]
     out = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "alpha": args.alpha,
-           "configurations": {k: {"drafter": d, "window": w} for k, (d, w) in configs.items()},
+           "configurations": {"default": {"drafter": args.drafter, "window": args.window},
+                              "stress": {"drafter": "stress", "window": STRESS_WINDOW}},
            "mutants": mutants, "kill_rate": sum(m["detected"] for m in mutants) / len(mutants),
            "reference_false_alarm": correct["detected"], "correct": correct}
     if args.json:
