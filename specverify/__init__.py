@@ -25,6 +25,8 @@ _LAZY = {
     "TableNoise": "specverify.noise",
     "make_drafter": "specverify.drafters",
     "make_problem": "specverify.problems",
+    "check_against_law": "specverify.harness",
+    "check_against_sampler": "specverify.harness",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

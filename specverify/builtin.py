@@ -32,6 +32,13 @@ class Setup:
     def draft_chain(self):
         return self.problem.draft_chain(self.steps, **self.chain_kwargs)
 
+    def view(self):
+        """The third-party view of :meth:`chain` (eps_model + betas, and mean + sigma)."""
+        if self.name.startswith("langevin"):
+            return self.problem.third_party(self.steps)
+        kw = self.chain_kwargs
+        return self.problem.third_party(self.steps, schedule=kw["schedule"], sampler=kw["sampler"], eta=kw["eta"])
+
 
 def make_setup(problem: str = "gmm", *, dim: int = 2, steps: int = 100, chain: str = "ddpm", eta: float = 1.0,
                schedule: str = "linear", prediction: str = "eps", components: int = 8,
@@ -121,12 +128,13 @@ def make_reference(setup: Setup):
 
 
 def check(setup: Setup, candidate, reference=None, *, alpha: float = 0.01, beta: float = 0.05,
-          epsilon: float = 0.05, n: int | None = None, seed: int = 0, n_perm: int | None = None):
+          epsilon: float = 0.05, n: int | None = None, seed: int = 0, n_perm: int | None = None,
+          keep_samples: bool = False):
     """Run the suite: ``candidate`` against ``reference`` (default: the problem's, from :func:`make_reference`)."""
     from specverify.harness import check_against_law, check_against_sampler
 
     kind, ref = make_reference(setup) if reference is None else reference
-    opts = dict(alpha=alpha, beta=beta, epsilon=epsilon, n=n, seed=seed)
+    opts = dict(alpha=alpha, beta=beta, epsilon=epsilon, n=n, seed=seed, keep_samples=keep_samples)
     if kind == "law":
         return check_against_law(candidate, ref.mean, ref.eigvals, ref.eigvecs, **opts)
     return check_against_sampler(candidate, ref, setup.dim, n_perm=n_perm, **opts)

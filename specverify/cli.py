@@ -61,7 +61,20 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="cpu", help="cpu or cuda")
     c.add_argument("--mutant", default=None, help="check a known-broken sampler instead (specverify.mutants)")
+    c.add_argument("--candidate", default=None, metavar="TARGET",
+                   help="check a third-party sampler instead: package.module:attr or path/to/file.py:attr")
+    c.add_argument("--contract", choices=("auto", "black-box", "chain"), default="auto",
+                   help="the candidate's contract: (n, seed) or (view, n, seed); auto reads its signature")
+    c.add_argument("--reference", default="exact", metavar="exact|plain|TARGET",
+                   help="exact: the problem's exact law or JAX reference sampler; plain: our plain sampler on the "
+                        "problem; or a black box reference(n, seed)")
+    c.add_argument("--allow-low-power", action="store_true",
+                   help="accept a pass although n cannot deliver power 1 - beta at --epsilon (else exit 2)")
     c.add_argument("--json", type=Path, help="write the report here as JSON")
+    c.add_argument("--markdown", type=Path, help="write the report here as Markdown")
+    c.add_argument("--plots", type=Path, metavar="DIR", help="write PNG figures here")
+    c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on when stderr is a terminal)")
 
     m = sub.add_parser("mutants", help="run every known-broken sampler and the correct one through the suite")
     _add_problem_args(m)
@@ -148,45 +161,127 @@ def _cmd_sample(args) -> int:
     return 0
 
 
-def _run_check(args, setup, reference, device, alpha):
-    from specverify.builtin import check, make_candidate
+class _Stages:
+    """A progress bar over the stages of a check; shown after 2 s, when stderr is a terminal or --progress."""
 
-    candidate = make_candidate(setup, sampler=args.sampler, drafter=args.drafter, window=args.window,
-                               mutant=args.mutant, stress_delta=getattr(args, "stress_delta", 1.2), device=device)
-    return check(setup, candidate, reference, alpha=alpha, beta=args.beta, epsilon=args.epsilon, n=args.n,
-                 seed=args.seed)
+    def __init__(self, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=3, desc="check", unit="stage", delay=2, leave=False)
+
+    def wrap(self, fn, label: str):
+        def call(n, seed):
+            if self.bar is not None and n > 8:  # the 8-sample seed probe is not a stage
+                self.bar.set_description(f"check: drawing {n} from the {label}")
+            out = fn(n, seed)
+            if self.bar is not None and n > 8:
+                self.bar.update(1)
+                self.bar.set_description("check: testing")
+            return out
+
+        return call
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _check_reference(args, setup, device):
+    """("law", law) or ("sampler", fn) and its description, from --reference."""
+    from specverify.builtin import make_candidate, make_reference
+
+    if args.reference == "exact":
+        ref = make_reference(setup)
+        return ref, "exact law" if ref[0] == "law" else "JAX reference sampler"
+    if args.reference == "plain":
+        return ("sampler", make_candidate(setup, sampler="plain", device=device)), "plain sampler (ours)"
+    from specverify.adapters import detect_contract, load
+
+    fn = load(args.reference)
+    if detect_contract(fn) != "black-box":
+        raise SpecverifyError(f"--reference {args.reference} must be a black box reference(n, seed)")
+    return ("sampler", fn), f"reference {args.reference}"
+
+
+def _check_candidate(args, setup, device):
+    from specverify.builtin import make_candidate
+
+    if args.candidate is None:
+        what = f"mutant {args.mutant}" if args.mutant else f"{args.sampler} sampler"
+        return make_candidate(setup, sampler=args.sampler, drafter=args.drafter, window=args.window,
+                              mutant=args.mutant, device=device), what
+    from specverify.adapters import chain_candidate, detect_contract, load
+
+    if args.mutant:
+        raise SpecverifyError("--mutant applies to our sampler, not to --candidate")
+    fn = load(args.candidate)
+    contract = detect_contract(fn) if args.contract == "auto" else args.contract
+    if contract == "chain":
+        return chain_candidate(fn, setup.view()), f"{args.candidate} (chain level)"
+    if contract == "kernel":
+        raise SpecverifyError(f"{args.candidate} looks like a coupling (5 arguments): check it with "
+                              f"`specverify.kernel_check`, or pass --contract black-box or chain")
+    return fn, f"{args.candidate} (black box)"
+
+
+def _write(path, text):
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
 
 
 def _cmd_check(args) -> int:
-    from specverify.builtin import make_reference
+    from specverify.builtin import check
+    from specverify.harness.render import acceptance_line, markdown, plots
 
-    device = _device(args.device)
-    setup = build_problem(args)
-    reference = make_reference(setup)
-    kind = reference[0]
-    report = _run_check(args, setup, reference, device, args.alpha)
-    out = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "sampler": args.sampler,
-           "mutant": args.mutant,
-           "drafter": args.drafter if args.sampler == "speculative" else None,
-           "window": args.window if args.sampler == "speculative" else None, **report.to_dict()}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
-    worst = sorted(report.tests, key=lambda t: (t["adjusted_pvalue"], t["pvalue"]))[:3]
+    context = {"problem": args.problem, "dim": args.dim, "steps": args.steps,
+               "candidate": args.candidate, "reference_option": args.reference,
+               "sampler": None if args.candidate else args.sampler, "mutant": args.mutant,
+               "drafter": args.drafter if args.sampler == "speculative" and not args.candidate else None,
+               "window": args.window if args.sampler == "speculative" and not args.candidate else None,
+               "alpha": args.alpha, "n": args.n, "seed": args.seed}
+    stages = _Stages(sys.stderr.isatty() if args.progress is None else args.progress)
+    try:
+        device = _device(args.device)
+        setup = build_problem(args)
+        reference, ref_text = _check_reference(args, setup, device)
+        candidate, what = _check_candidate(args, setup, device)
+        if reference[0] == "sampler":
+            reference = ("sampler", stages.wrap(reference[1], "reference"))
+        report = check(setup, stages.wrap(candidate, "candidate"), reference, alpha=args.alpha, beta=args.beta,
+                       epsilon=args.epsilon, n=args.n, seed=args.seed, keep_samples=args.plots is not None)
+    except SpecverifyError as e:  # write what is known, then let main() print the message and exit 2
+        stages.close()
+        partial = {**context, "verdict": "error", "error": str(e)}
+        _write(args.json, json.dumps(partial, indent=2) + "\n")
+        _write(args.markdown, markdown(partial))
+        raise
+    stages.close()
+    out = {**context, **report.to_dict()}
+    low_power = bool(report.warnings) and report.verdict == "pass" and not args.allow_low_power
+    out["power_ok"] = not report.warnings
+    _write(args.json, json.dumps(out, indent=2) + "\n")
+    _write(args.markdown, markdown(out, f"specverify check: {what}"))
+    figures = plots(report, args.plots) if args.plots is not None else []
     for w in report.warnings:
         print(f"specverify check: warning: {w}", file=sys.stderr)
-    what = f"mutant {args.mutant}" if args.mutant else f"{args.sampler} sampler"
-    print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} "
-          f"against the {'exact law' if kind == 'law' else 'JAX reference sampler'}")
+    print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} against the {ref_text}")
     print(f"  n={report.n} alpha={report.alpha} over {len(report.tests)} tests ({report.correction}); "
           f"min detectable KS distance={report.min_detectable_ks:.4f} (power {1 - report.beta})")
     if report.acceptance is not None:
-        a = report.acceptance
-        print(f"  acceptance {a['acceptance_rate']:.4f} [{a['ci_low']:.4f}, {a['ci_high']:.4f}] "
-              f"(99% Clopper-Pearson), predicted {a['predicted_acceptance_rate']:.4f}")
-    for t in worst:
+        print(f"  {acceptance_line(report.acceptance)}")
+    for t in sorted(report.tests, key=lambda t: (t["adjusted_pvalue"], t["pvalue"]))[:3]:
         print(f"  {t['name']:<30} p={t['pvalue']:.3g} adjusted p={t['adjusted_pvalue']:.3g}")
+    if figures:
+        print(f"  figures: {', '.join(str(f) for f in figures)}")
     print(f"  {report.seconds:.1f} s")
+    if low_power:
+        print("specverify check: error: the check passed, but n is too small for the declared power, so the pass "
+              "is no evidence of exactness at --epsilon; use the n above (or leave --n out), or pass "
+              "--allow-low-power", file=sys.stderr)
+        return 2
     return report.exit_code
 
 

@@ -79,9 +79,10 @@ def test_report_has_the_documented_fields():
 def test_cli_check_passes_our_sampler(tmp_path):
     js = tmp_path / "r.json"
     rc = main(["check", "--problem", "gaussian", "--dim", "2", "--steps", "20", "--drafter", "frozen-drift",
-               "--window", "4", "--n", "3000", "--json", str(js)])
+               "--window", "4", "--json", str(js)])
     report = json.loads(js.read_text())
-    assert rc == 0 and report["verdict"] == "pass" and report["n"] == 3000
+    assert rc == 0 and report["verdict"] == "pass" and report["power_ok"]
+    assert report["n"] == ks_one_sample_n(0.01 / 2 / 3, 0.05, 0.05)  # two blocks: distribution and acceptance
 
 
 def test_cli_check_fails_a_mutant_with_exit_1(tmp_path):
@@ -92,7 +93,16 @@ def test_cli_check_fails_a_mutant_with_exit_1(tmp_path):
 
 
 def test_cli_check_two_sample_path():
-    assert main(["check", "--problem", "gmm", "--dim", "2", "--steps", "20", "--n", "2000"]) == 0
+    assert main(["check", "--problem", "gmm", "--dim", "2", "--steps", "20", "--n", "2000",
+                 "--allow-low-power"]) == 0
+
+
+def test_a_pass_without_the_declared_power_exits_2(tmp_path, capsys):
+    js = tmp_path / "r.json"
+    rc = main(["check", "--problem", "gaussian", "--dim", "2", "--steps", "10", "--n", "500", "--json", str(js)])
+    report = json.loads(js.read_text())
+    assert rc == 2 and report["verdict"] == "pass" and report["power_ok"] is False
+    assert "too small for the declared power" in capsys.readouterr().err
 
 
 def test_cli_check_bad_input_exits_2(capsys):

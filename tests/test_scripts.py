@@ -23,3 +23,30 @@ def test_exact_laws_smoke(tmp_path, capsys):
             assert all(a > b > 0 for a, b in zip(kl, kl[1:], strict=False))
         kl = [r["kl_stationary_vs_target"] for r in lang if r["dim"] == d]
         assert all(0 < a < b for a, b in zip(kl, kl[1:], strict=False))
+
+
+def test_calibrate_smoke(tmp_path):
+    """The calibration script in a small run: the report is written and its figures are consistent."""
+    mod = _load("calibrate")
+    md, js = tmp_path / "cal.md", tmp_path / "cal.json"
+    mod.main(["--replicates", "20", "--n", "200", "--json", str(js), "--markdown", str(md)])
+    import json
+
+    res = json.loads(js.read_text())
+    assert [r["config"] for r in res] == list(mod.CONFIGS)
+    for r in res:
+        assert r["rejections"] == round(r["rejection_rate"] * 20) and r["ci99_low"] <= r["rejection_rate"]
+        assert all(sum(t["deciles"]) == 20 for t in r["tests"])
+    assert "Clopper-Pearson" in md.read_text()
+
+
+def test_power_smoke(tmp_path, capsys):
+    mod = _load("power")
+    js = tmp_path / "p.json"
+    mod.main(["min-n", "--problem", "gaussian", "--dim", "2", "--steps", "10", "--replicates", "1",
+              "--max-doublings", "0", "--json", str(js)])
+    import json
+
+    res = json.loads(js.read_text())
+    assert len(res["rows"]) >= 8 and all(r["history"][0]["n"] == 100 for r in res["rows"])
+    assert "min n=" in capsys.readouterr().out

@@ -52,13 +52,16 @@ class Report:
     acceptance: dict | None
     seconds: float
     warnings: list
+    data: dict | None = dataclasses.field(default=None, repr=False, compare=False)  # samples, for plots
 
     @property
     def exit_code(self) -> int:
         return 0 if self.verdict == "pass" else 1
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(dataclasses.replace(self, data=None))
+        del out["data"]
+        return out
 
 
 def _power_warnings(n, needed, mdk, beta, epsilon):
@@ -74,7 +77,7 @@ def _bh(pvalues):
     return multipletests(np.asarray(pvalues, dtype=np.float64), method="fdr_bh")[1]
 
 
-def _report(distribution: Battery, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings):
+def _report(distribution: Battery, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data):
     blocks = [distribution]
     if acc is not None:
         t = acceptance_test(acc["accepted"], acc["predicted"])
@@ -95,11 +98,11 @@ def _report(distribution: Battery, acc, *, kind, alpha, beta, epsilon, n, mdk, s
                                      verified_per_position=acc.get("verified_per_position"),
                                      predicted_per_position=acc.get("predicted_per_position"))
     return Report("fail" if family.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, family.correction,
-                  tests, summary, time.perf_counter() - t0, warnings)
+                  tests, summary, time.perf_counter() - t0, warnings, data)
 
 
 def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
-                      seed=0) -> Report:
+                      seed=0, keep_samples: bool = False) -> Report:
     """One-sample battery of ``candidate(n, seed)`` against N(mean, Q diag(eigvals) Q^T), plus acceptance."""
     t0 = time.perf_counter()
     d = len(mean)
@@ -111,12 +114,13 @@ def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.0
     x, acc = run(candidate, n, seed, dim=d)
     battery = gaussian_one_sample(x, np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs), a_block)
     mdk = min_detectable_ks_one_sample(n, a_block / k, beta)
+    data = {"x": x, "law": (np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs))} if keep_samples else None
     return _report(battery, acc, kind="exact", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed,
-                   t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon))
+                   t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
 
 
 def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
-                          seed=0, n_perm: int | None = None) -> Report:
+                          seed=0, n_perm: int | None = None, keep_samples: bool = False) -> Report:
     """Two-sample battery (KS, MMD, energy; minP) against ``reference(n, seed)``, plus acceptance."""
     from specverify.stats.omnibus import two_sample_minp
 
@@ -131,5 +135,6 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
     battery = two_sample_minp(x, y, a_block, n_perm=n_perm, n_projections=N_PROJECTIONS, max_coords=MAX_COORDS,
                               seed=seed)
     mdk = min_detectable_ks_two_sample(n, n, a_block / k, beta)
+    data = {"x": x, "y": y} if keep_samples else None
     return _report(battery, acc, kind="sampler", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed,
-                   t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon))
+                   t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)

@@ -56,7 +56,7 @@ def acceptance_summary(accepted, predicted, verified, *, confidence: float = 0.9
     a, p = _per_trajectory(accepted, predicted)
     v = np.asarray(verified, dtype=np.int64).ravel()
     a_tot, v_tot = int(round(a.sum())), int(v.sum())
-    out = {"trajectories": int(a.size), "accepted": a_tot, "verified": v_tot,
+    out = {"trajectories": int(a.size), "accepted": a_tot, "predicted_accepted": float(p.sum()), "verified": v_tot,
            "acceptance_rate": a_tot / v_tot if v_tot else None,
            "predicted_acceptance_rate": float(p.sum() / v_tot) if v_tot else None,
            "confidence": confidence, "ci_low": None, "ci_high": None, "per_position": []}
