@@ -9,7 +9,8 @@ file; its folder goes on ``sys.path`` while it loads, so sibling imports work). 
 - ``chain``: ``sampler(view, n, seed)`` runs on a built-in problem's third-party view
   (``specverify.problems.base.ThirdPartyView``: ``eps_model(x, t)`` + betas, or ``mean(x, k)`` + ``sigma``) and
   returns the same as a black box. :func:`chain_candidate` turns it into a black box for one problem.
-- ``kernel``: ``coupling(mean_p, mean_q, sigma, z, u) -> (x, accepted)`` (``specverify.kernel_check``).
+- ``kernel``: ``coupling(mean_p, mean_q, sigma, z, u) -> (x, accepted)``, or ``(mean_p, mean_q, sigma, seed)``
+  (``specverify.harness.coupling_check``).
 """
 
 from __future__ import annotations
@@ -70,17 +71,18 @@ def load(target: str):
 
 
 def detect_contract(fn) -> str:
-    """'black-box' for fn(n, seed), 'chain' for fn(view, n, seed), 'kernel' for fn(mean_p, mean_q, sigma, z, u)."""
+    """'black-box' for fn(n, seed), 'chain' for fn(view, n, seed), 'kernel' for a coupling
+    fn(mean_p, mean_q, sigma, z, u) or fn(mean_p, mean_q, sigma, seed)."""
     try:
         params = [p for p in inspect.signature(fn).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
     except (TypeError, ValueError):
         return "black-box"
-    by_count = {2: "black-box", 3: "chain", 5: "kernel"}
+    by_count = {2: "black-box", 3: "chain", 4: "kernel", 5: "kernel"}
     if len(params) not in by_count:
         raise SpecverifyError(f"{getattr(fn, '__name__', fn)} takes {len(params)} required positional arguments; "
-                              f"the contracts take 2 (n, seed), 3 (view, n, seed) or 5 (mean_p, mean_q, sigma, z, "
-                              f"u): pass --contract explicitly if it is one of them")
+                              f"the contracts take 2 (n, seed), 3 (view, n, seed), 4 (mean_p, mean_q, sigma, seed) "
+                              f"or 5 (mean_p, mean_q, sigma, z, u): pass --contract if it is one of them")
     return by_count[len(params)]
 
 

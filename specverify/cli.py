@@ -63,8 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--mutant", default=None, help="check a known-broken sampler instead (specverify.mutants)")
     c.add_argument("--candidate", default=None, metavar="TARGET",
                    help="check a third-party sampler instead: package.module:attr or path/to/file.py:attr")
-    c.add_argument("--contract", choices=("auto", "black-box", "chain"), default="auto",
-                   help="the candidate's contract: (n, seed) or (view, n, seed); auto reads its signature")
+    c.add_argument("--contract", choices=("auto", "black-box", "chain", "kernel"), default="auto",
+                   help="the candidate's contract: (n, seed), (view, n, seed), or a coupling (mean_p, mean_q, sigma, "
+                        "z, u) / (mean_p, mean_q, sigma, seed); auto reads its signature")
     c.add_argument("--reference", default="exact", metavar="exact|plain|TARGET",
                    help="exact: the problem's exact law or JAX reference sampler; plain: our plain sampler on the "
                         "problem; or a black box reference(n, seed)")
@@ -221,9 +222,33 @@ def _check_candidate(args, setup, device):
     if contract == "chain":
         return chain_candidate(fn, setup.view()), f"{args.candidate} (chain level)"
     if contract == "kernel":
-        raise SpecverifyError(f"{args.candidate} looks like a coupling (5 arguments): check it with "
-                              f"`specverify.kernel_check`, or pass --contract black-box or chain")
+        raise SpecverifyError(f"{args.candidate} is a coupling: the kernel-level check is chosen before this point")
     return fn, f"{args.candidate} (black box)"
+
+
+def _cmd_check_kernel(args, fn, context) -> int:
+    from specverify.harness.coupling_check import check_coupling
+    from specverify.harness.render import markdown, markdown_kernel
+
+    try:
+        r = check_coupling(fn, n=args.n or 20000, alpha=args.alpha, seed=args.seed)
+    except SpecverifyError as e:
+        partial = {**context, "verdict": "error", "error": str(e)}
+        _write(args.json, json.dumps(partial, indent=2) + "\n")
+        _write(args.markdown, markdown(partial))
+        raise
+    out = {**context, **r}
+    _write(args.json, json.dumps(out, indent=2) + "\n")
+    _write(args.markdown, markdown_kernel(out, f"specverify check: coupling {args.candidate}"))
+    print(f"{r['verdict'].upper()}: coupling {args.candidate} ({r['form']} form), n={r['n']} per case, "
+          f"alpha={r['alpha']} (Holm over {len(r['tests'])} tests)")
+    for e in r["exact"]:
+        print(f"  exact d={e['dim']} |D|={e['distance']}: {e['flag_mismatches']} flag and {e['output_mismatches']} "
+              f"output mismatches against the reflection coupling formula")
+    for t in sorted(r["tests"], key=lambda t: t["adjusted_pvalue"])[:3]:
+        print(f"  {t['name']:<30} p={t['pvalue']:.3g} adjusted p={t['adjusted_pvalue']:.3g}")
+    print(f"  {r['seconds']:.1f} s")
+    return 0 if r["verdict"] == "pass" else 1
 
 
 def _write(path, text):
@@ -242,6 +267,17 @@ def _cmd_check(args) -> int:
                "drafter": args.drafter if args.sampler == "speculative" and not args.candidate else None,
                "window": args.window if args.sampler == "speculative" and not args.candidate else None,
                "alpha": args.alpha, "n": args.n, "seed": args.seed}
+    if args.candidate and args.contract in ("auto", "kernel"):
+        from specverify.adapters import detect_contract, load
+
+        try:
+            fn = load(args.candidate)
+            kernel = args.contract == "kernel" or detect_contract(fn) == "kernel"
+        except SpecverifyError as e:
+            _write(args.json, json.dumps({**context, "verdict": "error", "error": str(e)}, indent=2) + "\n")
+            raise
+        if kernel:
+            return _cmd_check_kernel(args, fn, context)
     stages = _Stages(sys.stderr.isatty() if args.progress is None else args.progress)
     try:
         device = _device(args.device)

@@ -58,8 +58,30 @@ EXTERNAL = textwrap.dedent('''
     def unseeded(n, seed):
         return np.random.default_rng().normal(size=(n, 2))
 
-    def coupling(mean_p, mean_q, sigma, z, u):
-        return mean_q, True
+    def coupling(mean_p, mean_q, sigma, z, u, bug=False):
+        """The reflection coupling in numpy; with bug=True the rejected branch keeps the draft."""
+        s = sigma[:, None]
+        d = (mean_q - mean_p) / s
+        dist = np.linalg.norm(d, axis=1)
+        acc = np.log(u) <= -(z * d).sum(1) - 0.5 * dist**2
+        e = d / np.where(dist > 0, dist, 1)[:, None]
+        rej = mean_q + s * z if bug else mean_p + s * (z - 2 * (z * e).sum(1, keepdims=True) * e)
+        return np.where(acc[:, None], mean_q + s * z, rej), acc
+
+    def coupling_no_reflection(mean_p, mean_q, sigma, z, u):
+        return coupling(mean_p, mean_q, sigma, z, u, bug=True)
+
+    def coupling_seeded(mean_p, mean_q, sigma, seed):
+        rng = np.random.default_rng(seed)
+        return coupling(mean_p, mean_q, sigma, rng.normal(size=mean_p.shape), rng.uniform(size=len(mean_p)))
+
+    def coupling_tempered(mean_p, mean_q, sigma, seed):
+        rng = np.random.default_rng(seed)
+        u = rng.uniform(size=len(mean_p)) ** 2  # accepts w.p. min(1, (p/q)^0.5)
+        return coupling(mean_p, mean_q, sigma, rng.normal(size=mean_p.shape), u)
+
+    def coupling_wrong_output(mean_p, mean_q, sigma, z, u):
+        return mean_q, np.ones(len(mean_q), dtype=bool)
 ''')
 
 
@@ -105,7 +127,7 @@ def test_black_box_against_a_black_box_reference(ext):
 
 @pytest.mark.parametrize("attr,match", [("wrong_shape", "dimension 3"), ("wrong_count", "samples for n="),
                                         ("nan", "NaN or Inf"), ("crashes", "raised RuntimeError: out of memory"),
-                                        ("unseeded", "ignores its seed"), ("coupling", "looks like a coupling")])
+                                        ("unseeded", "ignores its seed")])
 def test_bad_candidates_exit_2_with_a_partial_report(ext, tmp_path, capsys, attr, match):
     js, md = tmp_path / "r.json", tmp_path / "r.md"
     assert _check("--candidate", f"{ext}:{attr}", "--json", str(js), "--markdown", str(md)) == 2
@@ -141,3 +163,14 @@ def test_our_speculative_sampler_through_the_public_paths_only(tmp_path):
     assert _check("--candidate", f"{mod}:chain_level", "--json", str(js)) == 0
     r = json.loads(js.read_text())
     assert r["tests"][-1]["family"] == "acceptance" and r["acceptance"]["accepted"] > 0
+
+
+@pytest.mark.parametrize("attr,rc", [("coupling", 0), ("coupling_seeded", 0), ("coupling_no_reflection", 1),
+                                     ("coupling_tempered", 1), ("coupling_wrong_output", 1)])
+def test_kernel_level_couplings(ext, tmp_path, attr, rc):
+    js = tmp_path / "k.json"
+    assert main(["check", "--candidate", f"{ext}:{attr}", "--n", "5000", "--json", str(js)]) == rc
+    r = json.loads(js.read_text())
+    assert r["verdict"] == ("pass" if rc == 0 else "fail")
+    if attr in ("coupling", "coupling_no_reflection"):
+        assert r["form"] == "injected" and r["exact_ok"] is (rc == 0)

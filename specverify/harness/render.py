@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["acceptance_line", "markdown", "plots"]
+__all__ = ["acceptance_line", "markdown", "markdown_kernel", "plots"]
 
 _COORD = re.compile(r"ks\[coord (\d+)\]")
 
@@ -40,6 +40,21 @@ def markdown(report: dict, title: str = "specverify check") -> str:
         out.append(f"| {t['name']} | {t.get('family', '')} | {t['statistic']:.4g} | {t['pvalue']:.3g} | "
                    f"{t['adjusted_pvalue']:.3g} | {t.get('bh_qvalue', float('nan')):.3g} | "
                    f"{'**yes**' if t['rejected'] else 'no'} |")
+    return "\n".join(out) + "\n"
+
+
+def markdown_kernel(r: dict, title: str) -> str:
+    """A kernel-level (coupling) report as Markdown."""
+    out = [f"# {title}: {r['verdict'].upper()}", "", f"- form: {r['form']}; n = {r['n']} per case; alpha = "
+           f"{r['alpha']} (Holm over {len(r['tests'])} tests); seed = {r['seed']}; {r['seconds']:.1f} s"]
+    if r["exact"]:
+        out += ["", "## Exact comparison with the reflection coupling (injected noise)", "",
+                "| d | abs D | flag mismatches | output mismatches |", "|---|---|---|---|"]
+        out += [f"| {e['dim']} | {e['distance']} | {e['flag_mismatches']} | {e['output_mismatches']} |"
+                for e in r["exact"]]
+    out += ["", "## Tests", "", "| test | statistic | p | adjusted p | rejected |", "|---|---|---|---|---|"]
+    out += [f"| {t['name']} | {t['statistic']:.4g} | {t['pvalue']:.3g} | {t['adjusted_pvalue']:.3g} | "
+            f"{'**yes**' if t['rejected'] else 'no'} |" for t in sorted(r["tests"], key=lambda t: t["adjusted_pvalue"])]
     return "\n".join(out) + "\n"
 
 

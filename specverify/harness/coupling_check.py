@@ -1,0 +1,126 @@
+"""Kernel-level contract: one coupled step of a third-party speculative sampler.
+
+Two forms, told apart by their signature:
+
+- injected noise: ``coupling(mean_p, mean_q, sigma, z, u) -> (x, accepted)`` with mean_p, mean_q, z of shape
+  (n, d), sigma and u of shape (n,). The draft is y = mean_q + sigma z; it is accepted iff
+  log u <= log p(y) / q(y) = -<z, D> - |D|^2 / 2 with D = (mean_q - mean_p) / sigma, and a rejected step
+  returns the reflection mean_p + sigma (z - 2 <z, e> e), e = D / |D|. Checked EXACTLY against that formula
+  (computed here in numpy: a deliberate twin of ``specverify.coupling``, so the harness never imports the
+  sampler side), then statistically on fresh noise.
+- seeded: ``coupling(mean_p, mean_q, sigma, seed) -> (x, accepted)`` draws its own noise. Checked statistically:
+  the output must be N(mean_p, sigma^2 I) (whitened one-sample battery) and the acceptance count must match
+  2 Phi(-|D| / 2) (exact binomial test), for several dimensions and distances, Holm over all the tests.
+
+Arrays go in as numpy float64; a coupling that refuses numpy is retried with torch tensors.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+import numpy as np
+from scipy import special, stats
+
+from specverify.harness.contracts import ContractError, _to_numpy
+from specverify.stats.one_sample import whitened_normal_battery
+from specverify.stats.results import TestResult, holm
+
+__all__ = ["CASES", "check_coupling", "coupling_form", "reference_coupling"]
+
+CASES = ((1, 0.5), (1, 2.0), (8, 1.0), (64, 0.3))  # (dimension, |D|)
+_EXACT_RTOL = 1e-9
+
+
+def reference_coupling(mean_p, mean_q, sigma, z, u):
+    """The reflection maximal coupling in numpy (see the module docstring)."""
+    s = np.asarray(sigma, dtype=np.float64)[:, None]
+    d = (mean_q - mean_p) / s
+    dist = np.linalg.norm(d, axis=1)
+    accepted = np.log(u) <= -(z * d).sum(1) - 0.5 * dist**2
+    e = d / np.where(dist > 0, dist, 1.0)[:, None]
+    reflected = mean_p + s * (z - 2 * (z * e).sum(1, keepdims=True) * e)
+    return np.where(accepted[:, None], mean_q + s * z, reflected), accepted
+
+
+def coupling_form(fn) -> str:
+    """'injected' for fn(mean_p, mean_q, sigma, z, u), 'seeded' for fn(mean_p, mean_q, sigma, seed)."""
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    forms = {5: "injected", 4: "seeded"}
+    if len(params) not in forms:
+        raise ContractError(f"a coupling takes (mean_p, mean_q, sigma, z, u) or (mean_p, mean_q, sigma, seed); "
+                            f"{getattr(fn, '__name__', fn)} takes {len(params)} arguments")
+    return forms[len(params)]
+
+
+def _call(fn, args, n, d):
+    try:
+        out = fn(*args)
+    except Exception as first:  # noqa: BLE001 - a third-party coupling may only take torch tensors
+        try:
+            import torch
+
+            out = fn(*[torch.as_tensor(a) if isinstance(a, np.ndarray) else a for a in args])
+        except Exception:  # noqa: BLE001
+            raise ContractError(f"coupling raised {type(first).__name__}: {first}") from first
+    if not (isinstance(out, tuple | list) and len(out) == 2):
+        raise ContractError(f"coupling returned {type(out).__name__}; the contract is a pair (x, accepted)")
+    x = _to_numpy(out[0])
+    acc = _to_numpy(out[1]).astype(bool).ravel()
+    if x.shape != (n, d):
+        raise ContractError(f"coupling returned x of shape {x.shape}; expected {(n, d)}")
+    if acc.shape != (n,):
+        raise ContractError(f"coupling returned {acc.size} accepted flags for {n} rows")
+    if not np.isfinite(x).all():
+        raise ContractError("coupling returned NaN or Inf")
+    return x, acc
+
+
+def _case_inputs(rng, n, d, dist):
+    mean_p = rng.normal(size=(n, d))
+    direction = rng.normal(size=(n, d))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    sigma = np.exp(rng.uniform(-1, 0.5, size=n))
+    mean_q = mean_p + dist * sigma[:, None] * direction
+    return mean_p, mean_q, sigma
+
+
+def check_coupling(fn, *, n: int = 20000, alpha: float = 0.01, seed: int = 0) -> dict:
+    """Check a coupling (either form) over ``CASES``; returns a report dict with ``verdict`` and ``tests``."""
+    t0 = time.perf_counter()
+    form = coupling_form(fn)
+    rng = np.random.default_rng(seed)
+    tests, exact = [], []
+    for d, dist in CASES:
+        mean_p, mean_q, sigma = _case_inputs(rng, n, d, dist)
+        if form == "injected":
+            z, u = rng.normal(size=(n, d)), rng.uniform(size=n)
+            x, acc = _call(fn, (mean_p, mean_q, sigma, z, u), n, d)
+            ref_x, ref_acc = reference_coupling(mean_p, mean_q, sigma, z, u)
+            scale = np.abs(ref_x).max() + 1.0
+            bad_acc = int((acc != ref_acc).sum())
+            bad_x = int((np.abs(x - ref_x).max(1) > _EXACT_RTOL * scale).sum())
+            exact.append({"dim": d, "distance": dist, "flag_mismatches": bad_acc, "output_mismatches": bad_x})
+        else:
+            x, acc = _call(fn, (mean_p, mean_q, sigma, int(rng.integers(2**31))), n, d)
+            x2, _ = _call(fn, (mean_p, mean_q, sigma, int(seed)), n, d)
+            x3, _ = _call(fn, (mean_p, mean_q, sigma, int(seed)), n, d)
+            if not np.array_equal(x2, x3):
+                raise ContractError("coupling returned different samples for the same seed: it ignores its seed")
+        w = (x - mean_p) / sigma[:, None]  # N(0, I) if the output has the target law
+        tests += whitened_normal_battery(w, alpha, prefix=f"d={d} |D|={dist} ").tests
+        p_acc = float(special.erfc(dist / (2 * np.sqrt(2))))  # 2 Phi(-|D|/2)
+        b = stats.binomtest(int(acc.sum()), n, p_acc)
+        tests.append(TestResult(f"d={d} |D|={dist} acceptance", acc.mean(), float(b.pvalue),
+                                f"binomtest vs 2 Phi(-|D|/2) = {p_acc:.4f}", n))
+    battery = holm(tests, alpha)
+    exact_ok = all(e["flag_mismatches"] == 0 and e["output_mismatches"] == 0 for e in exact)
+    verdict = "pass" if exact_ok and not battery.reject else "fail"
+    return {"verdict": verdict, "form": form, "alpha": alpha, "n": n, "seed": seed, "exact": exact,
+            "exact_ok": exact_ok if form == "injected" else None,
+            "tests": [{"name": t.name, "statistic": t.statistic, "pvalue": t.pvalue, "adjusted_pvalue": a,
+                       "rejected": r, "method": t.method, "n": t.n}
+                      for t, a, r in zip(battery.tests, battery.adjusted, battery.rejected, strict=True)],
+            "seconds": time.perf_counter() - t0}
