@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--device", default="cpu")
     m.add_argument("--json", type=Path, help="write the kills report here as JSON")
+    m.add_argument("--markdown", type=Path, help="write the kills report here as a Markdown table")
 
     sub.add_parser("problems", help="list the built-in problems")
     sub.add_parser("drafters", help="list the drafters")
@@ -327,6 +328,7 @@ def _cmd_mutants(args) -> int:
     from specverify.builtin import STRESS_WINDOW, make_reference, mutant_verdict
     from specverify.mutants import MUTANTS
 
+    t0 = time.perf_counter()
     device = _device(args.device)
     setup = build_problem(args)
     reference = make_reference(setup)
@@ -349,9 +351,33 @@ def _cmd_mutants(args) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2) + "\n")
+    out["seconds"] = time.perf_counter() - t0
+    _write(args.markdown, _kills_markdown(out, " ".join(sys.argv[1:]) if args.markdown else ""))
     print(f"kill rate {out['kill_rate']:.2f} ({sum(m['detected'] for m in mutants)}/{len(mutants)}); "
           f"correct sampler {'FALSELY REJECTED' if correct['detected'] else 'passes'}")
     return 1 if correct["detected"] else 0
+
+
+def _kills_markdown(out: dict, argv: str) -> str:
+    from specverify.mutants import MUTANTS
+
+    c = out["configurations"]
+    lines = [f"# Mutants against the suite: {out['problem']} d={out['dim']}, {out['steps']} steps", "",
+             f"Measured by `specverify {argv}` ({out['seconds']:.0f} s). Each sampler is checked under the default "
+             f"configuration ({c['default']['drafter']}, L={c['default']['window']}) and the stress configuration "
+             f"(stress drafter, L={c['stress']['window']}) at alpha / 2 = {out['alpha'] / 2} each; detected if "
+             f"either rejects.", "",
+             f"Kill rate {out['kill_rate']:.2f}; correct sampler "
+             f"{'FALSELY REJECTED' if out['reference_false_alarm'] else 'passes'}.", "",
+             "| sampler | bug | detected | min adjusted p | n | rejected by (default) | rejected by (stress) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in [out["correct"], *out["mutants"]]:
+        cfg = r["configurations"]
+        desc = MUTANTS[r["name"]].description if r["name"] in MUTANTS else "(none)"
+        lines.append(f"| {r['name']} | {desc} | {'yes' if r['detected'] else 'no'} | {r['min_adjusted_pvalue']:.3g} "
+                     f"| {cfg['default']['n']} | {', '.join(cfg['default']['rejected_tests']) or '-'} | "
+                     f"{', '.join(cfg['stress']['rejected_tests']) or '-'} |")
+    return "\n".join(lines) + "\n"
 
 
 def _print_sample_report(r: dict, samples) -> None:
