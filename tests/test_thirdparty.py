@@ -174,3 +174,16 @@ def test_kernel_level_couplings(ext, tmp_path, attr, rc):
     assert r["verdict"] == ("pass" if rc == 0 else "fail")
     if attr in ("coupling", "coupling_no_reflection"):
         assert r["form"] == "injected" and r["exact_ok"] is (rc == 0)
+
+
+def test_the_worked_examples_of_the_contract_pages(tmp_path):
+    """The commands of docs/contract-*.md on examples/numpy_sampler.py (smaller n where the page says none)."""
+    from pathlib import Path
+
+    ex = Path(__file__).resolve().parents[1] / "examples" / "numpy_sampler.py"
+    js = tmp_path / "r.json"
+    assert main(["check", "--candidate", f"{ex}:coupling", "--n", "5000", "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["exact_ok"] is True
+    assert _check("--steps", "50", "--candidate", f"{ex}:speculative") == 0
+    assert main(["check", "--candidate", f"{ex}:candidate", "--reference", f"{ex}:reference", "--dim", "2",
+                 "--n", "1000", "--allow-low-power"]) == 0
