@@ -73,6 +73,15 @@ def _worst_coords(tests, k=4):
     return [int(m.group(1)) for t in ranked if (m := _COORD.fullmatch(t["name"]))][:k]
 
 
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plots(report, outdir) -> list[Path]:
     """Write the figures of a ``Report`` built with ``keep_samples=True``; returns their paths."""
     import matplotlib
@@ -104,10 +113,7 @@ def plots(report, outdir) -> list[Path]:
         ax.set_xlabel("N(0, 1)" if exact else "reference")
         ax.set_ylabel("candidate")
     fig.suptitle("QQ plots of the worst coordinates", fontsize=10)
-    fig.tight_layout()
-    paths.append(outdir / "qq_worst_coordinates.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(fig, outdir / "qq_worst_coordinates.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     nx = (x**2).sum(1)
@@ -121,10 +127,7 @@ def plots(report, outdir) -> list[Path]:
         ax.hist((y**2).sum(1), bins=bins, density=True, alpha=0.5, label="reference")
         ax.set_xlabel("squared norm")
     ax.legend()
-    fig.tight_layout()
-    paths.append(outdir / "squared_norm.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(fig, outdir / "squared_norm.png"))
 
     acc = report.acceptance
     rows = [p for p in (acc or {}).get("per_position", []) if p["verified"]]
@@ -138,8 +141,5 @@ def plots(report, outdir) -> list[Path]:
         ax.set_xlabel("window position")
         ax.set_ylabel("acceptance rate")
         ax.legend()
-        fig.tight_layout()
-        paths.append(outdir / "acceptance_per_position.png")
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+        paths.append(_save(fig, outdir / "acceptance_per_position.png"))
     return paths
