@@ -163,3 +163,19 @@ def test_sampler_check_reports_minp_and_bh():
     r = check_against_sampler(_gauss(), _gauss(), 2, n=1000, seed=6)
     assert r.correction == "minP[25]" and {t["name"] for t in r.tests} >= {"energy", "mmd[h=1 median]", "ks[|x|^2]"}
     assert all(0 < t["pvalue"] <= t["bh_qvalue"] + 1e-12 and t["pvalue"] <= t["adjusted_pvalue"] for t in r.tests)
+
+
+def test_per_step_accept_flags_become_trajectory_counts():
+    from specverify.harness.contracts import run
+
+    flags = np.array([[1, 1, 0, -1], [1, -1, -1, -1]] * 50)
+    dist = np.where(flags >= 0, 0.5, np.nan)
+    _, acc = run(lambda n, s: {"samples": np.zeros((n, 2)), "step_accepted": flags, "step_distance": dist}, 100, 0)
+    p = 2 * __import__("scipy").stats.norm.cdf(-0.25)
+    np.testing.assert_allclose(acc["accepted"][:2], [2, 1])
+    np.testing.assert_allclose(acc["verified"][:2], [3, 1])
+    np.testing.assert_allclose(acc["predicted"][:2], [3 * p, p])
+    with pytest.raises(ContractError, match="step_accepted holds"):
+        run(lambda n, s: {"samples": np.zeros((n, 2)), "step_accepted": flags * 2, "step_distance": dist}, 100, 0)
+    with pytest.raises(ContractError, match="give both"):
+        run(lambda n, s: {"samples": np.zeros((n, 2)), "step_accepted": flags}, 100, 0)

@@ -4,7 +4,9 @@ A candidate may instead return a mapping with the array under ``"samples"`` and 
 trajectory: ``"accepted"`` (accepted drafted steps), ``"predicted"`` (the sum of 2 Phi(-|D| / 2) over the steps
 whose acceptance it decided) and optionally ``"verified"`` (those steps) and the per-window-position totals
 ``"accepted_per_position"``, ``"verified_per_position"``, ``"predicted_per_position"``; the suite then also tests
-the acceptance rule against theory.
+the acceptance rule against theory. Per-step records work too: ``"step_accepted"`` (n, T) with 1 for an accepted,
+0 for a rejected and -1 for an unverified step, with ``"step_distance"`` (n, T) the |D| = |m_p - m_q| / sigma of
+each verified step; the harness turns them into the per-trajectory counts.
 
 Every sampler, ours included, is seen through this contract by the harness. A candidate that raises, returns
 the wrong shape or number of samples, NaN or Inf, or different samples for the same seed gets a
@@ -17,10 +19,11 @@ import numpy as np
 
 from specverify.errors import SpecverifyError
 
-__all__ = ["ACCEPTANCE_KEYS", "ContractError", "check_seeded", "draw", "run"]
+__all__ = ["ACCEPTANCE_KEYS", "STEP_KEYS", "ContractError", "check_seeded", "draw", "run"]
 
 ACCEPTANCE_KEYS = ("accepted", "predicted", "verified", "accepted_per_position", "verified_per_position",
                    "predicted_per_position")
+STEP_KEYS = ("step_accepted", "step_distance")
 
 
 class ContractError(SpecverifyError, ValueError):
@@ -33,11 +36,34 @@ def _to_numpy(out) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
+def _from_steps(out: dict, n: int, what: str) -> dict:
+    """Per-trajectory counts from per-step accept flags and distances."""
+    from scipy.special import erfc
+
+    if set(STEP_KEYS) - set(out) or set(ACCEPTANCE_KEYS) & set(out):
+        raise ContractError(f"{what}: give both {' and '.join(STEP_KEYS)} (and not the per-trajectory counts too)")
+    flags, dist = _to_numpy(out["step_accepted"]), _to_numpy(out["step_distance"])
+    if flags.ndim != 2 or flags.shape[0] != n or dist.shape != flags.shape:
+        raise ContractError(f"{what}: step_accepted and step_distance must both have shape (n={n}, steps), got "
+                            f"{flags.shape} and {dist.shape}")
+    if not np.isin(flags, (-1, 0, 1)).all():
+        raise ContractError(f"{what}: step_accepted holds values other than 1 (accepted), 0 (rejected) and -1 "
+                            "(unverified)")
+    ver = flags >= 0
+    if not (np.isfinite(dist[ver]).all() and (dist[ver] >= 0).all()):
+        raise ContractError(f"{what}: step_distance must be finite and >= 0 on every verified step")
+    predicted = np.where(ver, erfc(np.where(ver, dist, 0) / (2 * np.sqrt(2))), 0).sum(1)  # 2 Phi(-|D|/2)
+    return {"samples": out["samples"], "accepted": (flags == 1).sum(1), "predicted": predicted,
+            "verified": ver.sum(1)}
+
+
 def _acceptance(out: dict, n: int, what: str) -> dict | None:
+    if set(STEP_KEYS) & set(out):
+        out = _from_steps(out, n, what)
     unknown = set(out) - {"samples", *ACCEPTANCE_KEYS}
     if unknown:
         raise ContractError(f"{what} returned unknown keys {sorted(unknown)}; the mapping may hold 'samples' and "
-                            f"{', '.join(ACCEPTANCE_KEYS)}")
+                            f"{', '.join(ACCEPTANCE_KEYS + STEP_KEYS)}")
     if "accepted" not in out and "predicted" not in out:
         return None
     if "accepted" not in out or "predicted" not in out:
