@@ -139,3 +139,12 @@ def test_bonferroni_blocks():
     assert j.adjusted == (0.04, 0.6, 0.06) and j.rejected == (True, False, False)
     assert j.correction == "bonferroni over blocks: holm[2] + single[1]"
     assert bonferroni_blocks([a], 0.05).adjusted == a.adjusted
+
+
+def test_randomised_marginal_pvalues_break_ties_uniformly():
+    raw = np.zeros((100, 1))  # every permuted value ties with the observed one
+    ps = [minp_adjust(raw, 0.0, rng=np.random.default_rng(s))[0][0] for s in range(2000)]
+    assert scipy.stats.kstest(ps, "uniform").pvalue > ALPHA
+    raw = np.array([[2.0], [3.0], [2.0], [1.0]])  # G = 1 above, E = 1 tied: p = (1 + 2U) / 4
+    p = minp_adjust(raw, 0.0, rng=np.random.default_rng(0))[0][0]
+    assert 0.25 <= p <= 0.75 and minp_adjust(raw, 0.0)[0][0] == 0.75

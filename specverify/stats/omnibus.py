@@ -4,7 +4,7 @@ Every statistic of the battery (KS on coordinates, on the squared norm and on ra
 each bandwidth; energy distance) is evaluated on the SAME B permutations of the pooled sample, giving a
 (B + 1, k) matrix T (observed row first). Then, with c_bj = #{i : T_ij >= T_bj} (row b's count within test j),
 
-    marginal p_j = c_0j / (B + 1)                                  (the +1-corrected permutation p-value)
+    marginal p_j = c_0j / (B + 1)    (the +1-corrected permutation p-value; reported with ties broken at random)
     adjusted p_j = (1 + #{b >= 1 : min_l g_bl <= g_0j}) / (B + 1)  (single-step minP; Westfall & Young 1993)
 
 where g_bj = g_j(T_bj) is a fixed decreasing tail map per test (Kolmogorov's asymptotic tail for KS; the normal
@@ -40,7 +40,7 @@ _KS_BLOCK = 2**24  # float32 elements per step of the permuted KS statistics
 _KS_RTOL = 1e-5  # relative tie tolerance of float32 statistics (KS values are multiples of 1 / lcm(n, m))
 
 
-def minp_adjust(raw, rtol, tails=None) -> tuple[np.ndarray, np.ndarray]:
+def minp_adjust(raw, rtol, tails=None, rng=None) -> tuple[np.ndarray, np.ndarray]:
     """(marginal, adjusted) p-values from the (B + 1, k) matrix of statistics, observed row first.
 
     ``tails(raw)`` maps the matrix to per-entry tail areas g_bj (smaller = more extreme), the same decreasing map
@@ -49,6 +49,10 @@ def minp_adjust(raw, rtol, tails=None) -> tuple[np.ndarray, np.ndarray]:
     Kolmogorov's tail for KS, a normal tail of the standardised kernel statistics) resolves several tests that
     all beat every permutation, which counts cannot (they tie at 1 / (B + 1) in many permuted rows).
     The adjusted p-value is never below the marginal one.
+
+    With ``rng`` the marginal p-values break ties at random, p = (G + U (E + 1)) / (B + 1) with G permuted
+    values above the observed one, E tied with it and U ~ U(0, 1): exactly uniform under H0, where the
+    conservative (1 + G + E) / (B + 1) of a discrete statistic (KS) piles up near 1.
     """
     raw = np.asarray(raw, dtype=np.float64)
     rows, k = raw.shape
@@ -58,6 +62,10 @@ def minp_adjust(raw, rtol, tails=None) -> tuple[np.ndarray, np.ndarray]:
     for j in range(k):  # c_bj = #{i : T_ij >= T_bj - tol_j}; near-ties count as extreme (conservative)
         counts[:, j] = rows - np.searchsorted(srt[:, j], raw[:, j] - tol[j], side="left")
     marginal = counts[0] / rows
+    if rng is not None:
+        above = (raw[1:] > raw[0] + tol).sum(0)
+        tied = counts[0] - 1 - above
+        marginal = (above + rng.uniform(size=k) * (tied + 1)) / rows
     g = counts / rows if tails is None else np.asarray(tails(raw), dtype=np.float64)
     q = g[1:].min(1)
     adjusted = (1 + (q[None, :] <= g[0][:, None] * (1 + 1e-6)).sum(1)) / rows
@@ -198,7 +206,8 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
 
     raw = permutation_matrix(statistic, n + m, n_perm=n_perm, seed=seed, alpha=alpha,
                              batch_size=kernel._batch(n + m, per_item, n_perm))
-    marginal, adjusted = minp_adjust(raw.numpy(), rtol, _tails([nm.startswith("ks[") for nm in names], n, m))
+    marginal, adjusted = minp_adjust(raw.numpy(), rtol, _tails([nm.startswith("ks[") for nm in names], n, m),
+                                     rng=np.random.default_rng([seed, 7]))
     suffix = f"; minP-adjusted over {len(names)} tests, B={n_perm} shared permutations, seed={seed}"
     tests = tuple(TestResult(nm, float(raw[0, j]), float(marginal[j]), methods[j] + suffix, min(n, m))
                   for j, nm in enumerate(names))
