@@ -44,7 +44,8 @@ class SpecStats:
     Per window position j (0-based): ``proposed`` drafted steps, ``verified`` steps whose acceptance was
     decided (up to and including the first rejection), ``accepted`` accepted steps, ``predicted_accepted``
     the sum of 2 Phi(-|D| / 2) over the verified steps (the expectation of ``accepted`` given the path).
-    The ``*_per_sample`` arrays hold the same three counts per trajectory (the acceptance test's unit).
+    The ``*_per_sample`` arrays hold the same three counts per trajectory (the acceptance test's unit), and the
+    ``*_per_step`` arrays, of shape (n_steps, window), per chain step k (row) and window position j (column).
     """
 
     n_samples: int
@@ -65,6 +66,9 @@ class SpecStats:
     accepted_per_sample: np.ndarray
     verified_per_sample: np.ndarray
     predicted_per_sample: np.ndarray
+    verified_per_step: np.ndarray
+    accepted_per_step: np.ndarray
+    predicted_per_step: np.ndarray
 
     @property
     def rounds_mean(self) -> float:
@@ -96,7 +100,8 @@ class SpecStats:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
-        for name in ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample"):
+        for name in ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample",
+                     "verified_per_step", "accepted_per_step", "predicted_per_step"):
             del out[name]
         for name in ("rounds_mean", "nfe_ratio", "acceptance_rate", "predicted_acceptance_rate",
                      "mean_accepted_length"):
@@ -209,12 +214,15 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
                for name in ("proposed", "verified", "accepted", "predicted")}
     per_sample = {name: torch.zeros(n, dtype=torch.float64, device=dev) for name in ("accepted", "verified",
                                                                                        "predicted")}
+    per_step = {name: torch.zeros(T * L, dtype=torch.float64, device=dev) for name in ("verified", "accepted",
+                                                                                         "predicted")}
     bar = _progress(n * T, progress, f"speculative ({drafter.name}, L={L})")
     for start in range(0, n, max_batch):
         sl = slice(start, min(n, start + max_batch))
         gid = torch.arange(sl.start, sl.stop, device=dev)
         x[sl] = _speculative_batch(chain, drafter, x[sl], gid, noise, L, rounds[sl], c, per_pos,
-                                   {k: v[sl] for k, v in per_sample.items()}, bar, _faults or _NO_FAULTS)
+                                   {k: v[sl] for k, v in per_sample.items()} | {"step": per_step}, bar,
+                                   _faults or _NO_FAULTS)
     if bar is not None:
         bar.close()
     proposed, verified, accepted, predicted = per_pos.values()
@@ -227,7 +235,8 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
         predicted_accepted_per_position=predicted.cpu().numpy(),
         accepted_per_sample=per_sample["accepted"].cpu().numpy().astype(np.int64),
         verified_per_sample=per_sample["verified"].cpu().numpy().astype(np.int64),
-        predicted_per_sample=per_sample["predicted"].cpu().numpy(), **c)
+        predicted_per_sample=per_sample["predicted"].cpu().numpy(),
+        **{f"{k}_per_step": v.view(T, L).cpu().numpy() for k, v in per_step.items()}, **c)
     return x, stats
 
 
@@ -347,6 +356,11 @@ def _speculative_batch(chain, drafter, x, gid, noise, L, rounds, c, per_pos, per
             per_sample["accepted"][ids] += n_acc.to(torch.float64)
             per_sample["verified"][ids] += (n_acc + has).to(torch.float64)
             per_sample["predicted"][ids] += p_ver.sum(1)
+            cell = (kv * L + pos[:Ld])[ver]  # (chain step, window position) of each verified step
+            per_sample["step"]["verified"].index_add_(0, cell, torch.ones_like(cell, dtype=torch.float64))
+            acc_cell = (kv * L + pos[:Ld])[pos[:Ld] < n_acc[:, None]]
+            per_sample["step"]["accepted"].index_add_(0, acc_cell, torch.ones_like(acc_cell, dtype=torch.float64))
+            per_sample["step"]["predicted"].index_add_(0, cell, p_ver[ver])
             c["windows"] += rows.numel()
 
             ar = torch.arange(rows.numel(), device=dev)

@@ -133,6 +133,16 @@ def test_counting_identities(name, drafter, window):
     assert st.nfe_ratio <= window + 1
     assert st.rounds_total >= st.rounds.max()
     assert st.target_evaluations <= st.rounds.sum() * (window + 1)
+    # per trajectory and per (chain step, window position) the counts add up to the per-position totals
+    assert st.verified_per_sample.sum() == st.verified_per_position.sum()
+    assert st.accepted_per_sample.sum() == st.accepted_per_position.sum()
+    np.testing.assert_allclose(st.predicted_per_sample.sum(), st.predicted_accepted_per_position.sum())
+    np.testing.assert_allclose(st.verified_per_step.sum(0), st.verified_per_position)
+    np.testing.assert_allclose(st.accepted_per_step.sum(0), st.accepted_per_position)
+    np.testing.assert_allclose(st.predicted_per_step.sum(0), st.predicted_accepted_per_position)
+    sig0 = chain.sigma == 0
+    assert st.verified_per_step.shape == (T, window) and not st.verified_per_step[sig0].any()
+    assert (st.verified_per_step.sum(1)[~sig0] == n).all()  # each noisy step is verified once per trajectory
     if d.needs_anchor:
         assert st.draft_evaluations == 0
     else:
