@@ -10,7 +10,8 @@ import dataclasses
 
 from specverify.errors import SpecverifyError
 
-__all__ = ["STRESS_WINDOW", "Setup", "check", "make_candidate", "make_reference", "make_setup", "mutant_verdict"]
+__all__ = ["STRESS_WINDOW", "Setup", "check", "make_builtin_drafter", "make_candidate", "make_reference", "make_setup",
+           "mutant_verdict"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,25 +64,39 @@ def make_setup(problem: str = "gmm", *, dim: int = 2, steps: int = 100, chain: s
     return Setup(problem, p, dict(schedule=schedule, sampler=chain, prediction=prediction, eta=eta), int(steps))
 
 
+def make_builtin_drafter(setup: Setup, name: str, window: int, *, stress_delta: float = 1.2, device="cpu"):
+    """The named drafter for ``setup``: the independent one gets the problem's draft chain, medusa heads trained
+    on the problem's target rollouts (cached under .cache/medusa), stress its delta."""
+    from specverify.drafters import make_drafter
+
+    if name == "independent":
+        return make_drafter(name, draft_chain=setup.draft_chain())
+    if name == "medusa":
+        from specverify.drafters.medusa import load_or_train
+
+        key = f"{setup.name}-{setup.dim}-{sorted(setup.chain_kwargs.items())}"
+        return make_drafter(name, heads=load_or_train(setup.chain(), window, key=key))
+    if name == "stress":
+        return make_drafter(name, delta=stress_delta)
+    return make_drafter(name)
+
+
 def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str = "frozen-denoiser", window: int = 8,
                    mutant: str | None = None, stress_delta: float = 1.2, device="cpu"):
     """Our sampler (or the named mutant) on ``setup`` as a black box: (n, seed) -> samples and acceptance counts."""
     import torch
 
-    from specverify.drafters import make_drafter
     from specverify.mutants import MUTANTS, mutant_sample
     from specverify.sampling import plain_sample, speculative_sample
 
     if mutant and (mutant not in MUTANTS or sampler != "speculative"):
         raise SpecverifyError(f"--mutant needs --sampler speculative and one of {', '.join(MUTANTS)}")
     chain = setup.chain()
-    draft = setup.draft_chain() if drafter == "independent" else None
-    extra = {"delta": stress_delta} if drafter == "stress" else {}
+    d = make_builtin_drafter(setup, drafter, window, stress_delta=stress_delta) if sampler != "plain" else None
 
     def candidate(n, seed):
         if sampler == "plain":
             return plain_sample(chain, n, seed=seed, device=device, dtype=torch.float64).cpu().numpy()
-        d = make_drafter(drafter, draft_chain=draft, **extra)
         kw = dict(window=window, seed=seed, device=device, dtype=torch.float64)
         if mutant:
             x, st = mutant_sample(mutant, chain, d, n, **kw)

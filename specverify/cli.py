@@ -120,7 +120,7 @@ def _cmd_sample(args) -> int:
     import numpy as np
     import torch
 
-    from specverify.drafters import make_drafter
+    from specverify.builtin import make_builtin_drafter
     from specverify.sampling import plain_sample, speculative_sample
 
     if args.n < 1:
@@ -141,8 +141,7 @@ def _cmd_sample(args) -> int:
         stats = dict(n_steps=chain.n_steps, rounds_mean=float(chain.n_steps), nfe_ratio=1.0,
                      target_evaluations=args.n * chain.n_steps, rounds_total=chain.n_steps)
     else:
-        draft_chain = setup.draft_chain() if args.drafter == "independent" else None
-        drafter = make_drafter(args.drafter, draft_chain=draft_chain)
+        drafter = make_builtin_drafter(setup, args.drafter, args.window)
         x, st = speculative_sample(chain, drafter, args.n, window=args.window, seed=args.seed, device=device,
                                    dtype=dtype, max_batch=args.max_batch, progress=progress)
         stats = st.to_dict()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from specverify.drafters.base import Drafter
 from specverify.drafters.frozen import FrozenDenoiser, FrozenDrift
 from specverify.drafters.independent import Independent, Oracle
+from specverify.drafters.medusa import Medusa
 from specverify.drafters.stress import Stress
 from specverify.errors import SamplerError
 
-__all__ = ["DRAFTERS", "Drafter", "FrozenDenoiser", "FrozenDrift", "Independent", "Oracle", "Stress",
+__all__ = ["DRAFTERS", "Drafter", "FrozenDenoiser", "FrozenDrift", "Independent", "Medusa", "Oracle", "Stress",
            "make_drafter"]
 
 # name -> (class, one line for `specverify drafters`)
@@ -16,6 +17,7 @@ DRAFTERS = {
     "frozen-drift": (FrozenDrift, "paper's training-free drafter: reuse the target increment m_p(x_n) - x_n"),
     "frozen-denoiser": (FrozenDenoiser, "reuse the target's eps/x0/v prediction at x_n with each step's coefficients"),
     "independent": (Independent, "a cheaper chain on the same schedule (needs draft_chain=, e.g. a smaller model)"),
+    "medusa": (Medusa, "small heads trained on target rollouts predict the target's future outputs (needs heads=)"),
     "oracle": (Oracle, "the target itself: acceptance 1, output = plain sampler (a test, not a speed-up)"),
     "stress": (Stress, "target mean shifted by delta sigma: acceptance 2 Phi(-delta/2), 0.55 at delta=1.2 (a test)"),
 }
@@ -28,6 +30,9 @@ def make_drafter(name: str, **kwargs) -> Drafter:
     cls = DRAFTERS[name][0]
     if name == "independent" and kwargs.get("draft_chain") is None:
         raise SamplerError("the independent drafter needs draft_chain=: a cheaper chain on the same schedule")
+    if name == "medusa" and kwargs.get("heads") is None:
+        raise SamplerError("the medusa drafter needs heads=: train them with "
+                           "specverify.drafters.medusa.load_or_train(chain, window, key=...)")
     if name != "independent":
         kwargs.pop("draft_chain", None)
     try:
