@@ -91,6 +91,18 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--json", type=Path, help="write the kills report here as JSON")
     m.add_argument("--markdown", type=Path, help="write the kills report here as a Markdown table")
 
+    a = sub.add_parser("accept", help="acceptance study: per drafter and window, measured next to predicted")
+    _add_problem_args(a)
+    a.add_argument("--drafters", default="frozen-drift,frozen-denoiser", help="comma-separated drafter names")
+    a.add_argument("--windows", default="1,2,4,8,16", help="comma-separated windows L")
+    a.add_argument("--n", type=int, default=1000, help="trajectories per (drafter, window)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--device", default="cpu")
+    a.add_argument("--json", type=Path, help="write the rows here as JSON")
+    a.add_argument("--markdown", type=Path, help="write the table here as Markdown")
+    a.add_argument("--plots", type=Path, metavar="DIR", help="write PNG figures here")
+    a.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+
     sub.add_parser("problems", help="list the built-in problems")
     sub.add_parser("drafters", help="list the drafters")
     return parser
@@ -401,6 +413,44 @@ def _print_sample_report(r: dict, samples) -> None:
           f"{' ...' if samples[0].size > 4 else ''}")
 
 
+def _cmd_accept(args) -> int:
+    from specverify import study
+    from specverify.drafters import DRAFTERS
+
+    drafters = [d for d in args.drafters.split(",") if d]
+    if unknown := [d for d in drafters if d not in DRAFTERS]:
+        raise SpecverifyError(f"unknown drafter(s) {unknown}; choose from {', '.join(DRAFTERS)}")
+    try:
+        windows = [int(w) for w in args.windows.split(",") if w]
+    except ValueError:
+        raise SpecverifyError(f"--windows must be comma-separated integers, got {args.windows!r}") from None
+    if not windows or min(windows) < 1:
+        raise SpecverifyError(f"--windows must be integers >= 1, got {args.windows!r}")
+    if args.n < 2:
+        raise SpecverifyError(f"--n must be >= 2, got {args.n}")
+    device = _device(args.device)
+    setup = build_problem(args)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    rows = study.run_study(setup, drafters, windows, n=args.n, seed=args.seed, device=device, progress=progress)
+    result = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "n": args.n, "seed": args.seed,
+              "confidence": study.CONFIDENCE, "rows": rows}
+    _write(args.json, json.dumps(result, indent=2) + "\n")
+    _write(args.markdown, study.markdown(result, "specverify " + " ".join(sys.argv[1:])))
+    figures = study.plots(result, args.plots) if args.plots is not None else []
+    print(f"acceptance study: {args.problem} d={args.dim} steps={args.steps} n={args.n} "
+          f"(intervals {study.CONFIDENCE:.0%}; * = prediction outside)")
+    print(f"  {'drafter':<16}{'L':>3}  {'acceptance':>10} {'pred':>7}  {'rounds':>8} {'pred':>8}  {'nfe':>6} "
+          f"{'pred':>6}")
+    for r in rows:
+        print(f"  {r['drafter']:<16}{r['window']:>3}  {r['acceptance_rate']:>10.4f} "
+              f"{r['predicted_acceptance_rate']:>7.4f}{' ' if r['acceptance_inside'] else '*'} "
+              f"{r['rounds_mean']:>8.2f} {r['predicted_rounds_mean']:>8.2f}"
+              f"{' ' if r['rounds_inside'] else '*'} {r['nfe_ratio']:>6.3f} {r['predicted_nfe_ratio']:>6.3f}")
+    if figures:
+        print(f"  figures: {', '.join(str(f) for f in figures)}")
+    return 0
+
+
 def _cmd_problems(args) -> int:
     from specverify.problems import PROBLEMS
 
@@ -423,7 +473,8 @@ def _cmd_drafters(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"sample": _cmd_sample, "check": _cmd_check, "mutants": _cmd_mutants, "problems": _cmd_problems,
+        commands = {"sample": _cmd_sample, "check": _cmd_check, "mutants": _cmd_mutants, "accept": _cmd_accept,
+                    "problems": _cmd_problems,
                     "drafters": _cmd_drafters}
         return commands[args.command](args)
     except SpecverifyError as e:

@@ -110,8 +110,9 @@ def _moves(k, cached, stop, p, sigma, window, needs_anchor):
         return [1.0], [(1, 0, 0)], [k], [1]  # warm-up: the target at the window start alone
     call = int(not cached or k + 1 < T)  # cached at the last step: nothing to evaluate
     r = np.arange(span + 1)  # accepted drafted steps; r < span: rejected at r, the reflected draw commits too
-    reach = np.concatenate([[1.0], np.cumprod(p[k:k + span])])
-    prob = reach * np.append(1 - p[k:k + span], 1.0)
+    pw = p[k:k + span, :span].diagonal() if p.ndim == 2 else p[k:k + span]  # step k + j at window position j
+    reach = np.concatenate([[1.0], np.cumprod(pw)])
+    prob = reach * np.append(1 - pw, 1.0)
     rewards = np.stack([np.full(span + 1, call), np.ones(span + 1), r], axis=1)
     nxt = np.append(k + r[:-1] + 1, k + span)
     return prob, rewards, nxt, np.append(np.zeros(span, dtype=int), int(k + span < T))
@@ -123,9 +124,11 @@ def round_moments(p_steps, window: int, sigma, *, needs_anchor: bool = True) -> 
 
     ``p_steps``: the acceptance probability of a drafted step at each chain step (a number or one per step),
     assumed to depend on the step only and to be independent across steps (the ``stress`` drafter; the oracle
-    has p = 1). ``sigma``: the chain's noise scales (zero-noise steps are never drafted). ``needs_anchor``: the
-    drafter needs the target at the window start (frozen drafters), so a window after a rejection costs a
-    warm-up round. Policy: no bonus step; see ``theory/rounds.md``.
+    has p = 1); or a (steps, window) array, one per chain step and window position (the frozen drafters, whose
+    acceptance falls along the window; still assumed independent given the position, an approximation).
+    ``sigma``: the chain's noise scales (zero-noise steps are never drafted). ``needs_anchor``: the drafter needs
+    the target at the window start (frozen drafters), so a window after a rejection costs a warm-up round.
+    Policy: no bonus step; see ``theory/rounds.md``.
     """
     window = positive_int(window, "window")
     sigma = np.asarray(sigma, dtype=np.float64)
@@ -133,9 +136,16 @@ def round_moments(p_steps, window: int, sigma, *, needs_anchor: bool = True) -> 
         raise ValueError("sigma must be a non-empty 1-D array of noise scales >= 0 (e.g. chain.sigma)")
     T = sigma.size
     p = _probs("p_steps", p_steps)
-    if p.ndim > 1 or p.size not in (1, T):
-        raise ValueError(f"p_steps must be a number or one probability per chain step ({T})")
-    p = np.broadcast_to(p, (T,))
+    if p.ndim == 2:  # per (chain step, window position), e.g. SpecStats.predicted_per_step / verified_per_step
+        if p.shape[0] != T or p.shape[1] < min(window, T):
+            raise ValueError(f"p_steps of shape {p.shape} needs one row per chain step ({T}) and a column per "
+                             f"window position ({window})")
+        p = np.pad(p, ((0, 0), (0, max(0, window - p.shape[1]))), constant_values=1.0)
+    elif p.ndim > 1 or p.size not in (1, T):
+        raise ValueError(f"p_steps must be a number, one probability per chain step ({T}), or a (steps, window) "
+                         f"array")
+    else:
+        p = np.broadcast_to(p, (T,))
     stop = _first_zero(sigma)
     m1 = np.zeros((T + 1, 2, 3))  # first moments of (rounds, windows, accepted) from (k, cached)
     m2 = np.zeros((T + 1, 2, 3))  # second moments

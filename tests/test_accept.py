@@ -1,0 +1,49 @@
+"""`specverify accept`: the acceptance study's rows, its predictions against measurement, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from specverify.cli import main
+from specverify.theory import round_moments
+
+KEYS = {"drafter", "window", "acceptance_rate", "predicted_acceptance_rate", "ci_low", "ci_high", "rounds_mean",
+        "predicted_rounds_mean", "nfe_ratio"}
+
+
+def test_per_position_probabilities_reduce_to_per_step_ones():
+    sigma = np.r_[np.full(11, 0.3), 0.0]
+    p = np.linspace(0.5, 0.95, 12)
+    a = round_moments(p, 4, sigma)
+    b = round_moments(np.repeat(p[:, None], 4, axis=1), 4, sigma)
+    assert a == b
+    with pytest.raises(ValueError, match="one row per chain step"):
+        round_moments(np.ones((5, 4)), 4, sigma)
+
+
+def test_accept_writes_rows_with_predictions_inside_the_intervals(tmp_path, capsys):
+    js, md, figs = tmp_path / "acc.json", tmp_path / "acc.md", tmp_path / "figs"
+    rc = main(["accept", "--problem", "gaussian", "--dim", "2", "--steps", "30", "--drafters",
+               "frozen-drift,frozen-denoiser,stress", "--windows", "1,2,8", "--n", "2000", "--json", str(js),
+               "--markdown", str(md), "--plots", str(figs)])
+    res = json.loads(js.read_text())
+    assert rc == 0 and len(res["rows"]) == 9 and KEYS <= res["rows"][0].keys()
+    for r in res["rows"]:
+        if r["window"] == 1:  # a frozen drafter's single drafted step is the target step
+            assert r["drafter"] == "stress" or (r["acceptance_rate"] == 1.0 and r["rounds_mean"] == 30)
+        # at 99% each; the stress drafter's acceptance does not depend on the state, so its rounds are exact
+        assert r["acceptance_inside"], r
+        if r["drafter"] == "stress":
+            assert r["rounds_inside"] and r["accepted_inside"], r
+        assert r["nfe_ratio"] == pytest.approx(30 / r["rounds_mean"])
+    assert "| frozen-drift | 8 |" in md.read_text()
+    assert sorted(p.name for p in figs.iterdir()) == ["acceptance_per_position.png", "rounds_measured_vs_predicted.png"]
+    assert "acceptance study" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,msg", [(["--drafters", "nope"], "unknown drafter"), (["--windows", "a"], "integers"),
+                                      (["--windows", "0"], ">= 1"), (["--n", "1"], "--n")])
+def test_accept_bad_input_exits_2(args, msg, capsys):
+    assert main(["accept", "--steps", "10", *args]) == 2
+    assert msg in capsys.readouterr().err
