@@ -25,6 +25,11 @@ __all__ = ["CONFIDENCE", "acceptance_row", "run_study"]
 CONFIDENCE = 0.99
 
 
+def _inside(x: float, lo: float, hi: float) -> bool:
+    tol = 1e-9 * max(1.0, abs(lo), abs(hi))  # a degenerate interval (no spread) holds its own value
+    return bool(lo - tol <= x <= hi + tol)
+
+
 def _t_interval(v: np.ndarray, confidence: float) -> tuple[float, float, float]:
     v = np.asarray(v, dtype=np.float64)
     m = float(v.mean())
@@ -63,15 +68,15 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
     return {
         "drafter": st.drafter, "window": st.window, "n": st.n_samples,
         "acceptance_rate": a / v if v else float("nan"), "predicted_acceptance_rate": pred,
-        "ci_low": lo, "ci_high": hi, "acceptance_inside": bool(v and lo <= pred <= hi),
+        "ci_low": lo, "ci_high": hi, "acceptance_inside": bool(v) and _inside(pred, lo, hi),
         "accepted_per_trajectory": acc, "accepted_ci": [a_lo, a_hi],
         "predicted_accepted_per_trajectory": mom.accepted_mean,
         "mean_accepted_length": st.mean_accepted_length,
         "predicted_accepted_length": mom.accepted_mean / mom.windows_mean if mom.windows_mean else float("nan"),
         "windows_per_trajectory": windows_per_sample, "predicted_windows_per_trajectory": mom.windows_mean,
         "rounds_mean": rounds, "rounds_ci": [r_lo, r_hi], "predicted_rounds_mean": mom.rounds_mean,
-        "rounds_inside": bool(r_lo <= mom.rounds_mean <= r_hi),
-        "accepted_inside": bool(a_lo <= mom.accepted_mean <= a_hi),
+        "rounds_inside": _inside(mom.rounds_mean, r_lo, r_hi),
+        "accepted_inside": _inside(mom.accepted_mean, a_lo, a_hi),
         "nfe_ratio": st.nfe_ratio, "predicted_nfe_ratio": st.n_steps / mom.rounds_mean,
         "per_position": per_position,
     }

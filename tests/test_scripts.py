@@ -50,3 +50,10 @@ def test_power_smoke(tmp_path, capsys):
     res = json.loads(js.read_text())
     assert len(res["rows"]) >= 8 and all(r["history"][0]["n"] == 100 for r in res["rows"])
     assert "min n=" in capsys.readouterr().out
+
+
+def test_acceptance_study_smoke(tmp_path):
+    md = tmp_path / "study.md"
+    _load("acceptance_study").main(["--smoke", "--markdown", str(md)])
+    text = md.read_text()
+    assert "## Acceptance study: gmm d=2, 20 steps" in text and "| frozen-denoiser | 16 |" in text
