@@ -6,7 +6,8 @@ Predictions: the acceptance rate is the mean of 2 Phi(-|D| / 2) over the verifie
 :func:`specverify.theory.round_moments` fed with the logged probabilities per (chain step, window position),
 which assumes acceptances independent given the position (exact for the stress and oracle drafters, an
 approximation for state-dependent drafters: ``theory/rounds.md``). Intervals: Clopper-Pearson for rates (the
-pooled steps treated as trials: descriptive), Student t over trajectories for per-trajectory means.
+pooled steps treated as trials: descriptive), Student t over trajectories for per-trajectory means, with a spread
+of at least the predicted one (runs where a rare event never shows would otherwise get an empty interval).
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ def _inside(x: float, lo: float, hi: float) -> bool:
     return bool(lo - tol <= x <= hi + tol)
 
 
-def _t_interval(v: np.ndarray, confidence: float) -> tuple[float, float, float]:
+def _t_interval(v: np.ndarray, confidence: float, model_var: float = 0.0) -> tuple[float, float, float]:
+    """Mean and Student t interval over trajectories; the spread is at least the predicted one (``model_var``),
+    so that a run whose trajectories happen to agree exactly (rare events not seen) still gets a fair interval."""
     v = np.asarray(v, dtype=np.float64)
     m = float(v.mean())
-    if v.size < 2 or v.std() == 0:
+    var = max(float(v.var(ddof=1)) if v.size > 1 else 0.0, float(model_var))
+    if v.size < 2 or var == 0:
         return m, m, m
-    h = stats.t.ppf(0.5 + confidence / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
+    h = stats.t.ppf(0.5 + confidence / 2, v.size - 1) * np.sqrt(var / v.size)
     return m, m - h, m + h
 
 
@@ -55,8 +59,8 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
     lo, hi = binomial_interval(a, v, confidence) if v else (float("nan"), float("nan"))
     pred = st.predicted_acceptance_rate
     mom = round_moments(_step_probs(st), st.window, sigma, needs_anchor=needs_anchor)
-    rounds, r_lo, r_hi = _t_interval(st.rounds, confidence)
-    acc, a_lo, a_hi = _t_interval(st.accepted_per_sample, confidence)
+    rounds, r_lo, r_hi = _t_interval(st.rounds, confidence, mom.rounds_var)
+    acc, a_lo, a_hi = _t_interval(st.accepted_per_sample, confidence, mom.accepted_var)
     per_position = []
     for j in range(st.window):
         aj, vj = int(st.accepted_per_position[j]), int(st.verified_per_position[j])
