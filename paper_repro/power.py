@@ -50,8 +50,9 @@ def seeds(args) -> dict:
             rep = check(setup, make_candidate(setup), ref, alpha=args.alpha, n=args.n, seed=s)
             rows.append({"seed": s, "detected": rep.verdict == "fail", "caught_by": ["check"] * (rep.verdict == "fail"),
                          "n": rep.n, "min_adjusted_pvalue": min(t["adjusted_pvalue"] for t in rep.tests)})
-        verdict = "FALSE ALARM" if r["detected"] else "pass"
-        print(f"  seed {s:>3}: {verdict}  min adjusted p={r['min_adjusted_pvalue']:.3g}  n={rows[-1]['n']}", flush=True)
+        row = rows[-1]
+        verdict = "FALSE ALARM" if row["detected"] else "pass"
+        print(f"  seed {s:>3}: {verdict}  min adjusted p={row['min_adjusted_pvalue']:.3g}  n={row['n']}", flush=True)
     return {"study": "seeds", "configs": args.configs, "problem": args.problem, "dim": args.dim, "steps": args.steps,
             "alpha": args.alpha,
             "seeds": args.seeds, "passes": sum(not r["detected"] for r in rows), "rows": rows,
