@@ -369,12 +369,22 @@ def _cmd_mutants(args) -> int:
     return 1 if correct["detected"] else 0
 
 
+def _few(names: list, k: int = 4) -> str:
+    if not names:
+        return "-"
+    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _seconds(out: dict) -> str:
+    return f" ({out['seconds']:.0f} s)" if "seconds" in out else ""
+
+
 def _kills_markdown(out: dict, argv: str) -> str:
     from specverify.mutants import MUTANTS
 
     c = out["configurations"]
     lines = [f"# Mutants against the suite: {out['problem']} d={out['dim']}, {out['steps']} steps", "",
-             f"Measured by `specverify {argv}` ({out['seconds']:.0f} s). Each sampler is checked under the default "
+             f"Measured by `specverify {argv}`{_seconds(out)}. Each sampler is checked under the default "
              f"configuration ({c['default']['drafter']}, L={c['default']['window']}) and the stress configuration "
              f"(stress drafter, L={c['stress']['window']}) at alpha / 2 = {out['alpha'] / 2} each; detected if "
              f"either rejects.", "",
@@ -386,8 +396,8 @@ def _kills_markdown(out: dict, argv: str) -> str:
         cfg = r["configurations"]
         desc = MUTANTS[r["name"]].description if r["name"] in MUTANTS else "(none)"
         lines.append(f"| {r['name']} | {desc} | {'yes' if r['detected'] else 'no'} | {r['min_adjusted_pvalue']:.3g} "
-                     f"| {cfg['default']['n']} | {', '.join(cfg['default']['rejected_tests']) or '-'} | "
-                     f"{', '.join(cfg['stress']['rejected_tests']) or '-'} |")
+                     f"| {cfg['default']['n']} | {_few(cfg['default']['rejected_tests'])} | "
+                     f"{_few(cfg['stress']['rejected_tests'])} |")
     return "\n".join(lines) + "\n"
 
 
