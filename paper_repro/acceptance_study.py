@@ -66,8 +66,7 @@ def markdown(results: list[dict], command: str) -> str:
                 "`theory/rounds.md` with the logged probability per (chain step, window position), which assumes "
                 "acceptances independent given the position. For the frozen drafters a trajectory whose state is "
                 "far from typical tends to reject at several steps in a row, so rejections cluster and the "
-                "independent model misses by a small bias that large n resolves. Degenerate intervals (no spread "
-                "at all, e.g. every trajectory taking exactly n_steps rounds) hold only their own value.", ""]
+                "independent model misses by a small bias that large n resolves.", ""]
     for res in results:
         page = study.markdown(res, command).replace("# Acceptance study", "## Acceptance study", 1)
         out += [page.replace(f"Measured by `{command}`.\n\n", f"{res['seconds']:.0f} s.\n\n"), ""]
