@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 PAPER_STEPS = 1000
@@ -75,15 +74,13 @@ def _load(path: Path):
 
 
 def _timed(fn, device):
-    import torch
+    """bench_sampler's timer (one definition for the paper_repro scripts)."""
+    import importlib.util
 
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - t0, out
+    spec = importlib.util.spec_from_file_location("bench_sampler", Path(__file__).with_name("bench_sampler.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench._timed(fn, device)
 
 
 def main(argv: list[str] | None = None) -> dict:
