@@ -25,12 +25,15 @@ def n_for(dim: int, steps: int, n: int) -> int:
     return max(100, min(n, int(n * 64 * 200 / (dim * steps)))) if dim * steps > 64 * 200 else n
 
 
-def run(configs, n: int, seed: int, out_json: Path | None) -> list[dict]:
+def run(configs, n: int, seed: int, out_json: Path | None, done: list[dict] = ()) -> list[dict]:
     from specverify import study
     from specverify.builtin import make_setup
 
-    results = []
+    results = list(done)
+    have = {(r["problem"], r["dim"], r["steps"], r["seed"]) for r in results}
     for problem, dim, steps in configs:
+        if (problem, dim, steps, seed) in have:
+            continue
         t0 = time.perf_counter()
         setup = make_setup(problem, dim=dim, steps=steps)
         m = n_for(dim, steps, n)
@@ -81,6 +84,8 @@ def main(argv=None) -> int:
                     help="skip configurations with dim x steps above this")
     ap.add_argument("--smoke", action="store_true", help="two tiny configurations")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the configurations already in --json (same seed) and run only the missing ones")
     ap.add_argument("--markdown", type=Path)
     args = ap.parse_args(argv)
     if args.smoke:
@@ -88,7 +93,10 @@ def main(argv=None) -> int:
     else:
         configs = [(p, d, s) for d in DIMS for s in STEPS for p in PROBLEMS if d * s <= args.max_cost]
         n = args.n
-    results = run(configs, n, args.seed, args.json)
+    if args.resume and not (args.json and args.json.exists()):
+        ap.error("--resume needs an existing --json file")
+    done = json.loads(args.json.read_text()) if args.resume else []
+    results = run(configs, n, args.seed, args.json, done)
     command = "python paper_repro/acceptance_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.markdown:
         args.markdown.write_text(markdown(results, command.strip()))

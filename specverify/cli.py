@@ -19,7 +19,7 @@ __all__ = ["main"]
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--problem", default="gmm", help="built-in problem (see `specverify problems`)")
-    p.add_argument("--dim", type=int, default=2, help="data dimension d")
+    p.add_argument("--dim", type=int, default=None, help="data dimension d (default 2; digits: its fixed 64)")
     p.add_argument("--steps", type=int, default=100, help="number of chain steps")
     p.add_argument("--chain", choices=("ddpm", "ddim"), default="ddpm", help="diffusion sampler of the chain")
     p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (> 0)")
@@ -123,9 +123,10 @@ def build_problem(args):
 
     if args.steps < 1:
         raise SpecverifyError(f"--steps must be >= 1, got {args.steps}")
-    return make_setup(args.problem, dim=args.dim, steps=args.steps, chain=args.chain, eta=args.eta,
+    setup = make_setup(args.problem, dim=args.dim, steps=args.steps, chain=args.chain, eta=args.eta,
                       schedule=args.schedule, prediction=args.prediction, components=args.components,
                       step_size=args.step_size)
+    return setup
 
 
 def _cmd_sample(args) -> int:
@@ -206,8 +207,11 @@ def _check_reference(args, setup, device):
     from specverify.builtin import make_candidate, make_reference
 
     if args.reference == "exact":
-        ref = make_reference(setup)
-        return ref, "exact law" if ref[0] == "law" else "JAX reference sampler"
+        ref = make_reference(setup, device=device)
+        if ref[0] == "law":
+            return ref, "exact law"
+        twin = setup.name != "digits"
+        return ref, "JAX reference sampler" if twin else "plain sampler (ours: digits has no JAX twin)"
     if args.reference == "plain":
         return ("sampler", make_candidate(setup, sampler="plain", device=device)), "plain sampler (ours)"
     from specverify.adapters import detect_contract, load
@@ -486,6 +490,10 @@ def main(argv=None) -> int:
         commands = {"sample": _cmd_sample, "check": _cmd_check, "mutants": _cmd_mutants, "accept": _cmd_accept,
                     "problems": _cmd_problems,
                     "drafters": _cmd_drafters}
+        if getattr(args, "dim", 0) is None:
+            from specverify.problems import fixed_dim
+
+            args.dim = fixed_dim(args.problem) or 2
         return commands[args.command](args)
     except SpecverifyError as e:
         print(f"specverify {args.command}: error: {e}", file=sys.stderr)

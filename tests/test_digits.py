@@ -4,6 +4,7 @@ sampler in law (declared alpha, fixed seeds)."""
 
 import dataclasses
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,23 @@ def test_train_script_quick(tmp_path, capsys):
 
     res = json.loads((tmp_path / "digits.json").read_text())
     assert len(res["speedup"]) == 9 and res["quality"]["target"]["train_floor"]["classes"] == 10
+
+
+def test_registered_builtin_checks_against_the_plain_sampler(tmp_path):
+    """`digits` in the registry: flattened (n, 64) samples, our plain sampler as reference, the CLI end to end."""
+    from specverify.builtin import make_candidate, make_reference, make_setup
+    from specverify.cli import main
+
+    setup = make_setup("digits", steps=20)
+    assert setup.dim == 64 and setup.key.startswith("digits-64-") and setup.key != make_setup("gmm").key
+    out = make_candidate(setup, window=4)(30, 0)
+    assert out["samples"].shape == (30, 64)
+    kind, ref = make_reference(setup)
+    assert kind == "sampler" and ref(30, 1).shape == (30, 64)
+    js = tmp_path / "r.json"
+    rc = main(["check", "--problem", "digits", "--steps", "20", "--n", "400", "--allow-low-power",
+               "--json", str(js), "--alpha", str(ALPHA)])
+    report = json.loads(js.read_text())
+    assert report["dim"] == 64 and report["n"] == 400 and report["verdict"] in ("pass", "fail")
+    assert rc == (0 if report["verdict"] == "pass" else 1)
+    assert report["verdict"] == "pass"  # the correct sampler: false failure with probability <= ALPHA

@@ -6,7 +6,7 @@ import torch
 
 from specverify.cli import main
 from specverify.errors import ChainError
-from specverify.problems import PROBLEMS, make_problem
+from specverify.problems import PROBLEMS, fixed_dim, make_problem
 from specverify.specs import GaussianSpec, beta_schedule
 
 F64 = torch.float64
@@ -67,10 +67,11 @@ def test_third_party_view_reproduces_the_chain(name, sampler):
 
 @pytest.mark.parametrize("name", list(PROBLEMS))
 def test_draft_chain_shares_the_schedule_and_differs(name):
-    p = make_problem(name, dim=4)
+    d = fixed_dim(name) or 4
+    p = make_problem(name, dim=d)
     target, draft = p.chain(30).to(dtype=F64), p.draft_chain(30).to(dtype=F64)
     np.testing.assert_array_equal(target.sigma, draft.sigma)
-    x, k = _x(6, 4, seed=2), torch.arange(6) * 4
+    x, k = _x(6, d, seed=2).reshape(6, *target.shape), torch.arange(6) * 4
     assert not torch.allclose(target.mean(x, k), draft.mean(x, k))
 
 
@@ -131,8 +132,19 @@ def test_cli_lists_every_problem_with_its_law(capsys):
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 def test_cli_samples_every_problem(problem, tmp_path):
     js = tmp_path / "s.json"
-    assert main(["sample", "--problem", problem, "--dim", "3", "--steps", "20", "--n", "30", "--json", str(js)]) == 0
+    dim = fixed_dim(problem) or 3
+    args = ["--problem", problem, "--dim", str(dim), "--steps", "20", "--n", "30", "--json", str(js)]
+    assert main(["sample", *args]) == 0
     assert js.exists()
+
+
+def test_fixed_size_problems_take_their_size_and_refuse_others(capsys):
+    assert fixed_dim("digits") == 64 and fixed_dim("gmm") is None
+    assert make_problem("digits").dim == 64
+    with pytest.raises(ChainError, match="fixed dimension 64"):
+        make_problem("digits", dim=3)
+    assert main(["sample", "--problem", "digits", "--dim", "3", "--steps", "5", "--n", "5"]) == 2
+    assert "fixed dimension 64" in capsys.readouterr().err
 
 
 def test_cli_rejects_options_of_the_other_kind(capsys):

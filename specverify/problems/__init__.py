@@ -8,19 +8,29 @@ from __future__ import annotations
 
 from specverify.errors import ChainError
 from specverify.problems.base import DiffusionProblem, ThirdPartyView
+from specverify.problems.digits import DigitsProblem
 from specverify.problems.gaussian import GaussianProblem
 from specverify.problems.gmm import GMMProblem
 from specverify.problems.langevin import LangevinGaussianProblem, LangevinModelProblem
 
-__all__ = ["PROBLEMS", "DiffusionProblem", "GMMProblem", "GaussianProblem", "LangevinGaussianProblem",
-           "LangevinModelProblem", "ThirdPartyView", "make_problem"]
+__all__ = ["PROBLEMS", "DiffusionProblem", "DigitsProblem", "GMMProblem", "GaussianProblem", "LangevinGaussianProblem",
+           "LangevinModelProblem", "ThirdPartyView", "fixed_dim", "make_problem"]
 
 PROBLEMS = {
     "gaussian": GaussianProblem,
     "gmm": GMMProblem,
     "langevin-gaussian": LangevinGaussianProblem,
     "langevin-model": LangevinModelProblem,
+    "digits": DigitsProblem,
 }
+
+
+def fixed_dim(name: str) -> int | None:
+    """The dimension of a problem whose size is fixed (digits: 64), else None (the caller chooses d)."""
+    if name not in PROBLEMS:
+        raise ChainError(f"unknown problem {name!r}; choose one of {', '.join(PROBLEMS)}")
+    fixed = PROBLEMS[name].__dict__.get("dim")
+    return fixed if isinstance(fixed, int) else None
 
 
 def make_problem(name: str, **kwargs):
