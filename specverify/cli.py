@@ -244,14 +244,12 @@ def _check_candidate(args, setup, device):
 
 def _cmd_check_kernel(args, fn, context) -> int:
     from specverify.harness.coupling_check import check_coupling
-    from specverify.harness.render import markdown, markdown_kernel
+    from specverify.harness.render import markdown_kernel
 
     try:
         r = check_coupling(fn, n=args.n or 20000, alpha=args.alpha, seed=args.seed)
     except SpecverifyError as e:
-        partial = {**context, "verdict": "error", "error": str(e)}
-        _write(args.json, json.dumps(partial, indent=2) + "\n")
-        _write(args.markdown, markdown(partial))
+        _write_partial(args, context, e)
         raise
     out = {**context, **r}
     _write(args.json, json.dumps(out, indent=2) + "\n")
@@ -273,6 +271,15 @@ def _write(path, text):
         path.write_text(text)
 
 
+def _write_partial(args, context, error) -> None:
+    """Write what is known when a check stops with an error: the JSON and Markdown reports, verdict "error"."""
+    from specverify.harness.render import markdown
+
+    partial = {**context, "verdict": "error", "error": str(error)}
+    _write(args.json, json.dumps(partial, indent=2) + "\n")
+    _write(args.markdown, markdown(partial))
+
+
 def _cmd_check(args) -> int:
     from specverify.builtin import check
     from specverify.harness.render import acceptance_line, markdown, plots
@@ -290,7 +297,7 @@ def _cmd_check(args) -> int:
             fn = load(args.candidate)
             kernel = args.contract == "kernel" or detect_contract(fn) == "kernel"
         except SpecverifyError as e:
-            _write(args.json, json.dumps({**context, "verdict": "error", "error": str(e)}, indent=2) + "\n")
+            _write_partial(args, context, e)
             raise
         if kernel:
             return _cmd_check_kernel(args, fn, context)
@@ -306,9 +313,7 @@ def _cmd_check(args) -> int:
                        epsilon=args.epsilon, n=args.n, seed=args.seed, keep_samples=args.plots is not None)
     except SpecverifyError as e:  # write what is known, then let main() print the message and exit 2
         stages.close()
-        partial = {**context, "verdict": "error", "error": str(e)}
-        _write(args.json, json.dumps(partial, indent=2) + "\n")
-        _write(args.markdown, markdown(partial))
+        _write_partial(args, context, e)
         raise
     stages.close()
     out = {**context, **report.to_dict()}

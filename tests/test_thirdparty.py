@@ -136,6 +136,15 @@ def test_bad_candidates_exit_2_with_a_partial_report(ext, tmp_path, capsys, attr
     assert match in r["error"] and match in capsys.readouterr().err and "ERROR" in md.read_text()
 
 
+def test_a_candidate_that_does_not_load_exits_2_with_both_partial_reports(tmp_path, capsys):
+    js, md = tmp_path / "r.json", tmp_path / "r.md"
+    assert _check("--candidate", "nonexistent_module:fn", "--json", str(js), "--markdown", str(md)) == 2
+    r = json.loads(js.read_text())
+    assert r["verdict"] == "error" and r["candidate"] == "nonexistent_module:fn"
+    assert "cannot import" in r["error"] and "cannot import" in capsys.readouterr().err
+    assert "ERROR" in md.read_text() and "cannot import" in md.read_text()
+
+
 def test_our_speculative_sampler_through_the_public_paths_only(tmp_path):
     """Black box and chain level, written as a user would: the public API and the CLI, no internal imports."""
     mod = tmp_path / "ours.py"
