@@ -19,16 +19,19 @@ import torch
 from specverify.stats import two_sample_battery
 from specverify.stats.kernel import (
     MMD_SCALES,
+    _cumsum_statistics,
     _energy_exact,
     _energy_sliced,
     _mmd_exact,
     _mmd_rff,
     _pool,
+    _sub_seed,
     energy_statistic,
     energy_test,
     median_heuristic,
     mmd2_unbiased,
     mmd_test,
+    sliced_constant,
 )
 from specverify.stats.permutation import (
     PermutationError,
@@ -228,6 +231,38 @@ def test_sliced_energy_is_exact_in_one_dimension_and_close_in_three(small):
     sliced, _, _ = _energy_sliced(z, n, m, 20000, seed=0)  # Monte Carlo over directions: error ~ 1/sqrt(P)
     identity = torch.arange(n + m)[None]
     assert math.isclose(float(sliced(identity)[0]), energy_statistic(x, y), rel_tol=0.03)
+
+
+def _sliced_energy_float64(proj, perm, n):
+    """c_d-free sliced energy, float64: mean over the columns of 2 int (F_n - G_m)^2 dt, from the two ECDFs."""
+    total = 0.0
+    for u in proj.T:
+        x, y, v = np.sort(u[perm[:n]]), np.sort(u[perm[n:]]), np.sort(u)
+        f = np.searchsorted(x, v[:-1], side="right") / len(x) - np.searchsorted(y, v[:-1], side="right") / len(y)
+        total += 2 * (f**2 * np.diff(v)).sum()
+    return total / proj.shape[1]
+
+
+def test_sliced_energy_and_ks_from_cumulative_sums_match_float64_formulas():
+    """The one cumulative-sum implementation (energy_test's sliced path, omnibus' KS and energy columns)."""
+    rng = np.random.default_rng(11)
+    a, b = rng.normal(size=(70, 3)), rng.normal(size=(50, 3)) + 0.2
+    a[:10], b[:5] = a[:10].round(1), b[:5].round(1)  # some ties
+    z, n, m = _pool(a, b, None)
+    perms = torch.stack([torch.randperm(n + m, generator=torch.Generator().manual_seed(s)) for s in range(5)])
+    perms[0] = torch.arange(n + m)
+    p = 6
+    theta = torch.randn(3, p, generator=torch.Generator().manual_seed(_sub_seed(4, 2)), dtype=torch.float64)
+    proj = (z @ (theta / theta.norm(dim=0, keepdim=True))).numpy()
+    want = [sliced_constant(3) * _sliced_energy_float64(proj, q, n) for q in perms.numpy()]
+    sliced, _, _ = _energy_sliced(z, n, m, p, seed=4)
+    np.testing.assert_allclose(sliced(perms).numpy(), want, rtol=1e-5)  # float32 cumulative sums
+    both = _cumsum_statistics(torch.as_tensor(proj), n, m, energy_cols=[1, 3], c_d=2.0)(perms).numpy()
+    np.testing.assert_allclose(both[:, -1], [2.0 * _sliced_energy_float64(proj[:, [1, 3]], q, n)
+                                             for q in perms.numpy()], rtol=1e-5)
+    for row, q in zip(both, perms.numpy(), strict=True):
+        ks = [scipy.stats.ks_2samp(u[q[:n]], u[q[n:]]).statistic for u in proj.T]
+        np.testing.assert_allclose(row[:-1], ks, atol=1e-6)
 
 
 def test_median_heuristic_matches_the_median_of_pooled_pairwise_distances(small):

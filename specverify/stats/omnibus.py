@@ -20,8 +20,10 @@ does not depend on whether the other hypotheses hold), which holds for tests of 
 
 KS under permutation: sort the pooled values once per direction; a permutation's first-group indicator, read in
 that order and cumulated, gives n F_n at every order statistic, and D = max |F_n - G_m| over the ends of tie runs
-(float32 counts are exact up to 2^24 items). The kernel statistics reuse ``kernel``'s vectorised builders (exact
-matrices up to ``kernel.MAX_EXACT`` pooled points, random features or slices above).
+(float32 counts are exact up to 2^24 items); above ``kernel.MAX_EXACT`` the sliced energy comes from the same
+cumulative sums (both from ``kernel._cumsum_statistics``, the implementation of ``kernel``'s sliced path). The
+other kernel statistics reuse ``kernel``'s vectorised builders (exact matrices up to ``kernel.MAX_EXACT`` pooled
+points, random features above).
 """
 
 from __future__ import annotations
@@ -30,13 +32,12 @@ import numpy as np
 import torch
 
 from specverify.stats import kernel
-from specverify.stats.permutation import group_indicator, min_permutations, permutation_matrix
+from specverify.stats.permutation import min_permutations, permutation_matrix
 from specverify.stats.results import Battery, TestResult
 
 __all__ = ["DEFAULT_PERMUTATIONS", "minp_adjust", "two_sample_minp"]
 
 DEFAULT_PERMUTATIONS = 999
-_KS_BLOCK = 2**24  # float32 elements per step of the permuted KS statistics
 _KS_RTOL = 1e-5  # relative tie tolerance of float32 statistics (KS values are multiples of 1 / lcm(n, m))
 
 
@@ -92,47 +93,6 @@ def _tails(ks_cols, n: int, m: int):
     return tails
 
 
-def _ks_statistic(proj: torch.Tensor, n: int, m: int, energy_cols=(), c_d: float = 1.0):
-    """Permuted two-sample KS statistics of every column of ``proj`` (N, c): (b, N) perms -> (b, c).
-
-    With ``energy_cols`` (columns that are uniformly random unit directions, or the one coordinate when d = 1) a
-    last column holds the sliced energy statistic c_d * mean over those columns of 2 int (F_n - G_m)^2, from the
-    same cumulative sums (``kernel``'s sliced path, on these directions).
-    """
-    n_items, c = proj.shape
-    vals, order = proj.sort(0)
-    ends = torch.ones_like(vals, dtype=torch.bool)
-    ends[:-1] = vals[1:] != vals[:-1]  # D is taken where the pooled value changes
-    order_t, ends_t = order.T.contiguous(), ends.T.contiguous().to(torch.float32)
-    gaps_t = torch.zeros_like(vals)
-    gaps_t[:-1] = vals.diff(dim=0)
-    gaps_t = gaps_t.T.contiguous().to(torch.float32)
-    in_energy = torch.zeros(c, dtype=torch.float32)
-    in_energy[list(energy_cols)] = 1.0
-    k_over_m = torch.arange(1, n_items + 1, dtype=torch.float64).div(m).to(torch.float32)
-    coef = 1.0 / n + 1.0 / m
-
-    def statistic(perms):
-        a = group_indicator(perms, n, torch.float32)
-        b = a.shape[0]
-        out = torch.zeros(b, c + 1, dtype=torch.float64)
-        step = max(1, min(c, _KS_BLOCK // (b * n_items)))
-        for j in range(0, c, step):
-            o = order_t[j:j + step]
-            cs = a.index_select(1, o.reshape(-1)).view(b, o.shape[0], n_items).cumsum(2)  # n F_n at each rank
-            diff = (cs * coef - k_over_m).abs_()  # |F_n - G_m| = |cs (1/n + 1/m) - k/m|
-            out[:, j:j + o.shape[0]] = (diff * ends_t[j:j + step]).amax(2).double()
-            if energy_cols:
-                w = gaps_t[j:j + step] * in_energy[j:j + step, None]
-                out[:, c] += torch.einsum("bcn,cn->b", diff.square_(), w).double()
-        if energy_cols:
-            out[:, c] *= 2 * c_d / len(energy_cols)
-            return out
-        return out[:, :c]
-
-    return statistic
-
-
 def _directions(x: np.ndarray, n_projections: int, max_coords: int, seed: int):
     """Names and the (d, c) matrix of the KS directions; the squared norm is added separately."""
     d = x.shape[1]
@@ -174,10 +134,10 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
     if sliced and e_cols:
         c_d = 1.0 if x.shape[1] == 1 else kernel.sliced_constant(x.shape[1])
         e_method = f"energy-V-perm (sliced over the {len(e_cols)} KS directions, float32 cumulative sums)"
-        blocks.append((_ks_statistic(proj, n, m, e_cols, c_d), names + ["energy"],
+        blocks.append((kernel._cumsum_statistics(proj, n, m, energy_cols=e_cols, c_d=c_d), names + ["energy"],
                        ["ks-2samp-perm"] * len(names) + [e_method], _KS_RTOL, 4 * (2 + len(names))))
     else:
-        blocks.append((_ks_statistic(proj, n, m), names, ["ks-2samp-perm"] * len(names), _KS_RTOL,
+        blocks.append((kernel._cumsum_statistics(proj, n, m), names, ["ks-2samp-perm"] * len(names), _KS_RTOL,
                        4 * (1 + len(names))))
     if kernel_tests:
         zt = torch.as_tensor(z)
