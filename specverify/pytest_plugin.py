@@ -298,12 +298,11 @@ def _samples(a, name: str):
     """A float64 (n, d) array from numpy, torch or JAX; 1-D input is one coordinate per sample."""
     import numpy as np
 
+    from specverify.harness.contracts import _to_numpy
     from specverify.stats import MIN_SAMPLES
 
-    if hasattr(a, "detach"):  # torch, without importing it
-        a = a.detach().cpu().double().numpy()
     try:
-        a = np.asarray(a, dtype=np.float64)
+        a = _to_numpy(a)
     except (TypeError, ValueError) as e:
         raise LawInputError(f"{name} is not an array of numbers: {e}") from None
     if a.ndim == 1:

@@ -49,6 +49,8 @@ def test_torch_and_jax_outputs_are_accepted():
 
     assert draw(lambda n, s: torch.zeros(n, 2), 4, 0).shape == (4, 2)
     assert draw(lambda n, s: jnp.zeros((n, 2)), 4, 0).dtype == np.float64
+    half = draw(lambda n, s: torch.full((n, 2), 1.5, dtype=torch.bfloat16, requires_grad=True), 4, 0)
+    assert half.dtype == np.float64 and (half == 1.5).all()  # numpy has no bfloat16: converted through torch
 
 
 def test_a_candidate_that_ignores_its_seed_is_refused():

@@ -31,8 +31,9 @@ class ContractError(SpecverifyError, ValueError):
 
 
 def _to_numpy(out) -> np.ndarray:
+    """A float64 array from numpy, torch (any device and dtype, bfloat16 included) or JAX; no shape checks."""
     if hasattr(out, "detach"):  # torch, without importing it
-        out = out.detach().cpu().numpy()
+        out = out.detach().cpu().double().numpy()
     return np.asarray(out, dtype=np.float64)
 
 
