@@ -127,17 +127,19 @@ def _timed(fn, device: torch.device):
     return time.perf_counter() - t0, out
 
 
-def bench_one(model: str, chain: GaussianChain, batch: int, configs, args, device, dtype) -> list[dict]:
-    """Rows for one (model, batch): plain timed once, each (drafter, window) timed against it."""
+def bench_one(model: str, chain: GaussianChain, batch: int, configs, args, device, dtype,
+              drafters: dict | None = None) -> list[dict]:
+    """Rows for one (model, batch): plain timed once, each (drafter, window) timed against it. ``drafters``:
+    {(name, window): Drafter} for drafters that need more than a name (default: ``make_drafter(name)``)."""
     chain = chain.to(device=device, dtype=dtype)
     common = dict(seed=args.seed, device=device, dtype=dtype)
-    drafters = {name: make_drafter(name) for name, _ in configs}
+    drafters = drafters or {(name, w): make_drafter(name) for name, w in configs}
 
     def plain():
         return plain_sample(chain, batch, **common)
 
     def spec(name, window):
-        return lambda: speculative_sample(chain, drafters[name], batch, window=window, **common)
+        return lambda: speculative_sample(chain, drafters[(name, window)], batch, window=window, **common)
 
     runs = {None: plain} | {(name, w): spec(name, w) for name, w in configs}
     for fn in runs.values():  # warm-up: allocator, kernels, lazy init

@@ -49,14 +49,15 @@ class Setup:
 
 def make_setup(problem: str = "gmm", *, dim: int | None = None, steps: int = 100, chain: str = "ddpm", eta: float = 1.0,
                schedule: str = "linear", prediction: str = "eps", components: int = 8,
-               step_size: float | None = None) -> Setup:
+               step_size: float | None = None, options: dict | None = None) -> Setup:
     """The named built-in problem (see `specverify problems`) with its diffusion or Langevin chain options.
-    ``dim``: default 2, or the problem's fixed size (digits: 64)."""
+    ``dim``: default 2, or the problem's fixed size (digits: 64). ``options``: more keyword arguments for the
+    problem's constructor (e.g. ``{"config": "quick"}`` for digits)."""
     from specverify.problems import PROBLEMS, fixed_dim, make_problem
 
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise SpecverifyError(f"steps must be >= 1, got {steps}")
-    kwargs = {"dim": (fixed_dim(problem) or 2) if dim is None else dim}
+    kwargs = {"dim": (fixed_dim(problem) or 2) if dim is None else dim, **(options or {})}
     if problem == "gmm":
         kwargs["n_components"] = components
     if problem.startswith("langevin"):

@@ -57,3 +57,26 @@ def test_acceptance_study_smoke(tmp_path):
     _load("acceptance_study").main(["--smoke", "--markdown", str(md)])
     text = md.read_text()
     assert "## Acceptance study: gmm d=2, 20 steps" in text and "| frozen-denoiser | 16 |" in text
+
+
+def test_claims_smoke(tmp_path):
+    """The claims command in its smoke mode: RESULTS.md, results.json and every figure written; its numbers come
+    from the run (the page quotes the JSON); every exactness check passes (alpha split over the checks)."""
+    import json
+
+    mod = _load("claims")
+    assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    page = (tmp_path / "RESULTS.md").read_text()
+    for f in res["figures"]:
+        assert Path(f).exists() and Path(f).stat().st_size > 1000
+    assert set(res["speed"]) == {"digits", "gmm", "langevin-model"}
+    assert {r["drafter"] for r in res["speed"]["digits"]} == set(mod.DIFFUSION_DRAFTERS)
+    checks = res["exactness"]
+    assert len(checks) == 10 and all(r["verdict"] == "pass" for r in checks)
+    assert all(abs(r["alpha"] * len(checks) - mod.SMOKE.family_alpha) < 1e-12 for r in checks)
+    for r in res["speed"]["gmm"]:
+        assert f"**{r['nfe_ratio']:.2f}**" in page and 1 <= r["nfe_ratio"] <= r["window"]
+    best = max((r for r in res["speed"]["digits"] if r["drafter"] == "frozen-denoiser"), key=lambda r: r["nfe_ratio"])
+    assert f"{best['nfe_ratio']:.2f} at window {best['window']}" in page
+    assert {r["sampler"] for r in res["quality"]} >= {"plain", "speculative frozen-denoiser", "training digits (floor)"}

@@ -23,7 +23,7 @@ from specverify.chains import GaussianChain, _bcast
 from specverify.drafters.base import Drafter
 from specverify.errors import SamplerError
 
-__all__ = ["Heads", "Medusa", "load_or_train", "train_heads"]
+__all__ = ["Heads", "Medusa", "cache_path", "load_or_train", "train_heads"]
 
 CACHE = Path(".cache") / "medusa"
 
@@ -136,10 +136,15 @@ def train_heads(chain: GaussianChain, window: int, *, n_traj: int = 1000, epochs
     return heads.to(torch.float64).eval().requires_grad_(False)
 
 
+def cache_path(chain: GaussianChain, window: int, *, key: str, cache: Path = CACHE, **train) -> Path:
+    """Where :func:`load_or_train` keeps the heads for ``chain`` (named by ``key`` and the training options)."""
+    tag = hashlib.sha256(repr((key, chain.n_steps, chain.dim, window, sorted(train.items()))).encode()).hexdigest()
+    return Path(cache) / f"{tag[:16]}.pt"
+
+
 def load_or_train(chain: GaussianChain, window: int, *, key: str, cache: Path | None = CACHE, **train) -> Heads:
     """Heads for ``chain`` from the cache (file named by ``key`` and the training options) or trained now."""
-    tag = hashlib.sha256(repr((key, chain.n_steps, chain.dim, window, sorted(train.items()))).encode()).hexdigest()
-    path = None if cache is None else Path(cache) / f"{tag[:16]}.pt"
+    path = None if cache is None else cache_path(chain, window, key=key, cache=cache, **train)
     if path is not None and path.exists():
         heads = Heads(chain.dim, chain.n_steps, window, train.get("hidden", 128)).to(torch.float64)
         heads.load_state_dict(torch.load(path, weights_only=True))
