@@ -9,9 +9,10 @@ def is_positive_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
 
 
-def positive_int(v, name: str, context: str = "") -> int:
+def positive_int(v, name: str, context: str = "", error: type[Exception] = ChainError) -> int:
+    """``v`` as an int if it is a Python or numpy int >= 1 (not a bool, not a float); else raise ``error``."""
     if not is_positive_int(v):
-        raise ChainError(f"{name} must be a positive int{context}, got {v!r}")
+        raise error(f"{name} must be a positive int{context}, got {v!r}")
     return int(v)
 
 

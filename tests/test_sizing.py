@@ -82,7 +82,7 @@ def test_bad_arguments():
         ks_one_sample_n(0.1, 1.0, 0.05)
     with pytest.raises(ValueError, match="epsilon"):
         ks_one_sample_n(0.1, 0.1, 0.0)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="m must be a positive int, got 0"):
         min_detectable_ks_two_sample(10, 0, 0.1, 0.1)
     with pytest.raises(ValueError, match="k must be"):
         binomial_interval(11, 10, 0.95)

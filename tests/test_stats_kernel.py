@@ -290,6 +290,10 @@ def test_bad_inputs_are_refused_with_a_fix():
         mmd_test(good, good + 1, method="sliced")
     with pytest.raises(ValueError, match="bandwidths"):
         mmd_test(good, good + 1, bandwidths=[1.0, -1.0])
+    with pytest.raises(ValueError, match="n_slices must be a positive int, got 0"):
+        energy_test(good, good + 1, method="sliced", n_slices=0)
+    with pytest.raises(ValueError, match="n_features must be a positive int, got True"):
+        mmd_test(good, good + 1, method="rff", n_features=True)
 
 
 def test_method_string_names_the_path(small):

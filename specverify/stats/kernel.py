@@ -46,6 +46,7 @@ import math
 import numpy as np
 import torch
 
+from specverify._validate import positive_int
 from specverify.stats.permutation import TIE_RTOL, group_indicator, max_standardised, permutation_test
 from specverify.stats.results import TestResult
 
@@ -180,12 +181,6 @@ def _check_dtype(dtype) -> torch.dtype:
     return dtype
 
 
-def _positive_int(name: str, v) -> int:
-    if isinstance(v, bool) or int(v) != v or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
 # -------------------------------------------------------------------- batched statistics of permutations
 # Each builder returns (statistic, per-item bytes of one permutation's working memory, description), where
 # statistic(perms) maps a (b, N) long tensor of permutations of the pool z to (b, k) or (b,) values; the first n
@@ -214,7 +209,7 @@ def _mmd_exact(z: torch.Tensor, n: int, m: int, bw, dtype=torch.float32, dist: t
 
 
 def _mmd_rff(z: torch.Tensor, n: int, m: int, bw, n_features: int, seed: int, dtype=torch.float32):
-    n_items, k, f = z.shape[0], len(bw), _positive_int("n_features", n_features)
+    n_items, k, f = z.shape[0], len(bw), positive_int(n_features, "n_features", error=ValueError)
     gen = torch.Generator().manual_seed(_sub_seed(seed, 1))
     w0 = torch.randn(z.shape[1], f, generator=gen, dtype=torch.float64).to(z.device)
     inv_h = torch.tensor([1.0 / h for h in bw], dtype=torch.float64, device=z.device)
@@ -316,7 +311,7 @@ def _cumsum_statistics(proj: torch.Tensor, n: int, m: int, *, ks: bool = True, e
 
 
 def _energy_sliced(z: torch.Tensor, n: int, m: int, n_slices: int, seed: int):
-    d, p = z.shape[1], _positive_int("n_slices", n_slices)
+    d, p = z.shape[1], positive_int(n_slices, "n_slices", error=ValueError)
     gen = torch.Generator().manual_seed(_sub_seed(seed, 2))
     theta = torch.randn(d, p, generator=gen, dtype=torch.float64)
     theta = (theta / theta.norm(dim=0, keepdim=True)).to(z.device)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import warnings
 
+from specverify._validate import positive_int
 from specverify.errors import SpecverifyError
 
 __all__ = ["PowerError", "PowerWarning", "binomial_interval", "check_power", "ks_one_sample_n", "ks_two_sample_n",
@@ -59,12 +60,6 @@ def _epsilon(epsilon: float) -> float:
     return epsilon
 
 
-def _size(name: str, n) -> int:
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
-    return int(n)
-
-
 def _radius(delta: float) -> float:
     """sqrt(log(2 / delta) / 2): the DKW radius at confidence 1 - delta times sqrt(n)."""
     return math.sqrt(math.log(2.0 / delta) / 2.0)
@@ -88,13 +83,14 @@ def ks_two_sample_n(alpha: float, beta: float, epsilon: float) -> int:
 
 def min_detectable_ks_one_sample(n: int, alpha: float, beta: float) -> float:
     """The smallest KS distance that n draws detect with probability 1 - beta at level alpha (DKW, one sample)."""
-    n, alpha, beta = _size("n", n), _rate("alpha", alpha), _rate("beta", beta)
+    n, alpha, beta = positive_int(n, "n", error=ValueError), _rate("alpha", alpha), _rate("beta", beta)
     return (_radius(alpha) + _radius(beta)) / math.sqrt(n)
 
 
 def min_detectable_ks_two_sample(n: int, m: int, alpha: float, beta: float) -> float:
     """The smallest KS distance that samples of sizes n and m tell apart w.p. 1 - beta at level alpha (DKW)."""
-    n, m, alpha, beta = _size("n", n), _size("m", m), _rate("alpha", alpha), _rate("beta", beta)
+    n, m = positive_int(n, "n", error=ValueError), positive_int(m, "m", error=ValueError)
+    alpha, beta = _rate("alpha", alpha), _rate("beta", beta)
     return (_radius(alpha / 2) + _radius(beta / 2)) * (1 / math.sqrt(n) + 1 / math.sqrt(m))
 
 
@@ -129,7 +125,7 @@ def binomial_interval(k: int, n: int, confidence: float) -> tuple[float, float]:
     """Exact (Clopper-Pearson) two-sided interval for a binomial proportion, via scipy ``binomtest``."""
     from scipy import stats
 
-    n = _size("n", n)
+    n = positive_int(n, "n", error=ValueError)
     if isinstance(k, bool) or int(k) != k or not 0 <= k <= n:
         raise ValueError(f"k must be an integer in [0, n={n}], got {k!r}")
     confidence = _rate("confidence", confidence)
