@@ -100,7 +100,10 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--smoke", action="store_true", help="20 replicates of n = 200 (seconds; CI)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.replicates, args.n = 20, 200
     names = [c for c in args.configs.split(",") if c]
     if unknown := [c for c in names if c not in CONFIGS]:
         ap.error(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")

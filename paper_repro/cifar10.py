@@ -30,6 +30,7 @@ What is printed (all measured here, same model, device, dtype, batch and seed fo
                 sizes; CUDA synchronised around each run) and plain_s / spec_s.
 
 Example: python paper_repro/cifar10.py --checkpoint ddpm-cifar10-32 --device cuda --n 16 --window 8
+Smoke (CI): python paper_repro/cifar10.py --smoke   # a tiny random 8x8 UNet saved as a local pipeline, 10 steps
 """
 
 from __future__ import annotations
@@ -45,8 +46,11 @@ PAPER_STEPS = 1000
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, required=True,
+    p.add_argument("--checkpoint", type=Path,
                    help="local diffusers DDPM pipeline folder (unet/ + scheduler/), e.g. google/ddpm-cifar10-32")
+    p.add_argument("--smoke", action="store_true",
+                   help="no checkpoint: a tiny randomly initialised UNet (8x8, clipping scheduler) saved to a temporary"
+                        " pipeline folder, 10 steps, n 4, window 3, on the CPU (seconds; CI)")
     p.add_argument("--steps", type=int, default=PAPER_STEPS,
                    help=f"sampling steps (default {PAPER_STEPS}, the paper's; fewer runs DDPM on a subsequence)")
     p.add_argument("--window", type=int, default=8, help="drafted steps per window L (default 8)")
@@ -83,9 +87,37 @@ def _timed(fn, device):
     return bench._timed(fn, device)
 
 
+def _tiny_pipeline(folder: Path) -> Path:
+    """A randomly initialised 8x8 UNet2DModel with a 10-step DDPMScheduler that clips x0 (the default), saved."""
+    import torch
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16),
+                           layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D"),
+                           up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4, add_attention=False)
+    unet.save_pretrained(folder / "unet")
+    DDPMScheduler(num_train_timesteps=10, beta_start=0.01, beta_end=0.25).save_pretrained(folder / "scheduler")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.smoke:
+        import tempfile
+
+        try:
+            import diffusers  # noqa: F401
+        except ImportError:
+            parser.error("--smoke needs diffusers: pip install 'specverify[diffusers]'")
+        if args.checkpoint is not None:
+            parser.error("--smoke builds its own tiny checkpoint: leave --checkpoint out")
+        args.checkpoint = _tiny_pipeline(Path(tempfile.mkdtemp(prefix="cifar10-smoke-")))
+        args.steps, args.n, args.window, args.device = 10, 4, 3, "cpu"
+    if args.checkpoint is None:
+        parser.error("--checkpoint PATH is required (or --smoke for a tiny local pipeline)")
     ckpt = args.checkpoint.expanduser()
     if not ckpt.is_dir():
         parser.error(f"--checkpoint {ckpt}: no such directory. Download a diffusers DDPM pipeline first, e.g. "

@@ -137,7 +137,15 @@ def main(argv=None) -> int:
     ap.add_argument("--max-doublings", type=int, default=8, help="min-n: the grid ends at 100 x 2^this")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path)
+    ap.add_argument("--smoke", action="store_true",
+                    help="seconds (CI): 10 steps; seeds: 2 seeds at n = 200; min-n: 1 replicate at n = 100 only")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.steps = 10
+        if args.study == "seeds":
+            args.seeds, args.n = 2, 200
+        else:
+            args.replicates, args.max_doublings = 1, 0
     res = seeds(args) if args.study == "seeds" else min_n(args)
     command = "python paper_repro/power.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.json:

@@ -20,7 +20,7 @@ What is printed
 Writes ``--out``/digits_samples.png (10 x 10 samples, target and draft) and ``--out``/digits.json.
 
     python paper_repro/train_digits.py --threads 2 --out runs/digits --speedup 100 200
-    python paper_repro/train_digits.py --quick --out /tmp/digits    # tiny training, seconds (CI)
+    python paper_repro/train_digits.py --smoke --out /tmp/digits    # the quick models, seconds (CI)
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ def save_grid(path: Path, panels: dict) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="the tiny 'quick' models (seconds; for CI)")
+    ap.add_argument("--quick", "--smoke", dest="quick", action="store_true",
+                    help="the tiny 'quick' models (seconds; for CI)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for training and sampling (on a busy machine 1 is often faster)")
     ap.add_argument("--cache", type=Path, default=None, help="weights folder (default .cache/digits)")

@@ -222,6 +222,12 @@ def test_cifar10_help_states_the_paper_setting(capsys):
     assert all(s in out for s in ("CIFAR-10", "32x32", "1000", "frozen-drift", "half", "--checkpoint"))
 
 
+def test_cifar10_smoke(capsys):
+    res = _script().main(["--smoke"])
+    out = capsys.readouterr().out
+    assert res["steps"] == 10 and res["clip_sample_removed"] and 1 <= res["nfe_ratio"] <= 3 and "nfe_ratio" in out
+
+
 def test_cifar10_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         _script().main(["--checkpoint", str(tmp_path / "ddpm-cifar10-32")])
@@ -229,6 +235,9 @@ def test_cifar10_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _script().main(["--checkpoint", str(tmp_path)])
     assert "unet/ or scheduler/" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _script().main([])
+    assert "--checkpoint PATH is required" in capsys.readouterr().err
 
 
 def test_cifar10_runs_on_a_tiny_local_pipeline(tmp_path, capsys):

@@ -151,7 +151,7 @@ def test_train_script_quick(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("train_digits", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert mod.main(["--quick", "--cache", str(tmp_path / "c"), "--out", str(tmp_path), "--steps", "20",
+    assert mod.main(["--smoke", "--cache", str(tmp_path / "c"), "--out", str(tmp_path), "--steps", "20",
                      "--speedup", "20", "--nfe-n", "20"]) == 0
     out = capsys.readouterr().out
     assert "held-out" in out and "nfe_ratio" in out

@@ -29,7 +29,7 @@ def test_calibrate_smoke(tmp_path):
     """The calibration script in a small run: the report is written and its figures are consistent."""
     mod = _load("calibrate")
     md, js = tmp_path / "cal.md", tmp_path / "cal.json"
-    mod.main(["--replicates", "20", "--n", "200", "--json", str(js), "--markdown", str(md)])
+    mod.main(["--smoke", "--json", str(js), "--markdown", str(md)])
     import json
 
     res = json.loads(js.read_text())
@@ -43,8 +43,7 @@ def test_calibrate_smoke(tmp_path):
 def test_power_smoke(tmp_path, capsys):
     mod = _load("power")
     js = tmp_path / "p.json"
-    mod.main(["min-n", "--problem", "gaussian", "--dim", "2", "--steps", "10", "--replicates", "1",
-              "--max-doublings", "0", "--json", str(js)])
+    mod.main(["min-n", "--problem", "gaussian", "--dim", "2", "--smoke", "--json", str(js)])
     import json
 
     res = json.loads(js.read_text())
