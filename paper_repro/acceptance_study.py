@@ -49,6 +49,26 @@ def run(configs, n: int, seed: int, out_json: Path | None, done: list[dict] = ()
     return results
 
 
+_KEYS = {"acceptance_inside": ("acceptance_rate", "predicted_acceptance_rate", None),
+         "rounds_inside": ("rounds_mean", "predicted_rounds_mean", "rounds"),
+         "accepted_inside": ("accepted_per_trajectory", "predicted_accepted_per_trajectory", "accepted")}
+
+
+def _measured(r: dict, k: str) -> str:
+    return f"{r[_KEYS[k][0]]:.4g}"
+
+
+def _predicted(r: dict, k: str) -> str:
+    return f"{r[_KEYS[k][1]]:.4g}"
+
+
+def _dispersion(r: dict, k: str) -> str:
+    var = _KEYS[k][2]
+    if var is None or f"{var}_var" not in r or not r[f"predicted_{var}_var"]:
+        return "-"
+    return f"{r[f'{var}_var'] / r[f'predicted_{var}_var']:.2f}"
+
+
 def markdown(results: list[dict], command: str, resumed: bool = False) -> str:
     from specverify import study
 
@@ -63,9 +83,11 @@ def markdown(results: list[dict], command: str, resumed: bool = False) -> str:
            f"against 99% intervals; {len(outside)} fall outside (about {0.01 * len(checks):.1f} would by chance "
            f"if every prediction were exact and the intervals exact).", ""]
     if outside:
-        out += ["| problem | d | steps | drafter | L | figure |", "|---|---|---|---|---|---|"]
+        out += ["| problem | d | steps | drafter | L | figure | measured | predicted | variance across trajectories, "
+                "measured / independent model |", "|---|---|---|---|---|---|---|---|---|"]
         out += [f"| {res['problem']} | {res['dim']} | {res['steps']} | {r['drafter']} | {r['window']} | "
-                f"{k.removesuffix('_inside')} |" for res, r, k in outside]
+                f"{k.removesuffix('_inside')} | {_measured(r, k)} | {_predicted(r, k)} | {_dispersion(r, k)} |"
+                for res, r, k in outside]
         out += ["", "Why a prediction can miss: the acceptance rate's prediction is exact in expectation (the "
                 "martingale of `theory/harness.md`), and its Clopper-Pearson interval treats steps as independent "
                 "trials; the rounds and accepted-steps predictions feed the dynamic program of "

@@ -43,6 +43,11 @@ def _t_interval(v: np.ndarray, confidence: float, model_var: float = 0.0) -> tup
     return m, m - h, m + h
 
 
+def _var(v) -> float:
+    v = np.asarray(v, dtype=np.float64)
+    return float(v.var(ddof=1)) if v.size > 1 else float("nan")
+
+
 def _step_probs(st) -> np.ndarray:
     """Logged acceptance probability per (chain step, window position); unvisited cells borrow the step's mean."""
     ver, pred = st.verified_per_step, st.predicted_per_step
@@ -82,6 +87,10 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
         "rounds_inside": _inside(mom.rounds_mean, r_lo, r_hi),
         "accepted_inside": _inside(mom.accepted_mean, a_lo, a_hi),
         "nfe_ratio": st.nfe_ratio, "predicted_nfe_ratio": st.n_steps / mom.rounds_mean,
+        # spread across trajectories against the independent model's: a ratio above 1 means acceptances are
+        # positively dependent (rejections cluster), which the rounds prediction ignores (theory/rounds.md)
+        "rounds_var": _var(st.rounds), "predicted_rounds_var": float(mom.rounds_var),
+        "accepted_var": _var(st.accepted_per_sample), "predicted_accepted_var": float(mom.accepted_var),
         "per_position": per_position,
     }
 

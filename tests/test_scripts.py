@@ -79,3 +79,15 @@ def test_claims_smoke(tmp_path):
     best = max((r for r in res["speed"]["digits"] if r["drafter"] == "frozen-denoiser"), key=lambda r: r["nfe_ratio"])
     assert f"{best['nfe_ratio']:.2f} at window {best['window']}" in page
     assert {r["sampler"] for r in res["quality"]} >= {"plain", "speculative frozen-denoiser", "training digits (floor)"}
+
+
+def test_acceptance_study_reports_a_miss_with_its_dispersion():
+    """A prediction outside its interval is listed with measured, predicted and variance ratio (measured over the
+    independent model's); rows from runs before the variance was logged show '-'."""
+    mod = _load("acceptance_study")
+    row = {"rounds_mean": 557.26, "predicted_rounds_mean": 553.24, "rounds_var": 90.0, "predicted_rounds_var": 60.0,
+           "acceptance_rate": 0.7, "predicted_acceptance_rate": 0.71}
+    assert (mod._measured(row, "rounds_inside"), mod._predicted(row, "rounds_inside")) == ("557.3", "553.2")
+    assert mod._dispersion(row, "rounds_inside") == "1.50"
+    assert mod._dispersion(row, "acceptance_inside") == "-"
+    assert mod._dispersion({}, "accepted_inside") == "-"
