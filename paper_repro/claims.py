@@ -51,11 +51,12 @@ class Settings:
     epsilon: tuple = (("digits", 0.1), ("gmm", 0.05), ("langevin-model", 0.1))
     check_n: int | None = None  # None: from alpha, beta, epsilon
     quality_n: int = 297  # the held-out digits
+    quality_seeds: int = 5
 
 
 SMOKE = Settings(digits_config="quick", digits_steps=20, gmm_steps=20, langevin_steps=20, windows=(2, 4),
                  medusa_windows=(4,), nfe_n=50, wall_batches=(1,), repeats=1, check_window=4, check_n=200,
-                 quality_n=100)
+                 quality_n=100, quality_seeds=2)
 
 
 def _sibling(name: str):
@@ -88,10 +89,8 @@ def training_costs(setup, s: Settings) -> dict:
     out = {}
     if "medusa" in drafters_for(setup.name):
         for w in s.medusa_windows:
-            cached = medusa.cache_path(setup.chain(), w, key=setup.key).exists()
-            t0 = time.perf_counter()
-            medusa.load_or_train(setup.chain(), w, key=setup.key)
-            out[f"medusa L={w}"] = {"seconds": time.perf_counter() - t0, "cached": cached}
+            heads = medusa.load_or_train(setup.chain(), w, key=setup.key)
+            out[f"medusa L={w}"] = dict(heads.fit_info)
     if setup.name == "digits":
         for k, info in setup.problem.training.items():
             out[f"{k} network"] = {"seconds": info["seconds"], "cached": info["cached"]}
@@ -127,7 +126,7 @@ def wall_clock(setup, s: Settings, seed: int) -> list[dict]:
         rows += bench.bench_one(setup.name, setup.chain(), batch, configs, args, torch.device("cpu"), torch.float32,
                                 drafters=drafters)
     keep = ("model", "steps", "batch", "drafter", "window", "plain_s", "spec_s", "wall_ratio", "nfe_ratio",
-            "round_cost")
+            "call_ratio", "round_cost")
     return [{k: r[k] for k in keep} for r in rows]
 
 
@@ -171,27 +170,43 @@ def exactness(all_setups: dict, s: Settings, seed: int) -> list[dict]:
     return rows
 
 
+QUALITY_KEYS = ("mmd_statistic", "frechet_proba", "classifier_confidence")
+
+
 def quality(setup, s: Settings, seed: int, figdir: Path) -> list[dict]:
-    """Sample quality on digits: plain and speculative samples against the held-out digits, and sample grids."""
+    """Sample quality on digits over ``quality_seeds`` seeds: plain and speculative samples against the held-out
+    digits (mean and standard deviation across seeds), with the training digits (floor) and a Gaussian fit."""
     import numpy as np
 
     from specverify.builtin import make_candidate
 
     td = _sibling("train_digits")
     n = s.quality_n
-    samples = {"plain": make_candidate(setup, sampler="plain")(n, seed)}
-    for d in DIFFUSION_DRAFTERS:
-        samples[f"speculative {d}"] = make_candidate(setup, drafter=d, window=s.check_window)(n, seed)["samples"]
+    samplers = {"plain": make_candidate(setup, sampler="plain")}
+    samplers |= {f"speculative {d}": make_candidate(setup, drafter=d, window=s.check_window)
+                 for d in DIFFUSION_DRAFTERS}
+    per = {label: [] for label in [*samplers, "training digits (floor)", "Gaussian fit (baseline)"]}
+    grids = {}
+    for r in range(s.quality_seeds):
+        for label, cand in samplers.items():
+            out = cand(n, seed + r)
+            x = np.asarray(out["samples"] if isinstance(out, dict) else out).reshape(n, 1, 8, 8)
+            grids.setdefault(label, x)
+            q = td.quality(x, seed + r)
+            per[label].append(q["model"])
+        per["training digits (floor)"].append(q["train_floor"])
+        per["Gaussian fit (baseline)"].append(q["gaussian_baseline"])
     rows = []
-    for label, x in samples.items():
-        q = td.quality(np.asarray(x).reshape(n, 1, 8, 8), seed)
-        rows.append({"sampler": label, "n": n, **q["model"]})
-        if label == "plain":
-            floor, base = q["train_floor"], q["gaussian_baseline"]
-    rows += [{"sampler": "training digits (floor)", "n": n, **floor},
-             {"sampler": "Gaussian fit (baseline)", "n": n, **base}]
-    grids = {k: np.asarray(samples[k]).reshape(n, 1, 8, 8) for k in ("plain", "speculative frozen-denoiser")}
-    td.save_grid(figdir / "digits_samples.png", grids | {"held-out digits": setup.problem.data_sample(min(n, 100))})
+    for label, qs in per.items():
+        row = {"sampler": label, "n": n, "seeds": len(qs)}
+        for key in QUALITY_KEYS:
+            v = np.array([q[key] for q in qs])
+            row[key], row[f"{key}_sd"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        row["mmd_pvalue_median"] = float(np.median([q["mmd_pvalue"] for q in qs]))
+        row["classes_min"] = min(q["classes"] for q in qs)
+        rows.append(row)
+    shown = {k: grids[k] for k in ("plain", "speculative frozen-denoiser")}
+    td.save_grid(figdir / "digits_samples.png", shown | {"held-out digits": setup.problem.data_sample(min(n, 100))})
     return rows
 
 
@@ -236,12 +251,12 @@ def figures(res: dict, figdir: Path) -> list[str]:
     plt.close(fig)
 
     q = res["quality"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, title in zip(axes, ("mmd_statistic", "classifier_confidence"),
-                              ("MMD statistic to held-out digits (lower is better)",
-                               "classifier confidence (higher is better)"), strict=True):
-        ax.barh([r["sampler"] for r in q], [r[key] for r in q])
-        ax.set_title(title, fontsize=9)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6), sharey=True)
+    titles = ("MMD statistic to held-out digits (lower is better)", "Frechet distance, class probabilities (lower is "
+              "better)", "classifier confidence (higher is better)")
+    for ax, key, title in zip(axes, QUALITY_KEYS, titles, strict=True):
+        ax.barh([r["sampler"] for r in q], [r[key] for r in q], xerr=[r[f"{key}_sd"] for r in q], capsize=3)
+        ax.set_title(f"{title}\nmean and sd over {q[0]['seeds']} seeds", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     paths.append(figdir / "digits_quality.png")
@@ -249,6 +264,19 @@ def figures(res: dict, figdir: Path) -> list[str]:
     plt.close(fig)
     paths.append(figdir / "digits_samples.png")
     return [str(p) for p in paths]
+
+
+def _wall_sentence(res: dict) -> str:
+    rows = [r for p in res["wall"] for r in res["wall"][p]]
+    cost = [r["round_cost"] for r in rows]
+    faster = [r for r in rows if r["wall_ratio"] > 1]
+    out = f"Here a round cost {min(cost):.1f} to {max(cost):.1f} plain steps, so the speculative sampler was "
+    out += (f"faster in wall-clock time in {len(faster)} of {len(rows)} rows. " if faster else
+            "slower in wall-clock time in every row: on this CPU a round's parallel target evaluations (and the "
+            "sampler's own work) cost about as much as the sequential calls they replace. ")
+    out += ("The nfe_ratio turns into wall-clock time where a round costs fewer plain steps than the nfe_ratio, as "
+            "on a GPU with idle parallel capacity at small batches (the paper's setting")
+    return out + ("; " + res["cuda"] + ")." if res.get("cuda") else "; no GPU was available to this run).")
 
 
 def _best(rows, drafter):
@@ -286,14 +314,13 @@ def markdown(res: dict, figrel: str) -> str:
     out += [f"![nfe_ratio]({figrel}/nfe_ratio.png)", "", "### Wall clock, side by side", "",
             f"Plain against speculative at window {st['check_window']}, float32, on this CPU "
             f"({res['threads']} torch threads); median of {st['repeats']} interleaved repeats. wall ratio = plain / "
-            "speculative (> 1: speculative is faster); round cost = seconds per speculative round / seconds per plain "
-            "step. On a CPU the L parallel target evaluations of a round cost about L times one, unless the batch "
-            "is small enough that call overhead dominates: the nfe_ratio becomes a wall-clock gain on hardware with "
-            "idle parallel capacity (the paper's GPU setting).", "",
-            "| problem | steps | batch | drafter | plain s | speculative s | wall ratio | nfe_ratio | round cost |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "speculative (> 1: speculative is faster) = call ratio / round cost, where call ratio = steps / rounds of "
+            "the whole batch (it waits for its slowest sample; at batch 1 it is the nfe_ratio) and round cost = "
+            "seconds per speculative round / seconds per plain step. " + _wall_sentence(res), "",
+            "| problem | steps | batch | drafter | plain s | speculative s | wall ratio | nfe_ratio | call ratio | "
+            "round cost |", "|---|---|---|---|---|---|---|---|---|---|"]
     out += [f"| {r['model']} | {r['steps']} | {r['batch']} | {r['drafter']} | {r['plain_s']:.3f} | {r['spec_s']:.3f} "
-            f"| {r['wall_ratio']:.2f} | {r['nfe_ratio']:.2f} | {r['round_cost']:.2f} |"
+            f"| {r['wall_ratio']:.2f} | {r['nfe_ratio']:.2f} | {r['call_ratio']:.2f} | {r['round_cost']:.2f} |"
             for p in res["wall"] for r in res["wall"][p]]
     out += ["", f"![wall clock]({figrel}/wall_clock.png)", ""]
 
@@ -310,27 +337,39 @@ def markdown(res: dict, figrel: str) -> str:
         low = "" if r["power_ok"] else " (n below the declared power)"
         out.append(f"| {r['problem']} | {r['drafter']} | {r['reference']} | **{r['verdict']}**{low} | {r['n']} | "
                    f"{r['alpha']:.4g} | {r['min_detectable_ks']:.4f} | {r['min_adjusted_pvalue']:.3g} | {acc} |")
-    out += ["", f"### Sample quality on digits ({res['steps']['digits']} steps, n = {res['quality'][0]['n']})", "",
-            "Against the held-out digits: specverify's MMD statistic (max over bandwidths of the standardised "
-            "MMD^2_u) and its permutation p-value, and the mean top-class probability of a logistic-regression "
-            "classifier fitted on the training digits. The training digits give the floor, a Gaussian fit a "
-            "baseline to beat. Plain and speculative should agree up to sampling noise.", "",
-            "| samples | MMD statistic | p | classifier confidence | classes |", "|---|---|---|---|---|"]
-    out += [f"| {r['sampler']} | {r['mmd_statistic']:.2f} | {r['mmd_pvalue']:.3f} | {r['classifier_confidence']:.3f} "
-            f"| {r['classes']} |" for r in res["quality"]]
+    q0 = res["quality"][0]
+    out += ["", f"### Sample quality on digits ({res['steps']['digits']} steps, n = {q0['n']}, {q0['seeds']} seeds)",
+            "",
+            "Against the held-out digits, mean and standard deviation over seeds: specverify's MMD statistic (max over "
+            "bandwidths of the standardised MMD^2_u; its median permutation p-value), the Frechet distance between "
+            "the class probabilities of a logistic-regression classifier fitted on the training digits (the FID "
+            "formula on these features), and that classifier's mean top-class probability. The training digits "
+            "give the floor, a Gaussian fit a baseline. These figures rank models; whether speculative and plain "
+            "samples have the same law is the check above, at a much larger n.", "",
+            "| samples | MMD statistic | median p | Frechet (class probabilities) | classifier confidence | fewest "
+            "classes |",
+            "|---|---|---|---|---|---|"]
+    out += [f"| {r['sampler']} | {r['mmd_statistic']:.2f} ± {r['mmd_statistic_sd']:.2f} | {r['mmd_pvalue_median']:.3f} "
+            f"| {r['frechet_proba']:.3f} ± {r['frechet_proba_sd']:.3f} | {r['classifier_confidence']:.3f} ± "
+            f"{r['classifier_confidence_sd']:.3f} | {r['classes_min']} |" for r in res["quality"]]
     out += ["", f"![quality]({figrel}/digits_quality.png)", "", f"![samples]({figrel}/digits_samples.png)", ""]
 
     out += ["## 3. The out-of-the-box drafter", "",
             f"At window {st['check_window']}: the frozen drafters need no training; the independent drafter needs a "
             "second network (and calls it at every drafted step), the Medusa-like heads need training on target "
-            "rollouts. Training seconds as measured when the model was built (cached models report the recorded "
-            "time).", "", "| problem | drafter | acceptance | nfe_ratio | training |", "|---|---|---|---|---|"]
+            "rollouts (including the rollouts). Training seconds as measured when the model was built.", "",
+            "| problem | drafter | acceptance | nfe_ratio | training |", "|---|---|---|---|---|"]
     for p, rows in res["speed"].items():
         costs = res["training"].get(p, {})
         for r in (r for r in rows if r["window"] == st["check_window"]):
             if r["drafter"] == "medusa":
                 c = costs.get(f"medusa L={r['window']}")
-                cost = f"{c['seconds']:.0f} s{' (cached)' if c and c['cached'] else ''}" if c else "-"
+                if c is None:
+                    cost = "-"
+                elif c["seconds"] is None:
+                    cost = "not recorded (cached by an older version; delete .cache/medusa to retrain)"
+                else:
+                    cost = f"{c['seconds']:.0f} s" + (" (recorded when cached)" if c["cached"] else "")
             elif r["drafter"] == "independent":
                 net = costs.get("draft network")
                 cost = f"{net['seconds']:.0f} s (draft network)" if net else "none (the problem's analytic draft chain)"
@@ -364,6 +403,7 @@ def run(s: Settings, out: Path, seed: int, command: str) -> dict:
     all_setups = setups(s)
     res = {"command": command, "settings": dataclasses.asdict(s), "seed": seed, "threads": torch.get_num_threads(),
            "machine": f"{platform.machine()} CPU ({os.cpu_count()} cores), torch {torch.__version__}",
+           "cuda": torch.cuda.get_device_name(0) + " present but not used" if torch.cuda.is_available() else None,
            "steps": {k: v.steps for k, v in all_setups.items()}, "dims": {k: v.dim for k, v in all_setups.items()}}
     _log("training costs (trains the digits networks and medusa heads unless cached)")
     res["training"] = {k: training_costs(v, s) for k, v in all_setups.items()}

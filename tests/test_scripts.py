@@ -91,3 +91,19 @@ def test_acceptance_study_reports_a_miss_with_its_dispersion():
     assert mod._dispersion(row, "rounds_inside") == "1.50"
     assert mod._dispersion(row, "acceptance_inside") == "-"
     assert mod._dispersion({}, "accepted_inside") == "-"
+
+
+def test_frechet_distance_of_the_digits_quality():
+    """Against the closed form for Gaussian fits: commuting covariances, and scipy's sqrtm on a generic pair."""
+    import numpy as np
+    from scipy import linalg
+
+    td = _load("train_digits")
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(400, 3)), rng.normal(size=(300, 3)) @ np.diag([1.0, 2.0, 0.5]) + 1.0
+    ca, cb = np.cov(a.T), np.cov(b.T)
+    expect = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca + cb - 2 * linalg.sqrtm(ca @ cb).real)
+    np.testing.assert_allclose(td.frechet(a, b), expect, rtol=1e-10)
+    assert abs(td.frechet(a, a)) < 1e-10
+    p = rng.dirichlet(np.ones(4), size=200)  # rows sum to 1: singular covariance, no warning, finite
+    assert np.isfinite(td.frechet(p, rng.dirichlet(np.ones(4), size=200)))

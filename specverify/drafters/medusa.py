@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import time
 from pathlib import Path
 
 import torch
@@ -143,14 +145,23 @@ def cache_path(chain: GaussianChain, window: int, *, key: str, cache: Path = CAC
 
 
 def load_or_train(chain: GaussianChain, window: int, *, key: str, cache: Path | None = CACHE, **train) -> Heads:
-    """Heads for ``chain`` from the cache (file named by ``key`` and the training options) or trained now."""
+    """Heads for ``chain`` from the cache (file named by ``key`` and the training options) or trained now.
+    ``heads.fit_info`` records ``seconds`` (training time, when it was trained; None if unrecorded) and
+    ``cached``."""
     path = None if cache is None else cache_path(chain, window, key=key, cache=cache, **train)
     if path is not None and path.exists():
         heads = Heads(chain.dim, chain.n_steps, window, train.get("hidden", 128)).to(torch.float64)
-        heads.load_state_dict(torch.load(path, weights_only=True))
+        saved = torch.load(path, weights_only=True)
+        state = saved["state"] if "state" in saved else saved  # older caches hold the bare state dict
+        heads.load_state_dict(state)
+        heads.fit_info = {"seconds": saved.get("seconds") if "state" in saved else None, "cached": True}
         return heads.eval().requires_grad_(False)
+    t0 = time.perf_counter()
     heads = train_heads(chain, window, **train)
+    heads.fit_info = {"seconds": time.perf_counter() - t0, "cached": False}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(heads.state_dict(), path)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"state": heads.state_dict(), "seconds": heads.fit_info["seconds"]}, tmp)
+        os.replace(tmp, path)
     return heads
