@@ -101,10 +101,10 @@ def markdown(results: list[dict], command: str, resumed: bool = False) -> str:
                 "reflected residual), so windows at the same cell need not be exchangeable and the program's "
                 f"average can miss by a small bias: at most {max(rel):.1%} of the figure here. That this is the "
                 "cause is an inference by elimination (the program is exact for cell-only acceptance, the "
-                "acceptance rates are inside their intervals), not a separate measurement. Where the last column is logged, the spread "
-                "across trajectories is compared with the program's: a ratio at or below 1 rules out heterogeneity "
-                "between trajectories as the cause. The bias shows where the intervals are narrowest relative to "
-                "it (long chains).", ""]
+                "acceptance rates are inside their intervals), not a separate measurement. Where the last column "
+                "is logged, the spread across trajectories is compared with the program's: a ratio at or below 1 "
+                "rules out heterogeneity between trajectories as the cause. The bias shows where the intervals are "
+                "narrowest relative to it (long chains).", ""]
     for res in results:
         page = study.markdown(res, command).replace("# Acceptance study", "## Acceptance study", 1)
         out += [page.replace(f"Measured by `{command}`.\n\n", f"{res['seconds']:.0f} s.\n\n"), ""]
