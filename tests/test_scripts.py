@@ -79,6 +79,9 @@ def test_claims_smoke(tmp_path):
     best = max((r for r in res["speed"]["digits"] if r["drafter"] == "frozen-denoiser"), key=lambda r: r["nfe_ratio"])
     assert f"{best['nfe_ratio']:.2f} at window {best['window']}" in page
     assert {r["sampler"] for r in res["quality"]} >= {"plain", "speculative frozen-denoiser", "training digits (floor)"}
+    (tmp_path / "RESULTS.md").unlink()
+    assert mod.main(["--render", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "RESULTS.md").read_text() == page  # the page is a function of results.json
 
 
 def test_acceptance_study_reports_a_miss_with_its_dispersion():
