@@ -118,6 +118,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-cost", type=int, default=max(DIMS) * max(STEPS),
                     help="skip configurations with dim x steps above this")
     ap.add_argument("--smoke", action="store_true", help="two tiny configurations")
+    ap.add_argument("--problems", default=",".join(PROBLEMS), help="comma-separated subset of " + ", ".join(PROBLEMS))
     ap.add_argument("--json", type=Path)
     ap.add_argument("--resume", action="store_true",
                     help="keep the configurations already in --json (same seed) and run only the missing ones")
@@ -126,7 +127,10 @@ def main(argv=None) -> int:
     if args.smoke:
         configs, n = [("gmm", 2, 20), ("gaussian", 2, 20)], 200
     else:
-        configs = [(p, d, s) for d in DIMS for s in STEPS for p in PROBLEMS if d * s <= args.max_cost]
+        chosen = [p for p in args.problems.split(",") if p]
+        if unknown := set(chosen) - set(PROBLEMS):
+            ap.error(f"unknown problem(s) {sorted(unknown)}; choose from {', '.join(PROBLEMS)}")
+        configs = [(p, d, s) for d in DIMS for s in STEPS for p in PROBLEMS if d * s <= args.max_cost and p in chosen]
         n = args.n
     if args.resume and not (args.json and args.json.exists()):
         ap.error("--resume needs an existing --json file")

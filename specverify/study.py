@@ -48,14 +48,31 @@ def _var(v) -> float:
     return float(v.var(ddof=1)) if v.size > 1 else float("nan")
 
 
-def _step_probs(st) -> np.ndarray:
-    """Logged acceptance probability per (chain step, window position); unvisited cells borrow the step's mean."""
-    ver, pred = st.verified_per_step, st.predicted_per_step
+def _cell_probs(ver: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Acceptance probability per (chain step, window position) from logged counts. A cell no window visited
+    borrows its own position's ratio over the nearest steps (half-width 1, 2, 4, ... until one was visited):
+    acceptance falls along the window, so a position's neighbours are the right stand-in (the step's mean over
+    positions would be dominated by the early positions and overstate the late ones)."""
+    T = ver.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = pred / ver
-        by_step = pred.sum(1) / ver.sum(1)
-    p = np.where(ver > 0, p, by_step[:, None])
+        p = np.where(ver > 0, pred / np.where(ver > 0, ver, 1), np.nan)
+        cv = np.vstack([np.zeros((1, ver.shape[1])), np.cumsum(ver, 0)])
+        cp = np.vstack([np.zeros((1, ver.shape[1])), np.cumsum(pred, 0)])
+        k = np.arange(T)
+        h = 1
+        while np.isnan(p).any() and h < 2 * T:
+            lo, hi = np.clip(k - h, 0, T), np.clip(k + h + 1, 0, T)
+            v, q = cv[hi] - cv[lo], cp[hi] - cp[lo]
+            p = np.where(np.isnan(p) & (v > 0), q / np.where(v > 0, v, 1), p)
+            h *= 2
+        by_step = pred.sum(1) / ver.sum(1)  # a position never visited at all: the step's mean
+    p = np.where(np.isnan(p), by_step[:, None], p)
     return np.clip(np.nan_to_num(p, nan=1.0), 0.0, 1.0)
+
+
+def _step_probs(st) -> np.ndarray:
+    """Logged acceptance probability per (chain step, window position) (see :func:`_cell_probs`)."""
+    return _cell_probs(st.verified_per_step, st.predicted_per_step)
 
 
 def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDENCE) -> dict:
@@ -85,6 +102,7 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
         "windows_per_trajectory": windows_per_sample, "predicted_windows_per_trajectory": mom.windows_mean,
         "rounds_mean": rounds, "rounds_ci": [r_lo, r_hi], "predicted_rounds_mean": mom.rounds_mean,
         "rounds_inside": _inside(mom.rounds_mean, r_lo, r_hi),
+
         "accepted_inside": _inside(mom.accepted_mean, a_lo, a_hi),
         "nfe_ratio": st.nfe_ratio, "predicted_nfe_ratio": st.n_steps / mom.rounds_mean,
         # spread across trajectories against the independent model's: a ratio above 1 means acceptances are

@@ -22,6 +22,17 @@ def test_per_position_probabilities_reduce_to_per_step_ones():
         round_moments(np.ones((5, 4)), 4, sigma)
 
 
+def test_unvisited_cells_borrow_their_position_from_the_nearest_steps():
+    from specverify.study import _cell_probs
+
+    ver = np.array([[4, 2, 0], [4, 0, 0], [4, 0, 0], [4, 1, 0]], dtype=float)
+    pred = np.array([[3.6, 1.2, 0], [3.2, 0, 0], [2.8, 0, 0], [2.4, 0.3, 0]])
+    p = _cell_probs(ver, pred)
+    np.testing.assert_allclose(p[:, 0], [0.9, 0.8, 0.7, 0.6])  # visited: the logged ratio
+    np.testing.assert_allclose([p[1, 1], p[2, 1]], [1.2 / 2, 0.3 / 1])  # nearest visited steps, same position
+    np.testing.assert_allclose(p[:, 2], pred.sum(1) / ver.sum(1))  # a position never visited: the step's mean
+
+
 def test_accept_writes_rows_with_predictions_inside_the_intervals(tmp_path, capsys):
     js, md, figs = tmp_path / "acc.json", tmp_path / "acc.md", tmp_path / "figs"
     rc = main(["accept", "--problem", "gaussian", "--dim", "2", "--steps", "30", "--drafters",
