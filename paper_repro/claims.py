@@ -128,7 +128,8 @@ def wall_clock(setup, s: Settings, seed: int) -> list[dict]:
                                 drafters=drafters)
     keep = ("model", "steps", "batch", "drafter", "window", "plain_s", "spec_s", "wall_ratio", "nfe_ratio",
             "call_ratio", "round_cost")
-    return [{k: r[k] for k in keep} for r in rows]
+    return [{k: r[k] for k in keep} | {"spread": max(max(t) / min(t) for t in (r["plain_times_s"], r["spec_times_s"]))}
+            for r in rows]
 
 
 class _Memo:
@@ -277,7 +278,14 @@ def _wall_sentence(res: dict) -> str:
             "sampler's own work) cost about as much as the sequential calls they replace. ")
     out += ("The nfe_ratio turns into wall-clock time where a round costs fewer plain steps than the nfe_ratio, as "
             "on a GPU with idle parallel capacity at small batches (the paper's setting")
-    return out + ("; " + res["cuda"] + ")." if res.get("cuda") else "; no GPU was available to this run).")
+    out += ("; " + res["cuda"] + ")." if res.get("cuda") else "; no GPU was available to this run).")
+    spreads = [r["spread"] for r in rows if "spread" in r]  # results written before it was logged have none
+    if spreads and res["settings"]["repeats"] > 1:
+        spread = max(spreads)
+        out += (f" Timing spread: the slowest repeat is at most x{spread:.2f} the fastest"
+                + (" -- the machine was busy; rerun on an idle machine before trusting the wall ratios." if spread > 1.5
+                   else "."))
+    return out
 
 
 def _best(rows, drafter):
