@@ -88,7 +88,7 @@ def markdown(results: list[dict], command: str, resumed: bool = False) -> str:
         out += [f"| {res['problem']} | {res['dim']} | {res['steps']} | {r['drafter']} | {r['window']} | "
                 f"{k.removesuffix('_inside')} | {_measured(r, k)} | {_predicted(r, k)} | {_dispersion(r, k)} |"
                 for res, r, k in outside]
-        rel = [abs(float(_measured(r, k)) / float(_predicted(r, k)) - 1) for _, r, k in outside]
+        rel = [abs(r[_KEYS[k][0]] / r[_KEYS[k][1]] - 1) for _, r, k in outside]
         rates_missed = sum(k == "acceptance_inside" for _, _, k in outside)
         out += ["", "Why a prediction can miss. Each interval is at 99%, so about 1% of exact predictions fall "
                 "outside by chance. The acceptance rate's prediction is exact in expectation (the martingale of "

@@ -11,7 +11,7 @@ import dataclasses
 from specverify.errors import SpecverifyError
 
 __all__ = ["STRESS_WINDOW", "Setup", "check", "make_builtin_drafter", "make_candidate", "make_reference", "make_setup",
-           "mutant_verdict"]
+           "mutant_verdict", "reference_name"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +53,11 @@ def make_setup(problem: str = "gmm", *, dim: int | None = None, steps: int = 100
     """The named built-in problem (see `specverify problems`) with its diffusion or Langevin chain options.
     ``dim``: default 2, or the problem's fixed size (digits: 64). ``options``: more keyword arguments for the
     problem's constructor (e.g. ``{"config": "quick"}`` for digits)."""
-    from specverify.problems import PROBLEMS, fixed_dim, make_problem
+    from specverify.problems import PROBLEMS, default_dim, make_problem
 
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise SpecverifyError(f"steps must be >= 1, got {steps}")
-    kwargs = {"dim": (fixed_dim(problem) or 2) if dim is None else dim, **(options or {})}
+    kwargs = {"dim": default_dim(problem) if dim is None else dim, **(options or {})}
     if problem == "gmm":
         kwargs["n_components"] = components
     if problem.startswith("langevin"):
@@ -152,6 +152,13 @@ def make_reference(setup: Setup, *, device="cpu"):
         return ref.sample_diffusion(jax.random.PRNGKey(seed), eps, tr, n, problem.dim)
 
     return "sampler", diffusion_reference
+
+
+def reference_name(setup: Setup) -> str:
+    """What :func:`make_reference` returns for ``setup``, in words."""
+    if setup.problem.exact_law:
+        return "exact law"
+    return "plain sampler (ours: digits has no JAX twin)" if setup.name == "digits" else "JAX reference sampler"
 
 
 def check(setup: Setup, candidate, reference=None, *, alpha: float = 0.01, beta: float = 0.05,

@@ -123,10 +123,9 @@ def build_problem(args):
 
     if args.steps < 1:
         raise SpecverifyError(f"--steps must be >= 1, got {args.steps}")
-    setup = make_setup(args.problem, dim=args.dim, steps=args.steps, chain=args.chain, eta=args.eta,
+    return make_setup(args.problem, dim=args.dim, steps=args.steps, chain=args.chain, eta=args.eta,
                       schedule=args.schedule, prediction=args.prediction, components=args.components,
                       step_size=args.step_size)
-    return setup
 
 
 def _cmd_sample(args) -> int:
@@ -204,14 +203,10 @@ class _Stages:
 
 def _check_reference(args, setup, device):
     """("law", law) or ("sampler", fn) and its description, from --reference."""
-    from specverify.builtin import make_candidate, make_reference
+    from specverify.builtin import make_candidate, make_reference, reference_name
 
     if args.reference == "exact":
-        ref = make_reference(setup, device=device)
-        if ref[0] == "law":
-            return ref, "exact law"
-        twin = setup.name != "digits"
-        return ref, "JAX reference sampler" if twin else "plain sampler (ours: digits has no JAX twin)"
+        return make_reference(setup, device=device), reference_name(setup)
     if args.reference == "plain":
         return ("sampler", make_candidate(setup, sampler="plain", device=device)), "plain sampler (ours)"
     from specverify.adapters import detect_contract, load
@@ -496,9 +491,9 @@ def main(argv=None) -> int:
                     "problems": _cmd_problems,
                     "drafters": _cmd_drafters}
         if getattr(args, "dim", 0) is None:
-            from specverify.problems import fixed_dim
+            from specverify.problems import default_dim
 
-            args.dim = fixed_dim(args.problem) or 2
+            args.dim = default_dim(args.problem)
         return commands[args.command](args)
     except SpecverifyError as e:
         print(f"specverify {args.command}: error: {e}", file=sys.stderr)

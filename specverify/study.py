@@ -102,7 +102,6 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
         "windows_per_trajectory": windows_per_sample, "predicted_windows_per_trajectory": mom.windows_mean,
         "rounds_mean": rounds, "rounds_ci": [r_lo, r_hi], "predicted_rounds_mean": mom.rounds_mean,
         "rounds_inside": _inside(mom.rounds_mean, r_lo, r_hi),
-
         "accepted_inside": _inside(mom.accepted_mean, a_lo, a_hi),
         "nfe_ratio": st.nfe_ratio, "predicted_nfe_ratio": st.n_steps / mom.rounds_mean,
         # spread across trajectories against the independent model's: a ratio above 1 means acceptances are

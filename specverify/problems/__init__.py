@@ -14,7 +14,8 @@ from specverify.problems.gmm import GMMProblem
 from specverify.problems.langevin import LangevinGaussianProblem, LangevinModelProblem
 
 __all__ = ["PROBLEMS", "DiffusionProblem", "DigitsProblem", "GMMProblem", "GaussianProblem", "LangevinGaussianProblem",
-           "LangevinModelProblem", "ThirdPartyView", "fixed_dim", "make_problem"]
+           "LangevinModelProblem", "ThirdPartyView", "default_dim", "fixed_dim",
+           "make_problem"]
 
 PROBLEMS = {
     "gaussian": GaussianProblem,
@@ -31,6 +32,11 @@ def fixed_dim(name: str) -> int | None:
         raise ChainError(f"unknown problem {name!r}; choose one of {', '.join(PROBLEMS)}")
     fixed = PROBLEMS[name].__dict__.get("dim")
     return fixed if isinstance(fixed, int) else None
+
+
+def default_dim(name: str) -> int:
+    """The dimension a problem gets when none is asked for: its fixed size, else 2."""
+    return fixed_dim(name) or 2
 
 
 def make_problem(name: str, **kwargs):
