@@ -146,7 +146,7 @@ class _Memo:
 
 def exactness(all_setups: dict, s: Settings, seed: int) -> list[dict]:
     """`specverify check` of every drafter on every problem; alpha = family_alpha / number of checks."""
-    from specverify.builtin import check, make_candidate, make_reference
+    from specverify.builtin import check, make_candidate, make_reference, reference_name
 
     plan = [(name, d) for name, setup in all_setups.items() for d in drafters_for(name)]
     alpha = s.family_alpha / len(plan)
@@ -163,7 +163,7 @@ def exactness(all_setups: dict, s: Settings, seed: int) -> list[dict]:
         acc = rep.acceptance or {}
         rows.append({"problem": name, "drafter": d, "window": s.check_window, "verdict": rep.verdict, "n": rep.n,
                      "alpha": alpha, "beta": s.beta, "epsilon": eps[name], "min_detectable_ks": rep.min_detectable_ks,
-                     "reference": "JAX reference sampler" if name != "digits" else "our plain sampler",
+                     "reference": reference_name(setup),
                      "tests": len(rep.tests), "min_adjusted_pvalue": min(t["adjusted_pvalue"] for t in rep.tests),
                      "acceptance_rate": acc.get("acceptance_rate"),
                      "predicted_acceptance_rate": acc.get("predicted_acceptance_rate"),
@@ -373,12 +373,8 @@ def markdown(res: dict, figrel: str) -> str:
         for r in (r for r in rows if r["window"] == st["check_window"]):
             if r["drafter"] == "medusa":
                 c = costs.get(f"medusa L={r['window']}")
-                if c is None:
-                    cost = "-"
-                elif c["seconds"] is None:
-                    cost = "not recorded (cached by an older version; delete .cache/medusa to retrain)"
-                else:
-                    cost = f"{c['seconds']:.0f} s" + (" (recorded when cached)" if c["cached"] else "")
+                when = " (recorded when cached)" if c and c["cached"] else ""
+                cost = "-" if c is None else f"{c['seconds']:.0f} s{when}"
             elif r["drafter"] == "independent":
                 net = costs.get("draft network")
                 cost = f"{net['seconds']:.0f} s (draft network)" if net else "none (the problem's analytic draft chain)"

@@ -28,6 +28,7 @@ from specverify.errors import SamplerError
 __all__ = ["Heads", "Medusa", "cache_path", "load_or_train", "train_heads"]
 
 CACHE = Path(".cache") / "medusa"
+CACHE_VERSION = 2  # part of the file name: 2 stores {"state", "seconds"} (1 stored the bare state dict)
 
 
 class Heads(torch.nn.Module):
@@ -140,21 +141,20 @@ def train_heads(chain: GaussianChain, window: int, *, n_traj: int = 1000, epochs
 
 def cache_path(chain: GaussianChain, window: int, *, key: str, cache: Path = CACHE, **train) -> Path:
     """Where :func:`load_or_train` keeps the heads for ``chain`` (named by ``key`` and the training options)."""
-    tag = hashlib.sha256(repr((key, chain.n_steps, chain.dim, window, sorted(train.items()))).encode()).hexdigest()
+    tag = hashlib.sha256(repr((key, chain.n_steps, chain.dim, window, sorted(train.items()), CACHE_VERSION))
+                         .encode()).hexdigest()
     return Path(cache) / f"{tag[:16]}.pt"
 
 
 def load_or_train(chain: GaussianChain, window: int, *, key: str, cache: Path | None = CACHE, **train) -> Heads:
     """Heads for ``chain`` from the cache (file named by ``key`` and the training options) or trained now.
-    ``heads.fit_info`` records ``seconds`` (training time, when it was trained; None if unrecorded) and
-    ``cached``."""
+    ``heads.fit_info`` records ``seconds`` (the training time, measured when it was trained) and ``cached``."""
     path = None if cache is None else cache_path(chain, window, key=key, cache=cache, **train)
     if path is not None and path.exists():
         heads = Heads(chain.dim, chain.n_steps, window, train.get("hidden", 128)).to(torch.float64)
         saved = torch.load(path, weights_only=True)
-        state = saved["state"] if "state" in saved else saved  # older caches hold the bare state dict
-        heads.load_state_dict(state)
-        heads.fit_info = {"seconds": saved.get("seconds") if "state" in saved else None, "cached": True}
+        heads.load_state_dict(saved["state"])
+        heads.fit_info = {"seconds": saved["seconds"], "cached": True}
         return heads.eval().requires_grad_(False)
     t0 = time.perf_counter()
     heads = train_heads(chain, window, **train)
