@@ -115,7 +115,7 @@ def speculative_no_reflection(view, n, seed):
 
 
 def _gmm_view():
-    from specverify.problems import make_problem
+    from specverify.sampler.problems import make_problem
 
     return make_problem("gmm", dim=2).third_party(100)
 

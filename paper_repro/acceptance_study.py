@@ -27,7 +27,7 @@ def n_for(dim: int, steps: int, n: int) -> int:
 
 def run(configs, n: int, seed: int, out_json: Path | None, done: list[dict] = ()) -> list[dict]:
     from specverify import study
-    from specverify.builtin import make_setup
+    from specverify.bridge import make_setup
 
     results = list(done)
     have = {(r["problem"], r["dim"], r["steps"], r["seed"]) for r in results}

@@ -53,10 +53,10 @@ from pathlib import Path
 
 import torch
 
-from specverify.chains import GaussianChain, beta_schedule, ddpm
-from specverify.drafters import make_drafter
-from specverify.problems.gmm import GMMProblem
-from specverify.sampling import plain_sample, speculative_sample
+from specverify.sampler.chains import GaussianChain, beta_schedule, ddpm
+from specverify.sampler.drafters import make_drafter
+from specverify.sampler.problems.gmm import GMMProblem
+from specverify.sampler.speculative import plain_sample, speculative_sample
 
 MODELS = ("gmm", "mlp")
 DEFAULTS = dict(steps=100, batch_sizes=[1, 16, 256], repeats=3, width=1024)

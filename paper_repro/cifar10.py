@@ -14,7 +14,7 @@ Checkpoint
         hf download google/ddpm-cifar10-32 --local-dir ddpm-cifar10-32
     (``huggingface-cli download`` with older huggingface_hub releases).
     Nothing is fetched from the network (local_files_only). The chain is built by
-    specverify.diffusers_adapter.chain_from_diffusers. That adapter refuses x0 clipping (clip_sample=True,
+    specverify.sampler.diffusers.chain_from_diffusers. That adapter refuses x0 clipping (clip_sample=True,
     DDPMScheduler's default, which a checkpoint's scheduler config may keep), which makes the step mean nonlinear
     in the model output, so when the checkpoint clips, this script rebuilds the scheduler with clip_sample=False
     and says so: the law sampled is then Ho et al.'s Alg. 2 without clipping, by both samplers alike. The
@@ -135,9 +135,9 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("this script needs diffusers: pip install 'specverify[diffusers]' (or pip install diffusers)")
     import torch
 
-    from specverify.diffusers_adapter import chain_from_diffusers
-    from specverify.drafters import make_drafter
-    from specverify.sampling import plain_sample, speculative_sample
+    from specverify.sampler.diffusers import chain_from_diffusers
+    from specverify.sampler.drafters import make_drafter
+    from specverify.sampler.speculative import plain_sample, speculative_sample
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -72,7 +72,7 @@ def _log(msg: str) -> None:
 
 
 def setups(s: Settings) -> dict:
-    from specverify.builtin import make_setup
+    from specverify.bridge import make_setup
 
     return {"digits": make_setup("digits", steps=s.digits_steps, options={"config": s.digits_config}),
             "gmm": make_setup("gmm", steps=s.gmm_steps),
@@ -85,7 +85,7 @@ def drafters_for(name: str) -> tuple:
 
 def training_costs(setup, s: Settings) -> dict:
     """Seconds to build each trained drafter (trains now unless cached; the cache flag says which)."""
-    from specverify.drafters import medusa
+    from specverify.sampler.drafters import medusa
 
     out = {}
     if "medusa" in drafters_for(setup.name):
@@ -116,7 +116,7 @@ def wall_clock(setup, s: Settings, seed: int) -> list[dict]:
     """Plain against speculative at the check window, timed side by side (median of interleaved repeats)."""
     import torch
 
-    from specverify.builtin import make_builtin_drafter
+    from specverify.bridge import make_builtin_drafter
 
     bench = _sibling("bench_sampler")
     configs = [(d, s.check_window) for d in drafters_for(setup.name)]
@@ -146,7 +146,7 @@ class _Memo:
 
 def exactness(all_setups: dict, s: Settings, seed: int) -> list[dict]:
     """`specverify check` of every drafter on every problem; alpha = family_alpha / number of checks."""
-    from specverify.builtin import check, make_candidate, make_reference, reference_name
+    from specverify.bridge import check, make_candidate, make_reference, reference_name
 
     plan = [(name, d) for name, setup in all_setups.items() for d in drafters_for(name)]
     alpha = s.family_alpha / len(plan)
@@ -180,7 +180,7 @@ def quality(setup, s: Settings, seed: int, figdir: Path) -> list[dict]:
     digits (mean and standard deviation across seeds), with the training digits (floor) and a Gaussian fit."""
     import numpy as np
 
-    from specverify.builtin import make_candidate
+    from specverify.bridge import make_candidate
 
     td = _sibling("train_digits")
     n = s.quality_n

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from specverify import reference as ref
+from specverify.harness import reference as ref
 from specverify.specs import GaussianSpec, beta_schedule
 
 

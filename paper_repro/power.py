@@ -22,7 +22,7 @@ from scipy import stats
 
 
 def _setup(args):
-    from specverify.builtin import make_reference, make_setup
+    from specverify.bridge import make_reference, make_setup
 
     setup = make_setup(args.problem, dim=args.dim, steps=args.steps)
     return setup, make_reference(setup)
@@ -37,7 +37,7 @@ def _bar(it, desc):
 
 
 def seeds(args) -> dict:
-    from specverify.builtin import check, make_candidate, mutant_verdict
+    from specverify.bridge import check, make_candidate, mutant_verdict
 
     setup, ref = _setup(args)
     rows, t0 = [], time.perf_counter()
@@ -60,8 +60,8 @@ def seeds(args) -> dict:
 
 
 def min_n(args) -> dict:
-    from specverify.builtin import mutant_verdict
-    from specverify.mutants import MUTANTS
+    from specverify.bridge import mutant_verdict
+    from specverify.sampler.mutants import MUTANTS
 
     setup, ref = _setup(args)
     need = -(-19 * args.replicates // 20)  # at least 95% of the replicates

@@ -1,6 +1,6 @@
 """Train (or load) the `digits` models, report their sample quality and, optionally, the speculative speed-up.
 
-The models (``specverify/problems/digits.py``): a DDPM eps-network on scikit-learn's 8x8 digits and a smaller
+The models (``specverify/sampler/problems/digits.py``): a DDPM eps-network on scikit-learn's 8x8 digits and a smaller
 draft network for the independent drafter, trained deterministically on CPU and cached under .cache/digits/.
 
 What is printed
@@ -46,7 +46,7 @@ def _flat(x):
 def _classifier():
     from sklearn.linear_model import LogisticRegression
 
-    from specverify.problems.digits import digits_images, digits_labels
+    from specverify.sampler.problems.digits import digits_images, digits_labels
 
     return LogisticRegression(max_iter=5000).fit(_flat(digits_images("train")), digits_labels("train"))
 
@@ -69,8 +69,8 @@ def quality(samples, seed: int = 0) -> dict:
     """Sample-quality figures of ``samples`` (n, 1, 8, 8) against the held-out digits (see the module doc)."""
     import numpy as np
 
-    from specverify.problems.digits import digits_images
-    from specverify.stats.kernel import mmd_test
+    from specverify.harness.stats.kernel import mmd_test
+    from specverify.sampler.problems.digits import digits_images
 
     train, test = _flat(digits_images("train")), _flat(digits_images("test"))
     rng = np.random.default_rng(seed)
@@ -90,8 +90,8 @@ def quality(samples, seed: int = 0) -> dict:
 
 
 def speedup(problem, steps: int, n: int, seed: int, dtype) -> list[dict]:
-    from specverify.drafters import make_drafter
-    from specverify.sampling import speculative_sample
+    from specverify.sampler.drafters import make_drafter
+    from specverify.sampler.speculative import speculative_sample
 
     chain = problem.chain(steps)
     rows = []
@@ -149,8 +149,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from specverify.problems.digits import CACHE, N_TEST, DigitsProblem
-    from specverify.sampling import plain_sample
+    from specverify.sampler.problems.digits import CACHE, N_TEST, DigitsProblem
+    from specverify.sampler.speculative import plain_sample
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--epsilon", type=float, default=0.05, help="smallest KS distance to detect (sizes n)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="cpu", help="cpu or cuda")
-    c.add_argument("--mutant", default=None, help="check a known-broken sampler instead (specverify.mutants)")
+    c.add_argument("--mutant", default=None, help="check a known-broken sampler instead (specverify.sampler.mutants)")
     c.add_argument("--candidate", default=None, metavar="TARGET",
                    help="check a third-party sampler instead: package.module:attr or path/to/file.py:attr")
     c.add_argument("--contract", choices=("auto", "black-box", "chain", "kernel"), default="auto",
@@ -119,7 +119,7 @@ def _device(name: str):
 
 def build_problem(args):
     """The built-in problem named by the command line's problem options (a ``builtin.Setup``)."""
-    from specverify.builtin import make_setup
+    from specverify.bridge import make_setup
 
     if args.steps < 1:
         raise SpecverifyError(f"--steps must be >= 1, got {args.steps}")
@@ -132,8 +132,8 @@ def _cmd_sample(args) -> int:
     import numpy as np
     import torch
 
-    from specverify.builtin import make_builtin_drafter
-    from specverify.sampling import plain_sample, speculative_sample
+    from specverify.bridge import make_builtin_drafter
+    from specverify.sampler.speculative import plain_sample, speculative_sample
 
     if args.n < 1:
         raise SpecverifyError(f"--n must be >= 1, got {args.n}")
@@ -203,13 +203,13 @@ class _Stages:
 
 def _check_reference(args, setup, device):
     """("law", law) or ("sampler", fn) and its description, from --reference."""
-    from specverify.builtin import make_candidate, make_reference, reference_name
+    from specverify.bridge import make_candidate, make_reference, reference_name
 
     if args.reference == "exact":
         return make_reference(setup, device=device), reference_name(setup)
     if args.reference == "plain":
         return ("sampler", make_candidate(setup, sampler="plain", device=device)), "plain sampler (ours)"
-    from specverify.adapters import detect_contract, load
+    from specverify.harness.adapters import detect_contract, load
 
     fn = load(args.reference)
     if detect_contract(fn) != "black-box":
@@ -218,13 +218,13 @@ def _check_reference(args, setup, device):
 
 
 def _check_candidate(args, setup, device):
-    from specverify.builtin import make_candidate
+    from specverify.bridge import make_candidate
 
     if args.candidate is None:
         what = f"mutant {args.mutant}" if args.mutant else f"{args.sampler} sampler"
         return make_candidate(setup, sampler=args.sampler, drafter=args.drafter, window=args.window,
                               mutant=args.mutant, device=device), what
-    from specverify.adapters import chain_candidate, detect_contract, load
+    from specverify.harness.adapters import chain_candidate, detect_contract, load
 
     if args.mutant:
         raise SpecverifyError("--mutant applies to our sampler, not to --candidate")
@@ -239,7 +239,7 @@ def _check_candidate(args, setup, device):
 
 def _cmd_check_kernel(args, fn, context) -> int:
     from specverify.harness.coupling_check import check_coupling
-    from specverify.harness.render import markdown_kernel
+    from specverify.harness.report import markdown_kernel
 
     try:
         r = check_coupling(fn, n=args.n or 20000, alpha=args.alpha, seed=args.seed)
@@ -268,7 +268,7 @@ def _write(path, text):
 
 def _write_partial(args, context, error) -> None:
     """Write what is known when a check stops with an error: the JSON and Markdown reports, verdict "error"."""
-    from specverify.harness.render import markdown
+    from specverify.harness.report import markdown
 
     partial = {**context, "verdict": "error", "error": str(error)}
     _write(args.json, json.dumps(partial, indent=2) + "\n")
@@ -276,8 +276,8 @@ def _write_partial(args, context, error) -> None:
 
 
 def _cmd_check(args) -> int:
-    from specverify.builtin import check
-    from specverify.harness.render import acceptance_line, markdown, plots
+    from specverify.bridge import check
+    from specverify.harness.report import acceptance_line, markdown, plots
 
     context = {"problem": args.problem, "dim": args.dim, "steps": args.steps,
                "candidate": args.candidate, "reference_option": args.reference,
@@ -286,7 +286,7 @@ def _cmd_check(args) -> int:
                "window": args.window if args.sampler == "speculative" and not args.candidate else None,
                "alpha": args.alpha, "n": args.n, "seed": args.seed}
     if args.candidate and args.contract in ("auto", "kernel"):
-        from specverify.adapters import detect_contract, load
+        from specverify.harness.adapters import detect_contract, load
 
         try:
             fn = load(args.candidate)
@@ -340,8 +340,8 @@ def _cmd_check(args) -> int:
 def _cmd_mutants(args) -> int:
     """Each sampler is checked under two configurations (the given drafter and the stress drafter) at alpha / 2
     each, so that its verdict has false-alarm rate <= alpha; a mutant is detected if either rejects."""
-    from specverify.builtin import STRESS_WINDOW, make_reference, mutant_verdict
-    from specverify.mutants import MUTANTS
+    from specverify.bridge import STRESS_WINDOW, make_reference, mutant_verdict
+    from specverify.sampler.mutants import MUTANTS
 
     t0 = time.perf_counter()
     device = _device(args.device)
@@ -384,7 +384,7 @@ def _seconds(out: dict) -> str:
 
 
 def _kills_markdown(out: dict, argv: str) -> str:
-    from specverify.mutants import MUTANTS
+    from specverify.sampler.mutants import MUTANTS
 
     c = out["configurations"]
     lines = [f"# Mutants against the suite: {out['problem']} d={out['dim']}, {out['steps']} steps", "",
@@ -429,7 +429,7 @@ def _print_sample_report(r: dict, samples) -> None:
 
 def _cmd_accept(args) -> int:
     from specverify import study
-    from specverify.drafters import DRAFTERS
+    from specverify.sampler.drafters import DRAFTERS
 
     drafters = [d for d in args.drafters.split(",") if d]
     if unknown := [d for d in drafters if d not in DRAFTERS]:
@@ -466,7 +466,7 @@ def _cmd_accept(args) -> int:
 
 
 def _cmd_problems(args) -> int:
-    from specverify.problems import PROBLEMS
+    from specverify.sampler.problems import PROBLEMS
 
     for name, cls in PROBLEMS.items():
         summary = (cls.__doc__ or "").strip().splitlines()[0].split(": ", 1)[-1]
@@ -477,7 +477,7 @@ def _cmd_problems(args) -> int:
 
 
 def _cmd_drafters(args) -> int:
-    from specverify.drafters import DRAFTERS
+    from specverify.sampler.drafters import DRAFTERS
 
     for name, (cls, desc) in DRAFTERS.items():
         print(f"{name:<17}{desc}{'  [needs the target at the window start]' if cls.needs_anchor else ''}")
@@ -491,7 +491,7 @@ def main(argv=None) -> int:
                     "problems": _cmd_problems,
                     "drafters": _cmd_drafters}
         if getattr(args, "dim", 0) is None:
-            from specverify.problems import default_dim
+            from specverify.sampler.problems import default_dim
 
             args.dim = default_dim(args.problem)
         return commands[args.command](args)

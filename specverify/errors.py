@@ -1,10 +1,21 @@
-"""One small exception hierarchy; every message says what to do."""
+"""One small exception hierarchy; every message says what to do.
 
-__all__ = ["ChainError", "SamplerError", "SpecverifyError"]
+Every user-facing error is a :class:`SpecverifyError`; each class is also the builtin a caller would catch
+(``ValueError`` for bad input, ``RuntimeError`` for a run that broke). The command line maps any of them,
+and any unexpected exception, to exit code 2 (see :func:`specverify.cli.main`); exit 1 means exactness
+rejected and nothing else.
+"""
+
+__all__ = ["CandidateError", "ChainError", "ContractError", "SampleSizeError", "SamplerError", "SpecverifyError",
+           "StatsError", "UsageError"]
 
 
 class SpecverifyError(Exception):
     """Base class of specverify's errors."""
+
+
+class UsageError(SpecverifyError, ValueError):
+    """A bad argument: a count, a level, a name or a path that cannot be used."""
 
 
 class ChainError(SpecverifyError, ValueError):
@@ -13,3 +24,19 @@ class ChainError(SpecverifyError, ValueError):
 
 class SamplerError(SpecverifyError, ValueError):
     """Bad arguments to a sampler or a drafter."""
+
+
+class StatsError(SpecverifyError, ValueError):
+    """Bad input to a statistical test (shapes, non-finite values, levels)."""
+
+
+class SampleSizeError(StatsError):
+    """Too few samples for the requested test or power."""
+
+
+class ContractError(SpecverifyError, ValueError):
+    """A candidate (or reference) broke its contract: wrong type, shape, count, dtype, NaN or Inf, seed ignored."""
+
+
+class CandidateError(SpecverifyError, RuntimeError):
+    """A candidate (or reference) raised or ran past its time limit."""

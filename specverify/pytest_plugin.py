@@ -299,7 +299,7 @@ def _samples(a, name: str):
     import numpy as np
 
     from specverify.harness.contracts import _to_numpy
-    from specverify.stats import MIN_SAMPLES
+    from specverify.harness.stats import MIN_SAMPLES
 
     try:
         a = _to_numpy(a)
@@ -312,7 +312,7 @@ def _samples(a, name: str):
                             f"{name}.reshape(n, -1)")
     if a.shape[0] < MIN_SAMPLES:
         raise LawInputError(f"{name} has {a.shape[0]} samples; the tests need n >= {MIN_SAMPLES} (size n from the "
-                            "effect to detect: specverify.stats.ks_two_sample_n)")
+                            "effect to detect: specverify.harness.stats.ks_two_sample_n)")
     bad = int((~np.isfinite(a)).any(1).sum())
     if bad:
         raise LawInputError(f"{name} has NaN or Inf in {bad} of {a.shape[0]} samples; the sampler produced "
@@ -333,7 +333,7 @@ def _gaussian(law, d: int):
             raise LawInputError(f"cov must be a finite symmetric ({d}, {d}) matrix, got shape {cov.shape}")
         lam, q = np.linalg.eigh(cov)
     else:
-        raise LawInputError("law must have mean, eigvals and eigvecs (e.g. specverify.reference.GaussianLaw) or be "
+        raise LawInputError("law must have mean, eigvals and eigvecs (e.g. specverify.harness.reference.GaussianLaw) or be "
                             f"a (mean, cov) pair; got {type(law).__name__}")
     mean = np.atleast_1d(mean)
     if mean.shape != (d,) or lam.shape != (d,) or q.shape != (d, d):
@@ -389,10 +389,10 @@ def assert_same_law(x, y, *, alpha: float | None = None, n_perm: int | None = No
     Two-sample KS (coordinates, |x|^2, random projections), MMD and energy tests on shared permutations,
     minP-adjusted (``stats.omnibus.two_sample_minp``): a family-wise level of exactly alpha. ``alpha`` defaults
     to this test's share of the session budget; ``seed`` (the permutations and projections) to the test's seed.
-    Returns the :class:`~specverify.stats.Battery`; raises AssertionError with its worst tests on rejection.
+    Returns the :class:`~specverify.harness.stats.Battery`; raises AssertionError with its worst tests on rejection.
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
-    from specverify.stats.omnibus import two_sample_minp
+    from specverify.harness.stats.omnibus import two_sample_minp
 
     x, y = _samples(x, "x"), _samples(y, "y")
     if x.shape[1] != y.shape[1]:
@@ -412,13 +412,13 @@ def assert_same_law(x, y, *, alpha: float | None = None, n_perm: int | None = No
 def assert_matches_law(x, law, *, alpha: float | None = None):
     """Assert that samples x (n, d) are draws from the exact Gaussian ``law`` (numpy, torch or JAX arrays).
 
-    ``law`` has ``mean``, ``eigvals``, ``eigvecs`` (``specverify.reference.GaussianLaw``) or is a (mean, cov)
+    ``law`` has ``mean``, ``eigvals``, ``eigvecs`` (``specverify.harness.reference.GaussianLaw``) or is a (mean, cov)
     pair. Whitened KS per coordinate and of |w|^2 against chi^2(d), Holm at family-wise ``alpha``
     (``stats.gaussian_one_sample``). ``alpha`` defaults to this test's share of the session budget.
-    Returns the :class:`~specverify.stats.Battery`; raises AssertionError with its worst tests on rejection.
+    Returns the :class:`~specverify.harness.stats.Battery`; raises AssertionError with its worst tests on rejection.
     """
     __tracebackhide__ = True
-    from specverify.stats import gaussian_one_sample
+    from specverify.harness.stats import gaussian_one_sample
 
     x = _samples(x, "x")
     mean, lam, q = _gaussian(law, x.shape[1])

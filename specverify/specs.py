@@ -1,7 +1,7 @@
 """Plain data that describes the built-in problems: the only thing the sampler side and the reference side share.
 
 Each half builds its own model from these arrays (deliberate N-version programming): the torch side under
-``specverify.problems``, the JAX/numpyro side under ``specverify.reference``. This module imports numpy only
+``specverify.sampler.problems``, the JAX/numpyro side under ``specverify.harness.reference``. This module imports numpy only
 and holds no model math: parameters, schedules and data sets.
 """
 

@@ -58,7 +58,7 @@ class GaussianPair(NamedTuple):
 
 def gaussian_pairs(dims=PAIR_DIMS, batch=PAIR_BATCH, sigma=PAIR_SIGMA, distance=PAIR_DISTANCE,
                    mean_scale=PAIR_MEAN_SCALE, backend: str = "torch") -> st.SearchStrategy:
-    """:class:`GaussianPair` draws for :func:`specverify.coupling.reflection_coupling`.
+    """:class:`GaussianPair` draws for :func:`specverify.sampler.coupling.reflection_coupling`.
 
     mean_p = mean_scale * N(0, I); mean_q = mean_p + sigma * distance * v with v a random unit vector, one
     distance per row (default: 0 or log-uniform in [1e-6, 10^1.5], acceptance from 1 down to about 0).
@@ -95,8 +95,8 @@ class ProblemCase(NamedTuple):
     steps: int
 
     def make(self):
-        """The problem (``specverify.problems.make_problem``)."""
-        from specverify.problems import make_problem
+        """The problem (``specverify.sampler.problems.make_problem``)."""
+        from specverify.sampler.problems import make_problem
 
         return make_problem(self.name, dim=self.dim)
 
@@ -124,9 +124,9 @@ class DrafterCase(NamedTuple):
     options: tuple = ()  # (key, value) pairs
 
     def make(self, problem: ProblemCase | None = None):
-        """The drafter (``specverify.drafters.make_drafter``); ``independent`` drafts with ``problem``'s
+        """The drafter (``specverify.sampler.drafters.make_drafter``); ``independent`` drafts with ``problem``'s
         cheaper chain on the same schedule."""
-        from specverify.drafters import make_drafter
+        from specverify.sampler.drafters import make_drafter
 
         kwargs = dict(self.options)
         if self.name == "independent" and problem is not None:

@@ -3,7 +3,7 @@ accepted length, rounds and nfe_ratio, each next to its prediction from the logg
 
 Predictions: the acceptance rate is the mean of 2 Phi(-|D| / 2) over the verified steps (exact in expectation:
 ``theory/coupling.md``); the accepted length and the rounds come from the dynamic program of
-:func:`specverify.theory.round_moments` fed with the logged probabilities per (chain step, window position),
+:func:`specverify.harness.predictions.round_moments` fed with the logged probabilities per (chain step, window position),
 which assumes acceptances independent given the position (exact for the stress and oracle drafters, an
 approximation for state-dependent drafters: ``theory/rounds.md``). Intervals: Clopper-Pearson for rates (the
 pooled steps treated as trials: descriptive), Student t over trajectories for per-trajectory means, with a spread
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from specverify.stats.sizing import binomial_interval
-from specverify.theory import round_moments
+from specverify.harness.predictions import round_moments
+from specverify.harness.stats.sizing import binomial_interval
 
 __all__ = ["CONFIDENCE", "acceptance_row", "run_study"]
 
@@ -76,7 +76,7 @@ def _step_probs(st) -> np.ndarray:
 
 
 def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDENCE) -> dict:
-    """One row of the study from a run's :class:`specverify.sampling.SpecStats`."""
+    """One row of the study from a run's :class:`specverify.sampler.speculative.SpecStats`."""
     a, v = int(st.accepted_per_position.sum()), int(st.verified_per_position.sum())
     lo, hi = binomial_interval(a, v, confidence) if v else (float("nan"), float("nan"))
     pred = st.predicted_acceptance_rate
@@ -115,8 +115,8 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
 def run_study(setup, drafters, windows, *, n: int, seed: int = 0, dtype=torch.float64, device="cpu",
               progress: bool = False, confidence: float = CONFIDENCE) -> list[dict]:
     """Run our speculative sampler for every drafter and window on a built-in ``setup``; one row each."""
-    from specverify.builtin import make_builtin_drafter
-    from specverify.sampling import speculative_sample
+    from specverify.bridge import make_builtin_drafter
+    from specverify.sampler.speculative import speculative_sample
 
     chain = setup.chain()
     rows = []

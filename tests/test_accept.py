@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from specverify.cli import main
-from specverify.theory import round_moments
+from specverify.harness.predictions import round_moments
 
 KEYS = {"drafter", "window", "acceptance_rate", "predicted_acceptance_rate", "ci_low", "ci_high", "rounds_mean",
         "predicted_rounds_mean", "nfe_ratio"}

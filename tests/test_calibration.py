@@ -6,7 +6,8 @@ tests at 0.01). The same run writes theory/calibration.md (`python paper_repro/c
 """
 
 import pytest
-from test_scripts import _load
+
+from tests.test_scripts import _load
 
 ALPHA = 0.05
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from specverify import reference as ref
-from specverify.drafters import make_drafter
-from specverify.problems import make_problem
-from specverify.sampling import plain_sample, speculative_sample
+from specverify.harness import reference as ref
+from specverify.harness.stats import gaussian_one_sample, ks_battery
+from specverify.sampler.drafters import make_drafter
+from specverify.sampler.problems import make_problem
+from specverify.sampler.speculative import plain_sample, speculative_sample
 from specverify.specs import beta_schedule
-from specverify.stats import gaussian_one_sample, ks_battery
 
 ALPHA = 1e-3  # family-wise false-failure rate of each battery in this file
 N = 20000

@@ -1,12 +1,16 @@
-"""Import layering: the reference side never sees the sampler side.
+"""Import layering, the whole rule: two rooms, one door.
 
-Nothing under ``specverify/reference/`` may import torch or ``specverify.{chains, sampling, coupling, drafters,
-problems, noise, cli}``; neither may the modules it reads (``specs``, ``errors``, ``_validate``) or the package
-``__init__`` that every import of it runs. Checked three ways: (a) a static AST scan of those files
-(imports, relative imports resolved against the file's package, and ``importlib.import_module`` /
-``__import__`` calls with a literal name); (b) a subprocess that blocks torch and the sampler modules (a
-meta-path finder that raises ImportError), imports ``specverify.reference`` and runs a few of its functions;
-(c) the scanner catches planted violations.
+- ``specverify/sampler/`` (the system under test) never imports ``specverify.harness``, the door or the faces;
+- ``specverify/harness/`` (the judge) never imports ``specverify.sampler``, the door or the faces;
+- ``specverify/harness/reference/`` also imports no torch;
+- the shared plain modules (``errors``, ``specs``, ``_validate`` and the package ``__init__``) import neither half;
+- only the door (``bridge``) and the faces (``cli``, ``pytest_plugin``, ``testing``, ``strategies``, ``study``)
+  see both halves; every module of the package is in exactly one of these places.
+
+Checked by a static AST scan (imports, relative imports resolved against the file's package, and
+``importlib.import_module`` / ``__import__`` calls with a literal name, at any depth: lazy imports count), by a
+subprocess that blocks torch and the sampler side and runs the reference side, and by planting a violation of
+each part of the rule, which the scan must catch.
 """
 
 from __future__ import annotations
@@ -22,24 +26,44 @@ import pytest
 import specverify
 
 PACKAGE_DIR = Path(specverify.__file__).resolve().parent
-FORBIDDEN_SUBMODULES = ("chains", "sampling", "coupling", "drafters", "problems", "noise", "cli")
-FORBIDDEN = ("torch", *(f"specverify.{m}" for m in FORBIDDEN_SUBMODULES))
-
-
-def _reference_side_files() -> list[Path]:
-    files = sorted((PACKAGE_DIR / "reference").rglob("*.py"))
-    files += [PACKAGE_DIR / name for name in ("__init__.py", "specs.py", "errors.py", "_validate.py")]
-    return files
+SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate")
+DOOR = ("specverify.bridge",)
+FACES = ("specverify.cli", "specverify.pytest_plugin", "specverify.testing", "specverify.strategies",
+         "specverify.study")
+OUTSIDE = DOOR + FACES  # what neither half may import
+RULES = {  # room -> forbidden import prefixes
+    "sampler": ("specverify.harness", *OUTSIDE),
+    "harness": ("specverify.sampler", *OUTSIDE),
+    "reference": ("torch", "specverify.sampler", *OUTSIDE),
+    "shared": ("torch", "specverify.sampler", "specverify.harness", *OUTSIDE),
+}
+FORBIDDEN = RULES["reference"]  # what the blocked subprocess blocks
 
 
 def _module_name(path: Path) -> str:
-    """Dotted module name of a file inside the specverify package (``specverify.reference.laws``)."""
+    """Dotted module name of a file inside the specverify package (``specverify.harness.reference.laws``)."""
     parts = path.resolve().relative_to(PACKAGE_DIR.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _is_forbidden(name: str) -> bool:
-    return any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+def room(module: str) -> str:
+    """Where a module lives: sampler, reference, harness, shared, door or face."""
+    if module.startswith("specverify.harness.reference"):
+        return "reference"
+    for prefix in ("sampler", "harness"):
+        if module == f"specverify.{prefix}" or module.startswith(f"specverify.{prefix}."):
+            return prefix
+    if module in SHARED:
+        return "shared"
+    if module in DOOR:
+        return "door"
+    if module in FACES:
+        return "face"
+    raise AssertionError(f"{module} is in no room: put it under sampler/ or harness/, or name it a door or face")
+
+
+def _is_forbidden(name: str, forbidden) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in forbidden)
 
 
 def _resolve_relative(module: str | None, level: int, importer: str, is_package: bool) -> str:
@@ -50,11 +74,9 @@ def _resolve_relative(module: str | None, level: int, importer: str, is_package:
     return ".".join(base + ([module] if module else []))
 
 
-def forbidden_imports(path: Path, module_name: str | None = None) -> list[str]:
-    """Every import in ``path`` of torch or of a sampler-side module, as 'file:line: name' strings."""
-    source = Path(path).read_text()
-    tree = ast.parse(source, filename=str(path))
-    importer = module_name or "specverify._scanned"
+def imported_names(path: Path, module_name: str) -> list[tuple[int, str]]:
+    """Every module name ``path`` imports, at any depth, as (line, name)."""
+    tree = ast.parse(Path(path).read_text(), filename=str(path))
     is_package = Path(path).name == "__init__.py"
     found = []
     for node in ast.walk(tree):
@@ -64,8 +86,8 @@ def forbidden_imports(path: Path, module_name: str | None = None) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = _resolve_relative(node.module, node.level, importer, is_package)
-            # `from specverify import chains` imports specverify.chains
+                base = _resolve_relative(node.module, node.level, module_name, is_package)
+            # `from specverify import bridge` imports specverify.bridge
             names = [base] + [f"{base}.{a.name}" for a in node.names if a.name != "*"]
         elif isinstance(node, ast.Call):
             func = node.func
@@ -74,37 +96,82 @@ def forbidden_imports(path: Path, module_name: str | None = None) -> list[str]:
                 arg = node.args[0]
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                     names = [arg.value]
-        found += [f"{path}:{node.lineno}: {n}" for n in names if _is_forbidden(n)]
+        found += [(node.lineno, n) for n in names]
     return found
 
 
-def test_reference_side_files_import_nothing_from_the_sampler_side():
-    files = _reference_side_files()
-    assert len(files) >= 10 and all(f.exists() for f in files)
-    violations = [v for f in files for v in forbidden_imports(f, _module_name(f))]
-    assert not violations, "\n".join(violations)
+def violations(path: Path, module_name: str | None = None) -> list[str]:
+    """Every import in ``path`` that breaks the rule of its room, as 'file:line: name' strings."""
+    module_name = module_name or _module_name(path)
+    r = room(module_name)
+    forbidden = RULES.get(r, ())
+    return [f"{path}:{line}: {name} (room {r})" for line, name in imported_names(path, module_name)
+            if _is_forbidden(name, forbidden)]
 
 
-@pytest.mark.parametrize("line", [
-    "import torch",
-    "import torch.nn as nn",
-    "from torch import nn",
-    "from specverify.chains import ddpm",
-    "from specverify import sampling",
-    "import specverify.problems.gmm",
-    "from ..coupling import reflection",
-    "from .. import noise",
-    "import importlib; importlib.import_module('torch')",
-    "def f():\n    import specverify.drafters",
-])
-def test_scanner_catches_a_planted_violation(tmp_path, line):
-    planted = tmp_path / "planted.py"
+def _package_files() -> list[Path]:
+    return sorted(PACKAGE_DIR.rglob("*.py"))
+
+
+def test_every_module_is_in_one_room_and_keeps_its_rule():
+    files = _package_files()
+    rooms = {f: room(_module_name(f)) for f in files}
+    for r in ("sampler", "harness", "reference", "shared", "door", "face"):
+        assert r in rooms.values(), f"no module in room {r}"
+    found = [v for f in files for v in violations(f)]
+    assert not found, "\n".join(found)
+
+
+def test_the_door_and_the_faces_are_the_only_modules_that_see_both_halves():
+    both = []
+    for f in _package_files():
+        name = _module_name(f)
+        seen = {n.split(".")[1] for _, n in imported_names(f, name) if n.count(".") >= 1
+                and n.split(".")[0] == "specverify" and n.split(".")[1] in ("sampler", "harness")}
+        if seen == {"sampler", "harness"}:
+            both.append(name)
+    assert both and set(both) <= set(OUTSIDE), both
+    assert "specverify.bridge" in both
+
+
+PLANTED = [  # (module the violation is planted in, line)
+    ("specverify.sampler.planted", "from specverify.harness import suite"),
+    ("specverify.sampler.drafters.planted", "import specverify.harness.stats.kernel"),
+    ("specverify.sampler.planted", "def f():\n    from specverify.bridge import make_setup"),
+    ("specverify.sampler.planted", "from ..harness import contracts"),
+    ("specverify.harness.planted", "from specverify.sampler.chains import ddpm"),
+    ("specverify.harness.stats.planted", "from specverify.sampler import speculative"),
+    ("specverify.harness.planted", "import importlib; importlib.import_module('specverify.sampler.coupling')"),
+    ("specverify.harness.planted", "from specverify import cli"),
+    ("specverify.harness.reference.planted", "import torch"),
+    ("specverify.harness.reference.planted", "from torch import nn"),
+    ("specverify.harness.reference.planted", "from ...sampler import noise"),
+    ("specverify.harness.reference.planted", "def f():\n    import specverify.sampler.drafters"),
+    ("specverify.specs", "import specverify.harness.reference"),
+    ("specverify.errors", "from specverify.sampler import coupling"),
+    ("specverify._validate", "import torch"),
+]
+
+
+@pytest.mark.parametrize(("module", "line"), PLANTED)
+def test_a_planted_violation_of_each_part_of_the_rule_is_caught(tmp_path, module, line):
+    planted = tmp_path / ("__init__.py" if module == "specverify" else "planted.py")
     planted.write_text(f"import numpy as np\n{line}\n")
-    assert forbidden_imports(planted, "specverify.reference.planted")
+    assert violations(planted, module), (module, line)
+
+
+@pytest.mark.parametrize("module", ["specverify.sampler.planted", "specverify.harness.planted",
+                                    "specverify.harness.reference.planted", "specverify.specs"])
+def test_allowed_imports_pass_the_scan(tmp_path, module):
     clean = tmp_path / "clean.py"
-    clean.write_text("import numpy as np\nfrom specverify.specs import GMMSpec\nfrom .laws import gaussian_kl\n"
-                     "import torchvision_like_name_is_not_torch\n")
-    assert not forbidden_imports(clean, "specverify.reference.clean")
+    clean.write_text("import numpy as np\nfrom specverify.specs import GMMSpec\nfrom specverify.errors import "
+                     "ChainError\nimport torchvision_like_name_is_not_torch\n")
+    assert not violations(clean, module)
+
+
+def test_a_module_in_no_room_is_refused():
+    with pytest.raises(AssertionError, match="in no room"):
+        room("specverify.loose_module")
 
 
 _BLOCKED_RUN = textwrap.dedent("""
@@ -126,7 +193,7 @@ _BLOCKED_RUN = textwrap.dedent("""
 
     import jax
     import numpy as np
-    import specverify.reference as R
+    import specverify.harness.reference as R
     from specverify.specs import GaussianSpec, GMMSpec, LogisticSpec, beta_schedule
 
     assert jax.config.jax_enable_x64
@@ -154,6 +221,6 @@ def test_reference_imports_and_runs_with_torch_and_the_sampler_side_blocked():
 
 def test_the_blocker_really_blocks():
     """The subprocess's blocker is not vacuous: under it, the sampler side fails to import."""
-    code = _BLOCKED_RUN.format(forbidden=FORBIDDEN).split("import jax\n")[0] + "import specverify.chains\n"
+    code = _BLOCKED_RUN.format(forbidden=FORBIDDEN).split("import jax\n")[0] + "import specverify.sampler.chains\n"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "is blocked" in proc.stderr, proc.stdout + proc.stderr

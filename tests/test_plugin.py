@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-import specverify.stats  # noqa: F401  (loaded before pytester's module snapshots: no re-imports inside)
-import specverify.stats.omnibus  # noqa: F401
+import specverify.harness.stats  # noqa: F401  (loaded before pytester's module snapshots: no re-imports inside)
+import specverify.harness.stats.omnibus  # noqa: F401
 from specverify.errors import SpecverifyError
+from specverify.harness.reference import GaussianLaw
 from specverify.pytest_plugin import BudgetError, LawInputError, assert_matches_law, assert_same_law
-from specverify.reference import GaussianLaw
 
 pytest_plugins = ["pytester"]
 

@@ -19,10 +19,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from specverify.coupling import acceptance_probability, log_acceptance_ratio, reflection_coupling
-from specverify.noise import TableNoise
-from specverify.problems import PROBLEMS
-from specverify.sampling import plain_sample, speculative_sample
+from specverify.sampler.coupling import acceptance_probability, log_acceptance_ratio, reflection_coupling
+from specverify.sampler.noise import TableNoise
+from specverify.sampler.problems import PROBLEMS
+from specverify.sampler.speculative import plain_sample, speculative_sample
 from specverify.strategies import (
     FAST_PROBLEMS,
     DrafterCase,

@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from specverify.errors import SpecverifyError
+from specverify.errors import ContractError, SpecverifyError
 
 __all__ = ["ACCEPTANCE_KEYS", "STEP_KEYS", "ContractError", "check_seeded", "draw", "run"]
 
 ACCEPTANCE_KEYS = ("accepted", "predicted", "verified", "accepted_per_position", "verified_per_position",
                    "predicted_per_position")
 STEP_KEYS = ("step_accepted", "step_distance")
-
-
-class ContractError(SpecverifyError, ValueError):
-    """A candidate or reference breaks the black-box contract."""
 
 
 def _to_numpy(out) -> np.ndarray:

@@ -6,7 +6,7 @@ Two forms, told apart by their signature:
   (n, d), sigma and u of shape (n,). The draft is y = mean_q + sigma z; it is accepted iff
   log u <= log p(y) / q(y) = -<z, D> - |D|^2 / 2 with D = (mean_q - mean_p) / sigma, and a rejected step
   returns the reflection mean_p + sigma (z - 2 <z, e> e), e = D / |D|. Checked EXACTLY against that formula
-  (computed here in numpy: a deliberate twin of ``specverify.coupling``, so the harness never imports the
+  (computed here in numpy: a deliberate twin of ``specverify.sampler.coupling``, so the harness never imports the
   sampler side), then statistically on fresh noise.
 - seeded: ``coupling(mean_p, mean_q, sigma, seed) -> (x, accepted)`` draws its own noise. Checked statistically:
   the output must be N(mean_p, sigma^2 I) (whitened one-sample battery) and the acceptance count must match
@@ -24,8 +24,8 @@ import numpy as np
 from scipy import special, stats
 
 from specverify.harness.contracts import ContractError, _to_numpy
-from specverify.stats.one_sample import whitened_normal_battery
-from specverify.stats.results import TestResult, holm
+from specverify.harness.stats.one_sample import whitened_normal_battery
+from specverify.harness.stats.results import TestResult, holm
 
 __all__ = ["CASES", "check_coupling", "coupling_form", "reference_coupling"]
 

@@ -20,10 +20,10 @@ import time
 import numpy as np
 
 from specverify.harness.contracts import check_seeded, run
-from specverify.stats import gaussian_one_sample
-from specverify.stats.acceptance import acceptance_summary, acceptance_test
-from specverify.stats.results import Battery, bonferroni_blocks
-from specverify.stats.sizing import (
+from specverify.harness.stats import gaussian_one_sample
+from specverify.harness.stats.acceptance import acceptance_summary, acceptance_test
+from specverify.harness.stats.results import Battery, bonferroni_blocks
+from specverify.harness.stats.sizing import (
     ks_one_sample_n,
     ks_two_sample_n,
     min_detectable_ks_one_sample,
@@ -122,7 +122,7 @@ def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.0
 def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
                           seed=0, n_perm: int | None = None, keep_samples: bool = False) -> Report:
     """Two-sample battery (KS, MMD, energy; minP) against ``reference(n, seed)``, plus acceptance."""
-    from specverify.stats.omnibus import two_sample_minp
+    from specverify.harness.stats.omnibus import two_sample_minp
 
     t0 = time.perf_counter()
     blocks = 2 if check_seeded(candidate, seed) else 1

@@ -1,0 +1,276 @@
+"""The door between the two halves: the problem registry and our sampler as a candidate.
+
+- :data:`REGISTRY` maps each built-in problem to its torch side (the chain and the third-party view, from
+  :mod:`specverify.sampler.problems`) and its ground truth (an exact law or a reference sampler, from
+  :mod:`specverify.harness.reference`). Adding a problem is one file per side and one entry here; nothing else
+  dispatches on problem names.
+- :func:`make_candidate` wraps our sampler (or a mutant) as a black box ``candidate(n, seed)``, the contract
+  the harness judges every sampler through; :func:`check` runs the suite on it.
+
+The faces (`specverify check`, `mutants`, `accept`, the scripts of ``paper_repro/``) go through here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from specverify.errors import SpecverifyError, UsageError
+
+__all__ = ["REGISTRY", "STRESS_WINDOW", "ProblemEntry", "Setup", "check", "entry", "make_builtin_drafter",
+           "make_candidate", "make_reference", "make_setup", "mutant_verdict", "reference_name"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """A built-in problem, its chain options and its number of steps."""
+
+    name: str
+    problem: object
+    chain_kwargs: dict
+    steps: int
+
+    @property
+    def entry(self) -> ProblemEntry:
+        return entry(self.name)
+
+    @property
+    def dim(self) -> int:
+        return self.problem.dim
+
+    @property
+    def key(self) -> str:
+        """Identifies the chain for caches (trained drafter heads): problem, d, options and any trained models."""
+        tags = [c.tag() for c in getattr(self.problem, "configs", ())]
+        return f"{self.name}-{self.dim}-{sorted(self.chain_kwargs.items())}" + "".join(f"-{t}" for t in tags)
+
+    def chain(self):
+        return self.problem.chain(self.steps, **self.chain_kwargs)
+
+    def draft_chain(self):
+        return self.problem.draft_chain(self.steps, **self.chain_kwargs)
+
+    def view(self):
+        """The third-party view of :meth:`chain` (eps_model + betas, and mean + sigma)."""
+        if self.entry.langevin:
+            return self.problem.third_party(self.steps)
+        kw = self.chain_kwargs
+        return self.problem.third_party(self.steps, schedule=kw["schedule"], sampler=kw["sampler"], eta=kw["eta"])
+
+
+def make_setup(problem: str = "gmm", *, dim: int | None = None, steps: int = 100, chain: str = "ddpm", eta: float = 1.0,
+               schedule: str = "linear", prediction: str = "eps", components: int = 8,
+               step_size: float | None = None, options: dict | None = None) -> Setup:
+    """The named built-in problem (see `specverify problems`) with its diffusion or Langevin chain options.
+    ``dim``: default 2, or the problem's fixed size (digits: 64). ``options``: more keyword arguments for the
+    problem's constructor (e.g. ``{"config": "quick"}`` for digits)."""
+    from specverify.sampler.problems import default_dim
+
+    e = entry(problem)
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise UsageError(f"steps must be an integer >= 1, got {steps}")
+    kwargs = {"dim": default_dim(problem) if dim is None else dim, **(options or {})}
+    given = {"components": components, "step_size": step_size}
+    for option, keyword in e.options.items():
+        if given[option] is not None:
+            kwargs[keyword] = given[option]
+    if e.langevin:
+        if chain != "ddpm" or eta != 1.0:
+            raise UsageError(f"{problem} is a Langevin chain: --chain and --eta do not apply")
+        return Setup(problem, e.problem(**kwargs), {}, int(steps))
+    if step_size is not None:
+        raise UsageError("--step-size applies to the Langevin problems only")
+    return Setup(problem, e.problem(**kwargs), dict(schedule=schedule, sampler=chain, prediction=prediction, eta=eta),
+                 int(steps))
+
+
+def make_builtin_drafter(setup: Setup, name: str, window: int, *, stress_delta: float = 1.2, device="cpu"):
+    """The named drafter for ``setup``: the independent one gets the problem's draft chain, medusa heads trained
+    on the problem's target rollouts (cached under .cache/medusa), stress its delta."""
+    from specverify.sampler.drafters import make_drafter
+
+    if name == "independent":
+        return make_drafter(name, draft_chain=setup.draft_chain())
+    if name == "medusa":
+        from specverify.sampler.drafters.medusa import load_or_train
+
+        return make_drafter(name, heads=load_or_train(setup.chain(), window, key=setup.key))
+    if name == "stress":
+        return make_drafter(name, delta=stress_delta)
+    return make_drafter(name)
+
+
+def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str = "frozen-denoiser", window: int = 8,
+                   mutant: str | None = None, stress_delta: float = 1.2, device="cpu"):
+    """Our sampler (or the named mutant) on ``setup`` as a black box: (n, seed) -> samples and acceptance counts."""
+    import torch
+
+    from specverify.sampler.mutants import MUTANTS, mutant_sample
+    from specverify.sampler.speculative import plain_sample, speculative_sample
+
+    if mutant and (mutant not in MUTANTS or sampler != "speculative"):
+        raise SpecverifyError(f"--mutant needs --sampler speculative and one of {', '.join(MUTANTS)}")
+    chain = setup.chain()
+    d = make_builtin_drafter(setup, drafter, window, stress_delta=stress_delta) if sampler != "plain" else None
+
+    def candidate(n, seed):  # image states (digits: (n, 1, 8, 8)) are flattened to (n, d) for the harness
+        if sampler == "plain":
+            return plain_sample(chain, n, seed=seed, device=device, dtype=torch.float64).cpu().numpy().reshape(n, -1)
+        kw = dict(window=window, seed=seed, device=device, dtype=torch.float64)
+        if mutant:
+            x, st = mutant_sample(mutant, chain, d, n, **kw)
+        else:
+            x, st = speculative_sample(chain, d, n, **kw)
+        return {"samples": x.cpu().numpy().reshape(n, -1), "accepted": st.accepted_per_sample,
+                "predicted": st.predicted_per_sample, "verified": st.verified_per_sample,
+                "accepted_per_position": st.accepted_per_position,
+                "verified_per_position": st.verified_per_position,
+                "predicted_per_position": st.predicted_accepted_per_position}
+
+    return candidate
+
+
+def make_reference(setup: Setup, *, device="cpu"):
+    """The problem's ground truth from the reference side: ("law", GaussianLaw) or ("sampler", fn(n, seed))."""
+    return setup.entry.truth(setup, device)
+
+
+def reference_name(setup: Setup) -> str:
+    """What :func:`make_reference` returns for ``setup``, in words."""
+    return setup.entry.truth_name
+
+
+def check(setup: Setup, candidate, reference=None, *, alpha: float = 0.01, beta: float = 0.05,
+          epsilon: float = 0.05, n: int | None = None, seed: int = 0, n_perm: int | None = None,
+          keep_samples: bool = False):
+    """Run the suite: ``candidate`` against ``reference`` (default: the problem's, from :func:`make_reference`)."""
+    from specverify.harness import check_against_law, check_against_sampler
+
+    kind, ref = make_reference(setup) if reference is None else reference
+    opts = dict(alpha=alpha, beta=beta, epsilon=epsilon, n=n, seed=seed, keep_samples=keep_samples)
+    if kind == "law":
+        return check_against_law(candidate, ref.mean, ref.eigvals, ref.eigvecs, **opts)
+    return check_against_sampler(candidate, ref, setup.dim, n_perm=n_perm, **opts)
+
+
+STRESS_WINDOW = 4
+
+
+def mutant_verdict(setup: Setup, reference, mutant: str | None, *, drafter: str = "frozen-denoiser",
+                   window: int = 8, stress_delta: float = 1.2, alpha: float = 0.01, beta: float = 0.05,
+                   epsilon: float = 0.05, n: int | None = None, seed: int = 0, device="cpu") -> dict:
+    """Check ``mutant`` (None: the correct sampler) under two configurations, the given drafter and the stress
+    drafter, at alpha / 2 each (so the verdict's false-alarm rate is <= alpha); detected if either rejects.
+    Returns a row with each configuration's verdict, n, min adjusted p-value and the tests that rejected."""
+    configs = {"default": (drafter, window), "stress": ("stress", STRESS_WINDOW)}
+    row = {"name": mutant or "correct", "configurations": {}}
+    for label, (d, w) in configs.items():
+        cand = make_candidate(setup, drafter=d, window=w, mutant=mutant, stress_delta=stress_delta, device=device)
+        rep = check(setup, cand, reference, alpha=alpha / len(configs), beta=beta, epsilon=epsilon, n=n, seed=seed)
+        row["configurations"][label] = {"drafter": d, "window": w, "verdict": rep.verdict, "n": rep.n,
+                                        "min_adjusted_pvalue": min(t["adjusted_pvalue"] for t in rep.tests),
+                                        "rejected_tests": [t["name"] for t in rep.tests if t["rejected"]]}
+    row["detected"] = any(c["verdict"] == "fail" for c in row["configurations"].values())
+    row["min_adjusted_pvalue"] = min(c["min_adjusted_pvalue"] for c in row["configurations"].values())
+    row["caught_by"] = [k for k, c in row["configurations"].items() if c["verdict"] == "fail"]
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The registry: each problem's ground truth, from the reference side (JAX/numpyro)
+
+
+def _diffusion(setup: Setup):
+    from specverify.harness import reference as ref
+    from specverify.specs import beta_schedule
+
+    kw = setup.chain_kwargs
+    betas = beta_schedule(kw["schedule"], setup.steps)
+    return ref, betas, ref.diffusion_transition(betas, kw["sampler"], eta=kw["eta"])
+
+
+def _gaussian_truth(setup: Setup, device):
+    ref, _, tr = _diffusion(setup)
+    return "law", ref.gaussian_chain_law(setup.problem.spec, tr).final
+
+
+def _gmm_truth(setup: Setup, device):
+    import jax
+
+    ref, betas, tr = _diffusion(setup)
+    eps, dim = ref.gmm_eps(setup.problem.spec, betas), setup.dim
+
+    def diffusion_reference(n, seed):
+        return ref.sample_diffusion(jax.random.PRNGKey(seed), eps, tr, n, dim)
+
+    return "sampler", diffusion_reference
+
+
+def _langevin_gaussian_truth(setup: Setup, device):
+    from specverify.harness import reference as ref
+
+    return "law", ref.langevin_gaussian_law(setup.problem.spec, setup.problem.step_size, setup.steps).final
+
+
+def _langevin_model_truth(setup: Setup, device):
+    import jax
+
+    from specverify.harness import reference as ref
+
+    problem, steps = setup.problem, setup.steps
+    score = ref.logistic_score(problem.spec)
+
+    def langevin_reference(n, seed):
+        k0, k1 = jax.random.split(jax.random.PRNGKey(seed))
+        x0 = problem.prior_std * jax.random.normal(k0, (n, problem.dim))
+        return ref.sample_langevin(k1, score, problem.step_size, steps, x0)
+
+    return "sampler", langevin_reference
+
+
+def _plain_truth(setup: Setup, device):
+    """No closed form and no JAX twin of the network: our plain sampler on the same chain (so a check tests
+    the speculative machinery, not the plain sampler)."""
+    return "sampler", make_candidate(setup, sampler="plain", device=device)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProblemEntry:
+    """A built-in problem across the door.
+
+    ``problem``: the torch-side class (its chain, draft chain and third-party view); ``langevin``: the chain
+    family (step size) rather than a diffusion (schedule, sampler, eta); ``truth(setup, device)``: the ground
+    truth, ("law", law) or ("sampler", fn(n, seed)); ``truth_name``: that, in words; ``options``: the
+    :func:`make_setup` keywords the problem takes, mapped to its constructor's.
+    """
+
+    name: str
+    problem: type
+    langevin: bool
+    truth: object
+    truth_name: str
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+def _registry() -> dict:
+    from specverify.sampler import problems as P
+
+    entries = [
+        ProblemEntry("gaussian", P.GaussianProblem, False, _gaussian_truth, "exact law"),
+        ProblemEntry("gmm", P.GMMProblem, False, _gmm_truth, "JAX reference sampler", {"components": "n_components"}),
+        ProblemEntry("langevin-gaussian", P.LangevinGaussianProblem, True, _langevin_gaussian_truth, "exact law",
+                     {"step_size": "step_size"}),
+        ProblemEntry("langevin-model", P.LangevinModelProblem, True, _langevin_model_truth, "JAX reference sampler",
+                     {"step_size": "step_size"}),
+        ProblemEntry("digits", P.DigitsProblem, False, _plain_truth, "plain sampler (ours: digits has no JAX twin)"),
+    ]
+    return {e.name: e for e in entries}
+
+
+REGISTRY: dict[str, ProblemEntry] = _registry()
+
+
+def entry(name: str) -> ProblemEntry:
+    """The registry entry of a built-in problem; a clear error for an unknown name."""
+    if name not in REGISTRY:
+        raise UsageError(f"unknown problem {name!r}; choose one of {', '.join(REGISTRY)} (see `specverify problems`)")
+    return REGISTRY[name]

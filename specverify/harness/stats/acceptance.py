@@ -1,0 +1,74 @@
+"""Acceptance against theory: accepted steps against the predicted sum of 2 Phi(-|D_i| / 2) over visited steps.
+
+The sampling unit is the trajectory. For trajectory i let A_i be its accepted drafted steps and P_i the sum of
+2 Phi(-|D| / 2) over the steps whose acceptance it decided (each P term is the acceptance probability of that
+step given the path so far). Then A_i - P_i is a sum of martingale differences over a bounded number of steps,
+so E[A_i - P_i] = 0 for an exact coupling, and the trajectories are independent: a two-sided one-sample t-test
+of the differences (scipy ``ttest_1samp``; asymptotic in the number of trajectories, accurate for n >= 100
+whatever the step count) tests the acceptance rule. The exact Clopper-Pearson intervals of the summary are for
+the pooled per-step rates (a descriptive figure: steps within a trajectory are not independent trials).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from specverify.harness.stats.one_sample import MIN_SAMPLES
+from specverify.harness.stats.results import TestResult
+from specverify.harness.stats.sizing import binomial_interval
+
+__all__ = ["acceptance_summary", "acceptance_test"]
+
+
+def _per_trajectory(accepted, predicted) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(accepted, dtype=np.float64).ravel()
+    p = np.asarray(predicted, dtype=np.float64).ravel()
+    if a.shape != p.shape:
+        raise ValueError(f"accepted has {a.size} trajectories and predicted {p.size}: give one value per trajectory")
+    if not (np.isfinite(a).all() and np.isfinite(p).all()):
+        raise ValueError("accepted or predicted counts contain NaN or Inf")
+    if (a < 0).any() or (p < 0).any():
+        raise ValueError("accepted and predicted counts must be >= 0")
+    return a, p
+
+
+def acceptance_test(accepted, predicted, *, name: str = "acceptance[trajectory t-test]") -> TestResult:
+    """Two-sided t-test that the per-trajectory accepted-minus-predicted counts have mean 0."""
+    a, p = _per_trajectory(accepted, predicted)
+    if a.size < MIN_SAMPLES:
+        raise ValueError(f"{a.size} trajectories are too few for the acceptance test; use n >= {MIN_SAMPLES}")
+    diff = a - p
+    scale = max(1.0, float(np.abs(p).max()))
+    if np.ptp(diff) <= 1e-12 * scale:  # no spread (e.g. the oracle drafter: every step accepted w.p. 1)
+        t, pv = (0.0, 1.0) if abs(diff.mean()) <= 1e-9 * scale else (np.copysign(np.inf, diff.mean()), 0.0)
+    else:
+        r = stats.ttest_1samp(diff, 0.0, alternative="two-sided")
+        t, pv = float(r.statistic), float(r.pvalue)
+    return TestResult(name, float(t), float(pv), "t-test of accepted - predicted per trajectory (ttest_1samp)",
+                      int(a.size))
+
+
+def acceptance_summary(accepted, predicted, verified, *, confidence: float = 0.99,
+                       accepted_per_position=None, verified_per_position=None,
+                       predicted_per_position=None) -> dict:
+    """Pooled and per-position acceptance with exact (Clopper-Pearson) intervals next to the predictions."""
+    a, p = _per_trajectory(accepted, predicted)
+    v = np.asarray(verified, dtype=np.int64).ravel()
+    a_tot, v_tot = int(round(a.sum())), int(v.sum())
+    out = {"trajectories": int(a.size), "accepted": a_tot, "predicted_accepted": float(p.sum()), "verified": v_tot,
+           "acceptance_rate": a_tot / v_tot if v_tot else None,
+           "predicted_acceptance_rate": float(p.sum() / v_tot) if v_tot else None,
+           "confidence": confidence, "ci_low": None, "ci_high": None, "per_position": []}
+    if v_tot:
+        out["ci_low"], out["ci_high"] = binomial_interval(a_tot, v_tot, confidence)
+    if accepted_per_position is not None:
+        for j, (aj, vj, pj) in enumerate(zip(accepted_per_position, verified_per_position, predicted_per_position,
+                                             strict=True)):
+            row = {"position": j, "accepted": int(aj), "verified": int(vj),
+                   "rate": int(aj) / int(vj) if vj else None, "predicted": float(pj) / int(vj) if vj else None,
+                   "ci_low": None, "ci_high": None}
+            if vj:
+                row["ci_low"], row["ci_high"] = binomial_interval(int(aj), int(vj), confidence)
+            out["per_position"].append(row)
+    return out

@@ -1,0 +1,98 @@
+"""Known-broken speculative samplers: negative controls that prove a check can catch real bugs.
+
+Each mutant is the reference speculative sampler with one realistic bug, injected through
+``speculative_sample(..., _faults=...)``. Coupling-level bugs replace the coupling; sampler-level bugs change
+the window loop. None of them is exact; some only show when the rejection path is exercised (drafters with
+acceptance well below 1), which is why the harness also runs a degraded "stress" drafter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from specverify.errors import SamplerError
+from specverify.sampler.coupling import _delta, _scale
+from specverify.sampler.speculative import Faults, speculative_sample
+
+__all__ = ["MUTANTS", "Mutant", "mutant_sample"]
+
+
+def _parts(mean_p, mean_q, sigma, z, batch_ndim):
+    """Draft, correct reflection, log ratio, |D| and the per-row scale of one coupled step."""
+    s = _scale(sigma, mean_p, batch_ndim)
+    d, zf, dist, log_ratio = _delta(mean_p, mean_q, s, z, batch_ndim)
+    e = d / torch.where(dist > 0, dist, torch.ones_like(dist))[..., None]
+    s_b = s.reshape(s.shape + (1,) * (z.ndim - batch_ndim))
+    reflected = mean_p + s_b * (zf - 2 * (zf * e).sum(-1, keepdim=True) * e).reshape(z.shape)
+    return mean_q + s_b * z, reflected, log_ratio, dist, s_b
+
+
+def _rule(log_ratio_fn, rejected_fn):
+    """A coupling that accepts iff log u <= log_ratio_fn(log_ratio, ...) and outputs rejected_fn(...) otherwise."""
+
+    def coupling(mean_p, mean_q, sigma, z, u, *, batch_ndim=1):
+        draft, reflected, log_ratio, dist, s = _parts(mean_p, mean_q, sigma, z, batch_ndim)
+        acc = torch.log(u.to(torch.float64)) <= log_ratio_fn(log_ratio, dist).to(torch.float64)
+        rej = rejected_fn(mean_p=mean_p, mean_q=mean_q, draft=draft, reflected=reflected, s=s, z=z, u=u)
+        keep = acc.reshape(acc.shape + (1,) * (z.ndim - batch_ndim))
+        return torch.where(keep, draft, rej), acc, dist
+
+    return coupling
+
+
+def _correct_ratio(log_ratio, dist):
+    return log_ratio
+
+
+def _reflected(**kw):
+    return kw["reflected"]
+
+
+def _fresh_target_draw(**kw):
+    # fresh noise, seeded from the run's own uniforms so that the mutant stays reproducible for a seed
+    seed = int((kw["u"].to(torch.float64).sum() * 2**40).item()) % 2**62
+    z = torch.randn(kw["z"].shape, generator=torch.Generator().manual_seed(seed), dtype=kw["z"].dtype)
+    return kw["mean_p"] + kw["s"] * z.to(kw["z"].device)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    name: str
+    description: str
+    faults: Faults
+    level: str  # "coupling" or "sampler"
+
+
+_C = "coupling"
+_S = "sampler"
+MUTANTS = {m.name: m for m in [
+    Mutant("no-reflection", "keeps the draft on rejection",
+           Faults(coupling=_rule(_correct_ratio, lambda **kw: kw["draft"])), _C),
+    Mutant("naive-resample", "on rejection draws a fresh sample from the target instead of the residual",
+           Faults(coupling=_rule(_correct_ratio, _fresh_target_draw)), _C),
+    Mutant("reflect-wrong-mean", "reflects about the draft mean m_q instead of the target mean m_p",
+           Faults(coupling=_rule(_correct_ratio, lambda **kw: kw["mean_q"] + kw["reflected"] - kw["mean_p"])), _C),
+    Mutant("inverted-ratio", "accepts with min(1, q/p) instead of min(1, p/q)",
+           Faults(coupling=_rule(lambda lr, d: -lr, _reflected)), _C),
+    Mutant("tempered-ratio", "accepts with min(1, (p/q)^0.5): a relaxed, more permissive ratio",
+           Faults(coupling=_rule(lambda lr, d: 0.5 * lr, _reflected)), _C),
+    Mutant("dropped-quadratic", "log ratio -<z, D> without the -|D|^2 / 2 term",
+           Faults(coupling=_rule(lambda lr, d: lr + 0.5 * d**2, _reflected)), _C),
+    Mutant("continue-after-reject", "keeps the window's later drafts after a rejection",
+           Faults(continue_after_reject=True), _S),
+    Mutant("sigma-wrong-step", "verifies step k with the noise scale of step k + 1",
+           Faults(sigma_shift=1), _S),
+    Mutant("noise-reused", "reuses the first drafted step's noise for the whole window",
+           Faults(reuse_noise=True), _S),
+    Mutant("stale-target", "verifies drafted step j with the target output at the previous drafted state",
+           Faults(stale_target=True), _S),
+]}
+
+
+def mutant_sample(name: str, chain, drafter, n: int, *, window: int, **kwargs):
+    """Run the named mutant like :func:`specverify.sampler.speculative.speculative_sample`; returns ``(x_T, stats)``."""
+    if name not in MUTANTS:
+        raise SamplerError(f"unknown mutant {name!r}; choose one of {', '.join(MUTANTS)}")
+    return speculative_sample(chain, drafter, n, window=window, _faults=MUTANTS[name].faults, **kwargs)
