@@ -35,7 +35,7 @@ def _to_numpy(out) -> np.ndarray:
 
 def _from_steps(out: dict, n: int, what: str) -> dict:
     """Per-trajectory counts from per-step accept flags and distances."""
-    from scipy.special import erfc
+    from specverify.harness.predictions import acceptance_probability
 
     if set(STEP_KEYS) - set(out) or set(ACCEPTANCE_KEYS) & set(out):
         raise ContractError(f"{what}: give both {' and '.join(STEP_KEYS)} (and not the per-trajectory counts too)")
@@ -49,7 +49,7 @@ def _from_steps(out: dict, n: int, what: str) -> dict:
     ver = flags >= 0
     if not (np.isfinite(dist[ver]).all() and (dist[ver] >= 0).all()):
         raise ContractError(f"{what}: step_distance must be finite and >= 0 on every verified step")
-    predicted = np.where(ver, erfc(np.where(ver, dist, 0) / (2 * np.sqrt(2))), 0).sum(1)  # 2 Phi(-|D|/2)
+    predicted = np.where(ver, acceptance_probability(np.where(ver, dist, 0)), 0).sum(1)  # 2 Phi(-|D|/2)
     return {"samples": out["samples"], "accepted": (flags == 1).sum(1), "predicted": predicted,
             "verified": ver.sum(1)}
 

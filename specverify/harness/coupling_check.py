@@ -21,9 +21,10 @@ import inspect
 import time
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
 from specverify.harness.contracts import ContractError, _to_numpy
+from specverify.harness.predictions import acceptance_probability
 from specverify.harness.stats.one_sample import whitened_normal_battery
 from specverify.harness.stats.results import TestResult, holm
 
@@ -111,7 +112,7 @@ def check_coupling(fn, *, n: int = 20000, alpha: float = 0.01, seed: int = 0) ->
                 raise ContractError("coupling returned different samples for the same seed: it ignores its seed")
         w = (x - mean_p) / sigma[:, None]  # N(0, I) if the output has the target law
         tests += whitened_normal_battery(w, alpha, prefix=f"d={d} |D|={dist} ").tests
-        p_acc = float(special.erfc(dist / (2 * np.sqrt(2))))  # 2 Phi(-|D|/2)
+        p_acc = float(acceptance_probability(dist))
         b = stats.binomtest(int(acc.sum()), n, p_acc)
         tests.append(TestResult(f"d={d} |D|={dist} acceptance", acc.mean(), float(b.pvalue),
                                 f"binomtest vs 2 Phi(-|D|/2) = {p_acc:.4f}", n))

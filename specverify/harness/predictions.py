@@ -23,7 +23,7 @@ import numpy as np
 from specverify._validate import positive_int
 from specverify.specs import GaussianSpec, beta_schedule
 
-__all__ = ["AcceptancePrediction", "RoundMoments", "accepted_length_variance", "binomial_n", "binomial_power",
+__all__ = ["AcceptancePrediction", "RoundMoments", "acceptance_probability", "accepted_length_variance", "binomial_n", "binomial_power",
            "expected_accepted_length", "expected_rounds", "gaussian_mean_acceptance", "hoeffding_n", "hoeffding_radius",
            "predicted_acceptance", "round_moments", "rounds_lower_bound", "steps_per_round"]
 
@@ -40,6 +40,17 @@ def _probs(name, p):
     if not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
         raise ValueError(f"{name} must be acceptance probabilities in [0, 1]")
     return p
+
+
+def acceptance_probability(dist):
+    """2 Phi(-|D| / 2) = 1 - TV: the acceptance probability of one coupled step, given |D| = |m_q - m_p| / sigma.
+
+    erfc keeps relative accuracy in the tail. Deliberate twin of :func:`specverify.sampler.coupling.
+    acceptance_probability` (torch): the harness recomputes what a sampler predicts, sharing no code with ours.
+    """
+    from scipy.special import erfc
+
+    return erfc(np.asarray(dist, dtype=np.float64) / (2 * math.sqrt(2)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -336,7 +347,7 @@ def gaussian_mean_acceptance(mu, var) -> float:
         raise ValueError("mu and var must be finite arrays of the same shape, var >= 0")
     mu2 = mu**2
     if not np.any(v > 0):
-        return math.erfc(math.sqrt(mu2.sum()) / (2 * math.sqrt(2)))
+        return float(acceptance_probability(math.sqrt(mu2.sum())))
     scale = float(mu2.sum() + v.sum() + 4.0)
 
     def f(t):  # sin(theta(u)) / (u rho(u)) du with u = t / scale (the du / u is scale free)
@@ -417,9 +428,7 @@ def predicted_acceptance(dim, drafter: str = "frozen-drift", *, position: int = 
             accept[n], msd[n] = gaussian_mean_acceptance(mu, var), float((mu**2 + var).sum())
         A, C = a[n] + b[n] * phi[n], b[n] * gamma[n]
         mx, vx = A * mx + C, A**2 * vx + sigma[n] ** 2
-    from scipy.special import erfc
-
-    conc = erfc(np.sqrt(msd) / (2 * math.sqrt(2)))
+    conc = acceptance_probability(np.sqrt(msd))
     for arr in (sigma, accept, msd, conc):
         arr.setflags(write=False)
     return AcceptancePrediction(spec.dim, drafter, position, sigma, accept, msd, conc)

@@ -55,7 +55,10 @@ def log_acceptance_ratio(mean_p, mean_q, sigma, z, *, batch_ndim: int = 1):
 
 
 def acceptance_probability(dist: torch.Tensor) -> torch.Tensor:
-    """2 Phi(-|D| / 2): the acceptance probability of one coupled step, given |D| = |m_q - m_p| / sigma."""
+    """2 Phi(-|D| / 2): the acceptance probability of one coupled step, given |D| = |m_q - m_p| / sigma.
+
+    Deliberate twin of :func:`specverify.harness.predictions.acceptance_probability` (numpy): the sampler reports
+    its own predictions, the harness recomputes them; the two halves share no code."""
     # erfc keeps relative accuracy in the tail; 2 ndtr(-x) = 1 + erf(-x / sqrt 2) underflows past |D| ~ 16.
     return torch.special.erfc(dist / (2 * math.sqrt(2)))
 

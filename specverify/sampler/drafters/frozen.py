@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from specverify.sampler.chains import _bcast
 from specverify.sampler.drafters.base import Drafter
 
 __all__ = ["FrozenDenoiser", "FrozenDrift"]
@@ -33,5 +32,4 @@ class FrozenDenoiser(Drafter):
         return f
 
     def mean(self, chain, state, y, k):
-        a, b, _ = chain.coefs(y)
-        return _bcast(a[k], y) * y + _bcast(b[k], y) * state
+        return chain.mean_from(y, k, state)

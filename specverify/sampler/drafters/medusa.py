@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from specverify.errors import SamplerError
-from specverify.sampler.chains import GaussianChain, _bcast
+from specverify.sampler.chains import GaussianChain
 from specverify.sampler.drafters.base import Drafter
 
 __all__ = ["Heads", "Medusa", "cache_path", "load_or_train", "train_heads"]
@@ -83,8 +83,7 @@ class Medusa(Drafter):
         outs, k0 = state
         j = (k - k0).clamp(0, outs.shape[1] - 1)
         f = outs[torch.arange(y.shape[0], device=y.device), j].view_as(y)
-        a, b, _ = chain.coefs(y)
-        return _bcast(a[k], y) * y + _bcast(b[k], y) * f
+        return chain.mean_from(y, k, f)
 
     def select(self, state, rows):
         return state[0][rows], state[1][rows]

@@ -29,7 +29,11 @@ class Stress(Drafter):
 
     @property
     def acceptance(self) -> float:
-        return math.erfc(self.delta / (2 * math.sqrt(2)))
+        import torch
+
+        from specverify.sampler.coupling import acceptance_probability
+
+        return float(acceptance_probability(torch.tensor(self.delta, dtype=torch.float64)))
 
     def mean(self, chain, state, y, k):
         _, _, sig = chain.coefs(y)
