@@ -39,24 +39,34 @@ class NormalityResult:
                 f"({self.names[i]}, raw p = {self.pvalues[i]:.3g}), family alpha = {self.alpha}")
 
 
-def standard_normal_battery(w: np.ndarray, e: np.ndarray, alpha: float) -> NormalityResult:
+def standard_normal_battery(w, alpha: float, *, e: np.ndarray | None = None,
+                            method: str = KS_METHOD) -> NormalityResult:
     """Test that the rows of ``w`` (shape ``(n, d)``) are iid N(0, I_d), with Holm at family level ``alpha``.
 
-    The family: a one-sample KS test against N(0, 1) for every coordinate, one for the coordinate along the
-    unit vector ``e`` (where a wrong reflection shows first), and one for |w|^2 against chi^2(d).
+    The one whitened one-sample battery of the tests: a one-sample KS test against N(0, 1) for every coordinate,
+    one for the coordinate along the unit vector ``e`` when given (where a wrong reflection shows first), and one
+    for |w|^2 against chi^2(d). ``w`` may be a list of such blocks (e.g. several steps of the same trajectories),
+    each tested on its own, all in one Holm family (Holm is valid under any dependence between the blocks).
+    ``method``: scipy's KS p-value, pinned by the caller ("exact" or "asymp").
     """
-    n, d = w.shape
+    blocks = w if isinstance(w, list) else [w]
     names, pvalues = [], []
-    for j in range(d):
-        names.append(f"KS coordinate {j} vs N(0,1)")
-        pvalues.append(stats.kstest(w[:, j], stats.norm.cdf, method=KS_METHOD).pvalue)
-    names.append("KS coordinate along e vs N(0,1)")
-    pvalues.append(stats.kstest(w @ e, stats.norm.cdf, method=KS_METHOD).pvalue)
-    names.append(f"KS |w|^2 vs chi2({d})")
-    pvalues.append(stats.kstest((w**2).sum(axis=1), stats.chi2(d).cdf, method=KS_METHOD).pvalue)
+
+    def ks(name, v, cdf):
+        names.append(name)
+        pvalues.append(stats.kstest(v, cdf, method=method).pvalue)
+
+    for b, block in enumerate(blocks):
+        tag = f"block {b} " if len(blocks) > 1 else ""
+        d = block.shape[1]
+        for j in range(d):
+            ks(f"{tag}KS coordinate {j} vs N(0,1)", block[:, j], stats.norm.cdf)
+        if e is not None:
+            ks(f"{tag}KS coordinate along e vs N(0,1)", block @ e, stats.norm.cdf)
+        ks(f"{tag}KS |w|^2 vs chi2({d})", (block**2).sum(axis=1), stats.chi2(d).cdf)
     _, adjusted, _, _ = multipletests(pvalues, alpha=alpha, method="holm")
     return NormalityResult(tuple(names), tuple(float(p) for p in pvalues), tuple(float(p) for p in adjusted),
-                           alpha, n)
+                           alpha, blocks[0].shape[0])
 
 
 @dataclasses.dataclass(frozen=True)

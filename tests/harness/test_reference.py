@@ -23,11 +23,11 @@ import pytest
 from numpyro import distributions as dist
 from numpyro.diagnostics import effective_sample_size
 from scipy import integrate, special, stats
-from statsmodels.stats.multitest import multipletests
 
 import specverify.harness.reference as R
 from specverify.errors import ChainError, SamplerError
 from specverify.specs import GaussianSpec, GMMSpec, LogisticSpec, beta_schedule
+from tests._stats import standard_normal_battery
 
 ALPHA = 1e-3  # false-failure probability of each one-sample battery (family-wise, Holm)
 ALPHA_NUTS = 1e-5  # false-failure probability of the NUTS-vs-ULA posterior-mean check (Bonferroni over p)
@@ -42,22 +42,9 @@ def _key(seed: int):
 
 
 def _battery(w, alpha: float) -> tuple[bool, str]:
-    """H0: the rows of w (n, d) are iid N(0, I_d); w may be a list of such blocks (e.g. several steps of the same
-    trajectories), each tested on its own (coordinates and its own squared norm), all in one Holm family (Holm is
-    valid under any dependence between the blocks). Returns (rejected at family-wise alpha, summary)."""
-    blocks = w if isinstance(w, list) else [w]
-    names, p = [], []
-    for b, block in enumerate(blocks):
-        d = block.shape[1]
-        for j in range(d):
-            names.append(f"block {b} coordinate {j}")
-            p.append(stats.kstest(block[:, j], stats.norm.cdf, method=KS_METHOD).pvalue)
-        names.append(f"block {b} |w|^2 vs chi2({d})")
-        p.append(stats.kstest((block**2).sum(1), stats.chi2(d).cdf, method=KS_METHOD).pvalue)
-    reject, adjusted, _, _ = multipletests(p, alpha=alpha, method="holm")
-    i = int(np.argmin(adjusted))
-    return bool(reject.any()), (f"n={blocks[0].shape[0]}, {len(p)} tests, smallest Holm-adjusted p = "
-                                f"{adjusted[i]:.3g} ({names[i]})")
+    """The shared whitened battery (tests/_stats.py) on w or a list of blocks: (rejected at alpha, summary)."""
+    r = standard_normal_battery(w, alpha, method=KS_METHOD)
+    return r.rejected, r.summary()
 
 
 # --- schedules ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Tests of :mod:`specverify.sampler.coupling`: reflection maximal coupling of N(m_p, s^2 I) with a draft from N(m_q, s^2 I).
+"""Tests of :mod:`specverify.sampler.coupling`: reflection maximal coupling of N(m_p, s^2 I) with a draft
+from N(m_q, s^2 I).
 
 Exact tests (hypothesis, float64, no randomness in the verdict): for target and draft means, sigma (scalar or
 per batch row, 1e-3 .. 1e2), event sizes 1 .. 4096 and injected noise z ~ N(0, I), u ~ U(0, 1), the output is
@@ -394,7 +395,7 @@ CONFIG_IDS = [f"d{d}-D{dist}" for d, dist in NULL_CONFIGS]
 @pytest.mark.parametrize(("d", "dist"), NULL_CONFIGS, ids=CONFIG_IDS)
 def test_whitened_output_is_standard_normal(d, dist):
     draws = draw_coupled(reflection_coupling, d, dist, seed_of(d, dist))
-    result = standard_normal_battery(draws.w, draws.e, ALPHA)
+    result = standard_normal_battery(draws.w, ALPHA, e=draws.e)
     assert not result.rejected, result.summary()
 
 
@@ -413,10 +414,10 @@ NEG_D, NEG_DIST = 5, 1.5  # acceptance 2 Phi(-0.75) = 0.45: over half of the dra
 def test_normality_battery_rejects_broken_coupling(bug):
     seed = seed_of(NEG_D, NEG_DIST, salt=2)
     sound_draws = draw_coupled(textbook_coupling, NEG_D, NEG_DIST, seed)
-    sound = standard_normal_battery(sound_draws.w, sound_draws.e, ALPHA)
+    sound = standard_normal_battery(sound_draws.w, ALPHA, e=sound_draws.e)
     assert not sound.rejected, "the bug-free textbook coupling must pass: " + sound.summary()
     broken = draw_coupled(lambda *a: textbook_coupling(*a, bug=bug), NEG_D, NEG_DIST, seed)
-    result = standard_normal_battery(broken.w, broken.e, ALPHA)
+    result = standard_normal_battery(broken.w, ALPHA, e=broken.e)
     assert result.rejected, f"the battery missed the {bug!r} bug: " + result.summary()
 
 
