@@ -1,0 +1,37 @@
+"""The door: the problem registry maps every built-in problem to its torch side and its ground truth."""
+
+import numpy as np
+import pytest
+
+from specverify.bridge import REGISTRY, entry, make_reference, make_setup, reference_name
+from specverify.errors import UsageError
+from specverify.sampler.problems import PROBLEMS
+
+
+def test_the_registry_and_the_sampler_side_name_the_same_problems():
+    assert list(REGISTRY) == list(PROBLEMS)
+    for name, e in REGISTRY.items():
+        assert e.name == name and e.problem is PROBLEMS[name]
+
+
+@pytest.mark.parametrize("name", ["gaussian", "gmm", "langevin-gaussian", "langevin-model"])
+def test_every_problem_has_a_ground_truth_of_the_kind_its_class_declares(name):
+    setup = make_setup(name, dim=3, steps=6)
+    kind, truth = make_reference(setup)
+    assert kind == ("law" if setup.problem.exact_law else "sampler")
+    assert reference_name(setup) == REGISTRY[name].truth_name
+    x = np.asarray(truth.mean if kind == "law" else truth(5, 0))
+    assert x.shape[-1] == 3 and np.isfinite(x).all()
+
+
+def test_options_go_only_to_the_problems_that_take_them():
+    assert make_setup("gmm", dim=2, steps=4, components=3).problem.spec.weights.size == 3
+    with pytest.raises(UsageError, match="Langevin problems only"):
+        make_setup("gaussian", dim=2, steps=4, step_size=0.1)
+    with pytest.raises(UsageError, match="--chain and --eta do not apply"):
+        make_setup("langevin-gaussian", dim=2, steps=4, chain="ddim")
+
+
+def test_an_unknown_problem_names_the_choices():
+    with pytest.raises(UsageError, match="choose one of gaussian, gmm"):
+        entry("cifar")
