@@ -1,5 +1,7 @@
 """Small input checks shared by both halves (pure Python: no torch, no jax)."""
 
+import math
+
 import numpy as np
 
 from specverify.errors import ChainError
@@ -14,6 +16,27 @@ def positive_int(v, name: str, context: str = "", error: type[Exception] = Chain
     if not is_positive_int(v):
         raise error(f"{name} must be a positive int{context}, got {v!r}")
     return int(v)
+
+
+def real(v, name: str, error: type[Exception] = ChainError) -> float:
+    """``v`` as a finite float (not a bool, not NaN or Inf); else raise ``error``."""
+    if isinstance(v, bool):
+        raise error(f"{name} must be a number, got {v!r}")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise error(f"{name} must be a number, got {v!r}") from None
+    if not math.isfinite(f):
+        raise error(f"{name} must be finite, got {v!r}")
+    return f
+
+
+def in_unit_interval(v, name: str, error: type[Exception] = ChainError, *, upper_closed: bool = False) -> float:
+    """``v`` as a float in (0, 1) (or (0, 1] with ``upper_closed``); else raise ``error``."""
+    f = real(v, name, error)
+    if not (0 < f < 1 or (upper_closed and f == 1)):
+        raise error(f"{name} must be in (0, 1{']' if upper_closed else ')'}, got {v!r}")
+    return f
 
 
 def readonly(*arrays) -> None:

@@ -38,5 +38,8 @@ class ContractError(SpecverifyError, ValueError):
     """A candidate (or reference) broke its contract: wrong type, shape, count, dtype, NaN or Inf, seed ignored."""
 
 
-class CandidateError(SpecverifyError, RuntimeError):
-    """A candidate (or reference) raised or ran past its time limit."""
+class CandidateError(ContractError, RuntimeError):
+    """A candidate (or reference) raised or ran past its time limit.
+
+    Also a :class:`ContractError` (returning at all is part of the contract), so code that caught ContractError
+    for a raising candidate still does; and a ``RuntimeError``, since the run broke rather than the input."""

@@ -1,6 +1,7 @@
 """Statistical tests of the harness (numpy, scipy, statsmodels, torch for the kernel tests; never the sampler).
 
-``import specverify.harness.stats`` does not import torch: the permutation engine and the kernel tests load on first use.
+``import specverify.harness.stats`` does not import torch: the permutation engine and the kernel tests load on
+first use.
 """
 
 from __future__ import annotations

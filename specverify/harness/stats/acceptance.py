@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from specverify.errors import SampleSizeError, StatsError
 from specverify.harness.stats.one_sample import MIN_SAMPLES
 from specverify.harness.stats.results import TestResult
 from specverify.harness.stats.sizing import binomial_interval
@@ -22,14 +23,17 @@ __all__ = ["acceptance_summary", "acceptance_test"]
 
 
 def _per_trajectory(accepted, predicted) -> tuple[np.ndarray, np.ndarray]:
-    a = np.asarray(accepted, dtype=np.float64).ravel()
-    p = np.asarray(predicted, dtype=np.float64).ravel()
+    try:
+        a = np.asarray(accepted, dtype=np.float64).ravel()
+        p = np.asarray(predicted, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as e:
+        raise StatsError(f"accepted and predicted must be arrays of numbers: {e}") from None
     if a.shape != p.shape:
-        raise ValueError(f"accepted has {a.size} trajectories and predicted {p.size}: give one value per trajectory")
+        raise StatsError(f"accepted has {a.size} trajectories and predicted {p.size}: give one value per trajectory")
     if not (np.isfinite(a).all() and np.isfinite(p).all()):
-        raise ValueError("accepted or predicted counts contain NaN or Inf")
+        raise StatsError("accepted or predicted counts contain NaN or Inf")
     if (a < 0).any() or (p < 0).any():
-        raise ValueError("accepted and predicted counts must be >= 0")
+        raise StatsError("accepted and predicted counts must be >= 0")
     return a, p
 
 
@@ -37,7 +41,7 @@ def acceptance_test(accepted, predicted, *, name: str = "acceptance[trajectory t
     """Two-sided t-test that the per-trajectory accepted-minus-predicted counts have mean 0."""
     a, p = _per_trajectory(accepted, predicted)
     if a.size < MIN_SAMPLES:
-        raise ValueError(f"{a.size} trajectories are too few for the acceptance test; use n >= {MIN_SAMPLES}")
+        raise SampleSizeError(f"{a.size} trajectories are too few for the acceptance test; use n >= {MIN_SAMPLES}")
     diff = a - p
     scale = max(1.0, float(np.abs(p).max()))
     if np.ptp(diff) <= 1e-12 * scale:  # no spread (e.g. the oracle drafter: every step accepted w.p. 1)

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from specverify._validate import positive_int
+from specverify.errors import SampleSizeError, StatsError
 from specverify.harness.stats.permutation import TIE_RTOL, group_indicator, max_standardised, permutation_test
 from specverify.harness.stats.results import TestResult
 
@@ -71,15 +72,18 @@ def _as_samples(v, name: str, device) -> torch.Tensor:
     if isinstance(v, torch.Tensor):
         t = v.detach().to(device=device if device is not None else v.device, dtype=torch.float64)
     else:
-        t = torch.as_tensor(np.asarray(v, dtype=np.float64), device=device)
+        try:
+            t = torch.as_tensor(np.asarray(v, dtype=np.float64), device=device)
+        except (TypeError, ValueError) as e:
+            raise StatsError(f"{name} must be an array of numbers: {e}") from None
     if t.ndim == 1:
         t = t[:, None]
     if t.ndim != 2:
-        raise ValueError(f"{name} must be (n, d) or (n,), got shape {tuple(t.shape)}; flatten images first")
+        raise StatsError(f"{name} must be (n, d) or (n,), got shape {tuple(t.shape)}; flatten images first")
     if t.shape[0] < 2:
-        raise ValueError(f"{name} has {t.shape[0]} samples; a two-sample test needs at least 2 per side")
+        raise SampleSizeError(f"{name} has {t.shape[0]} samples; a two-sample test needs at least 2 per side")
     if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or Inf; the sampler produced invalid output")
+        raise StatsError(f"{name} contains NaN or Inf; the sampler produced invalid output")
     return t
 
 
@@ -88,7 +92,7 @@ def _pool(x, y, device) -> tuple[torch.Tensor, int, int]:
         device = x.device
     x, y = _as_samples(x, "x", device), _as_samples(y, "y", device)
     if x.shape[1] != y.shape[1]:
-        raise ValueError(f"x has dimension {x.shape[1]} and y {y.shape[1]}: compare samples of one problem")
+        raise StatsError(f"x has dimension {x.shape[1]} and y {y.shape[1]}: compare samples of one problem")
     return torch.cat([x, y.to(x.device)]), x.shape[0], y.shape[0]
 
 
@@ -99,7 +103,7 @@ def _sub_seed(seed: int, tag: int) -> int:
 
 def _choose(method: str, n_items: int, max_exact: int, approx: str) -> str:
     if method not in ("auto", "exact", approx):
-        raise ValueError(f"method must be 'auto', 'exact' or {approx!r}, got {method!r}")
+        raise StatsError(f"method must be 'auto', 'exact' or {approx!r}, got {method!r}")
     if method == "auto":
         return "exact" if n_items <= max_exact else approx
     return method
@@ -130,7 +134,7 @@ def median_heuristic(x, y, *, max_points: int = MEDIAN_POINTS, seed: int = 0) ->
 
 def _pool_median(z: torch.Tensor, max_points: int, seed: int, dist: torch.Tensor | None = None) -> float:
     if int(max_points) != max_points or max_points < 2:
-        raise ValueError(f"max_points must be an integer >= 2, got {max_points!r}")
+        raise StatsError(f"max_points must be an integer >= 2, got {max_points!r}")
     if z.shape[0] > max_points:
         gen = torch.Generator().manual_seed(_sub_seed(seed, 3))
         u = torch.randn(z.shape[1], generator=gen, dtype=torch.float64).to(z.device)
@@ -141,7 +145,7 @@ def _pool_median(z: torch.Tensor, max_points: int, seed: int, dist: torch.Tensor
     iu = torch.triu_indices(z.shape[0], z.shape[0], offset=1, device=z.device)
     med = float(np.median(d[iu[0], iu[1]].cpu().numpy()))
     if not med > 0:
-        raise ValueError("the median pairwise distance is 0 (over half the pooled points coincide); the median "
+        raise StatsError("the median pairwise distance is 0 (over half the pooled points coincide); the median "
                          "heuristic cannot set a bandwidth: pass bandwidths= explicitly")
     return med
 
@@ -167,7 +171,7 @@ def _centre(mat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _check_bandwidths(bandwidths) -> tuple[float, ...]:
     bw = tuple(float(h) for h in np.atleast_1d(np.asarray(bandwidths, dtype=np.float64)))
     if not bw or not all(math.isfinite(h) and h > 0 for h in bw):
-        raise ValueError(f"bandwidths must be positive and finite, got {bandwidths}")
+        raise StatsError(f"bandwidths must be positive and finite, got {bandwidths}")
     return bw
 
 
@@ -177,7 +181,7 @@ def _dtype_name(dtype) -> str:
 
 def _check_dtype(dtype) -> torch.dtype:
     if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+        raise StatsError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     return dtype
 
 
@@ -209,7 +213,7 @@ def _mmd_exact(z: torch.Tensor, n: int, m: int, bw, dtype=torch.float32, dist: t
 
 
 def _mmd_rff(z: torch.Tensor, n: int, m: int, bw, n_features: int, seed: int, dtype=torch.float32):
-    n_items, k, f = z.shape[0], len(bw), positive_int(n_features, "n_features", error=ValueError)
+    n_items, k, f = z.shape[0], len(bw), positive_int(n_features, "n_features", error=StatsError)
     gen = torch.Generator().manual_seed(_sub_seed(seed, 1))
     w0 = torch.randn(z.shape[1], f, generator=gen, dtype=torch.float64).to(z.device)
     inv_h = torch.tensor([1.0 / h for h in bw], dtype=torch.float64, device=z.device)
@@ -271,7 +275,7 @@ def _cumsum_statistics(proj: torch.Tensor, n: int, m: int, *, ks: bool = True, e
     """
     energy_cols = list(energy_cols)
     if not ks and not energy_cols:
-        raise ValueError("_cumsum_statistics needs ks=True or some energy_cols")
+        raise StatsError("_cumsum_statistics needs ks=True or some energy_cols")
     n_items, c = proj.shape
     lo, dev = torch.float32, proj.device
     vals, order = proj.sort(0)
@@ -311,7 +315,7 @@ def _cumsum_statistics(proj: torch.Tensor, n: int, m: int, *, ks: bool = True, e
 
 
 def _energy_sliced(z: torch.Tensor, n: int, m: int, n_slices: int, seed: int):
-    d, p = z.shape[1], positive_int(n_slices, "n_slices", error=ValueError)
+    d, p = z.shape[1], positive_int(n_slices, "n_slices", error=StatsError)
     gen = torch.Generator().manual_seed(_sub_seed(seed, 2))
     theta = torch.randn(d, p, generator=gen, dtype=torch.float64)
     theta = (theta / theta.norm(dim=0, keepdim=True)).to(z.device)

@@ -31,6 +31,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from specverify._validate import in_unit_interval
+from specverify.errors import StatsError
 from specverify.harness.stats import kernel
 from specverify.harness.stats.permutation import min_permutations, permutation_matrix
 from specverify.harness.stats.results import Battery, TestResult
@@ -115,8 +117,7 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
     """
     from specverify.harness.stats.two_sample import _pair
 
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    alpha = in_unit_interval(alpha, "alpha", StatsError)
     x, y = _pair(x, y)
     n, m = len(x), len(y)
     n_perm = max(DEFAULT_PERMUTATIONS, min_permutations(alpha)) if n_perm is None else int(n_perm)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from specverify._validate import in_unit_interval
+from specverify.errors import SampleSizeError, StatsError
 from specverify.harness.stats.results import Battery, TestResult, holm
 
 __all__ = ["MIN_SAMPLES", "gaussian_one_sample", "whiten", "whitened_normal_battery"]
@@ -19,13 +21,17 @@ MIN_SAMPLES = 100
 
 
 def _check(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise StatsError(f"samples must be an array of numbers (n, d): {e}") from None
     if x.ndim != 2:
-        raise ValueError(f"samples must be a 2-D array (n, d), got shape {x.shape}; flatten images first")
+        raise StatsError(f"samples must be a 2-D array (n, d), got shape {x.shape}; flatten images first")
     if x.shape[0] < MIN_SAMPLES:
-        raise ValueError(f"{x.shape[0]} samples are too few for the asymptotic KS p-values; use n >= {MIN_SAMPLES}")
+        raise SampleSizeError(f"{x.shape[0]} samples are too few for the asymptotic KS p-values; "
+                              f"use n >= {MIN_SAMPLES}")
     if not np.isfinite(x).all():
-        raise ValueError("samples contain NaN or Inf; the sampler produced invalid output")
+        raise StatsError("samples contain NaN or Inf; the sampler produced invalid output")
     return x
 
 
@@ -36,7 +42,7 @@ def whiten(x, mean, eigvals, eigvecs) -> np.ndarray:
 
 def whitened_normal_battery(w, alpha: float, *, prefix: str = "") -> Battery:
     """Test w ~ N(0, I): per-coordinate KS and a KS of |w|^2 against chi^2(d), Holm at ``alpha``."""
-    w = _check(w)
+    w, alpha = _check(w), in_unit_interval(alpha, "alpha", StatsError)
     n, d = w.shape
     def ks(name, v, cdf):
         r = stats.kstest(v, cdf, method="asymp")

@@ -35,7 +35,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from specverify.errors import SpecverifyError
+from specverify.errors import StatsError
 
 __all__ = ["TIE_RTOL", "PermutationError", "PermutationResult", "group_indicator", "max_standardised",
            "min_permutations", "permutation_matrix", "permutation_pvalue", "permutation_test"]
@@ -43,7 +43,7 @@ __all__ = ["TIE_RTOL", "PermutationError", "PermutationResult", "group_indicator
 TIE_RTOL = 1e-9
 
 
-class PermutationError(SpecverifyError, ValueError):
+class PermutationError(StatsError):
     """Bad arguments to a permutation test (too few permutations for alpha, bad sizes)."""
 
 

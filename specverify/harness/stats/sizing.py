@@ -31,14 +31,16 @@ from __future__ import annotations
 import math
 import warnings
 
-from specverify._validate import positive_int
-from specverify.errors import SpecverifyError
+import numpy as np
+
+from specverify._validate import in_unit_interval, positive_int
+from specverify.errors import SampleSizeError, StatsError
 
 __all__ = ["PowerError", "PowerWarning", "binomial_interval", "check_power", "ks_one_sample_n", "ks_two_sample_n",
            "min_detectable_ks_one_sample", "min_detectable_ks_two_sample"]
 
 
-class PowerError(SpecverifyError, ValueError):
+class PowerError(SampleSizeError):
     """The requested sample size cannot deliver the declared power; the message names the n that can."""
 
 
@@ -47,17 +49,11 @@ class PowerWarning(UserWarning):
 
 
 def _rate(name: str, value: float) -> float:
-    value = float(value)
-    if not 0 < value < 1:
-        raise ValueError(f"{name} must be in (0, 1), got {value}")
-    return value
+    return in_unit_interval(value, name, StatsError)
 
 
 def _epsilon(epsilon: float) -> float:
-    epsilon = float(epsilon)
-    if not 0 < epsilon <= 1:
-        raise ValueError(f"epsilon (a KS distance) must be in (0, 1], got {epsilon}")
-    return epsilon
+    return in_unit_interval(epsilon, "epsilon (a KS distance)", StatsError, upper_closed=True)
 
 
 def _radius(delta: float) -> float:
@@ -83,13 +79,13 @@ def ks_two_sample_n(alpha: float, beta: float, epsilon: float) -> int:
 
 def min_detectable_ks_one_sample(n: int, alpha: float, beta: float) -> float:
     """The smallest KS distance that n draws detect with probability 1 - beta at level alpha (DKW, one sample)."""
-    n, alpha, beta = positive_int(n, "n", error=ValueError), _rate("alpha", alpha), _rate("beta", beta)
+    n, alpha, beta = positive_int(n, "n", error=StatsError), _rate("alpha", alpha), _rate("beta", beta)
     return (_radius(alpha) + _radius(beta)) / math.sqrt(n)
 
 
 def min_detectable_ks_two_sample(n: int, m: int, alpha: float, beta: float) -> float:
     """The smallest KS distance that samples of sizes n and m tell apart w.p. 1 - beta at level alpha (DKW)."""
-    n, m = positive_int(n, "n", error=ValueError), positive_int(m, "m", error=ValueError)
+    n, m = positive_int(n, "n", error=StatsError), positive_int(m, "m", error=StatsError)
     alpha, beta = _rate("alpha", alpha), _rate("beta", beta)
     return (_radius(alpha / 2) + _radius(beta / 2)) * (1 / math.sqrt(n) + 1 / math.sqrt(m))
 
@@ -125,9 +121,9 @@ def binomial_interval(k: int, n: int, confidence: float) -> tuple[float, float]:
     """Exact (Clopper-Pearson) two-sided interval for a binomial proportion, via scipy ``binomtest``."""
     from scipy import stats
 
-    n = positive_int(n, "n", error=ValueError)
-    if isinstance(k, bool) or int(k) != k or not 0 <= k <= n:
-        raise ValueError(f"k must be an integer in [0, n={n}], got {k!r}")
+    n = positive_int(n, "n", error=StatsError)
+    if not (isinstance(k, int | np.integer) and not isinstance(k, bool) and 0 <= k <= n):
+        raise StatsError(f"k must be an integer in [0, n={n}], got {k!r}")
     confidence = _rate("confidence", confidence)
     ci = stats.binomtest(int(k), n).proportion_ci(confidence_level=confidence, method="exact")
     return float(ci.low), float(ci.high)

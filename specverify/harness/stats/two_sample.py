@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from specverify._validate import in_unit_interval
+from specverify.errors import StatsError
 from specverify.harness.stats.one_sample import _check
 from specverify.harness.stats.results import Battery, TestResult, holm
 
@@ -29,7 +31,7 @@ def _ks(name, a, b):
 def _pair(x, y):
     x, y = _check(x), _check(y)
     if x.shape[1] != y.shape[1]:
-        raise ValueError(f"x has dimension {x.shape[1]} and y {y.shape[1]}: compare samples of one problem")
+        raise StatsError(f"x has dimension {x.shape[1]} and y {y.shape[1]}: compare samples of one problem")
     return x, y
 
 
@@ -64,9 +66,8 @@ def two_sample_battery(x, y, alpha: float, *, ks: bool = True, kernel: bool = Tr
     ``energy_options`` are passed to ``kernel.mmd_test`` and ``kernel.energy_test`` (e.g. ``method``).
     """
     if not (ks or kernel):
-        raise ValueError("nothing to test: enable ks, kernel or both")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise StatsError("nothing to test: enable ks, kernel or both")
+    alpha = in_unit_interval(alpha, "alpha", StatsError)
     x, y = _pair(x, y)
     tests = ks_tests(x, y, n_projections=n_projections, max_coords=max_coords, seed=seed) if ks else []
     if kernel:
