@@ -160,15 +160,19 @@ def mutant_verdict(setup: Setup, reference, mutant: str | None, *, drafter: str 
                    epsilon: float = 0.05, n: int | None = None, seed: int = 0, device="cpu") -> dict:
     """Check ``mutant`` (None: the correct sampler) under two configurations, the given drafter and the stress
     drafter, at alpha / 2 each (so the verdict's false-alarm rate is <= alpha); detected if either rejects.
-    Returns a row with each configuration's verdict, n, min adjusted p-value and the tests that rejected."""
+    Returns a row (the bug's ``description``, None for the correct sampler) with each configuration's verdict,
+    n, min adjusted p-value and the tests that rejected."""
+    from specverify.sampler.mutants import MUTANTS
+
     configs = {"default": (drafter, window), "stress": ("stress", STRESS_WINDOW)}
-    row = {"name": mutant or "correct", "configurations": {}}
+    row = {"name": mutant or "correct", "description": MUTANTS[mutant].description if mutant in MUTANTS else None,
+           "configurations": {}}
     for label, (d, w) in configs.items():
         cand = make_candidate(setup, drafter=d, window=w, mutant=mutant, stress_delta=stress_delta, device=device)
         rep = check(setup, cand, reference, alpha=alpha / len(configs), beta=beta, epsilon=epsilon, n=n, seed=seed)
         row["configurations"][label] = {"drafter": d, "window": w, "verdict": rep.verdict, "n": rep.n,
-                                        "min_adjusted_pvalue": min(t["adjusted_pvalue"] for t in rep.tests),
-                                        "rejected_tests": [t["name"] for t in rep.tests if t["rejected"]]}
+                                        "min_adjusted_pvalue": min(t.adjusted_pvalue for t in rep.tests),
+                                        "rejected_tests": [t.name for t in rep.tests if t.rejected]}
     row["detected"] = any(c["verdict"] == "fail" for c in row["configurations"].values())
     row["min_adjusted_pvalue"] = min(c["min_adjusted_pvalue"] for c in row["configurations"].values())
     row["caught_by"] = [k for k, c in row["configurations"].items() if c["verdict"] == "fail"]

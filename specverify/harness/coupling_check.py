@@ -17,6 +17,7 @@ Arrays go in as numpy float64; a coupling that refuses numpy is retried with tor
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
 
@@ -28,10 +29,60 @@ from specverify.harness.predictions import acceptance_probability
 from specverify.harness.stats.one_sample import whitened_normal_battery
 from specverify.harness.stats.results import TestResult, holm
 
-__all__ = ["CASES", "check_coupling", "coupling_form", "reference_coupling"]
+__all__ = ["CASES", "CouplingResult", "CouplingTest", "ExactCase", "check_coupling", "coupling_form",
+           "reference_coupling"]
 
 CASES = ((1, 0.5), (1, 2.0), (8, 1.0), (64, 0.3))  # (dimension, |D|)
 _EXACT_RTOL = 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class ExactCase:
+    """One case of the exact comparison (injected form): rows whose flag or output differ from the formula."""
+
+    dim: int
+    distance: float
+    flag_mismatches: int
+    output_mismatches: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CouplingTest:
+    """One statistical test of the coupling check, Holm-adjusted over all cases."""
+
+    name: str
+    statistic: float
+    pvalue: float
+    adjusted_pvalue: float
+    rejected: bool
+    method: str
+    n: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CouplingResult:
+    """The kernel-level verdict; ``exact`` and ``exact_ok`` (None for the seeded form) come from the exact
+    comparison, ``tests`` from the statistical one. ``to_dict()`` is the JSON of `specverify check` on a
+    coupling (report.markdown_kernel renders it)."""
+
+    verdict: str
+    form: str
+    alpha: float
+    n: int
+    seed: int
+    exact: tuple[ExactCase, ...]
+    exact_ok: bool | None
+    tests: tuple[CouplingTest, ...]
+    seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.verdict == "pass" else 1
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return out | {"exact": [dataclasses.asdict(e) for e in self.exact],
+                      "tests": [dataclasses.asdict(t) for t in self.tests]}
 
 
 def reference_coupling(mean_p, mean_q, sigma, z, u):
@@ -88,8 +139,8 @@ def _case_inputs(rng, n, d, dist):
     return mean_p, mean_q, sigma
 
 
-def check_coupling(fn, *, n: int = 20000, alpha: float = 0.01, seed: int = 0) -> dict:
-    """Check a coupling (either form) over ``CASES``; returns a report dict with ``verdict`` and ``tests``."""
+def check_coupling(fn, *, n: int = 20000, alpha: float = 0.01, seed: int = 0) -> CouplingResult:
+    """Check a coupling (either form) over ``CASES``; returns the verdict with its exact cases and tests."""
     t0 = time.perf_counter()
     form = coupling_form(fn)
     rng = np.random.default_rng(seed)
@@ -103,7 +154,7 @@ def check_coupling(fn, *, n: int = 20000, alpha: float = 0.01, seed: int = 0) ->
             scale = np.abs(ref_x).max() + 1.0
             bad_acc = int((acc != ref_acc).sum())
             bad_x = int((np.abs(x - ref_x).max(1) > _EXACT_RTOL * scale).sum())
-            exact.append({"dim": d, "distance": dist, "flag_mismatches": bad_acc, "output_mismatches": bad_x})
+            exact.append(ExactCase(d, dist, bad_acc, bad_x))
         else:
             x, acc = _call(fn, (mean_p, mean_q, sigma, int(rng.integers(2**31))), n, d)
             x2, _ = _call(fn, (mean_p, mean_q, sigma, int(seed)), n, d)
@@ -117,11 +168,9 @@ def check_coupling(fn, *, n: int = 20000, alpha: float = 0.01, seed: int = 0) ->
         tests.append(TestResult(f"d={d} |D|={dist} acceptance", acc.mean(), float(b.pvalue),
                                 f"binomtest vs 2 Phi(-|D|/2) = {p_acc:.4f}", n))
     battery = holm(tests, alpha)
-    exact_ok = all(e["flag_mismatches"] == 0 and e["output_mismatches"] == 0 for e in exact)
+    exact_ok = all(e.flag_mismatches == 0 and e.output_mismatches == 0 for e in exact)
     verdict = "pass" if exact_ok and not battery.reject else "fail"
-    return {"verdict": verdict, "form": form, "alpha": alpha, "n": n, "seed": seed, "exact": exact,
-            "exact_ok": exact_ok if form == "injected" else None,
-            "tests": [{"name": t.name, "statistic": t.statistic, "pvalue": t.pvalue, "adjusted_pvalue": a,
-                       "rejected": r, "method": t.method, "n": t.n}
-                      for t, a, r in zip(battery.tests, battery.adjusted, battery.rejected, strict=True)],
-            "seconds": time.perf_counter() - t0}
+    results = tuple(CouplingTest(t.name, t.statistic, t.pvalue, a, r, t.method, t.n)
+                    for t, a, r in zip(battery.tests, battery.adjusted, battery.rejected, strict=True))
+    return CouplingResult(verdict, form, alpha, n, seed, tuple(exact), exact_ok if form == "injected" else None,
+                          results, time.perf_counter() - t0)

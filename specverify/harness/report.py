@@ -1,76 +1,247 @@
-"""A report as Markdown and as PNG figures (QQ plots of the worst coordinates, the squared norm's histogram,
-acceptance per window position). matplotlib is imported on first use, with the Agg backend."""
+"""The report type: a check's result as frozen records, and its JSON (``to_dict``), Markdown and PNG figures.
+
+- :class:`Report` (the suite's verdict) holds :class:`ReportTest` records and an :class:`AcceptanceSummary`;
+  ``to_dict()`` is the JSON that ``specverify check --json`` writes.
+- :func:`markdown`, :func:`markdown_kernel` (a ``coupling_check.CouplingResult``) and :func:`kills_markdown`
+  (the `specverify mutants` table) render pages; :func:`plots` draws QQ plots of the worst coordinates (read
+  from the records' ``coord``), the squared norm's histogram and acceptance per window position.
+
+matplotlib is imported on first use, with the Agg backend.
+"""
 
 from __future__ import annotations
 
-import re
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["acceptance_line", "markdown", "markdown_kernel", "plots"]
+__all__ = ["AcceptanceSummary", "PositionAcceptance", "Report", "ReportTest", "acceptance_line", "kills_markdown",
+           "markdown", "markdown_kernel", "plots"]
 
-_COORD = re.compile(r"ks\[coord (\d+)\]")
+
+def _fields(record) -> dict:
+    """A record's fields by name, in declaration order (shallow: nested records stay records)."""
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
 
 
-def markdown(report: dict, title: str = "specverify check") -> str:
-    """The report (``Report.to_dict()`` plus any context keys) as a Markdown page."""
+@dataclasses.dataclass(frozen=True)
+class ReportTest:
+    """One test of a verdict's family.
+
+    ``family``: "distribution" or "acceptance" (the Bonferroni block); ``adjusted_pvalue`` and ``rejected``:
+    family-wise, at the report's alpha; ``bh_qvalue``: Benjamini-Hochberg over all tests (exploratory);
+    ``coord``: the coordinate a per-coordinate test looks at, None for the others (not in the JSON).
+    """
+
+    name: str
+    family: str
+    statistic: float
+    pvalue: float
+    adjusted_pvalue: float
+    rejected: bool
+    bh_qvalue: float
+    method: str
+    n: int
+    coord: int | None = None
+
+    def to_dict(self) -> dict:
+        out = _fields(self)
+        del out["coord"]
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class PositionAcceptance:
+    """Acceptance at one window position: counts, rate, its Clopper-Pearson interval, the predicted rate."""
+
+    position: int
+    accepted: int
+    verified: int
+    rate: float | None
+    predicted: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+    def to_dict(self) -> dict:
+        return _fields(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class AcceptanceSummary:
+    """Pooled and per-position acceptance next to the predictions (``stats.acceptance.acceptance_summary``)."""
+
+    trajectories: int
+    accepted: int
+    predicted_accepted: float
+    verified: int
+    acceptance_rate: float | None
+    predicted_acceptance_rate: float | None
+    confidence: float
+    ci_low: float | None
+    ci_high: float | None
+    per_position: tuple[PositionAcceptance, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> AcceptanceSummary:
+        """The record of ``acceptance_summary``'s dict (or of this record's ``to_dict()``)."""
+        rows = tuple(PositionAcceptance(**p) for p in d.get("per_position", ()))
+        return cls(**{k: v for k, v in d.items() if k != "per_position"}, per_position=rows)
+
+    def to_dict(self) -> dict:
+        return _fields(self) | {"per_position": [p.to_dict() for p in self.per_position]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """The suite's verdict on a candidate: the family's tests, the acceptance summary, sizes and warnings.
+
+    ``data`` (samples, for :func:`plots`) is kept only with ``keep_samples=True``; it is not in the JSON.
+    """
+
+    verdict: str
+    alpha: float
+    beta: float
+    epsilon: float
+    n: int
+    min_detectable_ks: float
+    reference: str
+    seed: int
+    correction: str
+    tests: tuple[ReportTest, ...]
+    acceptance: AcceptanceSummary | None
+    seconds: float
+    warnings: tuple[str, ...]
+    data: dict | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.verdict == "pass" else 1
+
+    def to_dict(self) -> dict:
+        out = _fields(self)
+        del out["data"]
+        return out | {"tests": [t.to_dict() for t in self.tests],
+                      "acceptance": None if self.acceptance is None else self.acceptance.to_dict(),
+                      "warnings": list(self.warnings)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _yes(rejected: bool) -> str:
+    return "**yes**" if rejected else "no"
+
+
+def _error_markdown(r: Mapping, title: str) -> str:
+    context = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("error", "verdict"))
+    return (f"# {title}: ERROR\n\n{r.get('error', '')}\n\nNo verdict: fix the error above and run again. "
+            f"Context: {context}\n")
+
+
+def _acceptance_markdown(acc: AcceptanceSummary) -> list[str]:
+    out = ["", "## Acceptance", "", acceptance_line(acc)]
+    rows = [p for p in acc.per_position if p.verified]
+    if acc.per_position:
+        out += ["", "| position | verified | rate | interval | predicted |", "|---|---|---|---|---|"]
+        out += [f"| {p.position} | {p.verified} | {p.rate:.4f} | [{p.ci_low:.4f}, {p.ci_high:.4f}] | "
+                f"{p.predicted:.4f} |" for p in rows]
+    return out
+
+
+def markdown(report: Report | Mapping, title: str = "specverify check") -> str:
+    """A :class:`Report` as a Markdown page; or, for a check that stopped with an error, the mapping
+    ``{**context, "verdict": "error", "error": message}`` as an error page."""
+    if isinstance(report, Mapping):
+        if report.get("verdict") != "error":
+            raise TypeError("markdown() renders a Report (or the error mapping of a check that stopped); "
+                            "pass the Report, not its to_dict()")
+        return _error_markdown(report, title)
     r = report
-    if r.get("verdict") == "error":
-        return (f"# {title}: ERROR\n\n{r.get('error', '')}\n\nNo verdict: fix the error above and run again. "
-                f"Context: {', '.join(f'{k}={v}' for k, v in r.items() if k not in ('error', 'verdict'))}\n")
-    out = [f"# {title}: {r['verdict'].upper()}", "",
-           f"- reference: {r['reference']}; alpha = {r['alpha']} (family-wise, {r['correction']})",
-           f"- n = {r['n']}, seed = {r['seed']}; smallest KS distance detected with power {1 - r['beta']:.3g}: "
-           f"{r['min_detectable_ks']:.4f}",
-           f"- {r['seconds']:.1f} s"]
-    out += [f"- warning: {w}" for w in r.get("warnings", [])]
-    acc = r.get("acceptance")
-    if acc:
-        out += ["", "## Acceptance", "", acceptance_line(acc)]
-        if acc["per_position"]:
-            out += ["", "| position | verified | rate | interval | predicted |", "|---|---|---|---|---|"]
-            for p in acc["per_position"]:
-                if p["verified"]:
-                    out.append(f"| {p['position']} | {p['verified']} | {p['rate']:.4f} | "
-                               f"[{p['ci_low']:.4f}, {p['ci_high']:.4f}] | {p['predicted']:.4f} |")
+    out = [f"# {title}: {r.verdict.upper()}", "",
+           f"- reference: {r.reference}; alpha = {r.alpha} (family-wise, {r.correction})",
+           f"- n = {r.n}, seed = {r.seed}; smallest KS distance detected with power {1 - r.beta:.3g}: "
+           f"{r.min_detectable_ks:.4f}",
+           f"- {r.seconds:.1f} s"]
+    out += [f"- warning: {w}" for w in r.warnings]
+    if r.acceptance is not None:
+        out += _acceptance_markdown(r.acceptance)
     out += ["", "## Tests", "", "Sorted by adjusted p-value; BH q-values are exploratory.", "",
             "| test | family | statistic | p | adjusted p | BH q | rejected |", "|---|---|---|---|---|---|---|"]
-    for t in sorted(r["tests"], key=lambda t: (t["adjusted_pvalue"], t["pvalue"])):
-        out.append(f"| {t['name']} | {t.get('family', '')} | {t['statistic']:.4g} | {t['pvalue']:.3g} | "
-                   f"{t['adjusted_pvalue']:.3g} | {t.get('bh_qvalue', float('nan')):.3g} | "
-                   f"{'**yes**' if t['rejected'] else 'no'} |")
+    out += [f"| {t.name} | {t.family} | {t.statistic:.4g} | {t.pvalue:.3g} | {t.adjusted_pvalue:.3g} | "
+            f"{t.bh_qvalue:.3g} | {_yes(t.rejected)} |"
+            for t in sorted(r.tests, key=lambda t: (t.adjusted_pvalue, t.pvalue))]
     return "\n".join(out) + "\n"
 
 
-def markdown_kernel(r: dict, title: str) -> str:
-    """A kernel-level (coupling) report as Markdown."""
-    out = [f"# {title}: {r['verdict'].upper()}", "", f"- form: {r['form']}; n = {r['n']} per case; alpha = "
-           f"{r['alpha']} (Holm over {len(r['tests'])} tests); seed = {r['seed']}; {r['seconds']:.1f} s"]
-    if r["exact"]:
+def markdown_kernel(r, title: str) -> str:
+    """A kernel-level result (``coupling_check.CouplingResult``) as Markdown."""
+    out = [f"# {title}: {r.verdict.upper()}", "", f"- form: {r.form}; n = {r.n} per case; alpha = "
+           f"{r.alpha} (Holm over {len(r.tests)} tests); seed = {r.seed}; {r.seconds:.1f} s"]
+    if r.exact:
         out += ["", "## Exact comparison with the reflection coupling (injected noise)", "",
                 "| d | abs D | flag mismatches | output mismatches |", "|---|---|---|---|"]
-        out += [f"| {e['dim']} | {e['distance']} | {e['flag_mismatches']} | {e['output_mismatches']} |"
-                for e in r["exact"]]
+        out += [f"| {e.dim} | {e.distance} | {e.flag_mismatches} | {e.output_mismatches} |" for e in r.exact]
     out += ["", "## Tests", "", "| test | statistic | p | adjusted p | rejected |", "|---|---|---|---|---|"]
-    out += [f"| {t['name']} | {t['statistic']:.4g} | {t['pvalue']:.3g} | {t['adjusted_pvalue']:.3g} | "
-            f"{'**yes**' if t['rejected'] else 'no'} |" for t in sorted(r["tests"], key=lambda t: t["adjusted_pvalue"])]
+    out += [f"| {t.name} | {t.statistic:.4g} | {t.pvalue:.3g} | {t.adjusted_pvalue:.3g} | {_yes(t.rejected)} |"
+            for t in sorted(r.tests, key=lambda t: t.adjusted_pvalue)]
     return "\n".join(out) + "\n"
 
 
-def acceptance_line(acc: dict) -> str:
+def acceptance_line(acc: AcceptanceSummary) -> str:
     """One sentence: the pooled acceptance with its interval next to the prediction."""
-    if not acc["verified"]:
-        return (f"Accepted {acc['accepted']} drafted steps, predicted {acc['predicted_accepted']:.1f} "
+    if not acc.verified:
+        return (f"Accepted {acc.accepted} drafted steps, predicted {acc.predicted_accepted:.1f} "
                 f"(no verified counts reported, so no rate).")
-    return (f"Accepted {acc['accepted']} of {acc['verified']} verified steps: rate {acc['acceptance_rate']:.4f} "
-            f"[{acc['ci_low']:.4f}, {acc['ci_high']:.4f}] ({acc['confidence']:.0%} Clopper-Pearson), predicted "
-            f"{acc['predicted_acceptance_rate']:.4f}.")
+    return (f"Accepted {acc.accepted} of {acc.verified} verified steps: rate {acc.acceptance_rate:.4f} "
+            f"[{acc.ci_low:.4f}, {acc.ci_high:.4f}] ({acc.confidence:.0%} Clopper-Pearson), predicted "
+            f"{acc.predicted_acceptance_rate:.4f}.")
 
 
-def _worst_coords(tests, k=4):
-    ranked = sorted(tests, key=lambda t: t["pvalue"])
-    return [int(m.group(1)) for t in ranked if (m := _COORD.fullmatch(t["name"]))][:k]
+def _few(names: list, k: int = 4) -> str:
+    if not names:
+        return "-"
+    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _seconds(out: Mapping) -> str:
+    return f" ({out['seconds']:.0f} s)" if "seconds" in out else ""
+
+
+def kills_markdown(out: Mapping, argv: str) -> str:
+    """The `specverify mutants` kills table from its JSON (rows of ``bridge.mutant_verdict``); ``argv``: the
+    command line that measured it."""
+    c = out["configurations"]
+    lines = [f"# Mutants against the suite: {out['problem']} d={out['dim']}, {out['steps']} steps", "",
+             f"Measured by `specverify {argv}`{_seconds(out)}. Each sampler is checked under the default "
+             f"configuration ({c['default']['drafter']}, L={c['default']['window']}) and the stress configuration "
+             f"(stress drafter, L={c['stress']['window']}) at alpha / 2 = {out['alpha'] / 2} each; detected if "
+             f"either rejects.", "",
+             f"Kill rate {out['kill_rate']:.2f}; correct sampler "
+             f"{'FALSELY REJECTED' if out['reference_false_alarm'] else 'passes'}.", "",
+             "| sampler | bug | detected | min adjusted p | n | rejected by (default) | rejected by (stress) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in [out["correct"], *out["mutants"]]:
+        cfg = r["configurations"]
+        lines.append(f"| {r['name']} | {r.get('description') or '(none)'} | {'yes' if r['detected'] else 'no'} | "
+                     f"{r['min_adjusted_pvalue']:.3g} | {cfg['default']['n']} | "
+                     f"{_few(cfg['default']['rejected_tests'])} | {_few(cfg['stress']['rejected_tests'])} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Figures
+
+
+def _worst_coords(tests, k: int = 4) -> list[int]:
+    """The k coordinates whose tests have the smallest p-values (each coordinate once)."""
+    out = []
+    for t in sorted(tests, key=lambda t: t.pvalue):
+        if t.coord is not None and t.coord not in out:
+            out.append(t.coord)
+    return out[:k]
 
 
 def _save(fig, path: Path) -> Path:
@@ -82,25 +253,10 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plots(report, outdir) -> list[Path]:
-    """Write the figures of a ``Report`` built with ``keep_samples=True``; returns their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _qq_figure(x, y, coords, exact: bool, path: Path) -> Path:
     import matplotlib.pyplot as plt
     from scipy import stats
 
-    if report.data is None:
-        raise ValueError("the report holds no samples: build it with keep_samples=True")
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    x, paths = report.data["x"], []
-    exact = "law" in report.data
-    if exact:
-        mean, lam, q = report.data["law"]
-        x = ((x - mean) @ q) / np.sqrt(lam)  # whitened: N(0, I) under H0
-    y = report.data.get("y")
-    coords = _worst_coords(report.tests) or list(range(min(4, x.shape[1])))
     fig, axes = plt.subplots(1, len(coords), figsize=(3.2 * len(coords), 3.2), squeeze=False)
     probs = (np.arange(1, 201) - 0.5) / 200
     for ax, i in zip(axes[0], coords, strict=True):
@@ -113,7 +269,12 @@ def plots(report, outdir) -> list[Path]:
         ax.set_xlabel("N(0, 1)" if exact else "reference")
         ax.set_ylabel("candidate")
     fig.suptitle("QQ plots of the worst coordinates", fontsize=10)
-    paths.append(_save(fig, outdir / "qq_worst_coordinates.png"))
+    return _save(fig, path)
+
+
+def _norm_figure(x, y, exact: bool, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    from scipy import stats
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     nx = (x**2).sum(1)
@@ -127,19 +288,43 @@ def plots(report, outdir) -> list[Path]:
         ax.hist((y**2).sum(1), bins=bins, density=True, alpha=0.5, label="reference")
         ax.set_xlabel("squared norm")
     ax.legend()
-    paths.append(_save(fig, outdir / "squared_norm.png"))
+    return _save(fig, path)
 
+
+def _acceptance_figure(acc: AcceptanceSummary, rows, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    pos = np.array([p.position for p in rows])
+    rate = np.array([p.rate for p in rows])
+    err = np.array([[p.rate - p.ci_low for p in rows], [p.ci_high - p.rate for p in rows]])
+    ax.errorbar(pos, rate, yerr=err, fmt="o", capsize=3, label=f"measured ({acc.confidence:.0%} CP)")
+    ax.plot(pos, [p.predicted for p in rows], "k_", ms=14, mew=2, label="predicted 2 Phi(-|D|/2)")
+    ax.set_xlabel("window position")
+    ax.set_ylabel("acceptance rate")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plots(report: Report, outdir) -> list[Path]:
+    """Write the figures of a ``Report`` built with ``keep_samples=True``; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    if report.data is None:
+        raise ValueError("the report holds no samples: build it with keep_samples=True")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    x, y = report.data["x"], report.data.get("y")
+    exact = "law" in report.data
+    if exact:
+        mean, lam, q = report.data["law"]
+        x = ((x - mean) @ q) / np.sqrt(lam)  # whitened: N(0, I) under H0
+    coords = _worst_coords(report.tests) or list(range(min(4, x.shape[1])))
+    paths = [_qq_figure(x, y, coords, exact, outdir / "qq_worst_coordinates.png"),
+             _norm_figure(x, y, exact, outdir / "squared_norm.png")]
     acc = report.acceptance
-    rows = [p for p in (acc or {}).get("per_position", []) if p["verified"]]
+    rows = [p for p in acc.per_position if p.verified] if acc is not None else []
     if rows:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        pos = np.array([p["position"] for p in rows])
-        rate = np.array([p["rate"] for p in rows])
-        err = np.array([[p["rate"] - p["ci_low"] for p in rows], [p["ci_high"] - p["rate"] for p in rows]])
-        ax.errorbar(pos, rate, yerr=err, fmt="o", capsize=3, label=f"measured ({acc['confidence']:.0%} CP)")
-        ax.plot(pos, [p["predicted"] for p in rows], "k_", ms=14, mew=2, label="predicted 2 Phi(-|D|/2)")
-        ax.set_xlabel("window position")
-        ax.set_ylabel("acceptance rate")
-        ax.legend()
-        paths.append(_save(fig, outdir / "acceptance_per_position.png"))
+        paths.append(_acceptance_figure(acc, rows, outdir / "acceptance_per_position.png"))
     return paths

@@ -14,12 +14,12 @@ k distribution tests, so that a KS distance epsilon in any one statistic is dete
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
 
 from specverify.harness.contracts import check_seeded, run
+from specverify.harness.report import AcceptanceSummary, Report, ReportTest
 from specverify.harness.stats import gaussian_one_sample
 from specverify.harness.stats.acceptance import acceptance_summary, acceptance_test
 from specverify.harness.stats.results import Battery, bonferroni_blocks
@@ -37,38 +37,11 @@ N_KERNEL_TESTS = 6  # MMD at five bandwidths and energy (stats.omnibus)
 REFERENCE_SEED_OFFSET = 1_000_003  # the reference draws from another stream than the candidate
 
 
-@dataclasses.dataclass(frozen=True)
-class Report:
-    verdict: str
-    alpha: float
-    beta: float
-    epsilon: float
-    n: int
-    min_detectable_ks: float
-    reference: str
-    seed: int
-    correction: str
-    tests: list
-    acceptance: dict | None
-    seconds: float
-    warnings: list
-    data: dict | None = dataclasses.field(default=None, repr=False, compare=False)  # samples, for plots
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.verdict == "pass" else 1
-
-    def to_dict(self) -> dict:
-        out = dataclasses.asdict(dataclasses.replace(self, data=None))
-        del out["data"]
-        return out
-
-
-def _power_warnings(n, needed, mdk, beta, epsilon):
+def _power_warnings(n, needed, mdk, beta, epsilon) -> tuple[str, ...]:
     if n >= needed:
-        return []
-    return [f"n={n} detects KS distances >= {mdk:.4f} with power {1 - beta}, not {epsilon}: "
-            f"use n >= {needed} (or leave --n out)"]
+        return ()
+    return (f"n={n} detects KS distances >= {mdk:.4f} with power {1 - beta}, not {epsilon}: "
+            f"use n >= {needed} (or leave --n out)",)
 
 
 def _bh(pvalues):
@@ -77,26 +50,53 @@ def _bh(pvalues):
     return multipletests(np.asarray(pvalues, dtype=np.float64), method="fdr_bh")[1]
 
 
-def _report(distribution: Battery, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data):
+def _coordinates(battery: Battery, chosen) -> list[int | None]:
+    """The coordinate each test of a distribution battery looks at (None: not a per-coordinate test).
+
+    A test that carries its ``coord`` says so itself; otherwise the battery's layout does: the one-sample battery
+    (``one_sample.whitened_normal_battery``) and the two-sample one (``omnibus.two_sample_minp``) both begin with
+    one KS test per ``chosen`` coordinate, in that order."""
+    if any(t.coord is not None for t in battery.tests):
+        return [t.coord for t in battery.tests]
+    chosen = [int(i) for i in chosen]
+    if len(chosen) > len(battery.tests):
+        raise ValueError(f"{len(chosen)} coordinates for a battery of {len(battery.tests)} tests")
+    return chosen + [None] * (len(battery.tests) - len(chosen))
+
+
+def _two_sample_coords(dim: int, seed: int) -> list[int]:
+    """The coordinates ``omnibus.two_sample_minp`` tests (all up to MAX_COORDS, else a seeded subset), read from
+    its direction matrix (the first columns are unit vectors)."""
+    from specverify.harness.stats.omnibus import _directions
+
+    dirs = _directions(np.empty((0, dim)), N_PROJECTIONS, MAX_COORDS, seed)[1]
+    return dirs[:, :min(dim, MAX_COORDS)].argmax(0).tolist()
+
+
+def _acceptance(acc) -> AcceptanceSummary:
+    verified = acc.get("verified")
+    if verified is None:
+        verified = np.zeros_like(acc["accepted"])
+    return AcceptanceSummary.from_dict(acceptance_summary(
+        acc["accepted"], acc["predicted"], verified, accepted_per_position=acc.get("accepted_per_position"),
+        verified_per_position=acc.get("verified_per_position"),
+        predicted_per_position=acc.get("predicted_per_position")))
+
+
+def _report(distribution: Battery, coords, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data):
     blocks = [distribution]
     if acc is not None:
         t = acceptance_test(acc["accepted"], acc["predicted"])
         blocks.append(Battery((t,), (t.pvalue,), (t.pvalue <= alpha,), alpha, "single"))
     family = bonferroni_blocks(blocks, alpha)
-    labels = ["distribution"] * len(distribution.tests) + ["acceptance"] * (len(family.tests) - len(distribution.tests))
+    extra = len(family.tests) - len(distribution.tests)
+    labels = ["distribution"] * len(distribution.tests) + ["acceptance"] * extra
+    coords = list(coords) + [None] * extra
     bh = _bh([t.pvalue for t in family.tests])
-    tests = [{"name": t.name, "family": f, "statistic": t.statistic, "pvalue": t.pvalue, "adjusted_pvalue": a,
-              "rejected": r, "bh_qvalue": float(q), "method": t.method, "n": t.n}
-             for t, f, a, r, q in zip(family.tests, labels, family.adjusted, family.rejected, bh, strict=True)]
-    summary = None
-    if acc is not None:
-        verified = acc.get("verified")
-        if verified is None:
-            verified = np.zeros_like(acc["accepted"])
-        summary = acceptance_summary(acc["accepted"], acc["predicted"], verified,
-                                     accepted_per_position=acc.get("accepted_per_position"),
-                                     verified_per_position=acc.get("verified_per_position"),
-                                     predicted_per_position=acc.get("predicted_per_position"))
+    tests = tuple(ReportTest(t.name, f, t.statistic, t.pvalue, a, r, float(q), t.method, t.n, c)
+                  for t, f, a, r, q, c in zip(family.tests, labels, family.adjusted, family.rejected, bh, coords,
+                                              strict=True))
+    summary = None if acc is None else _acceptance(acc)
     return Report("fail" if family.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, family.correction,
                   tests, summary, time.perf_counter() - t0, warnings, data)
 
@@ -115,8 +115,9 @@ def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.0
     battery = gaussian_one_sample(x, np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs), a_block)
     mdk = min_detectable_ks_one_sample(n, a_block / k, beta)
     data = {"x": x, "law": (np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs))} if keep_samples else None
-    return _report(battery, acc, kind="exact", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed,
-                   t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
+    return _report(battery, _coordinates(battery, range(d)), acc, kind="exact", alpha=alpha, beta=beta,
+                   epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
+                   warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
 
 
 def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
@@ -136,5 +137,6 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
                               seed=seed)
     mdk = min_detectable_ks_two_sample(n, n, a_block / k, beta)
     data = {"x": x, "y": y} if keep_samples else None
-    return _report(battery, acc, kind="sampler", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed,
-                   t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
+    coords = _coordinates(battery, _two_sample_coords(dim, seed))
+    return _report(battery, coords, acc, kind="sampler", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk,
+                   seed=seed, t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)

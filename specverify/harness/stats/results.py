@@ -11,7 +11,8 @@ __all__ = ["Battery", "TestResult", "bonferroni_blocks", "holm"]
 
 @dataclasses.dataclass(frozen=True)
 class TestResult:
-    """One test: its statistic, its p-value, the method used (pinned) and the sample size(s)."""
+    """One test: its statistic, its p-value, the method used (pinned) and the sample size(s); ``coord``: the
+    coordinate a per-coordinate test looks at (None for the others, and where the battery does not say)."""
 
     __test__ = False  # not a pytest class
 
@@ -20,6 +21,7 @@ class TestResult:
     pvalue: float
     method: str
     n: int
+    coord: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
