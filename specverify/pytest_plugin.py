@@ -34,19 +34,23 @@ import zlib
 
 import pytest
 
-from specverify.errors import SpecverifyError
+from specverify.errors import StatsError, UsageError
 
-__all__ = ["Budget", "BudgetError", "LawInputError", "assert_matches_law", "assert_same_law"]
+__all__ = ["Budget", "BudgetError", "LawInputError", "OptionError", "assert_matches_law", "assert_same_law"]
 
 DEFAULT_ALPHA = 0.01
 DEFAULT_SEED = 0
 
 
-class BudgetError(SpecverifyError):
+class BudgetError(UsageError):
     """An exactness assertion that the session budget cannot pay for."""
 
 
-class LawInputError(SpecverifyError, ValueError):
+class OptionError(UsageError, pytest.UsageError):
+    """A bad --specverify-* option or marker argument (pytest reports it as a usage error)."""
+
+
+class LawInputError(StatsError):
     """Samples or a law that cannot be tested (NaN, wrong shape, too few samples, degenerate covariance)."""
 
 
@@ -150,13 +154,13 @@ def _marker_plan(item):
     """(own alpha or None, declared assertions) of a marked item; bad marker arguments are usage errors."""
     m = item.get_closest_marker("specverify")
     if m.args or set(m.kwargs) - {"alpha", "assertions"}:
-        raise pytest.UsageError(f"{item.nodeid}: use @pytest.mark.specverify, @pytest.mark.specverify(assertions=k) "
+        raise OptionError(f"{item.nodeid}: use @pytest.mark.specverify, @pytest.mark.specverify(assertions=k) "
                                 f"or @pytest.mark.specverify(alpha=a); got args {m.args} kwargs {m.kwargs}")
     alpha, k = m.kwargs.get("alpha"), m.kwargs.get("assertions", 1)
     if alpha is not None and not (isinstance(alpha, float | int) and 0 < alpha < 1):
-        raise pytest.UsageError(f"{item.nodeid}: specverify marker alpha must be in (0, 1), got {alpha!r}")
+        raise OptionError(f"{item.nodeid}: specverify marker alpha must be in (0, 1), got {alpha!r}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise pytest.UsageError(f"{item.nodeid}: specverify marker assertions must be an int >= 1, got {k!r}")
+        raise OptionError(f"{item.nodeid}: specverify marker assertions must be an int >= 1, got {k!r}")
     return alpha, k
 
 
@@ -180,7 +184,7 @@ def pytest_configure(config):
                                        "gives its own level, outside the budget)")
     alpha = config.getoption("specverify_alpha")
     if not 0 < alpha < 1:
-        raise pytest.UsageError(f"--specverify-alpha must be in (0, 1), got {alpha}")
+        raise OptionError(f"--specverify-alpha must be in (0, 1), got {alpha}")
     raw = config.getoption("specverify_seed")
     if raw == "random":
         seed = secrets.randbelow(2**32)
@@ -188,9 +192,9 @@ def pytest_configure(config):
         try:
             seed = int(raw)
         except ValueError:
-            raise pytest.UsageError(f"--specverify-seed must be an int or 'random', got {raw!r}") from None
+            raise OptionError(f"--specverify-seed must be an int or 'random', got {raw!r}") from None
         if not 0 <= seed < 2**32:
-            raise pytest.UsageError(f"--specverify-seed must be in [0, 2**32), got {seed}")
+            raise OptionError(f"--specverify-seed must be in [0, 2**32), got {seed}")
     session = _Session(alpha=alpha, seed=seed, random_seed=raw == "random")
     config.stash[_KEY] = session
     _SESSIONS.append(session)
@@ -333,8 +337,8 @@ def _gaussian(law, d: int):
             raise LawInputError(f"cov must be a finite symmetric ({d}, {d}) matrix, got shape {cov.shape}")
         lam, q = np.linalg.eigh(cov)
     else:
-        raise LawInputError("law must have mean, eigvals and eigvecs (e.g. specverify.harness.reference.GaussianLaw) or be "
-                            f"a (mean, cov) pair; got {type(law).__name__}")
+        raise LawInputError("law must have mean, eigvals and eigvecs (e.g. specverify.harness.reference.GaussianLaw) "
+                            f"or be a (mean, cov) pair; got {type(law).__name__}")
     mean = np.atleast_1d(mean)
     if mean.shape != (d,) or lam.shape != (d,) or q.shape != (d, d):
         raise LawInputError(f"the samples have d={d} but the law has mean {mean.shape}, eigvals {lam.shape}, "

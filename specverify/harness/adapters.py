@@ -21,7 +21,7 @@ import inspect
 import sys
 from pathlib import Path
 
-from specverify.errors import SpecverifyError
+from specverify.errors import CandidateError, ContractError, UsageError
 
 __all__ = ["CONTRACTS", "chain_candidate", "detect_contract", "load"]
 
@@ -33,21 +33,21 @@ def _attr(obj, dotted: str, target: str, where: str):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise SpecverifyError(f"{target}: {where} has no attribute {part!r}") from None
+            raise UsageError(f"{target}: {where} has no attribute {part!r}") from None
     return obj
 
 
 def load(target: str):
     """The object named by ``module:attr`` or ``file.py:attr``."""
     if not isinstance(target, str) or ":" not in target:
-        raise SpecverifyError(f"cannot read target {target!r}: write package.module:attr or path/to/file.py:attr")
+        raise UsageError(f"cannot read target {target!r}: write package.module:attr or path/to/file.py:attr")
     where, _, attr = target.rpartition(":")
     if not where or not attr:
-        raise SpecverifyError(f"cannot read target {target!r}: write package.module:attr or path/to/file.py:attr")
+        raise UsageError(f"cannot read target {target!r}: write package.module:attr or path/to/file.py:attr")
     if where.endswith(".py"):
         path = Path(where).expanduser().resolve()
         if not path.is_file():
-            raise SpecverifyError(f"{target}: no such file {path}")
+            raise UsageError(f"{target}: no such file {path}")
         name = f"specverify_target_{abs(hash(str(path)))}"
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
@@ -55,18 +55,18 @@ def load(target: str):
         try:
             spec.loader.exec_module(module)
         except Exception as e:
-            raise SpecverifyError(f"{target}: loading {path.name} raised {type(e).__name__}: {e}") from e
+            raise CandidateError(f"{target}: loading {path.name} raised {type(e).__name__}: {e}") from e
         finally:
             sys.path.remove(str(path.parent))
     else:
         try:
             module = importlib.import_module(where)
         except ImportError as e:
-            raise SpecverifyError(f"{target}: cannot import {where!r} ({e}); is it installed, or did you mean a "
+            raise UsageError(f"{target}: cannot import {where!r} ({e}); is it installed, or did you mean a "
                                   f"path to a .py file?") from e
     obj = _attr(module, attr, target, where)
     if not callable(obj):
-        raise SpecverifyError(f"{target} is a {type(obj).__name__}, not a callable")
+        raise UsageError(f"{target} is a {type(obj).__name__}, not a callable")
     return obj
 
 
@@ -80,7 +80,7 @@ def detect_contract(fn) -> str:
         return "black-box"
     by_count = {2: "black-box", 3: "chain", 4: "kernel", 5: "kernel"}
     if len(params) not in by_count:
-        raise SpecverifyError(f"{getattr(fn, '__name__', fn)} takes {len(params)} required positional arguments; "
+        raise ContractError(f"{getattr(fn, '__name__', fn)} takes {len(params)} required positional arguments; "
                               f"the contracts take 2 (n, seed), 3 (view, n, seed), 4 (mean_p, mean_q, sigma, seed) "
                               f"or 5 (mean_p, mean_q, sigma, z, u): pass --contract if it is one of them")
     return by_count[len(params)]

@@ -8,18 +8,34 @@ the acceptance rule against theory. Per-step records work too: ``"step_accepted"
 0 for a rejected and -1 for an unverified step, with ``"step_distance"`` (n, T) the |D| = |m_p - m_q| / sigma of
 each verified step; the harness turns them into the per-trajectory counts.
 
-Every sampler, ours included, is seen through this contract by the harness. A candidate that raises, returns
-the wrong shape or number of samples, NaN or Inf, or different samples for the same seed gets a
-:class:`ContractError` that says what to fix.
+Every sampler, ours included, is seen through this contract by the harness; this module is the one place
+candidates are called. A candidate that returns something other than a float32/float64 (or torch bfloat16)
+array of shape (n, d) (a list, a string, a number, a float16 array), the wrong shape or number of samples, NaN
+or Inf, or different samples for the same seed gets a :class:`ContractError` that says what to fix; one that
+raises, or runs past the time limit of :func:`time_limit`, gets a :class:`CandidateError` (also a
+ContractError).
+
+Time limits use ``signal.setitimer`` and ``SIGALRM``: Unix only, and only in the main thread; elsewhere (Windows,
+worker threads) calls run without a limit. The alarm interrupts Python code; a call stuck inside one long C
+routine is stopped when it returns to Python.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
+import signal
+import threading
+import time
+
 import numpy as np
 
-from specverify.errors import ContractError, SpecverifyError
+from specverify._validate import positive_int
+from specverify.errors import CandidateError, ContractError, SpecverifyError, UsageError
 
-__all__ = ["ACCEPTANCE_KEYS", "STEP_KEYS", "ContractError", "check_seeded", "draw", "run"]
+__all__ = ["ACCEPTANCE_KEYS", "STEP_KEYS", "CandidateError", "ContractError", "check_seeded", "draw", "run",
+           "time_limit"]
 
 ACCEPTANCE_KEYS = ("accepted", "predicted", "verified", "accepted_per_position", "verified_per_position",
                    "predicted_per_position")
@@ -31,6 +47,77 @@ def _to_numpy(out) -> np.ndarray:
     if hasattr(out, "detach"):  # torch, without importing it
         out = out.detach().cpu().double().numpy()
     return np.asarray(out, dtype=np.float64)
+
+
+_TIMEOUT: contextvars.ContextVar[float | None] = contextvars.ContextVar("specverify_timeout", default=None)
+
+
+class _Timeout(BaseException):  # not an Exception: a candidate's own `except Exception` cannot swallow it
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Within this block every candidate or reference call made here may run at most ``seconds`` (None: no limit)."""
+    if seconds is not None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) \
+                or seconds <= 0:
+            raise UsageError(f"the time limit must be a finite number of seconds > 0, got {seconds!r}")
+    token = _TIMEOUT.set(seconds)
+    try:
+        yield
+    finally:
+        _TIMEOUT.reset(token)
+
+
+def _can_alarm() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+def _call(fn, n: int, seed: int, what: str, timeout: float | None):
+    """``fn(n, seed)``, under a SIGALRM time limit when one is set and possible; errors as CandidateError."""
+    call = f"{what}(n={n}, seed={seed})"
+    if timeout is None or not _can_alarm():
+        old = None
+    else:
+        def on_alarm(signum, frame):
+            raise _Timeout
+
+        old = signal.signal(signal.SIGALRM, on_alarm)
+        start = time.monotonic()
+        outer, _ = signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return fn(n, seed)
+    except _Timeout:
+        raise CandidateError(f"{call} ran past the time limit of {timeout:g} s; make it faster, use a smaller "
+                             f"n, or raise --timeout") from None
+    except SpecverifyError:
+        raise
+    except Exception as e:  # a third-party sampler may raise anything: report it, keep the cause
+        raise CandidateError(f"{call} raised {type(e).__name__}: {e}") from e
+    finally:
+        if old is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+            if outer > 0:  # an enclosing timer (e.g. pytest-timeout): give it back what is left of it
+                signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 1e-3))
+
+
+def _samples(out, what: str) -> np.ndarray:
+    """The samples as float64, from a numpy, torch or JAX float array; anything else is a ContractError."""
+    fix = "return a float32 or float64 array (numpy, torch or JAX) of shape (n, d)"
+    if hasattr(out, "detach"):  # torch, without importing it
+        kind = str(out.dtype).removeprefix("torch.")
+        if kind not in ("float32", "float64", "bfloat16"):
+            raise ContractError(f"{what} returned a torch {kind} tensor; {fix}")
+        return _to_numpy(out)
+    if not (hasattr(out, "__array__") and hasattr(out, "dtype") and hasattr(out, "shape")):
+        raise ContractError(f"{what} returned {type(out).__name__}, not an array of numbers: {fix}")
+    kind = np.dtype(out.dtype)
+    if kind not in (np.float32, np.float64):
+        raise ContractError(f"{what} returned a {kind} array; {fix}"
+                            + (" (float16 is too coarse: ties and overflow past 65504)" if kind == np.float16 else ""))
+    return _to_numpy(out)
 
 
 def _from_steps(out: dict, n: int, what: str) -> dict:
@@ -80,14 +167,17 @@ def _acceptance(out: dict, n: int, what: str) -> dict | None:
     return acc
 
 
-def run(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate") -> tuple[np.ndarray, dict | None]:
-    """Call ``fn(n, seed)``; return the checked (n, d) samples and the acceptance counts (or None)."""
-    try:
-        out = fn(n, seed)
-    except SpecverifyError:
-        raise
-    except Exception as e:  # a third-party sampler may raise anything: report it, keep the cause
-        raise ContractError(f"{what}(n={n}, seed={seed}) raised {type(e).__name__}: {e}") from e
+def run(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate",
+        timeout: float | None = None) -> tuple[np.ndarray, dict | None]:
+    """Call ``fn(n, seed)``; return the checked (n, d) samples and the acceptance counts (or None).
+
+    ``timeout``: seconds the call may run (default: the enclosing :func:`time_limit`, else none)."""
+    if not callable(fn):
+        raise ContractError(f"{what} is a {type(fn).__name__}, not a callable (n, seed) -> samples")
+    n = positive_int(n, "n", f" (the number of samples to ask the {what} for)", error=UsageError)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise UsageError(f"seed must be an int, got {seed!r}")
+    out = _call(fn, n, seed, what, _TIMEOUT.get() if timeout is None else timeout)
     acceptance = None
     if isinstance(out, dict):
         if "samples" not in out:
@@ -95,8 +185,10 @@ def run(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate
         acceptance = _acceptance(out, n, what)
         out = out["samples"]
     try:
-        x = _to_numpy(out)
+        x = _samples(out, what)
     except (TypeError, ValueError) as e:
+        if isinstance(e, SpecverifyError):
+            raise
         raise ContractError(f"{what} returned {type(out).__name__}, not an array of numbers: {e}") from None
     if x.ndim != 2:
         raise ContractError(f"{what} returned shape {x.shape}; the contract is (n, d): flatten each sample")
@@ -110,16 +202,17 @@ def run(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate
     return x, acceptance
 
 
-def draw(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate") -> np.ndarray:
+def draw(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate",
+         timeout: float | None = None) -> np.ndarray:
     """Call ``fn(n, seed)`` and check what comes back: a finite float array of shape (n, d)."""
-    return run(fn, n, seed, dim=dim, what=what)[0]
+    return run(fn, n, seed, dim=dim, what=what, timeout=timeout)[0]
 
 
-def check_seeded(fn, seed: int, *, n: int = 8, what: str = "candidate") -> bool:
+def check_seeded(fn, seed: int, *, n: int = 8, what: str = "candidate", timeout: float | None = None) -> bool:
     """The same seed must give the same samples (reproducible verdicts depend on it).
 
     Returns whether ``fn`` reports acceptance counts."""
-    (a, acc), b = run(fn, n, seed, what=what), draw(fn, n, seed, what=what)
+    (a, acc), b = run(fn, n, seed, what=what, timeout=timeout), draw(fn, n, seed, what=what, timeout=timeout)
     if not np.array_equal(a, b):
         raise ContractError(f"{what} returned different samples for the same seed {seed}: it ignores its seed; "
                             "seed its generator from the seed argument")
