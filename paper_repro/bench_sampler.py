@@ -8,7 +8,7 @@ What is measured
     plain and speculative runs are interleaved and each reported time is the median of ``--repeats`` runs.
     torch's thread count is left at its default and printed in the header.
 
-Models
+Models (``specverify.sampler.bench``, where the timer and the runs live; this script parses and prints)
     gmm  the built-in closed-form `gmm` problem (DDPM, linear schedule, eps-prediction). Its model is a few
          vector operations, so both samplers spend their time in per-step Python and dispatch overhead.
     mlp  a "heavy" eps-model: a deterministic, randomly initialised (seeded, untrained) MLP of ``--depth``
@@ -45,20 +45,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from specverify.sampler.chains import GaussianChain, beta_schedule, ddpm
-from specverify.sampler.drafters import make_drafter
-from specverify.sampler.problems.gmm import GMMProblem
-from specverify.sampler.speculative import plain_sample, speculative_sample
+from specverify.sampler.bench import MODELS, bench_one, build_chain
 
-MODELS = ("gmm", "mlp")
 DEFAULTS = dict(steps=100, batch_sizes=[1, 16, 256], repeats=3, width=1024)
 SMOKE = dict(steps=20, batch_sizes=[1, 16], repeats=1, width=128)
 FOOTER = {
@@ -68,106 +61,6 @@ FOOTER = {
            "states costs about one plain step (round_cost ~ 1), and falls below it once the batch saturates "
            "the device.",
 }
-
-
-class MLPEps(torch.nn.Module):
-    """A deterministic, randomly initialised eps-model ``model(x, t)``: the exact eps of N(0, I) data plus an MLP.
-
-    eps(x, t) = sqrt(1 - abar_t) x + MLP([x, emb(t)]), with a sinusoidal time embedding ``emb``. The MLP is
-    untrained (seeded init): it gives the benchmark a model of realistic cost. Its last layer is scaled by
-    ``out_scale`` so that its output is a small perturbation of the N(0, I) denoiser, under which DDPM keeps
-    the states O(1); an MLP alone (eps ~ 0) would make DDPM multiply x by 1 / sqrt(abar_T) and blow up.
-    """
-
-    def __init__(self, dim: int, betas, *, width: int = 1024, depth: int = 4, time_dim: int = 64, seed: int = 0,
-                 out_scale: float = 0.1):
-        super().__init__()
-        if depth < 2:
-            raise ValueError(f"depth must be >= 2 (input and output layers), got {depth}")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            sizes = [dim + time_dim] + [width] * (depth - 1) + [dim]
-            layers = []
-            for i in range(depth):
-                layers.append(torch.nn.Linear(sizes[i], sizes[i + 1], dtype=torch.float64))
-                if i < depth - 1:
-                    layers.append(torch.nn.SiLU())
-            self.net = torch.nn.Sequential(*layers)
-        with torch.no_grad():
-            self.net[-1].weight.mul_(out_scale)
-            self.net[-1].bias.mul_(out_scale)
-        half = time_dim // 2
-        self.register_buffer("freqs", torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float64) / half))
-        abar = torch.cumprod(1 - torch.as_tensor(betas, dtype=torch.float64), 0)
-        self.register_buffer("skip", (1 - abar).sqrt())
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        arg = t.to(x.dtype)[:, None] * self.freqs
-        return self.skip[t][:, None] * x + self.net(torch.cat([x, torch.sin(arg), torch.cos(arg)], dim=1))
-
-
-def build_chain(model: str, steps: int, dim: int, *, width: int, depth: int, seed: int) -> GaussianChain:
-    """The benchmarked chain: the `gmm` problem's DDPM chain, or DDPM on the random MLP."""
-    if model == "gmm":
-        return GMMProblem(dim=dim).chain(steps)
-    if model == "mlp":
-        betas = beta_schedule("linear", steps)
-        return ddpm(MLPEps(dim, betas, width=width, depth=depth, seed=seed), betas, (dim,), name="mlp-ddpm")
-    raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
-
-
-def _timed(fn, device: torch.device):
-    """(seconds, result) of one call of ``fn``, synchronising CUDA around it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - t0, out
-
-
-def bench_one(model: str, chain: GaussianChain, batch: int, configs, args, device, dtype,
-              drafters: dict | None = None) -> list[dict]:
-    """Rows for one (model, batch): plain timed once, each (drafter, window) timed against it. ``drafters``:
-    {(name, window): Drafter} for drafters that need more than a name (default: ``make_drafter(name)``)."""
-    chain = chain.to(device=device, dtype=dtype)
-    common = dict(seed=args.seed, device=device, dtype=dtype)
-    drafters = drafters or {(name, w): make_drafter(name) for name, w in configs}
-
-    def plain():
-        return plain_sample(chain, batch, **common)
-
-    def spec(name, window):
-        return lambda: speculative_sample(chain, drafters[(name, window)], batch, window=window, **common)
-
-    runs = {None: plain} | {(name, w): spec(name, w) for name, w in configs}
-    for fn in runs.values():  # warm-up: allocator, kernels, lazy init
-        fn()
-    times = {key: [] for key in runs}
-    results = {}
-    for _ in range(args.repeats):  # interleaved, so slow drifts of the machine hit every column alike
-        for key, fn in runs.items():
-            seconds, results[key] = _timed(fn, device)
-            times[key].append(seconds)
-    plain_s = statistics.median(times[None])
-    x_plain = results[None]
-    rows = []
-    for name, window in configs:
-        x_spec, stats = results[(name, window)]
-        spec_s = statistics.median(times[(name, window)])
-        rows.append(dict(
-            model=model, chain=chain.name, steps=chain.n_steps, dim=chain.dim, batch=batch, drafter=name,
-            window=window, plain_s=plain_s, spec_s=spec_s, wall_ratio=plain_s / spec_s, nfe_ratio=stats.nfe_ratio,
-            call_ratio=chain.n_steps / stats.rounds_total, acceptance_rate=stats.acceptance_rate,
-            round_cost=(spec_s / stats.rounds_total) / (plain_s / chain.n_steps),
-            rounds_total=stats.rounds_total, rounds_mean=stats.rounds_mean,
-            target_evaluations=stats.target_evaluations, plain_target_evaluations=batch * chain.n_steps,
-            plain_times_s=times[None], spec_times_s=times[(name, window)],
-            plain_abs_max=float(x_plain.abs().max()), spec_abs_max=float(x_spec.abs().max()),
-        ))
-    return rows
-
 
 COLUMNS = [("model", "{:<5}"), ("batch", "{:>5}"), ("drafter", "{:<15}"), ("window", "{:>6}"),
            ("plain_s", "{:>9.4f}"), ("spec_s", "{:>9.4f}"), ("wall_ratio", "{:>10.2f}"), ("nfe_ratio", "{:>9.2f}"),
@@ -230,7 +123,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         dim = args.dim if args.dim is not None else {"gmm": 2, "mlp": 64}[model]
         chain = build_chain(model, args.steps, dim, width=args.width, depth=args.depth, seed=args.seed)
         for batch in args.batch_sizes:
-            new = bench_one(model, chain, batch, configs, args, device, dtype)
+            new = bench_one(model, chain, batch, configs, seed=args.seed, repeats=args.repeats, device=device,
+                            dtype=dtype)
             for r in new:
                 print(f"  measured {model} batch={batch} {r['drafter']} L={r['window']}: "
                       f"plain {r['plain_s']:.4f}s spec {r['spec_s']:.4f}s", file=sys.stderr, flush=True)

@@ -4,6 +4,7 @@ For each configuration, ``--replicates`` independent runs of the whole suite (bu
 sampler, one seed per replicate) at family-wise ``--alpha``. Reported, all measured here:
 - the rejection rate with its exact (Clopper-Pearson) 99% interval, and whether that interval holds alpha;
 - for every test, a KS test of its p-values against U(0, 1) (Holm over the tests at 0.01) and a decile histogram.
+The runs are ``specverify.calibration.run_config``; this script parses, prints and writes the pages.
 
     python paper_repro/calibrate.py --replicates 1000 --markdown theory/calibration.md --json calibration.json
 """
@@ -14,54 +15,9 @@ import argparse
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-from scipy import stats
-
-CONFIGS = {
-    # name: (problem, dim, steps, drafter, window, reference kind in words)
-    "exact-law": ("gaussian", 2, 20, "frozen-denoiser", 4),
-    "two-sample": ("gmm", 2, 20, "frozen-denoiser", 4),
-}
-
-
-def run_config(name: str, replicates: int, *, n: int, alpha: float, n_perm: int, seed0: int = 0,
-               progress: bool = False) -> dict:
-    from specverify.bridge import check, make_candidate, make_reference, make_setup
-
-    problem, dim, steps, drafter, window = CONFIGS[name]
-    setup = make_setup(problem, dim=dim, steps=steps)
-    reference = make_reference(setup)
-    candidate = make_candidate(setup, drafter=drafter, window=window)
-    pvalues: dict[str, list[float]] = {}
-    rejected, t0 = 0, time.perf_counter()
-    seeds = range(seed0, seed0 + replicates)
-    if progress:
-        from tqdm.auto import tqdm
-
-        seeds = tqdm(seeds, desc=name, unit="replicate")
-    for s in seeds:
-        r = check(setup, candidate, reference, alpha=alpha, n=n, seed=s, n_perm=n_perm)
-        rejected += r.verdict == "fail"
-        for t in r.tests:
-            pvalues.setdefault(t["name"], []).append(t["pvalue"])
-    lo, hi = stats.binomtest(rejected, replicates).proportion_ci(0.99, method="exact")
-    names = list(pvalues)
-    ks = [stats.kstest(pvalues[k], "uniform", method="asymp").pvalue for k in names]
-    from statsmodels.stats.multitest import multipletests
-
-    ks_rej = multipletests(ks, alpha=0.01, method="holm")[0]
-    tests = [{"name": k, "ks_uniform_pvalue": float(p), "uniformity_rejected": bool(rj),
-              "deciles": np.histogram(pvalues[k], bins=10, range=(0, 1))[0].tolist(),
-              "rate_below_alpha": float(np.mean(np.asarray(pvalues[k]) <= alpha))}
-             for k, p, rj in zip(names, ks, ks_rej, strict=True)]
-    return {"config": name, "problem": problem, "dim": dim, "steps": steps, "drafter": drafter, "window": window,
-            "reference": reference[0], "n": n, "alpha": alpha, "n_perm": n_perm if reference[0] == "sampler" else None,
-            "replicates": replicates, "rejections": rejected, "rejection_rate": rejected / replicates,
-            "ci99_low": float(lo), "ci99_high": float(hi), "alpha_inside_ci": bool(lo <= alpha <= hi),
-            "tests": tests, "seconds": time.perf_counter() - t0}
+from specverify.calibration import CONFIGS, run_config
 
 
 def markdown(results: list[dict], command: str) -> str:

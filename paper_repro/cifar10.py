@@ -78,13 +78,10 @@ def _load(path: Path):
 
 
 def _timed(fn, device):
-    """bench_sampler's timer (one definition for the paper_repro scripts)."""
-    import importlib.util
+    """The package's benchmark timer (``specverify.sampler.bench.timed``, shared with bench_sampler.py)."""
+    from specverify.sampler.bench import timed
 
-    spec = importlib.util.spec_from_file_location("bench_sampler", Path(__file__).with_name("bench_sampler.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench._timed(fn, device)
+    return timed(fn, device)
 
 
 def _tiny_pipeline(folder: Path) -> Path:

@@ -17,199 +17,41 @@ Claims (De Bortoli et al., ICML 2025) and what is measured for each, every numbe
     out-of-the-box drafter             the frozen drafters (no training) against the independent draft network
                                        and the trained Medusa-like heads, with their training cost.
     Langevin acceleration              nfe_ratio and the verdict on the numpyro posterior (`langevin-model`).
+
+The measurements are ``specverify.benchmarks`` (Settings, speed, wall_clock, exactness, quality, ...); this script
+runs them and writes the page, the JSON and the figures.
 """
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import platform
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
+
+from specverify.benchmarks import (
+    DIFFUSION_DRAFTERS,
+    LANGEVIN_DRAFTERS,
+    QUALITY_KEYS,
+    SMOKE,
+    Settings,
+    exactness,
+    quality,
+    save_grid,
+    setups,
+    speed,
+    training_costs,
+    wall_clock,
+)
+
+__all__ = ["DIFFUSION_DRAFTERS", "LANGEVIN_DRAFTERS", "SMOKE", "Settings", "figures", "main", "markdown", "run"]
 
 HERE = Path(__file__).resolve().parent
-DIFFUSION_DRAFTERS = ("frozen-denoiser", "frozen-drift", "independent", "medusa")
-LANGEVIN_DRAFTERS = ("frozen-drift", "independent")  # a Langevin chain has no denoiser to freeze
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    digits_config: str = "full"
-    digits_steps: int = 250  # frozen-denoiser on digits passes nfe_ratio 2 from about 250 steps (window 8)
-    gmm_steps: int = 100
-    langevin_steps: int = 200
-    langevin_dim: int = 31  # the posterior's full size (`specverify problems`: 1..31)
-    windows: tuple = (2, 4, 8, 16)
-    medusa_windows: tuple = (4, 8)  # heads are trained per window
-    nfe_n: int = 500
-    wall_batches: tuple = (1, 256)
-    repeats: int = 3
-    check_window: int = 8
-    family_alpha: float = 0.05
-    beta: float = 0.05
-    epsilon: tuple = (("digits", 0.1), ("gmm", 0.05), ("langevin-model", 0.1))
-    check_n: int | None = None  # None: from alpha, beta, epsilon
-    quality_n: int = 297  # the held-out digits
-    quality_seeds: int = 5
-
-
-SMOKE = Settings(digits_config="quick", digits_steps=20, gmm_steps=20, langevin_steps=20, windows=(2, 4),
-                 medusa_windows=(4,), nfe_n=50, wall_batches=(1,), repeats=1, check_window=4, check_n=200,
-                 quality_n=100, quality_seeds=2)
-
-
-def _sibling(name: str):
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def setups(s: Settings) -> dict:
-    from specverify.bridge import make_setup
-
-    return {"digits": make_setup("digits", steps=s.digits_steps, options={"config": s.digits_config}),
-            "gmm": make_setup("gmm", steps=s.gmm_steps),
-            "langevin-model": make_setup("langevin-model", dim=s.langevin_dim, steps=s.langevin_steps)}
-
-
-def drafters_for(name: str) -> tuple:
-    return LANGEVIN_DRAFTERS if name.startswith("langevin") else DIFFUSION_DRAFTERS
-
-
-def training_costs(setup, s: Settings) -> dict:
-    """Seconds to build each trained drafter (trains now unless cached; the cache flag says which)."""
-    from specverify.sampler.drafters import medusa
-
-    out = {}
-    if "medusa" in drafters_for(setup.name):
-        for w in s.medusa_windows:
-            heads = medusa.load_or_train(setup.chain(), w, key=setup.key)
-            out[f"medusa L={w}"] = dict(heads.fit_info)
-    if setup.name == "digits":
-        for k, info in setup.problem.training.items():
-            out[f"{k} network"] = {"seconds": info["seconds"], "cached": info["cached"]}
-    return out
-
-
-def speed(setup, s: Settings, seed: int) -> list[dict]:
-    """`specverify accept` rows: acceptance, rounds and nfe_ratio next to their predictions."""
-    from specverify import study
-
-    rows = []
-    for d in drafters_for(setup.name):
-        windows = s.medusa_windows if d == "medusa" else s.windows
-        rows += study.run_study(setup, [d], windows, n=s.nfe_n, seed=seed)
-        _log(f"  speed {setup.name}: {d} done")
-    return [{k: r[k] for k in ("drafter", "window", "n", "acceptance_rate", "predicted_acceptance_rate", "ci_low",
-                               "ci_high", "rounds_mean", "predicted_rounds_mean", "nfe_ratio", "predicted_nfe_ratio",
-                               "seconds")} for r in rows]
-
-
-def wall_clock(setup, s: Settings, seed: int) -> list[dict]:
-    """Plain against speculative at the check window, timed side by side (median of interleaved repeats)."""
-    import torch
-
-    from specverify.bridge import make_builtin_drafter
-
-    bench = _sibling("bench_sampler")
-    configs = [(d, s.check_window) for d in drafters_for(setup.name)]
-    drafters = {(d, w): make_builtin_drafter(setup, d, w) for d, w in configs}
-    args = SimpleNamespace(seed=seed, repeats=s.repeats)
-    rows = []
-    for batch in s.wall_batches:
-        rows += bench.bench_one(setup.name, setup.chain(), batch, configs, args, torch.device("cpu"), torch.float32,
-                                drafters=drafters)
-    keep = ("model", "steps", "batch", "drafter", "window", "plain_s", "spec_s", "wall_ratio", "nfe_ratio",
-            "call_ratio", "round_cost")
-    return [{k: r[k] for k in keep} | {"spread": max(max(t) / min(t) for t in (r["plain_times_s"], r["spec_times_s"]))}
-            for r in rows]
-
-
-class _Memo:
-    """A reference sampler called once per (n, seed): every check of a problem reuses its samples."""
-
-    def __init__(self, fn):
-        self.fn, self.cache = fn, {}
-
-    def __call__(self, n, seed):
-        if (n, seed) not in self.cache:
-            self.cache[(n, seed)] = self.fn(n, seed)
-        return self.cache[(n, seed)]
-
-
-def exactness(all_setups: dict, s: Settings, seed: int) -> list[dict]:
-    """`specverify check` of every drafter on every problem; alpha = family_alpha / number of checks."""
-    from specverify.bridge import check, make_candidate, make_reference, reference_name
-
-    plan = [(name, d) for name, setup in all_setups.items() for d in drafters_for(name)]
-    alpha = s.family_alpha / len(plan)
-    eps = dict(s.epsilon)
-    refs = {}
-    rows = []
-    for name, d in plan:
-        setup = all_setups[name]
-        if name not in refs:
-            kind, ref = make_reference(setup)
-            refs[name] = (kind, _Memo(ref) if kind == "sampler" else ref)
-        cand = make_candidate(setup, drafter=d, window=s.check_window)
-        rep = check(setup, cand, refs[name], alpha=alpha, beta=s.beta, epsilon=eps[name], n=s.check_n, seed=seed)
-        acc = rep.acceptance or {}
-        rows.append({"problem": name, "drafter": d, "window": s.check_window, "verdict": rep.verdict, "n": rep.n,
-                     "alpha": alpha, "beta": s.beta, "epsilon": eps[name], "min_detectable_ks": rep.min_detectable_ks,
-                     "reference": reference_name(setup),
-                     "tests": len(rep.tests), "min_adjusted_pvalue": min(t["adjusted_pvalue"] for t in rep.tests),
-                     "acceptance_rate": acc.get("acceptance_rate"),
-                     "predicted_acceptance_rate": acc.get("predicted_acceptance_rate"),
-                     "power_ok": not rep.warnings, "seconds": rep.seconds})
-        _log(f"  check {name} {d}: {rep.verdict} (n={rep.n}, {rep.seconds:.0f} s)")
-    return rows
-
-
-QUALITY_KEYS = ("mmd_statistic", "frechet_proba", "classifier_confidence")
-
-
-def quality(setup, s: Settings, seed: int, figdir: Path) -> list[dict]:
-    """Sample quality on digits over ``quality_seeds`` seeds: plain and speculative samples against the held-out
-    digits (mean and standard deviation across seeds), with the training digits (floor) and a Gaussian fit."""
-    import numpy as np
-
-    from specverify.bridge import make_candidate
-
-    td = _sibling("train_digits")
-    n = s.quality_n
-    samplers = {"plain": make_candidate(setup, sampler="plain")}
-    samplers |= {f"speculative {d}": make_candidate(setup, drafter=d, window=s.check_window)
-                 for d in DIFFUSION_DRAFTERS}
-    per = {label: [] for label in [*samplers, "training digits (floor)", "Gaussian fit (baseline)"]}
-    grids = {}
-    for r in range(s.quality_seeds):
-        for label, cand in samplers.items():
-            out = cand(n, seed + r)
-            x = np.asarray(out["samples"] if isinstance(out, dict) else out).reshape(n, 1, 8, 8)
-            grids.setdefault(label, x)
-            q = td.quality(x, seed + r)
-            per[label].append(q["model"])
-        per["training digits (floor)"].append(q["train_floor"])
-        per["Gaussian fit (baseline)"].append(q["gaussian_baseline"])
-    rows = []
-    for label, qs in per.items():
-        row = {"sampler": label, "n": n, "seeds": len(qs)}
-        for key in QUALITY_KEYS:
-            v = np.array([q[key] for q in qs])
-            row[key], row[f"{key}_sd"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
-        row["mmd_pvalue_median"] = float(np.median([q["mmd_pvalue"] for q in qs]))
-        row["classes_min"] = min(q["classes"] for q in qs)
-        rows.append(row)
-    shown = {k: grids[k] for k in ("plain", "speculative frozen-denoiser")}
-    td.save_grid(figdir / "digits_samples.png", shown | {"held-out digits": setup.problem.data_sample(min(n, 100))})
-    return rows
 
 
 def figures(res: dict, figdir: Path) -> list[str]:
@@ -419,7 +261,8 @@ def run(s: Settings, out: Path, seed: int, command: str) -> dict:
     _log("exactness")
     res["exactness"] = exactness(all_setups, s, seed)
     _log("quality")
-    res["quality"] = quality(all_setups["digits"], s, seed, figdir)
+    res["quality"], grids = quality(all_setups["digits"], s, seed)
+    save_grid(figdir / "digits_samples.png", grids)
     res["seconds"] = time.perf_counter() - t0
     res["figures"] = figures(res, figdir)
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")

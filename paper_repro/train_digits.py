@@ -1,7 +1,9 @@
 """Train (or load) the `digits` models, report their sample quality and, optionally, the speculative speed-up.
 
 The models (``specverify/sampler/problems/digits.py``): a DDPM eps-network on scikit-learn's 8x8 digits and a smaller
-draft network for the independent drafter, trained deterministically on CPU and cached under .cache/digits/.
+draft network for the independent drafter, trained deterministically on CPU and cached under $SPECVERIFY_CACHE/digits/
+(default: the user cache folder, e.g. ~/.cache/specverify/digits/ on Linux). Sample quality is
+``specverify.benchmarks.digits_quality`` (``specverify.harness.quality`` on the digits data).
 
 What is printed
     training    per network: seconds, threads, mean training loss over the last 10% of batches, held-out loss
@@ -28,108 +30,29 @@ Writes ``--out``/digits_samples.png (10 x 10 samples, target and draft) and ``--
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
 from pathlib import Path
 
+from specverify.benchmarks import digits_quality, save_grid
+
 DRAFTERS, WINDOWS = ("frozen-denoiser", "frozen-drift", "independent"), (4, 8, 16)
-N_PERM = 200
-
-
-def _flat(x):
-    return x.reshape(len(x), -1)
-
-
-@functools.cache
-def _classifier():
-    from sklearn.linear_model import LogisticRegression
-
-    from specverify.sampler.problems.digits import digits_images, digits_labels
-
-    return LogisticRegression(max_iter=5000).fit(_flat(digits_images("train")), digits_labels("train"))
-
-
-def frechet(a, b) -> float:
-    """Frechet distance between Gaussian fits of two feature sets (the FID formula, on any features). The trace of
-    sqrt(Ca Cb) is taken from the eigenvalues of the symmetric Ca^(1/2) Cb Ca^(1/2), which is stable for singular
-    covariances (class probabilities sum to 1)."""
-    import numpy as np
-
-    ma, mb = a.mean(0), b.mean(0)
-    ca, cb = np.cov(a.T), np.cov(b.T)
-    w, v = np.linalg.eigh(ca)
-    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    tr_root = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cb @ root_a), 0, None)).sum()
-    return float(((ma - mb) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * tr_root)
-
-
-def quality(samples, seed: int = 0) -> dict:
-    """Sample-quality figures of ``samples`` (n, 1, 8, 8) against the held-out digits (see the module doc)."""
-    import numpy as np
-
-    from specverify.harness.stats.kernel import mmd_test
-    from specverify.sampler.problems.digits import digits_images
-
-    train, test = _flat(digits_images("train")), _flat(digits_images("test"))
-    rng = np.random.default_rng(seed)
-    m = len(test)
-    clf = _classifier()
-    test_proba = clf.predict_proba(test)
-    out = {"n_heldout": m}
-    for name, x in [("model", _flat(samples)[:m]), ("train_floor", train[rng.choice(len(train), m, replace=False)]),
-                    ("gaussian_baseline", rng.multivariate_normal(train.mean(0), np.cov(train.T), size=m))]:
-        res = mmd_test(x, test, n_perm=N_PERM, seed=seed)
-        proba = clf.predict_proba(x)
-        out[name] = {"mmd_statistic": res.statistic, "mmd_pvalue": res.pvalue,
-                     "frechet_proba": frechet(proba, test_proba),
-                     "classifier_confidence": float(proba.max(1).mean()),
-                     "classes": int(len(np.unique(proba.argmax(1))))}
-    return out
 
 
 def speedup(problem, steps: int, n: int, seed: int, dtype) -> list[dict]:
+    """nfe_ratio rows (``specverify.sampler.bench.nfe_rows``) of the drafters and windows, printed as they come."""
+    from specverify.sampler.bench import nfe_rows
     from specverify.sampler.drafters import make_drafter
-    from specverify.sampler.speculative import speculative_sample
 
-    chain = problem.chain(steps)
-    rows = []
-    for name in DRAFTERS:
-        d = make_drafter(name, draft_chain=problem.draft_chain(steps) if name == "independent" else None)
-        for w in WINDOWS:
-            t0 = time.perf_counter()
-            _, st = speculative_sample(chain, d, n, window=w, seed=seed, dtype=dtype)
-            rows.append({"steps": steps, "drafter": name, "window": w, "nfe_ratio": st.nfe_ratio,
-                         "acceptance_rate": st.acceptance_rate, "rounds_mean": st.rounds_mean,
-                         "seconds": time.perf_counter() - t0})
-            r = rows[-1]
-            print(f"  {steps:>5} {name:<16}{w:>3}  nfe_ratio {r['nfe_ratio']:6.3f}  acceptance "
-                  f"{r['acceptance_rate']:.4f}  rounds {r['rounds_mean']:7.2f}  ({r['seconds']:.0f} s)", flush=True)
-    return rows
+    drafters = {name: make_drafter(name, draft_chain=problem.draft_chain(steps) if name == "independent" else None)
+                for name in DRAFTERS}
 
+    def show(r):
+        print(f"  {steps:>5} {r['drafter']:<16}{r['window']:>3}  nfe_ratio {r['nfe_ratio']:6.3f}  acceptance "
+              f"{r['acceptance_rate']:.4f}  rounds {r['rounds_mean']:7.2f}  ({r['seconds']:.0f} s)", flush=True)
 
-def save_grid(path: Path, panels: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.3))
-    for ax, (title, x) in zip(np.atleast_1d(axes), panels.items(), strict=True):
-        x = np.clip(x[:100, 0], -1, 1)
-        k = int(np.ceil(np.sqrt(len(x))))
-        grid = np.full((k * 9 - 1, k * 9 - 1), -1.0)  # white gutters
-        for i, img in enumerate(x):
-            r, c = divmod(i, k)
-            grid[r * 9:r * 9 + 8, c * 9:c * 9 + 8] = img
-        ax.imshow(grid, cmap="gray_r", vmin=-1, vmax=1)
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return nfe_rows(problem.chain(steps), drafters, WINDOWS, n, seed=seed, dtype=dtype, progress=show)
 
 
 def main(argv=None) -> int:
@@ -138,7 +61,8 @@ def main(argv=None) -> int:
                     help="the tiny 'quick' models (seconds; for CI)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for training and sampling (on a busy machine 1 is often faster)")
-    ap.add_argument("--cache", type=Path, default=None, help="weights folder (default .cache/digits)")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="weights folder (default: $SPECVERIFY_CACHE/digits, else the user cache folder's digits/)")
     ap.add_argument("--out", type=Path, default=Path("runs") / "digits")
     ap.add_argument("--steps", type=int, default=200, help="chain steps for the quality samples")
     ap.add_argument("--speedup", type=int, nargs="*", default=[], metavar="STEPS",
@@ -149,13 +73,14 @@ def main(argv=None) -> int:
 
     import torch
 
-    from specverify.sampler.problems.digits import CACHE, N_TEST, DigitsProblem
+    from specverify.sampler.problems.digits import N_TEST, DigitsProblem
     from specverify.sampler.speculative import plain_sample
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    problem = DigitsProblem(config="quick" if args.quick else "full", cache=args.cache or CACHE, threads=threads)
+    problem = DigitsProblem(config="quick" if args.quick else "full", cache=args.cache or True,
+                           threads=threads)
     result = {"config": "quick" if args.quick else "full", "threads": threads,
               "configs": {k: vars(c) for k, c in zip(("target", "draft"), problem.configs, strict=True)}}
     print(f"digits models ({result['config']}, {threads} threads)")
@@ -169,7 +94,7 @@ def main(argv=None) -> int:
     x = plain_sample(problem.chain(args.steps), N_TEST, seed=args.seed).numpy()
     xd = plain_sample(problem.draft_chain(args.steps), N_TEST, seed=args.seed).numpy()
     result["sampling_seconds"] = time.perf_counter() - t0
-    result["quality"] = {"target": quality(x, args.seed), "draft": quality(xd, args.seed)}
+    result["quality"] = {"target": digits_quality(x, args.seed), "draft": digits_quality(xd, args.seed)}
     print(f"quality: {N_TEST} plain samples ({args.steps} linear DDPM steps) vs the {N_TEST} held-out digits")
     q = result["quality"]
     rows = [("target model", q["target"]["model"]), ("draft model", q["draft"]["model"]),

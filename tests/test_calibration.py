@@ -2,12 +2,13 @@
 
 The 99% Clopper-Pearson interval of the suite's rejection rate at alpha = 0.05 must hold 0.05 (the rate of
 a correct suite), and each test's p-values must pass a KS test of uniformity (Holm over the
-tests at 0.01). The same run writes theory/calibration.md (`python paper_repro/calibrate.py --replicates 1000`).
+tests at 0.01). The same run (``specverify.calibration.run_config``) writes theory/calibration.md
+(`python paper_repro/calibrate.py --replicates 1000`).
 """
 
 import pytest
 
-from tests.test_scripts import _load
+from specverify.calibration import run_config
 
 ALPHA = 0.05
 
@@ -15,7 +16,7 @@ ALPHA = 0.05
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["exact-law", "two-sample"])
 def test_the_suite_rejects_a_correct_sampler_at_rate_alpha(config):
-    r = _load("calibrate").run_config(config, 1000, n=500, alpha=ALPHA, n_perm=199)
+    r = run_config(config, 1000, n=500, alpha=ALPHA, n_perm=199)
     assert r["alpha_inside_ci"], (r["rejections"], r["ci99_low"], r["ci99_high"])
     bad = [(t["name"], t["ks_uniform_pvalue"]) for t in r["tests"] if t["uniformity_rejected"]]
     assert not bad, bad

@@ -29,7 +29,7 @@ PACKAGE_DIR = Path(specverify.__file__).resolve().parent
 SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate")
 DOOR = ("specverify.bridge",)
 FACES = ("specverify.cli", "specverify.pytest_plugin", "specverify.testing", "specverify.strategies",
-         "specverify.study")
+         "specverify.study", "specverify.calibration", "specverify.benchmarks")
 OUTSIDE = DOOR + FACES  # what neither half may import
 RULES = {  # room -> forbidden import prefixes
     "sampler": ("specverify.harness", *OUTSIDE),

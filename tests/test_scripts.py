@@ -1,4 +1,6 @@
-"""paper_repro scripts run in their small mode (examples run as tests)."""
+"""paper_repro scripts run in their small mode (examples run as tests). The scripts are thin: their logic is in the
+package (specverify.calibration, specverify.benchmarks, specverify.harness.quality, specverify.sampler.bench), which
+the other tests import; a script is loaded by its path here only to run its ``main``."""
 
 import importlib.util
 from pathlib import Path
@@ -32,8 +34,10 @@ def test_calibrate_smoke(tmp_path):
     mod.main(["--smoke", "--json", str(js), "--markdown", str(md)])
     import json
 
+    from specverify.calibration import CONFIGS
+
     res = json.loads(js.read_text())
-    assert [r["config"] for r in res] == list(mod.CONFIGS)
+    assert [r["config"] for r in res] == list(CONFIGS)
     for r in res:
         assert r["rejections"] == round(r["rejection_rate"] * 20) and r["ci99_low"] <= r["rejection_rate"]
         assert all(sum(t["deciles"]) == 20 for t in r["tests"])
@@ -63,6 +67,8 @@ def test_claims_smoke(tmp_path):
     from the run (the page quotes the JSON); every exactness check passes (alpha split over the checks)."""
     import json
 
+    from specverify.benchmarks import DIFFUSION_DRAFTERS, SMOKE
+
     mod = _load("claims")
     assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "results.json").read_text())
@@ -70,10 +76,10 @@ def test_claims_smoke(tmp_path):
     for f in res["figures"]:
         assert Path(f).exists() and Path(f).stat().st_size > 1000
     assert set(res["speed"]) == {"digits", "gmm", "langevin-model"}
-    assert {r["drafter"] for r in res["speed"]["digits"]} == set(mod.DIFFUSION_DRAFTERS)
+    assert {r["drafter"] for r in res["speed"]["digits"]} == set(DIFFUSION_DRAFTERS)
     checks = res["exactness"]
     assert len(checks) == 10 and all(r["verdict"] == "pass" for r in checks)
-    assert all(abs(r["alpha"] * len(checks) - mod.SMOKE.family_alpha) < 1e-12 for r in checks)
+    assert all(abs(r["alpha"] * len(checks) - SMOKE.family_alpha) < 1e-12 for r in checks)
     for r in res["speed"]["gmm"]:
         assert f"**{r['nfe_ratio']:.2f}**" in page and 1 <= r["nfe_ratio"] <= r["window"]
     best = max((r for r in res["speed"]["digits"] if r["drafter"] == "frozen-denoiser"), key=lambda r: r["nfe_ratio"])
@@ -101,12 +107,13 @@ def test_frechet_distance_of_the_digits_quality():
     import numpy as np
     from scipy import linalg
 
-    td = _load("train_digits")
+    from specverify.harness.quality import frechet
+
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(400, 3)), rng.normal(size=(300, 3)) @ np.diag([1.0, 2.0, 0.5]) + 1.0
     ca, cb = np.cov(a.T), np.cov(b.T)
     expect = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca + cb - 2 * linalg.sqrtm(ca @ cb).real)
-    np.testing.assert_allclose(td.frechet(a, b), expect, rtol=1e-10)
-    assert abs(td.frechet(a, a)) < 1e-10
+    np.testing.assert_allclose(frechet(a, b), expect, rtol=1e-10)
+    assert abs(frechet(a, a)) < 1e-10
     p = rng.dirichlet(np.ones(4), size=200)  # rows sum to 1: singular covariance, no warning, finite
-    assert np.isfinite(td.frechet(p, rng.dirichlet(np.ones(4), size=200)))
+    assert np.isfinite(frechet(p, rng.dirichlet(np.ones(4), size=200)))

@@ -13,6 +13,7 @@ import torch
 
 from specverify.errors import ChainError
 from specverify.harness.stats.omnibus import two_sample_minp
+from specverify.sampler import cache
 from specverify.sampler.drafters import make_drafter
 from specverify.sampler.mutants import mutant_sample
 from specverify.sampler.noise import TableNoise
@@ -57,6 +58,62 @@ def test_training_is_deterministic_cached_and_leaves_the_global_rng(tmp_path):
     assert i2["cached"] and i2["test_loss"] == i1["test_loss"]
     assert _equal_weights(first, second) and _equal_weights(first, a)
     assert len({c.tag() for c in (TINY, QUICK, QUICK_DRAFT, *CONFIGS["full"])}) == 5
+
+
+def test_the_cache_is_under_specverify_cache_and_reused_from_another_working_directory(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    monkeypatch.setenv(cache.ENV, str(root))
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    first, i1 = digits.load_or_train(TINY)  # the default cache
+    assert not i1["cached"] and [p.name for p in (root / "digits").iterdir()] == [f"{TINY.tag()}.pt"]
+    assert list((tmp_path / "a").iterdir()) == []  # nothing relative to the working directory
+    monkeypatch.chdir(tmp_path / "b")
+    second, i2 = digits.load_or_train(TINY)
+    assert i2["cached"] and _equal_weights(first, second)
+    problem = DigitsProblem(config=(TINY, TINY))  # the problem's default cache is the same folder
+    assert problem.training["target"]["cached"] and problem.training["draft"]["cached"]
+    assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_the_cache_root_of_each_platform(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV, str(tmp_path / "x"))
+    assert cache.cache_dir("digits") == tmp_path / "x" / "digits"
+    monkeypatch.delenv(cache.ENV)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(cache.sys, "platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_dir("medusa") == tmp_path / "xdg" / "specverify" / "medusa"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")  # the XDG spec: a relative path is ignored
+    assert cache.cache_dir() == tmp_path / "home" / ".cache" / "specverify"
+    monkeypatch.setattr(cache.sys, "platform", "darwin")
+    assert cache.cache_dir() == tmp_path / "home" / "Library" / "Caches" / "specverify"
+    monkeypatch.setattr(cache.sys, "platform", "win32")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
+    assert cache.cache_dir() == tmp_path / "local" / "specverify" / "Cache"
+    assert cache.resolve(None) is None and cache.resolve(tmp_path / "y", "digits") == tmp_path / "y"
+
+
+def test_the_atomic_write_never_leaves_a_partial_file(tmp_path, monkeypatch):
+    path = tmp_path / "sub" / "f.pt"
+
+    def partial(tmp):  # writes some bytes, then fails, as an interrupted save would
+        Path(tmp).write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        cache.atomic_write(path, partial)
+    assert list(path.parent.iterdir()) == []
+    cache.atomic_write(path, lambda tmp: Path(tmp).write_bytes(b"old, whole"))
+    with pytest.raises(OSError, match="disk full"):
+        cache.atomic_write(path, partial)
+    assert list(path.parent.iterdir()) == [path] and path.read_bytes() == b"old, whole"
+    # through load_or_train: a save that fails half-way leaves no model file for the next run to load
+    monkeypatch.setattr(torch, "save", lambda obj, f: partial(f))
+    with pytest.raises(OSError, match="disk full"):
+        digits.load_or_train(TINY, cache=tmp_path / "models")
+    assert list((tmp_path / "models").iterdir()) == []
 
 
 def test_chains_run_on_images(problem):
@@ -129,10 +186,13 @@ def test_the_law_test_catches_a_broken_sampler(problem, plain):
 
 
 def test_config_choice_and_errors(monkeypatch, tmp_path):
+    monkeypatch.delenv(digits.ENV, raising=False)
+    assert DigitsProblem(cache=tmp_path).config_name == "full"  # the default, when no test override is set
     monkeypatch.setenv(digits.ENV, "quick")
     assert DigitsProblem(cache=tmp_path).configs == CONFIGS["quick"]
-    assert DigitsProblem(dim=64, config="full", cache=tmp_path).configs == CONFIGS["full"]  # nothing trained yet
-    assert list(tmp_path.iterdir()) == []
+    full = DigitsProblem(dim=64, config="full", cache=tmp_path)  # explicit: the override does not apply
+    assert full.configs == CONFIGS["full"] and full.config_name == "full"
+    assert list(tmp_path.iterdir()) == []  # nothing trained yet
     monkeypatch.setenv(digits.ENV, "huge")
     with pytest.raises(ChainError, match="quick"):
         DigitsProblem(cache=tmp_path)

@@ -9,8 +9,9 @@ from scipy import stats
 from specverify.errors import SamplerError
 from specverify.harness import reference as ref
 from specverify.harness.stats import gaussian_one_sample
+from specverify.sampler import cache
 from specverify.sampler.drafters import make_drafter
-from specverify.sampler.drafters.medusa import Heads, Medusa, load_or_train, train_heads
+from specverify.sampler.drafters.medusa import Heads, Medusa, cache_path, load_or_train, train_heads
 from specverify.sampler.noise import TableNoise
 from specverify.sampler.problems import make_problem
 from specverify.sampler.speculative import speculative_sample
@@ -46,6 +47,23 @@ def test_training_is_deterministic_and_cached(gmm, tmp_path):
     second = load_or_train(chain, 6, key="t", cache=tmp_path, **SMALL)
     assert all(torch.equal(p, q) for p, q in zip(first.state_dict().values(), second.state_dict().values(),
                                                   strict=True))
+
+
+def test_heads_are_cached_under_specverify_cache_from_any_working_directory(gmm, tmp_path, monkeypatch):
+    chain, heads = gmm
+    monkeypatch.setenv(cache.ENV, str(tmp_path / "root"))
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    first = load_or_train(chain, 6, key="t", **SMALL)  # the default cache
+    assert not first.fit_info["cached"]
+    assert list((tmp_path / "root" / "medusa").iterdir()) == [cache_path(chain, 6, key="t", **SMALL)]
+    monkeypatch.chdir(tmp_path / "b")
+    second = load_or_train(chain, 6, key="t", **SMALL)
+    assert second.fit_info["cached"] and second.fit_info["seconds"] == first.fit_info["seconds"]
+    assert all(torch.equal(p, q) for p, q in zip(heads.state_dict().values(), second.state_dict().values(),
+                                                  strict=True))
+    assert list((tmp_path / "a").iterdir()) == list((tmp_path / "b").iterdir()) == []
 
 
 def test_medusa_raises_acceptance_over_the_frozen_denoiser(gmm):

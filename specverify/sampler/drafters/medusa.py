@@ -7,7 +7,8 @@ the frozen-denoiser drafter does). The heads are one small MLP with a residual o
 delta_j, and delta starts at exactly zero, so an untrained drafter IS the frozen-denoiser drafter.
 
 Training (:func:`train_heads`) regresses the heads on target rollouts of the chain (the plain sampler, seeded),
-deterministically on CPU; :func:`load_or_train` caches the weights under ``.cache/medusa/`` (git-ignored).
+deterministically on CPU; :func:`load_or_train` caches the weights under ``<cache root>/medusa/`` (the root:
+``$SPECVERIFY_CACHE``, else the user cache folder, see :mod:`specverify.sampler.cache`).
 Exactness is untouched: the draft mean is a function of the past only, so only acceptance changes.
 """
 
@@ -15,19 +16,19 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from pathlib import Path
 
 import torch
 
 from specverify.errors import SamplerError
+from specverify.sampler.cache import atomic_write, resolve
 from specverify.sampler.chains import GaussianChain
 from specverify.sampler.drafters.base import Drafter
 
 __all__ = ["Heads", "Medusa", "cache_path", "load_or_train", "train_heads"]
 
-CACHE = Path(".cache") / "medusa"
+CACHE_NAME = "medusa"  # the folder under the cache root
 CACHE_VERSION = 2  # part of the file name: 2 stores {"state", "seconds"} (1 stored the bare state dict)
 
 
@@ -138,17 +139,24 @@ def train_heads(chain: GaussianChain, window: int, *, n_traj: int = 1000, epochs
     return heads.to(torch.float64).eval().requires_grad_(False)
 
 
-def cache_path(chain: GaussianChain, window: int, *, key: str, cache: Path = CACHE, **train) -> Path:
-    """Where :func:`load_or_train` keeps the heads for ``chain`` (named by ``key`` and the training options)."""
+def cache_path(chain: GaussianChain, window: int, *, key: str, cache: Path | str | bool = True, **train) -> Path:
+    """Where :func:`load_or_train` keeps the heads for ``chain`` (named by ``key`` and the training options);
+    ``cache``: a folder, or True for ``cache_dir("medusa")``."""
     tag = hashlib.sha256(repr((key, chain.n_steps, chain.dim, window, sorted(train.items()), CACHE_VERSION))
                          .encode()).hexdigest()
-    return Path(cache) / f"{tag[:16]}.pt"
+    folder = resolve(cache, CACHE_NAME)
+    if folder is None:
+        raise SamplerError("cache_path needs a cache folder (or True for the default); got None")
+    return folder / f"{tag[:16]}.pt"
 
 
-def load_or_train(chain: GaussianChain, window: int, *, key: str, cache: Path | None = CACHE, **train) -> Heads:
+def load_or_train(chain: GaussianChain, window: int, *, key: str, cache: Path | str | bool | None = True,
+                  **train) -> Heads:
     """Heads for ``chain`` from the cache (file named by ``key`` and the training options) or trained now.
-    ``heads.fit_info`` records ``seconds`` (the training time, measured when it was trained) and ``cached``."""
-    path = None if cache is None else cache_path(chain, window, key=key, cache=cache, **train)
+    ``cache``: a folder, True (default: ``cache_dir("medusa")``, under ``$SPECVERIFY_CACHE`` or the user cache) or
+    None (train, save nothing). ``heads.fit_info`` records ``seconds`` (the training time, measured when it was
+    trained) and ``cached``."""
+    path = None if resolve(cache, CACHE_NAME) is None else cache_path(chain, window, key=key, cache=cache, **train)
     if path is not None and path.exists():
         heads = Heads(chain.dim, chain.n_steps, window, train.get("hidden", 128)).to(torch.float64)
         saved = torch.load(path, weights_only=True)
@@ -159,8 +167,6 @@ def load_or_train(chain: GaussianChain, window: int, *, key: str, cache: Path | 
     heads = train_heads(chain, window, **train)
     heads.fit_info = {"seconds": time.perf_counter() - t0, "cached": False}
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"state": heads.state_dict(), "seconds": heads.fit_info["seconds"]}, tmp)
-        os.replace(tmp, path)
+        saved = {"state": heads.state_dict(), "seconds": heads.fit_info["seconds"]}
+        atomic_write(path, lambda tmp: torch.save(saved, tmp))
     return heads

@@ -14,7 +14,8 @@ model. The draft model for the ``independent`` drafter is a smaller network trai
 
 Contract: training is deterministic for a config on CPU (seeded init, one ``torch.Generator`` for data order,
 noise levels and noise; the caller's global RNG is left as it was); :func:`load_or_train` caches the weights
-under ``.cache/digits/<config hash>.pt`` (git-ignored) and rebuilds them when missing. Weights are bitwise equal
+under ``<cache root>/digits/<config hash>.pt`` (the root: ``$SPECVERIFY_CACHE``, else the user cache folder, see
+:mod:`specverify.sampler.cache`; never the working directory) and rebuilds them when missing. Weights are bitwise equal
 for one torch build (1 and 2 threads gave equal weights here; other builds or thread counts may differ in the
 last bits). The law of the chain has no closed form: the reference is our plain sampler on the same chain.
 """
@@ -34,14 +35,15 @@ import numpy as np
 import torch
 
 from specverify.errors import ChainError
+from specverify.sampler.cache import atomic_write, resolve
 from specverify.sampler.chains import GaussianChain, beta_schedule, ddim, ddpm
 from specverify.sampler.problems.base import DiffusionProblem
 
-__all__ = ["CACHE", "CONFIGS", "DigitsConfig", "DigitsDenoiser", "DigitsProblem", "EpsNet", "digits_images",
+__all__ = ["CONFIGS", "DigitsConfig", "DigitsDenoiser", "DigitsProblem", "EpsNet", "digits_images",
            "digits_labels", "load_or_train", "train"]
 
-CACHE = Path(".cache") / "digits"
-ENV = "SPECVERIFY_DIGITS_CONFIG"  # "full" (default) or "quick": which pair of trained models the problem uses
+CACHE_NAME = "digits"  # the folder under the cache root
+ENV = "SPECVERIFY_DIGITS_CONFIG"  # a test override of the default config (tests/conftest.py sets "quick")
 SHAPE = (1, 8, 8)
 N_TEST = 297  # held-out images (1797 - 1500)
 LOG_SNR_MAX = 15.0  # |lambda| is clipped here: abar in [3e-7, 1 - 3e-7] covers every chain's conditioning
@@ -232,11 +234,14 @@ def train(config: DigitsConfig, *, threads: int | None = None) -> tuple[EpsNet, 
     return ema, info
 
 
-def load_or_train(config: DigitsConfig, *, cache: Path | str | None = CACHE,
+def load_or_train(config: DigitsConfig, *, cache: Path | str | bool | None = True,
                   threads: int | None = None) -> tuple[EpsNet, dict]:
     """The network for ``config`` from ``cache/<config.tag()>.pt``, or trained now and saved there (atomically).
-    ``info`` is the training record (see :func:`train`) plus ``"cached"`` (True when loaded)."""
-    path = None if cache is None else Path(cache) / f"{config.tag()}.pt"
+    ``cache``: a folder, True (default: ``cache_dir("digits")``, under ``$SPECVERIFY_CACHE`` or the user cache) or
+    None (train, save nothing). ``info`` is the training record (see :func:`train`) plus ``"cached"`` (True when
+    loaded)."""
+    folder = resolve(cache, CACHE_NAME)
+    path = None if folder is None else folder / f"{config.tag()}.pt"
     if path is not None and path.exists():
         saved = torch.load(path, weights_only=True)
         net = EpsNet(config.hidden, config.blocks)
@@ -244,10 +249,8 @@ def load_or_train(config: DigitsConfig, *, cache: Path | str | None = CACHE,
         return net.eval().requires_grad_(False), dict(saved["info"], cached=True)
     net, info = train(config, threads=threads)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"state": net.state_dict(), "info": info, "config": dataclasses.asdict(config)}, tmp)
-        os.replace(tmp, path)
+        saved = {"state": net.state_dict(), "info": info, "config": dataclasses.asdict(config)}
+        atomic_write(path, lambda tmp: torch.save(saved, tmp))
     return net, dict(info, cached=False)
 
 
@@ -257,9 +260,11 @@ def load_or_train(config: DigitsConfig, *, cache: Path | str | None = CACHE,
 class DigitsProblem(DiffusionProblem):
     """Built-in problem `digits`: DDPM (or DDIM, eta > 0) on scikit-learn's 8x8 digits, a network trained here.
 
-    ``config``: ``"full"`` or ``"quick"`` (default: the environment variable SPECVERIFY_DIGITS_CONFIG, else
-    ``"full"``), or a pair of :class:`DigitsConfig` (target, draft). The networks are loaded (or trained, minutes
-    for "full") on first use, from ``cache``.
+    ``config``: ``"full"`` (the default: the paper figures) or ``"quick"`` (seconds: tests and CI), or a pair of
+    :class:`DigitsConfig` (target, draft). Pass it explicitly; only when it is left out does the environment
+    variable SPECVERIFY_DIGITS_CONFIG, if set, replace the default (a switch for test runs: tests/conftest.py sets
+    ``quick``). ``config_name`` records the choice. The networks are loaded (or trained, minutes for "full") on
+    first use, from ``cache`` (see :func:`load_or_train`).
     """
 
     name = "digits"
@@ -270,11 +275,12 @@ class DigitsProblem(DiffusionProblem):
     shape = SHAPE
     dim = math.prod(SHAPE)
 
-    def __init__(self, dim: int | None = None, config=None, *, cache: Path | str | None = CACHE,
+    def __init__(self, dim: int | None = None, config=None, *, cache: Path | str | bool | None = True,
                  threads: int | None = None):
         if dim is not None and dim != self.dim:
             raise ChainError(f"digits has a fixed dimension {self.dim} (1 x 8 x 8); got dim={dim}: drop it or pass 64")
-        config = os.environ.get(ENV, "full") if config is None else config
+        config = (os.environ.get(ENV) or "full") if config is None else config
+        self.config_name = config if isinstance(config, str) else "custom"
         if isinstance(config, str):
             if config not in CONFIGS:
                 raise ChainError(f"digits config must be one of {', '.join(CONFIGS)}, got {config!r} (from {ENV}?)")

@@ -1,0 +1,149 @@
+"""Benchmarks of our sampler: plain against speculative on one chain, timed side by side, and nfe_ratio rows.
+
+- :class:`MLPEps` and :func:`build_chain`: the benchmarked chains (the `gmm` problem's DDPM chain, or DDPM on a
+  seeded, untrained MLP of realistic cost).
+- :func:`timed`: wall seconds of one call (``time.perf_counter``, CUDA synchronised around it).
+- :func:`bench_one`: one (chain, batch): an untimed warm-up of every configuration, then ``repeats`` interleaved
+  timed runs of the plain sampler and of each (drafter, window); medians and the sampler's own statistics.
+- :func:`nfe_rows`: steps / mean rounds of the speculative sampler per drafter and window (target calls only).
+
+Everything here is measured when called; nothing is cached.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import torch
+
+from specverify.sampler.chains import GaussianChain, beta_schedule, ddpm
+from specverify.sampler.drafters import make_drafter
+from specverify.sampler.problems.gmm import GMMProblem
+from specverify.sampler.speculative import plain_sample, speculative_sample
+
+__all__ = ["MODELS", "MLPEps", "bench_one", "build_chain", "nfe_rows", "timed"]
+
+MODELS = ("gmm", "mlp")
+
+
+class MLPEps(torch.nn.Module):
+    """A deterministic, randomly initialised eps-model ``model(x, t)``: the exact eps of N(0, I) data plus an MLP.
+
+    eps(x, t) = sqrt(1 - abar_t) x + MLP([x, emb(t)]), with a sinusoidal time embedding ``emb``. The MLP is
+    untrained (seeded init): it gives the benchmark a model of realistic cost. Its last layer is scaled by
+    ``out_scale`` so that its output is a small perturbation of the N(0, I) denoiser, under which DDPM keeps
+    the states O(1); an MLP alone (eps ~ 0) would make DDPM multiply x by 1 / sqrt(abar_T) and blow up.
+    """
+
+    def __init__(self, dim: int, betas, *, width: int = 1024, depth: int = 4, time_dim: int = 64, seed: int = 0,
+                 out_scale: float = 0.1):
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"depth must be >= 2 (input and output layers), got {depth}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            sizes = [dim + time_dim] + [width] * (depth - 1) + [dim]
+            layers = []
+            for i in range(depth):
+                layers.append(torch.nn.Linear(sizes[i], sizes[i + 1], dtype=torch.float64))
+                if i < depth - 1:
+                    layers.append(torch.nn.SiLU())
+            self.net = torch.nn.Sequential(*layers)
+        with torch.no_grad():
+            self.net[-1].weight.mul_(out_scale)
+            self.net[-1].bias.mul_(out_scale)
+        half = time_dim // 2
+        self.register_buffer("freqs", torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float64) / half))
+        abar = torch.cumprod(1 - torch.as_tensor(betas, dtype=torch.float64), 0)
+        self.register_buffer("skip", (1 - abar).sqrt())
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        arg = t.to(x.dtype)[:, None] * self.freqs
+        return self.skip[t][:, None] * x + self.net(torch.cat([x, torch.sin(arg), torch.cos(arg)], dim=1))
+
+
+def build_chain(model: str, steps: int, dim: int, *, width: int, depth: int, seed: int) -> GaussianChain:
+    """The benchmarked chain: the `gmm` problem's DDPM chain, or DDPM on the random MLP."""
+    if model == "gmm":
+        return GMMProblem(dim=dim).chain(steps)
+    if model == "mlp":
+        betas = beta_schedule("linear", steps)
+        return ddpm(MLPEps(dim, betas, width=width, depth=depth, seed=seed), betas, (dim,), name="mlp-ddpm")
+    raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
+
+
+def timed(fn, device: torch.device | str = "cpu"):
+    """(seconds, result) of one call of ``fn``, synchronising CUDA around it."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0, out
+
+
+def _row(model, chain, batch, name, window, plain_s, spec_s, stats, times, x_plain, x_spec) -> dict:
+    return dict(
+        model=model, chain=chain.name, steps=chain.n_steps, dim=chain.dim, batch=batch, drafter=name,
+        window=window, plain_s=plain_s, spec_s=spec_s, wall_ratio=plain_s / spec_s, nfe_ratio=stats.nfe_ratio,
+        call_ratio=chain.n_steps / stats.rounds_total, acceptance_rate=stats.acceptance_rate,
+        round_cost=(spec_s / stats.rounds_total) / (plain_s / chain.n_steps),
+        rounds_total=stats.rounds_total, rounds_mean=stats.rounds_mean,
+        target_evaluations=stats.target_evaluations, plain_target_evaluations=batch * chain.n_steps,
+        plain_times_s=times[None], spec_times_s=times[(name, window)],
+        plain_abs_max=float(x_plain.abs().max()), spec_abs_max=float(x_spec.abs().max()),
+    )
+
+
+def bench_one(model: str, chain: GaussianChain, batch: int, configs, *, seed: int, repeats: int, device, dtype,
+              drafters: dict | None = None) -> list[dict]:
+    """Rows for one (model, batch): plain timed ``repeats`` times, each (drafter, window) of ``configs`` timed
+    against it, interleaved, medians reported. ``drafters``: {(name, window): Drafter} for drafters that need more
+    than a name (default: ``make_drafter(name)``)."""
+    device = torch.device(device)
+    chain = chain.to(device=device, dtype=dtype)
+    common = dict(seed=seed, device=device, dtype=dtype)
+    drafters = drafters or {(name, w): make_drafter(name) for name, w in configs}
+
+    def plain():
+        return plain_sample(chain, batch, **common)
+
+    def spec(name, window):
+        return lambda: speculative_sample(chain, drafters[(name, window)], batch, window=window, **common)
+
+    runs = {None: plain} | {(name, w): spec(name, w) for name, w in configs}
+    for fn in runs.values():  # warm-up: allocator, kernels, lazy init
+        fn()
+    times = {key: [] for key in runs}
+    results = {}
+    for _ in range(repeats):  # interleaved, so slow drifts of the machine hit every column alike
+        for key, fn in runs.items():
+            seconds, results[key] = timed(fn, device)
+            times[key].append(seconds)
+    plain_s = statistics.median(times[None])
+    rows = []
+    for name, window in configs:
+        x_spec, stats = results[(name, window)]
+        rows.append(_row(model, chain, batch, name, window, plain_s, statistics.median(times[(name, window)]), stats,
+                         times, results[None], x_spec))
+    return rows
+
+
+def nfe_rows(chain: GaussianChain, drafters: dict, windows, n: int, *, seed: int, dtype=torch.float64,
+             progress=None) -> list[dict]:
+    """nfe_ratio, acceptance and rounds of the speculative sampler for each {name: Drafter} and window (``n``
+    samples, seeded). ``progress(row)``, if given, is called after each row."""
+    rows = []
+    for name, drafter in drafters.items():
+        for w in windows:
+            seconds, (_, st) = timed(lambda d=drafter, w=w: speculative_sample(chain, d, n, window=w, seed=seed,
+                                                                               dtype=dtype))
+            rows.append({"steps": chain.n_steps, "drafter": name, "window": w, "nfe_ratio": st.nfe_ratio,
+                         "acceptance_rate": st.acceptance_rate, "rounds_mean": st.rounds_mean, "seconds": seconds})
+            if progress is not None:
+                progress(rows[-1])
+    return rows
