@@ -49,7 +49,7 @@ def seeds(args) -> dict:
         else:  # the `specverify check` verdict at its defaults (frozen-denoiser, L = 8, alpha)
             rep = check(setup, make_candidate(setup), ref, alpha=args.alpha, n=args.n, seed=s)
             rows.append({"seed": s, "detected": rep.verdict == "fail", "caught_by": ["check"] * (rep.verdict == "fail"),
-                         "n": rep.n, "min_adjusted_pvalue": min(t["adjusted_pvalue"] for t in rep.tests)})
+                         "n": rep.n, "min_adjusted_pvalue": min(t.adjusted_pvalue for t in rep.tests)})
         row = rows[-1]
         verdict = "FALSE ALARM" if row["detected"] else "pass"
         print(f"  seed {s:>3}: {verdict}  min adjusted p={row['min_adjusted_pvalue']:.3g}  n={row['n']}", flush=True)

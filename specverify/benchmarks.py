@@ -149,13 +149,13 @@ def exactness(all_setups: dict, s: Settings, seed: int) -> list[dict]:
             refs[name] = (kind, _Memo(ref) if kind == "sampler" else ref)
         cand = make_candidate(setup, drafter=d, window=s.check_window)
         rep = check(setup, cand, refs[name], alpha=alpha, beta=s.beta, epsilon=eps[name], n=s.check_n, seed=seed)
-        acc = rep.acceptance or {}
+        acc = rep.acceptance
         rows.append({"problem": name, "drafter": d, "window": s.check_window, "verdict": rep.verdict, "n": rep.n,
                      "alpha": alpha, "beta": s.beta, "epsilon": eps[name], "min_detectable_ks": rep.min_detectable_ks,
                      "reference": reference_name(setup),
-                     "tests": len(rep.tests), "min_adjusted_pvalue": min(t["adjusted_pvalue"] for t in rep.tests),
-                     "acceptance_rate": acc.get("acceptance_rate"),
-                     "predicted_acceptance_rate": acc.get("predicted_acceptance_rate"),
+                     "tests": len(rep.tests), "min_adjusted_pvalue": min(t.adjusted_pvalue for t in rep.tests),
+                     "acceptance_rate": None if acc is None else acc.acceptance_rate,
+                     "predicted_acceptance_rate": None if acc is None else acc.predicted_acceptance_rate,
                      "power_ok": not rep.warnings, "seconds": rep.seconds})
         _log(f"  check {name} {d}: {rep.verdict} (n={rep.n}, {rep.seconds:.0f} s)")
     return rows

@@ -60,7 +60,7 @@ def run_config(name: str, replicates: int, *, n: int, alpha: float, n_perm: int,
         r = check(setup, candidate, reference, alpha=alpha, n=n, seed=s, n_perm=n_perm)
         rejected += r.verdict == "fail"
         for t in r.tests:
-            pvalues.setdefault(t["name"], []).append(t["pvalue"])
+            pvalues.setdefault(t.name, []).append(t.pvalue)
     lo, hi = stats.binomtest(rejected, replicates).proportion_ci(0.99, method="exact")
     return {"config": name, "problem": problem, "dim": dim, "steps": steps, "drafter": drafter, "window": window,
             "reference": reference[0], "n": n, "alpha": alpha, "n_perm": n_perm if reference[0] == "sampler" else None,
