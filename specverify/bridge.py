@@ -85,7 +85,7 @@ def make_setup(problem: str = "gmm", *, dim: int | None = None, steps: int = 100
 
 def make_builtin_drafter(setup: Setup, name: str, window: int, *, stress_delta: float = 1.2, device="cpu"):
     """The named drafter for ``setup``: the independent one gets the problem's draft chain, medusa heads trained
-    on the problem's target rollouts (cached under .cache/medusa), stress its delta."""
+    on the problem's target rollouts (cached in the user cache, specverify.sampler.cache), stress its delta."""
     from specverify.sampler.drafters import make_drafter
 
     if name == "independent":

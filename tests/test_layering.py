@@ -4,7 +4,8 @@
 - ``specverify/harness/`` (the judge) never imports ``specverify.sampler``, the door or the faces;
 - ``specverify/harness/reference/`` also imports no torch;
 - the shared plain modules (``errors``, ``specs``, ``_validate`` and the package ``__init__``) import neither half;
-- only the door (``bridge``) and the faces (``cli``, ``pytest_plugin``, ``testing``, ``strategies``, ``study``)
+- only the door (``bridge``) and the faces (``cli``, ``pytest_plugin``, ``testing``, ``strategies``, ``study``,
+  ``calibration``, ``benchmarks``)
   see both halves; every module of the package is in exactly one of these places.
 
 Checked by a static AST scan (imports, relative imports resolved against the file's package, and
