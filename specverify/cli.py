@@ -1,20 +1,27 @@
 """The `specverify` command.
 
-Exit codes: 0 success (for `check`: exactness not rejected), 1 exactness rejected (`check`), 2 usage or runtime
-error (the message says what to do).
+Exit codes (:func:`exit_code`, the one map): 0 success (for `check`: exactness not rejected), 1 exactness
+rejected, 2 anything else: a bad argument, a broken candidate, too few samples, or an unexpected exception. An
+error prints one line ``specverify <command>: error: <what to do>`` (the traceback too with ``--debug``), and
+`check`, `mutants` and `accept` still write their --json / --markdown report with ``"verdict": "error"``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
-from specverify.errors import SpecverifyError
+from specverify.errors import SampleSizeError, SpecverifyError, UsageError
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "exit_code", "main"]
+
+EXIT_CODES = {"pass": 0, "fail": 1, "error": 2}  # a command's outcome -> the process's exit status
 
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
@@ -29,9 +36,26 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--step-size", type=float, default=None, help="Langevin problems: step size h")
 
 
+class _ArgumentError(UsageError):
+    """argparse could not read the command line (``prog``: the command it was reading)."""
+
+    def __init__(self, message: str, prog: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so that main() prints one line and still writes the report."""
+
+    def error(self, message):
+        raise _ArgumentError(f"{message}; see `{self.prog} --help`", self.prog)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="specverify", description="Verify speculative sampling of diffusion models.")
+    parser = _Parser(prog="specverify", description="Verify speculative sampling of diffusion models.")
+    parser.add_argument("--debug", action="store_true", help="on an error, print the traceback too")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser = _with_debug(sub.add_parser)
 
     s = sub.add_parser("sample", help="run the plain or speculative sampler on a built-in problem")
     _add_problem_args(s)
@@ -69,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--reference", default="exact", metavar="exact|plain|TARGET",
                    help="exact: the problem's exact law or JAX reference sampler; plain: our plain sampler on the "
                         "problem; or a black box reference(n, seed)")
+    c.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="a candidate or reference call that runs longer is an error (exit 2); Unix only (SIGALRM)")
     c.add_argument("--allow-low-power", action="store_true",
                    help="accept a pass although n cannot deliver power 1 - beta at --epsilon (else exit 2)")
     c.add_argument("--json", type=Path, help="write the report here as JSON")
@@ -108,12 +134,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _with_debug(add_parser):
+    """Each subcommand also takes --debug after its name (without overriding one given before it)."""
+    def add(*a, **kw):
+        p = add_parser(*a, **kw)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="on an error, print the "
+                                                                                      "traceback too")
+        return p
+
+    return add
+
+
 def _device(name: str):
     import torch
 
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r} is not a device torch knows; use cpu or cuda") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SpecverifyError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+        raise UsageError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
     return dev
 
 
@@ -121,8 +161,6 @@ def build_problem(args):
     """The built-in problem named by the command line's problem options (a ``builtin.Setup``)."""
     from specverify.bridge import make_setup
 
-    if args.steps < 1:
-        raise SpecverifyError(f"--steps must be >= 1, got {args.steps}")
     return make_setup(args.problem, dim=args.dim, steps=args.steps, chain=args.chain, eta=args.eta,
                       schedule=args.schedule, prediction=args.prediction, components=args.components,
                       step_size=args.step_size)
@@ -135,10 +173,6 @@ def _cmd_sample(args) -> int:
     from specverify.bridge import make_builtin_drafter
     from specverify.sampler.speculative import plain_sample, speculative_sample
 
-    if args.n < 1:
-        raise SpecverifyError(f"--n must be >= 1, got {args.n}")
-    if args.steps < 1:
-        raise SpecverifyError(f"--steps must be >= 1, got {args.steps}")
     device = _device(args.device)
     dtype = getattr(torch, args.dtype)
     setup = build_problem(args)
@@ -167,11 +201,9 @@ def _cmd_sample(args) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         np.savez(args.out, samples=samples)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    _write(args.json, json.dumps(report, indent=2) + "\n")
     _print_sample_report(report, samples)
-    return 0
+    return "pass"
 
 
 class _Stages:
@@ -213,7 +245,7 @@ def _check_reference(args, setup, device):
 
     fn = load(args.reference)
     if detect_contract(fn) != "black-box":
-        raise SpecverifyError(f"--reference {args.reference} must be a black box reference(n, seed)")
+        raise UsageError(f"--reference {args.reference} must be a black box reference(n, seed)")
     return ("sampler", fn), f"reference {args.reference}"
 
 
@@ -227,13 +259,13 @@ def _check_candidate(args, setup, device):
     from specverify.harness.adapters import chain_candidate, detect_contract, load
 
     if args.mutant:
-        raise SpecverifyError("--mutant applies to our sampler, not to --candidate")
+        raise UsageError("--mutant applies to our sampler, not to --candidate")
     fn = load(args.candidate)
     contract = detect_contract(fn) if args.contract == "auto" else args.contract
     if contract == "chain":
         return chain_candidate(fn, setup.view()), f"{args.candidate} (chain level)"
     if contract == "kernel":
-        raise SpecverifyError(f"{args.candidate} is a coupling: the kernel-level check is chosen before this point")
+        raise UsageError(f"{args.candidate} is a coupling: the kernel-level check is chosen before this point")
     return fn, f"{args.candidate} (black box)"
 
 
@@ -241,11 +273,7 @@ def _cmd_check_kernel(args, fn, context) -> int:
     from specverify.harness.coupling_check import check_coupling
     from specverify.harness.report import markdown_kernel
 
-    try:
-        r = check_coupling(fn, n=args.n or 20000, alpha=args.alpha, seed=args.seed)
-    except SpecverifyError as e:
-        _write_partial(args, context, e)
-        raise
+    r = check_coupling(fn, n=args.n or 20000, alpha=args.alpha, seed=args.seed)
     out = {**context, **r}
     _write(args.json, json.dumps(out, indent=2) + "\n")
     _write(args.markdown, markdown_kernel(out, f"specverify check: coupling {args.candidate}"))
@@ -257,7 +285,7 @@ def _cmd_check_kernel(args, fn, context) -> int:
     for t in sorted(r["tests"], key=lambda t: t["adjusted_pvalue"])[:3]:
         print(f"  {t['name']:<30} p={t['pvalue']:.3g} adjusted p={t['adjusted_pvalue']:.3g}")
     print(f"  {r['seconds']:.1f} s")
-    return 0 if r["verdict"] == "pass" else 1
+    return r["verdict"]
 
 
 def _write(path, text):
@@ -266,35 +294,47 @@ def _write(path, text):
         path.write_text(text)
 
 
-def _write_partial(args, context, error) -> None:
-    """Write what is known when a check stops with an error: the JSON and Markdown reports, verdict "error"."""
+def _context(args) -> dict:
+    """What a report knows before the run: written alone (with the error) when the command stops early."""
+    out = {"problem": args.problem, "dim": args.dim, "steps": args.steps}
+    if args.command == "check":
+        ours = args.sampler == "speculative" and not args.candidate
+        out.update(candidate=args.candidate, reference_option=args.reference,
+                   sampler=None if args.candidate else args.sampler, mutant=args.mutant,
+                   drafter=args.drafter if ours else None, window=args.window if ours else None,
+                   alpha=args.alpha, n=args.n, seed=args.seed)
+    elif args.command == "mutants":
+        out.update(alpha=args.alpha, n=args.n, seed=args.seed)
+    else:
+        out.update(n=args.n, seed=args.seed)
+    return out
+
+
+def _write_partial(args, error: str) -> None:
+    """Write what is known when check, mutants or accept stops with an error: JSON and Markdown, verdict "error".
+    A report that cannot be written is left out (its path was checked before the run; the error is the news)."""
     from specverify.harness.report import markdown
 
-    partial = {**context, "verdict": "error", "error": str(error)}
-    _write(args.json, json.dumps(partial, indent=2) + "\n")
-    _write(args.markdown, markdown(partial))
+    partial = {**_context(args), "verdict": "error", "error": error}
+    for path, text in ((args.json, lambda: json.dumps(partial, indent=2) + "\n"),
+                       (args.markdown, lambda: markdown(partial, f"specverify {args.command}"))):
+        try:
+            _write(path, text())
+        except Exception:  # noqa: BLE001, S110 - the error being reported matters more than its report
+            pass
 
 
-def _cmd_check(args) -> int:
+def _cmd_check(args) -> str:
     from specverify.bridge import check
+    from specverify.harness.contracts import time_limit
     from specverify.harness.report import acceptance_line, markdown, plots
 
-    context = {"problem": args.problem, "dim": args.dim, "steps": args.steps,
-               "candidate": args.candidate, "reference_option": args.reference,
-               "sampler": None if args.candidate else args.sampler, "mutant": args.mutant,
-               "drafter": args.drafter if args.sampler == "speculative" and not args.candidate else None,
-               "window": args.window if args.sampler == "speculative" and not args.candidate else None,
-               "alpha": args.alpha, "n": args.n, "seed": args.seed}
+    context = _context(args)
     if args.candidate and args.contract in ("auto", "kernel"):
         from specverify.harness.adapters import detect_contract, load
 
-        try:
-            fn = load(args.candidate)
-            kernel = args.contract == "kernel" or detect_contract(fn) == "kernel"
-        except SpecverifyError as e:
-            _write_partial(args, context, e)
-            raise
-        if kernel:
+        fn = load(args.candidate)
+        if args.contract == "kernel" or detect_contract(fn) == "kernel":
             return _cmd_check_kernel(args, fn, context)
     stages = _Stages(sys.stderr.isatty() if args.progress is None else args.progress)
     try:
@@ -304,13 +344,11 @@ def _cmd_check(args) -> int:
         candidate, what = _check_candidate(args, setup, device)
         if reference[0] == "sampler":
             reference = ("sampler", stages.wrap(reference[1], "reference"))
-        report = check(setup, stages.wrap(candidate, "candidate"), reference, alpha=args.alpha, beta=args.beta,
-                       epsilon=args.epsilon, n=args.n, seed=args.seed, keep_samples=args.plots is not None)
-    except SpecverifyError as e:  # write what is known, then let main() print the message and exit 2
+        with time_limit(args.timeout):
+            report = check(setup, stages.wrap(candidate, "candidate"), reference, alpha=args.alpha, beta=args.beta,
+                           epsilon=args.epsilon, n=args.n, seed=args.seed, keep_samples=args.plots is not None)
+    finally:
         stages.close()
-        _write_partial(args, context, e)
-        raise
-    stages.close()
     out = {**context, **report.to_dict()}
     low_power = bool(report.warnings) and report.verdict == "pass" and not args.allow_low_power
     out["power_ok"] = not report.warnings
@@ -333,11 +371,11 @@ def _cmd_check(args) -> int:
         print("specverify check: error: the check passed, but n is too small for the declared power, so the pass "
               "is no evidence of exactness at --epsilon; use the n above (or leave --n out), or pass "
               "--allow-low-power", file=sys.stderr)
-        return 2
-    return report.exit_code
+        return "error"
+    return report.verdict
 
 
-def _cmd_mutants(args) -> int:
+def _cmd_mutants(args) -> str:
     """Each sampler is checked under two configurations (the given drafter and the stress drafter) at alpha / 2
     each, so that its verdict has false-alarm rate <= alpha; a mutant is detected if either rejects."""
     from specverify.bridge import STRESS_WINDOW, make_reference, mutant_verdict
@@ -363,14 +401,12 @@ def _cmd_mutants(args) -> int:
                               "stress": {"drafter": "stress", "window": STRESS_WINDOW}},
            "mutants": mutants, "kill_rate": sum(m["detected"] for m in mutants) / len(mutants),
            "reference_false_alarm": correct["detected"], "correct": correct}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    _write(args.json, json.dumps(out, indent=2) + "\n")
     out["seconds"] = time.perf_counter() - t0
     _write(args.markdown, _kills_markdown(out, " ".join(sys.argv[1:]) if args.markdown else ""))
     print(f"kill rate {out['kill_rate']:.2f} ({sum(m['detected'] for m in mutants)}/{len(mutants)}); "
           f"correct sampler {'FALSELY REJECTED' if correct['detected'] else 'passes'}")
-    return 1 if correct["detected"] else 0
+    return "fail" if correct["detected"] else "pass"
 
 
 def _few(names: list, k: int = 4) -> str:
@@ -427,21 +463,27 @@ def _print_sample_report(r: dict, samples) -> None:
           f"{' ...' if samples[0].size > 4 else ''}")
 
 
-def _cmd_accept(args) -> int:
-    from specverify import study
+def _accept_lists(args) -> tuple[list, list]:
     from specverify.sampler.drafters import DRAFTERS
 
     drafters = [d for d in args.drafters.split(",") if d]
-    if unknown := [d for d in drafters if d not in DRAFTERS]:
-        raise SpecverifyError(f"unknown drafter(s) {unknown}; choose from {', '.join(DRAFTERS)}")
+    unknown = [d for d in drafters if d not in DRAFTERS]
+    if unknown or not drafters:
+        raise UsageError(f"unknown drafter(s) {unknown or args.drafters!r}; --drafters takes comma-separated names "
+                         f"from {', '.join(DRAFTERS)}")
     try:
         windows = [int(w) for w in args.windows.split(",") if w]
     except ValueError:
-        raise SpecverifyError(f"--windows must be comma-separated integers, got {args.windows!r}") from None
+        raise UsageError(f"--windows must be comma-separated integers, got {args.windows!r}") from None
     if not windows or min(windows) < 1:
-        raise SpecverifyError(f"--windows must be integers >= 1, got {args.windows!r}")
-    if args.n < 2:
-        raise SpecverifyError(f"--n must be >= 2, got {args.n}")
+        raise UsageError(f"--windows must be integers >= 1, got {args.windows!r}")
+    return drafters, windows
+
+
+def _cmd_accept(args) -> str:
+    from specverify import study
+
+    drafters, windows = _accept_lists(args)
     device = _device(args.device)
     setup = build_problem(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -462,10 +504,10 @@ def _cmd_accept(args) -> int:
               f"{' ' if r['rounds_inside'] else '*'} {r['nfe_ratio']:>6.3f} {r['predicted_nfe_ratio']:>6.3f}")
     if figures:
         print(f"  figures: {', '.join(str(f) for f in figures)}")
-    return 0
+    return "pass"
 
 
-def _cmd_problems(args) -> int:
+def _cmd_problems(args) -> str:
     from specverify.sampler.problems import PROBLEMS
 
     for name, cls in PROBLEMS.items():
@@ -473,31 +515,167 @@ def _cmd_problems(args) -> int:
         print(f"{name}  [exact law: {'yes' if cls.exact_law else 'no'}]\n    {summary}\n    reference: {cls.reference}")
         for p, desc in cls.params.items():
             print(f"      {p:<14}{desc}")
-    return 0
+    return "pass"
 
 
-def _cmd_drafters(args) -> int:
+def _cmd_drafters(args) -> str:
     from specverify.sampler.drafters import DRAFTERS
 
     for name, (cls, desc) in DRAFTERS.items():
         print(f"{name:<17}{desc}{'  [needs the target at the window start]' if cls.needs_anchor else ''}")
-    return 0
+    return "pass"
 
 
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+# ---------------------------------------------------------------------------------------------------------
+# Arguments checked before the run, and the one exit-code map
+
+
+def _need(ok: bool, message: str, error: type[Exception] = UsageError) -> None:
+    if not ok:
+        raise error(message)
+
+
+def _number(args, name: str, *, low: float = 0.0, high: float | None = None, what: str = "") -> None:
+    """--name must be a finite number in (low, high) (high: none if None); None (not given) passes."""
+    v = getattr(args, name.replace("-", "_"), None)
+    if v is None:
+        return
+    bounds = f"in ({low:g}, {high:g})" if high is not None else f"> {low:g}"
+    _need(math.isfinite(v) and v > low and (high is None or v < high),
+          f"--{name} must be a finite number {bounds}{what}, got {v}")
+
+
+def _writable(path: Path | None, flag: str, *, folder: bool = False) -> None:
+    """A report path that cannot be written is an error now, not after the run."""
+    if path is None:
+        return
+    target = path if folder else path.parent
+    _need(folder or not path.is_dir(), f"{flag} {path} is a directory; give a file name, e.g. {path / 'report'}")
+    _need(not target.exists() or target.is_dir(), f"{flag} {path}: {target} is a file, not a folder")
     try:
-        commands = {"sample": _cmd_sample, "check": _cmd_check, "mutants": _cmd_mutants, "accept": _cmd_accept,
-                    "problems": _cmd_problems,
-                    "drafters": _cmd_drafters}
-        if getattr(args, "dim", 0) is None:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag} {path} cannot be written ({e.strerror or e}); choose a writable path") from None
+
+
+def _check_names(args) -> None:
+    from specverify.bridge import entry
+    from specverify.sampler.drafters import DRAFTERS
+    from specverify.sampler.mutants import MUTANTS
+
+    entry(args.problem)  # an unknown problem: UsageError naming the choices
+    drafter = getattr(args, "drafter", None)
+    _need(drafter is None or drafter in DRAFTERS,
+          f"unknown drafter {drafter!r}; choose one of {', '.join(DRAFTERS)} (see `specverify drafters`)")
+    mutant = getattr(args, "mutant", None)
+    _need(mutant is None or mutant in MUTANTS, f"unknown mutant {mutant!r}; choose one of {', '.join(MUTANTS)}")
+
+
+def _check_args(args) -> None:
+    """Every argument of a command that runs a problem, before anything long starts; messages name the fix."""
+    from specverify.harness.stats import MIN_SAMPLES
+
+    cmd = args.command
+    _need(args.steps >= 1, f"--steps must be >= 1 (the number of chain steps), got {args.steps}")
+    _need(args.dim is None or args.dim >= 1, f"--dim must be >= 1, got {args.dim}")
+    _need(args.components >= 1, f"--components must be >= 1, got {args.components}")
+    _number(args, "eta", what=" (DDIM's noise level; at most 1)")
+    _number(args, "step-size", what=" (the Langevin step h)")
+    _need(getattr(args, "window", 1) >= 1, f"--window must be >= 1 (drafted steps per window), got "
+                                           f"{getattr(args, 'window', None)}")
+    _need(getattr(args, "max_batch", None) is None or args.max_batch >= 1, "--max-batch must be >= 1")
+    _need(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
+    if cmd in ("check", "mutants"):
+        for name, what in (("alpha", "false-alarm rate"), ("beta", "miss rate"), ("epsilon", "KS distance")):
+            _number(args, name, high=1.0, what=f" (a {what})")
+        _number(args, "timeout", what=" seconds")
+        _number(args, "stress-delta", what=" (the stress drafter's shift)")
+        _need(args.n is None or args.n >= MIN_SAMPLES,
+              f"--n {args.n} is too few samples for the tests (they need n >= {MIN_SAMPLES}); use a larger --n, or "
+              "leave it out to size n from --alpha, --beta and --epsilon", SampleSizeError)
+    minimum = {"sample": 1, "accept": 2}.get(cmd, 1)
+    _need(args.n is None or args.n >= minimum, f"--n must be >= {minimum}, got {args.n}", SampleSizeError)
+    if cmd == "accept":
+        _accept_lists(args)
+    for flag in ("out", "json", "markdown"):
+        _writable(getattr(args, flag, None), f"--{flag}")
+    _writable(getattr(args, "plots", None), "--plots", folder=True)
+
+
+def exit_code(outcome: str) -> int:
+    """The one exit-code map: "pass" (exactness not rejected, or a command that succeeded) 0, "fail" (rejected) 1,
+    "error" 2 (bad arguments, a broken candidate, too few samples, any unexpected exception)."""
+    return EXIT_CODES.get(outcome, EXIT_CODES["error"])
+
+
+def _message(e: BaseException) -> str:
+    """One line that says what went wrong and what to do."""
+    if isinstance(e, SpecverifyError):
+        return str(e)
+    if isinstance(e, MemoryError):
+        return f"out of memory ({e or 'MemoryError'}); use a smaller --dim, --n or --steps"
+    return (f"unexpected {type(e).__name__}: {e}; rerun with --debug for the traceback (and report it if the "
+            "arguments are valid)")
+
+
+_COMMANDS = {"sample": _cmd_sample, "check": _cmd_check, "mutants": _cmd_mutants, "accept": _cmd_accept,
+             "problems": _cmd_problems, "drafters": _cmd_drafters}
+
+
+def _outcome(args) -> str:
+    """Run the command; an exception (KeyboardInterrupt aside) becomes one error line, a partial report, "error"."""
+    try:
+        if args.command in ("problems", "drafters"):
+            return _COMMANDS[args.command](args)
+        _check_names(args)
+        if args.dim is None:
             from specverify.sampler.problems import default_dim
 
             args.dim = default_dim(args.problem)
-        return commands[args.command](args)
-    except SpecverifyError as e:
-        print(f"specverify {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        _check_args(args)
+        return _COMMANDS[args.command](args)
+    except Exception as e:  # noqa: BLE001 - the exit-code map: every error is exit 2 with one line
+        message = " ".join(_message(e).split())
+        if args.command in ("check", "mutants", "accept"):
+            _write_partial(args, message)
+        if args.debug:
+            traceback.print_exception(e, file=sys.stderr)
+        print(f"specverify {args.command}: error: {message}", file=sys.stderr)
+        return "error"
+
+
+def _unparsed_report(argv: list, e: _ArgumentError) -> None:
+    """The --json / --markdown report of a command line that argparse could not read (found by hand)."""
+    command = e.prog.removeprefix("specverify").strip()
+    if command not in ("check", "mutants", "accept"):
+        return
+    for flag, i in ((a, i) for i, a in enumerate(argv) if a.startswith(("--json", "--markdown"))):
+        name, _, value = flag.partition("=")
+        value = value or (argv[i + 1] if i + 1 < len(argv) else "")
+        if name not in ("--json", "--markdown") or not value or value.startswith("-"):
+            continue
+        partial = {"command": command, "argv": list(argv), "verdict": "error", "error": str(e)}
+        text = json.dumps(partial, indent=2) + "\n" if name == "--json" else \
+            f"# specverify {command}: ERROR\n\n{e}\n\nNo verdict: fix the error above and run again.\n"
+        try:
+            _write(Path(value), text)
+        except Exception:  # noqa: BLE001, S110 - the error being reported matters more than its report
+            pass
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except _ArgumentError as e:
+        print(f"{e.prog}: error: {e}", file=sys.stderr)
+        _unparsed_report(argv, e)
+        return exit_code("error")
+    except SystemExit as e:  # --help printed its text
+        return e.code if isinstance(e.code, int) else exit_code("error")
+    return exit_code(_outcome(args))
 
 
 if __name__ == "__main__":
