@@ -570,7 +570,8 @@ def _check_names(args) -> None:
     _need(drafter is None or drafter in DRAFTERS,
           f"unknown drafter {drafter!r}; choose one of {', '.join(DRAFTERS)} (see `specverify drafters`)")
     mutant = getattr(args, "mutant", None)
-    _need(mutant is None or mutant in MUTANTS, f"unknown mutant {mutant!r}; choose one of {', '.join(MUTANTS)}")
+    _need(mutant is None or mutant in MUTANTS,
+          f"unknown mutant {mutant!r} for --mutant; choose one of {', '.join(MUTANTS)}")
 
 
 def _check_args(args) -> None:
