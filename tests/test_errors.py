@@ -60,7 +60,7 @@ def wrong_count(n, seed):
 def wrong_dim(n, seed):
     return np.zeros((n, 3))
 
-def unexpected(n, seed):  # raises inside the harness's own code: an unexpected exception, still exit 2
+def unexpected(n, seed):  # acceptance counts that are not numbers
     return {"samples": ok(n, seed), "accepted": np.zeros(n), "predicted": object()}
 '''
 BAD_CANDIDATES = {"raises": "raised RuntimeError", "hangs": "time limit", "as_list": "not an array",
@@ -177,6 +177,19 @@ def test_broken_candidates_and_references_exit_2(work, name, role):
         pair[-1] = f"{work / 'cands.py'}:{name}"
     text = assert_error(["check", *TINY, "--n", "100", "--timeout", "0.3", *pair], work)
     assert BAD_CANDIDATES[name] in text, text
+
+
+def test_an_unexpected_exception_is_exit_2_with_both_reports(work, monkeypatch):
+    def broken(*a, **kw):
+        raise ZeroDivisionError("a bug in the harness")
+
+    monkeypatch.setattr(bridge, "check", broken)
+    js, md = work / "bug.json", work / "bug.md"
+    rc, text = run_cli(["check", *TINY, "--n", "100", "--json", str(js), "--markdown", str(md)])
+    assert rc == 2 and "Traceback" not in text
+    assert text.strip() == ("specverify check: error: unexpected ZeroDivisionError: a bug in the harness; rerun with "
+                            "--debug for the traceback (and report it if the arguments are valid)")
+    assert json.loads(js.read_text())["verdict"] == "error" and "a bug in the harness" in md.read_text()
 
 
 def test_debug_shows_the_traceback(work):
