@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from specverify.errors import SpecverifyError, UsageError
+from specverify._validate import positive_int
+from specverify.errors import UsageError
 
 __all__ = ["REGISTRY", "STRESS_WINDOW", "ProblemEntry", "Setup", "check", "entry", "make_builtin_drafter",
            "make_candidate", "make_reference", "make_setup", "mutant_verdict", "reference_name"]
@@ -69,6 +70,7 @@ def make_setup(problem: str = "gmm", *, dim: int | None = None, steps: int = 100
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise UsageError(f"steps must be an integer >= 1, got {steps}")
     kwargs = {"dim": default_dim(problem) if dim is None else dim, **(options or {})}
+    positive_int(components, "components", " (gmm: mixture size)", error=UsageError)
     given = {"components": components, "step_size": step_size}
     for option, keyword in e.options.items():
         if given[option] is not None:
@@ -108,7 +110,7 @@ def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str =
     from specverify.sampler.speculative import plain_sample, speculative_sample
 
     if mutant and (mutant not in MUTANTS or sampler != "speculative"):
-        raise SpecverifyError(f"--mutant needs --sampler speculative and one of {', '.join(MUTANTS)}")
+        raise UsageError(f"--mutant needs --sampler speculative and one of {', '.join(MUTANTS)}")
     chain = setup.chain()
     d = make_builtin_drafter(setup, drafter, window, stress_delta=stress_delta) if sampler != "plain" else None
 

@@ -310,13 +310,8 @@ def _counting(n, seed):
     return {"samples": _gauss(n, seed), "accepted": np.ones(n), "predicted": np.ones(n)}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="needs a check in files this change does not own: "
-                   "suite.check_against_law/sampler validate alpha, beta, epsilon up front (with acceptance counts "
-                   "the distribution block runs at alpha / 2, so alpha in [1, 2) gets through), and "
-                   "bridge.make_setup rejects components < 1 before numpy sees a negative size, and the DDIM chain "
-                   "(sampler/chains.py) rejects a non-finite eta before computing with it (a RuntimeWarning first)")
 @pytest.mark.parametrize("call", ["alpha-two-blocks", "negative-components", "infinite-eta"])
-def test_known_gaps(call):
+def test_bad_levels_sizes_and_chain_options_are_specverify_errors(call):
     try:
         if call == "alpha-two-blocks":
             check_against_law(_counting, *LAW, alpha=1.5, n=200)

@@ -24,7 +24,8 @@ import time
 import numpy as np
 from scipy import stats
 
-from specverify.harness.contracts import ContractError, _to_numpy
+from specverify.errors import CandidateError, ContractError
+from specverify.harness.contracts import _to_numpy
 from specverify.harness.predictions import acceptance_probability
 from specverify.harness.stats.one_sample import whitened_normal_battery
 from specverify.harness.stats.results import TestResult, holm
@@ -116,7 +117,7 @@ def _call(fn, args, n, d):
 
             out = fn(*[torch.as_tensor(a) if isinstance(a, np.ndarray) else a for a in args])
         except Exception:  # noqa: BLE001
-            raise ContractError(f"coupling raised {type(first).__name__}: {first}") from first
+            raise CandidateError(f"coupling raised {type(first).__name__}: {first}") from first
     if not (isinstance(out, tuple | list) and len(out) == 2):
         raise ContractError(f"coupling returned {type(out).__name__}; the contract is a pair (x, accepted)")
     x = _to_numpy(out[0])

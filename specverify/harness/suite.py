@@ -18,9 +18,11 @@ import time
 
 import numpy as np
 
+from specverify._validate import in_unit_interval, positive_int
+from specverify.errors import SampleSizeError, UsageError
 from specverify.harness.contracts import check_seeded, run
 from specverify.harness.report import AcceptanceSummary, Report, ReportTest
-from specverify.harness.stats import gaussian_one_sample
+from specverify.harness.stats import MIN_SAMPLES, gaussian_one_sample
 from specverify.harness.stats.acceptance import acceptance_summary, acceptance_test
 from specverify.harness.stats.results import Battery, bonferroni_blocks
 from specverify.harness.stats.sizing import (
@@ -50,27 +52,16 @@ def _bh(pvalues):
     return multipletests(np.asarray(pvalues, dtype=np.float64), method="fdr_bh")[1]
 
 
-def _coordinates(battery: Battery, chosen) -> list[int | None]:
-    """The coordinate each test of a distribution battery looks at (None: not a per-coordinate test).
-
-    A test that carries its ``coord`` says so itself; otherwise the battery's layout does: the one-sample battery
-    (``one_sample.whitened_normal_battery``) and the two-sample one (``omnibus.two_sample_minp``) both begin with
-    one KS test per ``chosen`` coordinate, in that order."""
-    if any(t.coord is not None for t in battery.tests):
-        return [t.coord for t in battery.tests]
-    chosen = [int(i) for i in chosen]
-    if len(chosen) > len(battery.tests):
-        raise ValueError(f"{len(chosen)} coordinates for a battery of {len(battery.tests)} tests")
-    return chosen + [None] * (len(battery.tests) - len(chosen))
-
-
-def _two_sample_coords(dim: int, seed: int) -> list[int]:
-    """The coordinates ``omnibus.two_sample_minp`` tests (all up to MAX_COORDS, else a seeded subset), read from
-    its direction matrix (the first columns are unit vectors)."""
-    from specverify.harness.stats.omnibus import _directions
-
-    dirs = _directions(np.empty((0, dim)), N_PROJECTIONS, MAX_COORDS, seed)[1]
-    return dirs[:, :min(dim, MAX_COORDS)].argmax(0).tolist()
+def _levels(alpha, beta, epsilon, n) -> None:
+    """Validate the verdict's levels and n before any sampling; messages name the fix."""
+    in_unit_interval(alpha, "alpha (the family-wise false-alarm rate)", UsageError)
+    in_unit_interval(beta, "beta (the miss rate at epsilon)", UsageError)
+    in_unit_interval(epsilon, "epsilon (the KS distance to detect)", UsageError, upper_closed=True)
+    if n is not None:
+        positive_int(n, "n", " (samples per side)", error=UsageError)
+        if n < MIN_SAMPLES:
+            raise SampleSizeError(f"n={n} is too few samples for the tests (they need n >= {MIN_SAMPLES}); use a "
+                                  "larger n, or leave it out to size n from alpha, beta and epsilon")
 
 
 def _acceptance(acc) -> AcceptanceSummary:
@@ -83,7 +74,7 @@ def _acceptance(acc) -> AcceptanceSummary:
         predicted_per_position=acc.get("predicted_per_position")))
 
 
-def _report(distribution: Battery, coords, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data):
+def _report(distribution: Battery, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data):
     blocks = [distribution]
     if acc is not None:
         t = acceptance_test(acc["accepted"], acc["predicted"])
@@ -91,11 +82,9 @@ def _report(distribution: Battery, coords, acc, *, kind, alpha, beta, epsilon, n
     family = bonferroni_blocks(blocks, alpha)
     extra = len(family.tests) - len(distribution.tests)
     labels = ["distribution"] * len(distribution.tests) + ["acceptance"] * extra
-    coords = list(coords) + [None] * extra
     bh = _bh([t.pvalue for t in family.tests])
-    tests = tuple(ReportTest(t.name, f, t.statistic, t.pvalue, a, r, float(q), t.method, t.n, c)
-                  for t, f, a, r, q, c in zip(family.tests, labels, family.adjusted, family.rejected, bh, coords,
-                                              strict=True))
+    tests = tuple(ReportTest(t.name, f, t.statistic, t.pvalue, a, r, float(q), t.method, t.n, t.coord)
+                  for t, f, a, r, q in zip(family.tests, labels, family.adjusted, family.rejected, bh, strict=True))
     summary = None if acc is None else _acceptance(acc)
     return Report("fail" if family.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, family.correction,
                   tests, summary, time.perf_counter() - t0, warnings, data)
@@ -105,6 +94,7 @@ def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.0
                       seed=0, keep_samples: bool = False) -> Report:
     """One-sample battery of ``candidate(n, seed)`` against N(mean, Q diag(eigvals) Q^T), plus acceptance."""
     t0 = time.perf_counter()
+    _levels(alpha, beta, epsilon, n)
     d = len(mean)
     blocks = 2 if check_seeded(candidate, seed) else 1
     k = d + 1  # coordinates and the squared norm
@@ -115,9 +105,8 @@ def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.0
     battery = gaussian_one_sample(x, np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs), a_block)
     mdk = min_detectable_ks_one_sample(n, a_block / k, beta)
     data = {"x": x, "law": (np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs))} if keep_samples else None
-    return _report(battery, _coordinates(battery, range(d)), acc, kind="exact", alpha=alpha, beta=beta,
-                   epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
-                   warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
+    return _report(battery, acc, kind="exact", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed,
+                   t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
 
 
 def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
@@ -126,6 +115,7 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
     from specverify.harness.stats.omnibus import two_sample_minp
 
     t0 = time.perf_counter()
+    _levels(alpha, beta, epsilon, n)
     blocks = 2 if check_seeded(candidate, seed) else 1
     k = min(dim, MAX_COORDS) + 1 + (N_PROJECTIONS if dim > 1 else 0) + N_KERNEL_TESTS
     a_block = alpha / blocks
@@ -137,6 +127,5 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
                               seed=seed)
     mdk = min_detectable_ks_two_sample(n, n, a_block / k, beta)
     data = {"x": x, "y": y} if keep_samples else None
-    coords = _coordinates(battery, _two_sample_coords(dim, seed))
-    return _report(battery, coords, acc, kind="sampler", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk,
+    return _report(battery, acc, kind="sampler", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk,
                    seed=seed, t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)

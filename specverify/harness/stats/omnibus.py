@@ -170,7 +170,8 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
     marginal, adjusted = minp_adjust(raw.numpy(), rtol, _tails([nm.startswith("ks[") for nm in names], n, m),
                                      rng=np.random.default_rng([seed, 7]))
     suffix = f"; minP-adjusted over {len(names)} tests, B={n_perm} shared permutations, seed={seed}"
-    tests = tuple(TestResult(nm, float(raw[0, j]), float(marginal[j]), methods[j] + suffix, min(n, m))
+    coords = (dirs[:, :n_coords].argmax(0).tolist() + [None] * len(names))[:len(names)]  # coordinates come first
+    tests = tuple(TestResult(nm, float(raw[0, j]), float(marginal[j]), methods[j] + suffix, min(n, m), coords[j])
                   for j, nm in enumerate(names))
     return Battery(tests, tuple(float(a) for a in adjusted), tuple(bool(a <= alpha) for a in adjusted), float(alpha),
                    correction="minP")

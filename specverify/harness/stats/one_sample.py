@@ -44,11 +44,11 @@ def whitened_normal_battery(w, alpha: float, *, prefix: str = "") -> Battery:
     """Test w ~ N(0, I): per-coordinate KS and a KS of |w|^2 against chi^2(d), Holm at ``alpha``."""
     w, alpha = _check(w), in_unit_interval(alpha, "alpha", StatsError)
     n, d = w.shape
-    def ks(name, v, cdf):
+    def ks(name, v, cdf, coord=None):
         r = stats.kstest(v, cdf, method="asymp")
-        return TestResult(f"{prefix}{name}", float(r.statistic), float(r.pvalue), "ks-1samp-asymp", n)
+        return TestResult(f"{prefix}{name}", float(r.statistic), float(r.pvalue), "ks-1samp-asymp", n, coord)
 
-    tests = [ks(f"ks[coord {i}]", w[:, i], stats.norm.cdf) for i in range(d)]
+    tests = [ks(f"ks[coord {i}]", w[:, i], stats.norm.cdf, i) for i in range(d)]
     tests.append(ks(f"ks[|w|^2 vs chi2({d})]", (w**2).sum(1), stats.chi2(d).cdf))
     return holm(tests, alpha)
 

@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 
+from specverify.errors import StatsError
+
 __all__ = ["Battery", "TestResult", "bonferroni_blocks", "holm"]
 
 
@@ -65,9 +67,9 @@ def holm(tests, alpha: float) -> Battery:
 
     tests = tuple(tests)
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise StatsError(f"alpha must be in (0, 1), got {alpha}")
     if not tests:
-        raise ValueError("no tests to correct")
+        raise StatsError("no tests to correct")
     p = np.array([t.pvalue for t in tests], dtype=np.float64)
     rej, adj, _, _ = multipletests(p, alpha=alpha, method="holm")
     return Battery(tests, tuple(float(a) for a in adj), tuple(bool(r) for r in rej), float(alpha))
@@ -82,7 +84,7 @@ def bonferroni_blocks(blocks, alpha: float) -> Battery:
     """
     blocks = [b for b in blocks if b is not None]
     if not blocks:
-        raise ValueError("no blocks to join")
+        raise StatsError("no blocks to join")
     k = len(blocks)
     tests = tuple(t for b in blocks for t in b.tests)
     adjusted = tuple(min(1.0, k * a) for b in blocks for a in b.adjusted)

@@ -23,9 +23,9 @@ from specverify.harness.stats.results import Battery, TestResult, holm
 __all__ = ["ks_battery", "ks_tests", "two_sample_battery"]
 
 
-def _ks(name, a, b):
+def _ks(name, a, b, coord=None):
     r = stats.ks_2samp(a, b, method="asymp")
-    return TestResult(name, float(r.statistic), float(r.pvalue), "ks-2samp-asymp", min(len(a), len(b)))
+    return TestResult(name, float(r.statistic), float(r.pvalue), "ks-2samp-asymp", min(len(a), len(b)), coord)
 
 
 def _pair(x, y):
@@ -41,7 +41,7 @@ def ks_tests(x, y, *, n_projections: int = 16, max_coords: int = 64, seed: int =
     d = x.shape[1]
     rng = np.random.default_rng(seed)
     coords = np.arange(d) if d <= max_coords else np.sort(rng.choice(d, size=max_coords, replace=False))
-    tests = [_ks(f"ks[coord {i}]", x[:, i], y[:, i]) for i in coords]
+    tests = [_ks(f"ks[coord {i}]", x[:, i], y[:, i], int(i)) for i in coords]
     tests.append(_ks("ks[|x|^2]", (x**2).sum(1), (y**2).sum(1)))
     if d > 1:
         for j in range(n_projections):
