@@ -21,7 +21,7 @@ does not depend on whether the other hypotheses hold), which holds for tests of 
 KS under permutation: sort the pooled values once per direction; a permutation's first-group indicator, read in
 that order and cumulated, gives n F_n at every order statistic, and D = max |F_n - G_m| over the ends of tie runs
 (float32 counts are exact up to 2^24 items); above ``kernel.MAX_EXACT`` the sliced energy comes from the same
-cumulative sums (both from ``kernel._cumsum_statistics``, the implementation of ``kernel``'s sliced path). The
+cumulative sums (both from ``cumsum._cumsum_statistics``, the implementation of ``kernel``'s sliced path). The
 other kernel statistics reuse ``kernel``'s vectorised builders (exact matrices up to ``kernel.MAX_EXACT`` pooled
 points, random features above).
 """
@@ -33,7 +33,7 @@ import torch
 
 from specverify._validate import in_unit_interval
 from specverify.errors import StatsError
-from specverify.harness.stats import kernel
+from specverify.harness.stats import cumsum, kernel
 from specverify.harness.stats.permutation import min_permutations, permutation_matrix
 from specverify.harness.stats.results import Battery, TestResult
 
@@ -133,12 +133,12 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
     # above MAX_EXACT, energy comes from the KS cumulative sums on the random directions (the coordinate if d = 1)
     e_cols = [0] if x.shape[1] == 1 else [i for i, nm in enumerate(names) if nm.startswith("ks[projection")]
     if sliced and e_cols:
-        c_d = 1.0 if x.shape[1] == 1 else kernel.sliced_constant(x.shape[1])
+        c_d = 1.0 if x.shape[1] == 1 else cumsum.sliced_constant(x.shape[1])
         e_method = f"energy-V-perm (sliced over the {len(e_cols)} KS directions, float32 cumulative sums)"
-        blocks.append((kernel._cumsum_statistics(proj, n, m, energy_cols=e_cols, c_d=c_d), names + ["energy"],
+        blocks.append((cumsum._cumsum_statistics(proj, n, m, energy_cols=e_cols, c_d=c_d), names + ["energy"],
                        ["ks-2samp-perm"] * len(names) + [e_method], _KS_RTOL, 4 * (2 + len(names))))
     else:
-        blocks.append((kernel._cumsum_statistics(proj, n, m), names, ["ks-2samp-perm"] * len(names), _KS_RTOL,
+        blocks.append((cumsum._cumsum_statistics(proj, n, m), names, ["ks-2samp-perm"] * len(names), _KS_RTOL,
                        4 * (1 + len(names))))
     if kernel_tests:
         zt = torch.as_tensor(z)
