@@ -34,6 +34,7 @@ __all__ = [
     "beta_schedule",
     "ddim",
     "ddpm",
+    "first_zero_noise",
     "gaussian_chain",
     "langevin",
 ]
@@ -152,6 +153,20 @@ def _needs_move(model: torch.nn.Module, device, dtype) -> bool:
 
 def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return v.reshape(v.shape + (1,) * (x.ndim - v.ndim))
+
+
+def first_zero_noise(sigma) -> np.ndarray:
+    """stop[k]: the first zero-noise step (sigma = 0) at or after step k, n_steps if none; n_steps + 1 entries.
+
+    A speculative window starting at k drafts at most stop[k] - k steps. Deliberate twin of
+    :func:`specverify.harness.predictions.first_zero_noise` (numpy, written apart; the two halves share no code).
+    """
+    sigma = np.asarray(sigma)
+    T = sigma.size
+    stop = np.full(T + 1, T, dtype=np.int64)
+    for k in range(T - 1, -1, -1):
+        stop[k] = k if sigma[k] == 0 else stop[k + 1]
+    return stop
 
 
 def gaussian_chain(mean_fn: Model, sigma, shape, *, prior_std=1.0, name="chain") -> GaussianChain:

@@ -8,17 +8,25 @@ On rejection the output is m_p + s (I - 2 e e^T) z with e = D / |D|: the reflect
 Contract: for z ~ N(0, I) and u ~ U(0, 1) independent, the output is an exact draw from N(m_p, s^2 I), it
 equals the draft when accepted, and P(accepted) = 2 Phi(-|D| / 2) = 1 - TV(p, q), the largest possible.
 All functions are pure; the noise comes in as arguments.
+
+Each formula is written once, in a small public part (:func:`coupled_step` gathers D, the log ratio, the draft and
+the reflected draw; :func:`accept` the test; :func:`select` the output), and :func:`couple` is built from them, as
+are the known-broken couplings of :mod:`specverify.sampler.mutants` (each replaces one part). The harness's
+``specverify.harness.coupling_check.reference_coupling`` is the deliberate twin of the reflection (numpy, written
+apart; the two halves share no code).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 
 from specverify.errors import SamplerError
 
-__all__ = ["acceptance_probability", "couple", "log_acceptance_ratio", "reflection_coupling"]
+__all__ = ["CoupledStep", "accept", "acceptance_probability", "couple", "coupled_step", "log_acceptance_ratio",
+           "reflection_coupling", "select"]
 
 
 def _flat(t: torch.Tensor, batch_ndim: int) -> torch.Tensor:
@@ -41,17 +49,57 @@ def _check_shapes(mean_p, mean_q, z):
                            "must have the same shape")
 
 
-def _delta(mean_p, mean_q, sigma, z, batch_ndim):
-    d = _flat(mean_q - mean_p, batch_ndim) / sigma[..., None]
+def _ratio(mean_p, mean_q, sigma_t, z, batch_ndim):
+    """D and z flattened over the event dimensions, |D| and the log ratio -<z, D> - |D|^2 / 2."""
+    d = _flat(mean_q - mean_p, batch_ndim) / sigma_t[..., None]
     zf = _flat(z, batch_ndim)
     dist = torch.linalg.vector_norm(d, dim=-1)
     return d, zf, dist, -(zf * d).sum(-1) - 0.5 * dist**2
 
 
+@dataclasses.dataclass(frozen=True)
+class CoupledStep:
+    """The parts of one coupled step (see :func:`coupled_step`).
+
+    ``draft`` m_q + s z and ``reflected`` m_p + s (I - 2 e e^T) z have the means' shape; ``log_ratio``
+    log p(y) / q(y) and ``dist`` |D| have the batch shape; ``scale`` is sigma shaped to broadcast against the means.
+    """
+
+    draft: torch.Tensor
+    reflected: torch.Tensor
+    log_ratio: torch.Tensor
+    dist: torch.Tensor
+    scale: torch.Tensor
+
+
+def coupled_step(mean_p, mean_q, sigma, z, *, batch_ndim: int = 1) -> CoupledStep:
+    """Draft, reflected draw, log ratio and |D| of coupling N(mean_p, sigma^2 I) with the draft mean_q + sigma z."""
+    _check_shapes(mean_p, mean_q, z)
+    sigma_t = _scale(sigma, mean_p, batch_ndim)
+    d, zf, dist, log_ratio = _ratio(mean_p, mean_q, sigma_t, z, batch_ndim)
+    e = d / torch.where(dist > 0, dist, torch.ones_like(dist))[..., None]
+    z_ref = zf - 2 * (zf * e).sum(-1, keepdim=True) * e
+    s = sigma_t.reshape(sigma_t.shape + (1,) * (z.ndim - batch_ndim))
+    return CoupledStep(mean_q + s * z, mean_p + s * z_ref.reshape(z.shape), log_ratio, dist, s)
+
+
 def log_acceptance_ratio(mean_p, mean_q, sigma, z, *, batch_ndim: int = 1):
     """log p(y) / q(y) at the draft y = mean_q + sigma z, and |D|, reduced over the event dimensions."""
-    _, _, dist, log_ratio = _delta(mean_p, mean_q, _scale(sigma, mean_p, batch_ndim), z, batch_ndim)
+    _, _, dist, log_ratio = _ratio(mean_p, mean_q, _scale(sigma, mean_p, batch_ndim), z, batch_ndim)
     return log_ratio, dist
+
+
+def accept(u, log_ratio: torch.Tensor) -> torch.Tensor:
+    """The acceptance test log u <= log_ratio, in float64; ``u`` has the batch shape of ``log_ratio``."""
+    u = torch.as_tensor(u, device=log_ratio.device)
+    if u.shape != log_ratio.shape:
+        raise SamplerError(f"u has shape {tuple(u.shape)}; expected the batch shape {tuple(log_ratio.shape)}")
+    return torch.log(u.to(torch.float64)) <= log_ratio.to(torch.float64)
+
+
+def select(accepted: torch.Tensor, draft: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """The coupled output: ``draft`` where accepted (batch shape), ``rejected`` elsewhere."""
+    return torch.where(accepted.reshape(accepted.shape + (1,) * (draft.ndim - accepted.ndim)), draft, rejected)
 
 
 def acceptance_probability(dist: torch.Tensor) -> torch.Tensor:
@@ -88,17 +136,6 @@ def couple(mean_p, mean_q, sigma, z, u, *, batch_ndim: int = 1):
 
     The sampler's core: it does not check finiteness or the range of u (the sampler checks model outputs).
     """
-    _check_shapes(mean_p, mean_q, z)
-    sigma_t = _scale(sigma, mean_p, batch_ndim)
-    d, zf, dist, log_ratio = _delta(mean_p, mean_q, sigma_t, z, batch_ndim)
-    u = torch.as_tensor(u, device=mean_p.device)
-    if u.shape != log_ratio.shape:
-        raise SamplerError(f"u has shape {tuple(u.shape)}; expected the batch shape {tuple(log_ratio.shape)}")
-    accepted = torch.log(u.to(torch.float64)) <= log_ratio.to(torch.float64)
-    e = d / torch.where(dist > 0, dist, torch.ones_like(dist))[..., None]
-    z_ref = zf - 2 * (zf * e).sum(-1, keepdim=True) * e
-    s = sigma_t.reshape(sigma_t.shape + (1,) * (z.ndim - batch_ndim))
-    draft = mean_q + s * z
-    reflected = mean_p + s * z_ref.reshape(z.shape)
-    keep = accepted.reshape(accepted.shape + (1,) * (z.ndim - batch_ndim))
-    return torch.where(keep, draft, reflected), accepted, dist
+    step = coupled_step(mean_p, mean_q, sigma, z, batch_ndim=batch_ndim)
+    accepted = accept(u, step.log_ratio)
+    return select(accepted, step.draft, step.reflected), accepted, step.dist

@@ -13,31 +13,22 @@ import dataclasses
 import torch
 
 from specverify.errors import SamplerError
-from specverify.sampler.coupling import _delta, _scale
+from specverify.sampler.coupling import accept, coupled_step, select
 from specverify.sampler.speculative import Faults, speculative_sample
 
 __all__ = ["MUTANTS", "Mutant", "mutant_sample"]
 
 
-def _parts(mean_p, mean_q, sigma, z, batch_ndim):
-    """Draft, correct reflection, log ratio, |D| and the per-row scale of one coupled step."""
-    s = _scale(sigma, mean_p, batch_ndim)
-    d, zf, dist, log_ratio = _delta(mean_p, mean_q, s, z, batch_ndim)
-    e = d / torch.where(dist > 0, dist, torch.ones_like(dist))[..., None]
-    s_b = s.reshape(s.shape + (1,) * (z.ndim - batch_ndim))
-    reflected = mean_p + s_b * (zf - 2 * (zf * e).sum(-1, keepdim=True) * e).reshape(z.shape)
-    return mean_q + s_b * z, reflected, log_ratio, dist, s_b
-
-
 def _rule(log_ratio_fn, rejected_fn):
-    """A coupling that accepts iff log u <= log_ratio_fn(log_ratio, ...) and outputs rejected_fn(...) otherwise."""
+    """:func:`specverify.sampler.coupling.couple` with two parts replaceable: it accepts iff
+    log u <= log_ratio_fn(log_ratio, dist) and outputs rejected_fn(...) on rejection."""
 
     def coupling(mean_p, mean_q, sigma, z, u, *, batch_ndim=1):
-        draft, reflected, log_ratio, dist, s = _parts(mean_p, mean_q, sigma, z, batch_ndim)
-        acc = torch.log(u.to(torch.float64)) <= log_ratio_fn(log_ratio, dist).to(torch.float64)
-        rej = rejected_fn(mean_p=mean_p, mean_q=mean_q, draft=draft, reflected=reflected, s=s, z=z, u=u)
-        keep = acc.reshape(acc.shape + (1,) * (z.ndim - batch_ndim))
-        return torch.where(keep, draft, rej), acc, dist
+        step = coupled_step(mean_p, mean_q, sigma, z, batch_ndim=batch_ndim)
+        acc = accept(u, log_ratio_fn(step.log_ratio, step.dist))
+        rej = rejected_fn(mean_p=mean_p, mean_q=mean_q, draft=step.draft, reflected=step.reflected, s=step.scale,
+                          z=z, u=u)
+        return select(acc, step.draft, rej), acc, step.dist
 
     return coupling
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from specverify.errors import SamplerError
-from specverify.sampler.chains import GaussianChain, _bcast
+from specverify.sampler.chains import GaussianChain, _bcast, first_zero_noise
 from specverify.sampler.coupling import acceptance_probability, couple
 from specverify.sampler.drafters.base import Drafter
 from specverify.sampler.noise import GeneratorNoise, NoiseSource
@@ -244,10 +244,7 @@ def _speculative_batch(chain, drafter, x, gid, noise, L, rounds, c, per_pos, per
     """Run one batch of samples (global ids ``gid``) to the end of the chain; update the counters in place."""
     T, dev = chain.n_steps, x.device
     _, _, sig = chain.coefs(x)
-    stop_np = np.full(T + 1, T, dtype=np.int64)  # first zero-noise step at or after k
-    for j in range(T - 1, -1, -1):
-        stop_np[j] = j if chain.sigma[j] == 0 else stop_np[j + 1]
-    stop = torch.as_tensor(stop_np, device=dev)
+    stop = torch.as_tensor(first_zero_noise(chain.sigma), device=dev)  # first zero-noise step at or after k
     pos = torch.arange(L + 1, device=dev)
 
     k = torch.zeros(x.shape[0], dtype=torch.long, device=dev)

@@ -1,4 +1,5 @@
-"""specverify.harness.predictions against our sampler and against simulation (theory/rounds.md, sizing.md, dimension.md).
+"""specverify.harness.predictions and .dimension against our sampler and simulation (theory/rounds.md, sizing.md,
+dimension.md).
 
 Exact checks first: the round-count dynamic program equals the sampler's expected rounds computed over every
 acceptance pattern (noise tables that force each pattern); the oracle's rounds are deterministic. Then
@@ -17,17 +18,15 @@ import pytest
 import torch
 from scipy import integrate, stats
 
+from specverify.harness.dimension import _affine_gaussian_chain, gaussian_mean_acceptance, predicted_acceptance
 from specverify.harness.predictions import (
-    _affine_gaussian_chain,
     accepted_length_variance,
     binomial_n,
     binomial_power,
     expected_accepted_length,
     expected_rounds,
-    gaussian_mean_acceptance,
     hoeffding_n,
     hoeffding_radius,
-    predicted_acceptance,
     round_moments,
     rounds_lower_bound,
     steps_per_round,
