@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from specverify._validate import positive_int
+from specverify._validate import in_unit_interval, positive_int
 from specverify.errors import StatsError, UsageError
 
 __all__ = ["RoundMoments", "acceptance_probability", "accepted_length_variance", "binomial_n", "binomial_power",
@@ -41,10 +41,7 @@ def __getattr__(name):
 
 
 def _rate(name, value):
-    value = float(value)
-    if not 0 < value < 1:
-        raise StatsError(f"{name} must be in (0, 1), got {value}")
-    return value
+    return in_unit_interval(value, name, StatsError)
 
 
 def _probs(name, p):

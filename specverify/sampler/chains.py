@@ -214,6 +214,8 @@ def ddpm(model: Model, betas, shape, *, prediction="eps", variance="posterior", 
 
     Chain step k goes from time t = T - 1 - k to t - 1 (diffusers' convention). ``variance``:
     ``"posterior"`` (beta tilde; zero at the last step, which the target then takes directly) or ``"beta"``.
+    The sampler's one copy of these coefficients; deliberate twin of
+    :func:`specverify.harness.reference.schedules.diffusion_transition` (numpy, eps form; the halves share no code).
     """
     betas = _betas(betas)
     alphas = 1 - betas
@@ -239,6 +241,7 @@ def ddim(model: Model, betas, shape, *, eta=1.0, timesteps=None, prediction="eps
 
     sigma_t = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev); the last step goes to
     abar_prev = 1 and has sigma = 0. With eta = 1 on the full schedule this is DDPM with the posterior variance.
+    Deliberate twin of :func:`specverify.harness.reference.schedules.diffusion_transition` (see :func:`ddpm`).
     """
     if not eta > 0:
         raise ChainError(f"eta must be > 0 for a stochastic DDIM chain, got {eta}: eta = 0 cannot be speculated")

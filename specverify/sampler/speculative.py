@@ -82,18 +82,16 @@ class SpecStats:
     @property
     def acceptance_rate(self) -> float:
         """Accepted over verified steps: the per-step acceptance, comparable to 2 Phi(-|D| / 2)."""
-        v = self.verified_per_position.sum()
-        return float(self.accepted_per_position.sum() / v) if v else float("nan")
+        return _ratio(self.accepted_per_position.sum(), self.verified_per_position.sum())
 
     @property
     def predicted_acceptance_rate(self) -> float:
-        v = self.verified_per_position.sum()
-        return float(self.predicted_accepted_per_position.sum() / v) if v else float("nan")
+        return _ratio(self.predicted_accepted_per_position.sum(), self.verified_per_position.sum())
 
     @property
     def mean_accepted_length(self) -> float:
         """Accepted drafted steps per window."""
-        return float(self.accepted_per_position.sum() / self.windows) if self.windows else float("nan")
+        return _ratio(self.accepted_per_position.sum(), self.windows)
 
     def to_dict(self) -> dict:
         out = {}
@@ -109,6 +107,11 @@ class SpecStats:
         out["rounds_per_sample"] = {"min": int(self.rounds.min()), "max": int(self.rounds.max()),
                                     "mean": self.rounds_mean}
         return out
+
+
+def _ratio(num, den) -> float:
+    """num / den as a float, NaN when den is 0 (nothing counted)."""
+    return float(num / den) if den else float("nan")
 
 
 def _setup(chain, n, seed, noise, x0, device, dtype):

@@ -65,6 +65,9 @@ def diffusion_transition(betas, sampler: str = "ddpm", *, eta: float = 1.0, time
     (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), sigma = eta sqrt((1 - abar_prev) / (1 - abar_t))
     sqrt(1 - abar_t / abar_prev), on ``timesteps`` (default: the full schedule, descending); 0 <= eta <= 1
     (eta = 0 is the deterministic sampler: fine for laws, but it cannot be speculated).
+
+    The harness's one copy of these coefficients (:mod:`specverify.harness.dimension` takes its chain from here);
+    deliberate twin of :func:`specverify.sampler.chains.ddpm` and :func:`specverify.sampler.chains.ddim`.
     """
     betas = _schedule(betas)
     T = betas.size
