@@ -87,7 +87,8 @@ class CouplingResult:
 
 
 def reference_coupling(mean_p, mean_q, sigma, z, u):
-    """The reflection maximal coupling in numpy (see the module docstring)."""
+    """The reflection maximal coupling in numpy (see the module docstring). Deliberate twin of
+    specverify.sampler.coupling.coupled_step / accept / select (torch); the two halves share no code."""
     s = np.asarray(sigma, dtype=np.float64)[:, None]
     d = (mean_q - mean_p) / s
     dist = np.linalg.norm(d, axis=1)

@@ -243,8 +243,9 @@ def ddim(model: Model, betas, shape, *, eta=1.0, timesteps=None, prediction="eps
     abar_prev = 1 and has sigma = 0. With eta = 1 on the full schedule this is DDPM with the posterior variance.
     Deliberate twin of :func:`specverify.harness.reference.schedules.diffusion_transition` (see :func:`ddpm`).
     """
-    if not eta > 0:
-        raise ChainError(f"eta must be > 0 for a stochastic DDIM chain, got {eta}: eta = 0 cannot be speculated")
+    if not (math.isfinite(eta) and eta > 0):
+        raise ChainError(f"eta must be a finite number > 0 for a stochastic DDIM chain (1 is DDPM's noise), got {eta}: "
+                         "eta = 0 cannot be speculated")
     betas = _betas(betas)
     abar_all = np.cumprod(1 - betas)
     ts = np.arange(betas.size)[::-1] if timesteps is None else np.asarray(timesteps, dtype=np.int64)

@@ -19,11 +19,12 @@ ALPHA family-wise). The seeds are fixed, so the verdicts are reproducible; thres
   KS of the coordinate along e = D / |D| and KS of |w|^2 against chi^2(d), Holm-corrected, for d in {1, 5, 64}
   and |D| in {0.1, 3} (acceptance about 0.96 and 0.13), n = 20000 draws of fresh z and u for fixed m_p, m_q, s.
 - The number of accepted draws is Binomial(n, 2 Phi(-|D| / 2)) (exact two-sided binomial test).
-- Negative controls: the same checks reject deliberately broken couplings written out in this file (keep the
-  draft on rejection; project instead of reflect; drop the -|D|^2 / 2 term of the log ratio), while the
-  unbroken version of the same code passes: the checks can fail, and fail for the bug.
-Chance-failing assertions: 6 normality batteries + 6 binomial tests + 3 bug-free controls = 15, so the suite's
-false-failure budget over a fresh seed is at most 15 * ALPHA = 1.5%.
+- Negative controls: the same checks reject the known-broken couplings of ``specverify.sampler.mutants`` (the
+  normality battery: keep the draft, resample naively, reflect about the wrong mean; the binomial test: drop the
+  -|D|^2 / 2 term, invert or temper the ratio), while the reflection coupling passes at the same seed: the checks
+  can fail, and fail for the bug.
+Chance-failing assertions: 6 normality batteries + 6 binomial tests + 6 controls = 18, so the suite's
+false-failure budget over a fresh seed is at most 18 * ALPHA = 1.8%.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from scipy import stats
 
 from specverify.errors import SamplerError
 from specverify.sampler.coupling import acceptance_probability, couple, log_acceptance_ratio, reflection_coupling
+from specverify.sampler.mutants import MUTANTS
 from tests._stats import acceptance_binomtest, standard_normal_battery
 
 ALPHA = 1e-3  # false-failure probability of each statistical test (family-wise for a Holm-corrected battery)
@@ -352,21 +354,10 @@ class Draws:
     dist: float
 
 
-def textbook_coupling(mean_p, mean_q, sigma, z, u, *, bug: str | None = None):
-    """The reflection coupling for ``(n, d)`` float64 tensors, written out here, optionally with a known bug.
-
-    bug: "keep_draft" (output the draft also on rejection), "project" (on rejection use z - (z.e) e, a
-    projection, instead of the reflection z - 2 (z.e) e), "drop_norm_term" (log ratio without -|D|^2 / 2).
-    """
-    D = (mean_q - mean_p) / sigma
-    dist = torch.linalg.vector_norm(D, dim=1)
-    log_ratio = -(z * D).sum(1) - (0 if bug == "drop_norm_term" else 0.5 * dist**2)
-    accepted = torch.log(u) <= log_ratio
-    e = D / dist[:, None]
-    factor = 1.0 if bug == "project" else 2.0
-    draft = mean_q + sigma * z
-    rejected = draft if bug == "keep_draft" else mean_p + sigma * (z - factor * (z * e).sum(1, keepdim=True) * e)
-    return torch.where(accepted[:, None], draft, rejected), accepted
+def mutant_coupling(name: str):
+    """The coupling of a known-broken sampler (:data:`specverify.sampler.mutants.MUTANTS`) as (x, accepted)."""
+    broken = MUTANTS[name].faults.coupling
+    return lambda *a: broken(*a)[:2]
 
 
 def draw_coupled(coupling, d: int, dist: float, seed: int, n: int = N_DRAWS) -> Draws:
@@ -410,26 +401,27 @@ def test_acceptance_count_is_binomial(d, dist):
 NEG_D, NEG_DIST = 5, 1.5  # acceptance 2 Phi(-0.75) = 0.45: over half of the draws take the rejection branch
 
 
-@pytest.mark.parametrize("bug", ["keep_draft", "project"])
+@pytest.mark.parametrize("bug", ["no-reflection", "naive-resample", "reflect-wrong-mean"])
 def test_normality_battery_rejects_broken_coupling(bug):
     seed = seed_of(NEG_D, NEG_DIST, salt=2)
-    sound_draws = draw_coupled(textbook_coupling, NEG_D, NEG_DIST, seed)
+    sound_draws = draw_coupled(reflection_coupling, NEG_D, NEG_DIST, seed)
     sound = standard_normal_battery(sound_draws.w, ALPHA, e=sound_draws.e)
-    assert not sound.rejected, "the bug-free textbook coupling must pass: " + sound.summary()
-    broken = draw_coupled(lambda *a: textbook_coupling(*a, bug=bug), NEG_D, NEG_DIST, seed)
+    assert not sound.rejected, "the reflection coupling must pass: " + sound.summary()
+    broken = draw_coupled(mutant_coupling(bug), NEG_D, NEG_DIST, seed)
     result = standard_normal_battery(broken.w, ALPHA, e=broken.e)
     assert result.rejected, f"the battery missed the {bug!r} bug: " + result.summary()
 
 
-def test_binomial_check_rejects_wrong_acceptance_rule():
+@pytest.mark.parametrize("bug", ["dropped-quadratic", "inverted-ratio", "tempered-ratio"])
+def test_binomial_check_rejects_wrong_acceptance_rule(bug):
     seed = seed_of(NEG_D, NEG_DIST, salt=3)
     p = 2 * stats.norm.cdf(-NEG_DIST / 2)
-    sound = draw_coupled(textbook_coupling, NEG_D, NEG_DIST, seed)
+    sound = draw_coupled(reflection_coupling, NEG_D, NEG_DIST, seed)
     result = acceptance_binomtest(sound.accepted.sum(), sound.accepted.size, p, ALPHA)
-    assert not result.rejected, "the bug-free textbook coupling must pass: " + result.summary()
-    broken = draw_coupled(lambda *a: textbook_coupling(*a, bug="drop_norm_term"), NEG_D, NEG_DIST, seed)
+    assert not result.rejected, "the reflection coupling must pass: " + result.summary()
+    broken = draw_coupled(mutant_coupling(bug), NEG_D, NEG_DIST, seed)
     result = acceptance_binomtest(broken.accepted.sum(), broken.accepted.size, p, ALPHA)
-    assert result.rejected and not result.p_in_interval, "missed the wrong acceptance rule: " + result.summary()
+    assert result.rejected and not result.p_in_interval, f"missed the {bug!r} acceptance rule: " + result.summary()
 
 
 @pytest.mark.parametrize("bad", ["nan_p", "inf_q", "nan_z"])
