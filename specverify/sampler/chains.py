@@ -244,7 +244,7 @@ def ddim(model: Model, betas, shape, *, eta=1.0, timesteps=None, prediction="eps
     Deliberate twin of :func:`specverify.harness.reference.schedules.diffusion_transition` (see :func:`ddpm`).
     """
     if not (math.isfinite(eta) and eta > 0):
-        raise ChainError(f"eta must be a finite number > 0 for a stochastic DDIM chain (1 is DDPM's noise), got {eta}: "
+        raise ChainError(f"eta must be > 0 and finite for a stochastic DDIM chain (1 is DDPM's noise), got {eta}: "
                          "eta = 0 cannot be speculated")
     betas = _betas(betas)
     abar_all = np.cumprod(1 - betas)
