@@ -16,7 +16,10 @@ from specverify._validate import positive_int as _positive_int
 from specverify._validate import set_frozen as _set_frozen
 from specverify.errors import ChainError as SpecError
 
-__all__ = ["GMMSpec", "GaussianSpec", "LogisticSpec", "beta_schedule"]
+__all__ = ["ROUND_POLICIES", "GMMSpec", "GaussianSpec", "LogisticSpec", "beta_schedule"]
+
+# The speculative sampler's round policies (theory/rounds.md): the sampler runs them, the harness predicts them.
+ROUND_POLICIES = ("accepted+1", "window-start")
 
 
 def beta_schedule(kind, n_steps: int | None = None) -> np.ndarray:

@@ -80,7 +80,7 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
     a, v = int(st.accepted_per_position.sum()), int(st.verified_per_position.sum())
     lo, hi = binomial_interval(a, v, confidence) if v else (float("nan"), float("nan"))
     pred = st.predicted_acceptance_rate
-    mom = round_moments(_step_probs(st), st.window, sigma, needs_anchor=needs_anchor)
+    mom = round_moments(_step_probs(st), st.window, sigma, needs_anchor=needs_anchor, policy=st.policy)
     rounds, r_lo, r_hi = _t_interval(st.rounds, confidence, mom.rounds_var)
     acc, a_lo, a_hi = _t_interval(st.accepted_per_sample, confidence, mom.accepted_var)
     per_position = []
@@ -92,7 +92,7 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
                                  "predicted": float(st.predicted_accepted_per_position[j] / vj)})
     windows_per_sample = st.windows / st.n_samples
     return {
-        "drafter": st.drafter, "window": st.window, "n": st.n_samples,
+        "drafter": st.drafter, "window": st.window, "policy": st.policy, "n": st.n_samples,
         "acceptance_rate": a / v if v else float("nan"), "predicted_acceptance_rate": pred,
         "ci_low": lo, "ci_high": hi, "acceptance_inside": bool(v) and _inside(pred, lo, hi),
         "accepted_per_trajectory": acc, "accepted_ci": [a_lo, a_hi],
@@ -113,8 +113,9 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
 
 
 def run_study(setup, drafters, windows, *, n: int, seed: int = 0, dtype=torch.float64, device="cpu",
-              progress: bool = False, confidence: float = CONFIDENCE) -> list[dict]:
-    """Run our speculative sampler for every drafter and window on a built-in ``setup``; one row each."""
+              progress: bool = False, confidence: float = CONFIDENCE, policies=("accepted+1",)) -> list[dict]:
+    """Run our speculative sampler for every drafter, window and round policy on a built-in ``setup``; one row
+    each (policies side by side, in the order given)."""
     from specverify.bridge import make_builtin_drafter
     from specverify.sampler.speculative import speculative_sample
 
@@ -122,13 +123,14 @@ def run_study(setup, drafters, windows, *, n: int, seed: int = 0, dtype=torch.fl
     rows = []
     for name in drafters:
         for window in windows:
-            t0 = time.perf_counter()
             drafter = make_builtin_drafter(setup, name, window)
-            _, st = speculative_sample(chain, drafter, n, window=window, seed=seed, dtype=dtype, device=device,
-                                       progress=progress)
-            row = acceptance_row(st, chain.sigma, needs_anchor=drafter.needs_anchor, confidence=confidence)
-            row["seconds"] = time.perf_counter() - t0
-            rows.append(row)
+            for policy in policies:
+                t0 = time.perf_counter()
+                _, st = speculative_sample(chain, drafter, n, window=window, seed=seed, dtype=dtype, device=device,
+                                           progress=progress, policy=policy)
+                row = acceptance_row(st, chain.sigma, needs_anchor=drafter.needs_anchor, confidence=confidence)
+                row["seconds"] = time.perf_counter() - t0
+                rows.append(row)
     return rows
 
 
@@ -136,11 +138,11 @@ def markdown(result: dict, command: str) -> str:
     """The study's rows as a Markdown table (intervals at ``CONFIDENCE``)."""
     out = [f"# Acceptance study: {result['problem']} d={result['dim']}, {result['steps']} steps, n={result['n']}",
            "", f"Measured by `{command}`.", "",
-           "| drafter | L | acceptance [99% CP] | predicted | accepted length | predicted | rounds [99% t] | "
-           "predicted | nfe_ratio | predicted |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "| drafter | L | policy | acceptance [99% CP] | predicted | accepted length | predicted | rounds [99% t] | "
+           "predicted | nfe_ratio | predicted |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         flag = "" if r["acceptance_inside"] else " *"
-        out.append(f"| {r['drafter']} | {r['window']} | {r['acceptance_rate']:.4f} [{r['ci_low']:.4f}, "
+        out.append(f"| {r['drafter']} | {r['window']} | {r['policy']} | {r['acceptance_rate']:.4f} [{r['ci_low']:.4f}, "
                    f"{r['ci_high']:.4f}] | {r['predicted_acceptance_rate']:.4f}{flag} "
                    f"| {r['mean_accepted_length']:.3f} | {r['predicted_accepted_length']:.3f} | {r['rounds_mean']:.2f} "
                    f"[{r['rounds_ci'][0]:.2f}, {r['rounds_ci'][1]:.2f}] | {r['predicted_rounds_mean']:.2f}"

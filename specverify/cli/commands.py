@@ -54,9 +54,9 @@ def _cmd_sample(args) -> int:
     else:
         drafter = make_builtin_drafter(setup, args.drafter, args.window)
         x, st = speculative_sample(chain, drafter, args.n, window=args.window, seed=args.seed, device=device,
-                                   dtype=dtype, max_batch=args.max_batch, progress=progress)
+                                   dtype=dtype, max_batch=args.max_batch, progress=progress, policy=args.policy)
         stats = st.to_dict()
-        run.update(drafter=args.drafter, window=args.window)
+        run.update(drafter=args.drafter, window=args.window, policy=args.policy)
     if device.type == "cuda":
         torch.cuda.synchronize()
     stats["wall_seconds"] = time.perf_counter() - t0
@@ -278,14 +278,14 @@ def _cmd_mutants(args) -> str:
 def _print_sample_report(r: dict, samples) -> None:
     head = f"{r['sampler']} sampling: problem={r['problem']} d={r['dim']} steps={r['steps']} n={r['n']}"
     if r["sampler"] == "speculative":
-        head += f" drafter={r['drafter']} window={r['window']}"
+        head += f" drafter={r['drafter']} window={r['window']} policy={r['policy']}"
     print(head)
     rows = [("n_steps", r["n_steps"]), ("rounds_mean", r["rounds_mean"]), ("nfe_ratio", r["nfe_ratio"]),
             ("target_evaluations", r["target_evaluations"])]
     if r["sampler"] == "speculative":
         rows += [("acceptance_rate", r["acceptance_rate"]), ("predicted_acceptance", r["predicted_acceptance_rate"]),
                  ("mean_accepted_length", r["mean_accepted_length"]), ("draft_evaluations", r["draft_evaluations"]),
-                 ("warmup_evaluations", r["warmup_evaluations"])]
+                 ("warmup_evaluations", r["warmup_evaluations"]), ("bonus_steps", r["bonus_steps"])]
     rows += [("wall_seconds", r["wall_seconds"])]
     for name, v in rows:
         print(f"  {name:<22}{v:.4g}" if isinstance(v, float) else f"  {name:<22}{v}")
@@ -304,7 +304,8 @@ def _cmd_accept(args) -> str:
     device = _device(args.device)
     setup = build_problem(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    rows = study.run_study(setup, drafters, windows, n=args.n, seed=args.seed, device=device, progress=progress)
+    rows = study.run_study(setup, drafters, windows, n=args.n, seed=args.seed, device=device, progress=progress,
+                           policies=args.policies)
     result = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "n": args.n, "seed": args.seed,
               "confidence": study.CONFIDENCE, "rows": rows}
     _write(args.json, json.dumps(result, indent=2) + "\n")
@@ -312,10 +313,10 @@ def _cmd_accept(args) -> str:
     figures = study.plots(result, args.plots) if args.plots is not None else []
     print(f"acceptance study: {args.problem} d={args.dim} steps={args.steps} n={args.n} "
           f"(intervals {study.CONFIDENCE:.0%}; * = prediction outside)")
-    print(f"  {'drafter':<16}{'L':>3}  {'acceptance':>10} {'pred':>7}  {'rounds':>8} {'pred':>8}  {'nfe':>6} "
-          f"{'pred':>6}")
+    print(f"  {'drafter':<16}{'L':>3} {'policy':<13} {'acceptance':>10} {'pred':>7}  {'rounds':>8} {'pred':>8}  "
+          f"{'nfe':>6} {'pred':>6}")
     for r in rows:
-        print(f"  {r['drafter']:<16}{r['window']:>3}  {r['acceptance_rate']:>10.4f} "
+        print(f"  {r['drafter']:<16}{r['window']:>3} {r['policy']:<13} {r['acceptance_rate']:>10.4f} "
               f"{r['predicted_acceptance_rate']:>7.4f}{' ' if r['acceptance_inside'] else '*'} "
               f"{r['rounds_mean']:>8.2f} {r['predicted_rounds_mean']:>8.2f}"
               f"{' ' if r['rounds_inside'] else '*'} {r['nfe_ratio']:>6.3f} {r['predicted_nfe_ratio']:>6.3f}")

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from specverify.errors import SampleSizeError, UsageError
+from specverify.specs import ROUND_POLICIES
 
 __all__ = ["accept_lists", "build_parser", "check_args", "check_names"]
 
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", choices=("plain", "speculative"), default="speculative")
     s.add_argument("--drafter", default="frozen-denoiser", help="drafter (see `specverify drafters`)")
     s.add_argument("--window", type=int, default=8, help="drafted steps per window L (>= 1)")
+    s.add_argument("--policy", choices=ROUND_POLICIES, default=ROUND_POLICIES[0],
+                   help="round policy (theory/rounds.md): accepted+1 (default) or window-start")
     s.add_argument("--n", type=int, default=1000, help="number of samples")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -109,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_problem_args(a)
     a.add_argument("--drafters", default="frozen-drift,frozen-denoiser", help="comma-separated drafter names")
     a.add_argument("--windows", default="1,2,4,8,16", help="comma-separated windows L")
+    a.add_argument("--policies", default=",".join(ROUND_POLICIES),
+                   help="comma-separated round policies, side by side (default: both)")
     a.add_argument("--n", type=int, default=1000, help="trajectories per (drafter, window)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--device", default="cpu")
@@ -213,6 +218,11 @@ def accept_lists(args) -> tuple[list, list]:
 
     drafters = [d for d in args.drafters.split(",") if d]
     unknown = [d for d in drafters if d not in DRAFTERS]
+    policies = [p for p in args.policies.split(",") if p] if isinstance(args.policies, str) else args.policies
+    if not policies or any(p not in ROUND_POLICIES for p in policies):
+        raise UsageError(f"--policies must be comma-separated names from {', '.join(ROUND_POLICIES)}, "
+                         f"got {args.policies!r}")
+    args.policies = policies
     if unknown or not drafters:
         raise UsageError(f"unknown drafter(s) {unknown or args.drafters!r}; --drafters takes comma-separated names "
                          f"from {', '.join(DRAFTERS)}")

@@ -22,6 +22,7 @@ import numpy as np
 
 from specverify._validate import in_unit_interval, positive_int
 from specverify.errors import StatsError, UsageError
+from specverify.specs import ROUND_POLICIES
 
 __all__ = ["RoundMoments", "acceptance_probability", "accepted_length_variance", "binomial_n", "binomial_power",
            "expected_accepted_length", "expected_rounds", "first_zero_noise", "hoeffding_n", "hoeffding_radius",
@@ -121,8 +122,8 @@ def first_zero_noise(sigma) -> np.ndarray:
 
 
 def _moves(k, cached, stop, p, sigma, window, needs_anchor):
-    """One sample's next moves from (step k, anchor cached): probabilities (m,), rewards (rounds, windows,
-    accepted) (m, 3), next steps and next cached flags (m,)."""
+    """Window-start policy: one sample's next moves from (step k, anchor cached): probabilities (m,), rewards
+    (rounds, windows, accepted) (m, 3), next steps and next cached flags (m,)."""
     T = sigma.size
     if cached and sigma[k] == 0:
         return [1.0], [(0, 0, 0)], [k + 1], [0]  # zero-noise step from the cached output: free
@@ -132,28 +133,54 @@ def _moves(k, cached, stop, p, sigma, window, needs_anchor):
     if not cached and needs_anchor:
         return [1.0], [(1, 0, 0)], [k], [1]  # warm-up: the target at the window start alone
     call = int(not cached or k + 1 < T)  # cached at the last step: nothing to evaluate
-    r = np.arange(span + 1)  # accepted drafted steps; r < span: rejected at r, the reflected draw commits too
-    pw = p[k:k + span, :span].diagonal() if p.ndim == 2 else p[k:k + span]  # step k + j at window position j
-    reach = np.concatenate([[1.0], np.cumprod(pw)])
-    prob = reach * np.append(1 - pw, 1.0)
+    r, prob = _window_outcomes(k, span, p)
     rewards = np.stack([np.full(span + 1, call), np.ones(span + 1), r], axis=1)
     nxt = np.append(k + r[:-1] + 1, k + span)
     return prob, rewards, nxt, np.append(np.zeros(span, dtype=int), int(k + span < T))
 
 
-def round_moments(p_steps, window: int, sigma, *, needs_anchor: bool = True) -> RoundMoments:
+def _window_outcomes(k, span, p):
+    """Accepted drafts r = 0 .. span of a window from step k, and their probabilities (r < span: rejected at r)."""
+    pw = p[k:k + span, :span].diagonal() if p.ndim == 2 else p[k:k + span]  # step k + j at window position j
+    reach = np.concatenate([[1.0], np.cumprod(pw)])
+    return np.arange(span + 1), reach * np.append(1 - pw, 1.0)
+
+
+def _moves_accepted_plus_one(k, anchored, stop, p, sigma, window, needs_anchor):
+    """Accepted+1 policy: every round is one call and commits accepted + 1 steps (a bonus step after a full
+    window, unless it reached the chain's end); a row with nothing to draft (no anchor yet, or a zero-noise
+    step) takes one target step. Same outputs as :func:`_moves`; the flag is "anchored"."""
+    T = sigma.size
+    span = min(int(stop[k]) - k, window)
+    if span == 0 or (needs_anchor and not anchored):
+        return [1.0], [(1, 0, 0)], [k + 1], [1]
+    r, prob = _window_outcomes(k, span, p)
+    rewards = np.stack([np.ones(span + 1), np.ones(span + 1), r], axis=1)
+    return prob, rewards, np.minimum(k + r + 1, T), np.ones(span + 1, dtype=int)
+
+
+def _check_policy(policy: str) -> str:
+    if policy not in ROUND_POLICIES:
+        raise UsageError(f"policy must be one of {', '.join(ROUND_POLICIES)}, got {policy!r}")
+    return policy
+
+
+def round_moments(p_steps, window: int, sigma, *, needs_anchor: bool = True,
+                  policy: str = "accepted+1") -> RoundMoments:
     """Exact moments of rounds (target calls), windows and accepted steps of one trajectory of
-    :func:`specverify.sampler.speculative.speculative_sample`, by a dynamic program over (step, anchor cached).
+    :func:`specverify.sampler.speculative.speculative_sample`, by a dynamic program over (step, anchor held).
 
     ``p_steps``: the acceptance probability of a drafted step at each chain step (a number or one per step),
     assumed to depend on the step only and to be independent across steps (the ``stress`` drafter; the oracle
     has p = 1); or a (steps, window) array, one per chain step and window position (the frozen drafters, whose
     acceptance falls along the window; still assumed independent given the position, an approximation).
     ``sigma``: the chain's noise scales (zero-noise steps are never drafted). ``needs_anchor``: the drafter needs
-    the target at the window start (frozen drafters), so a window after a rejection costs a warm-up round.
-    Policy: no bonus step; see ``theory/rounds.md``.
+    a target output (frozen drafters). ``policy`` (``theory/rounds.md``): ``"accepted+1"``, every round commits
+    accepted + 1 steps, anchored drafters take their first step undrafted; ``"window-start"``, no bonus step and
+    a warm-up round after each rejection for anchored drafters.
     """
     window = positive_int(window, "window", error=UsageError)
+    moves = _moves_accepted_plus_one if _check_policy(policy) == "accepted+1" else _moves
     sigma = np.asarray(sigma, dtype=np.float64)
     if sigma.ndim != 1 or sigma.size == 0 or not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
         raise UsageError("sigma must be a non-empty 1-D array of noise scales >= 0 (e.g. chain.sigma)")
@@ -173,8 +200,8 @@ def round_moments(p_steps, window: int, sigma, *, needs_anchor: bool = True) -> 
     m1 = np.zeros((T + 1, 2, 3))  # first moments of (rounds, windows, accepted) from (k, cached)
     m2 = np.zeros((T + 1, 2, 3))  # second moments
     for k in range(T - 1, -1, -1):
-        for c in (1, 0):  # (k, 0) may move to (k, 1) (warm-up)
-            prob, rew, k2, c2 = (np.asarray(v) for v in _moves(k, c, stop, p, sigma, window, needs_anchor))
+        for c in (1, 0):  # window-start: (k, 0) may move to (k, 1) (warm-up)
+            prob, rew, k2, c2 = (np.asarray(v) for v in moves(k, c, stop, p, sigma, window, needs_anchor))
             nxt1, nxt2 = m1[k2, c2], m2[k2, c2]
             m1[k, c] = prob @ (rew + nxt1)
             m2[k, c] = prob @ (rew**2 + 2 * rew * nxt1 + nxt2)
@@ -183,41 +210,40 @@ def round_moments(p_steps, window: int, sigma, *, needs_anchor: bool = True) -> 
                         float(second[2] - mean[2] ** 2))
 
 
-def steps_per_round(p: float, window: int, *, needs_anchor: bool = True, bonus: bool = False) -> float:
+def steps_per_round(p: float, window: int, *, needs_anchor: bool = True, policy: str = "accepted+1") -> float:
     """Long-chain limit of n_steps / E[rounds] for i.i.d. acceptance p (renewal reward; E[rounds] =
-    n_steps / steps_per_round + O(1)). A window commits c = (1 - p^L) / (1 - p) steps on average. Ours: c per call,
-    and with ``needs_anchor`` a warm-up after each rejected window: c / (2 - p^L). The paper's (``bonus``): every
-    call also commits the target's own step: (1 - p^(L+1)) / (1 - p)."""
+    n_steps / steps_per_round + O(1)). Accepted+1: every call commits the accepted drafts plus one step,
+    (1 - p^(L+1)) / (1 - p). Window-start: a window commits c = (1 - p^L) / (1 - p) steps per call, and with
+    ``needs_anchor`` a warm-up follows each rejected window: c / (2 - p^L)."""
     window = positive_int(window, "window", error=UsageError)
     p = float(_probs("p", p))
-    L = window + 1 if bonus else window
+    L = window + 1 if _check_policy(policy) == "accepted+1" else window
     c = L if p == 1 else (1 - p**L) / (1 - p)
-    return c / (2 - p**window) if needs_anchor and not bonus else c
+    return c / (2 - p**window) if needs_anchor and policy == "window-start" else c
 
 
-def expected_rounds(p_steps, window: int, sigma, needs_anchor: bool = True) -> float:
+def expected_rounds(p_steps, window: int, sigma, needs_anchor: bool = True, *, policy: str = "accepted+1") -> float:
     """Expected rounds per trajectory of our sampler (see :func:`round_moments`)."""
-    return round_moments(p_steps, window, sigma, needs_anchor=needs_anchor).rounds_mean
+    return round_moments(p_steps, window, sigma, needs_anchor=needs_anchor, policy=policy).rounds_mean
 
 
 def rounds_lower_bound(n_steps: int, window: int, *, needs_anchor: bool = True, n_zero_noise: int = 0,
-                       bonus: bool = False) -> int:
+                       policy: str = "accepted+1") -> int:
     """Fewest rounds any trajectory can take, whatever the acceptances (``theory/rounds.md``).
 
-    ``bonus=True``: the paper's policy, where a fully accepted window also yields the target's step at its last
-    state, so a call commits at most L + 1 steps: ceil(n_steps / (L + 1)). It bounds our sampler too (a call
-    commits at most L steps, plus at most one free step from its cached output) but is not tight. Ours (no bonus
-    step): every committed step consumes the target output at its start state and a call yields at most L of them,
-    bar the first call (and one per zero-noise step) for drafters without an anchor: 1 + ceil((n_steps - 1) / L)
-    with ``needs_anchor``, else max(1, ceil((n_steps - 1 - n_zero_noise) / L)); the larger of ours and the paper's.
+    Accepted+1: a round commits at most L + 1 steps, and an anchored drafter's first round one:
+    1 + ceil((n_steps - 1) / (L + 1)) with ``needs_anchor``, else ceil(n_steps / (L + 1)). Window-start (no bonus
+    step): every committed step consumes the target output at its start state and a call yields at most L of
+    them, bar the first call (and one per zero-noise step) for drafters without an anchor:
+    1 + ceil((n_steps - 1) / L) with ``needs_anchor``, else max(1, ceil((n_steps - 1 - n_zero_noise) / L)); and
+    never fewer than ceil(n_steps / (L + 1)).
     """
     T, L = positive_int(n_steps, "n_steps", error=UsageError), positive_int(window, "window", error=UsageError)
-    paper = math.ceil(T / (L + 1))
-    if bonus:
-        return paper
+    if _check_policy(policy) == "accepted+1":
+        return 1 + math.ceil((T - 1) / (L + 1)) if needs_anchor else math.ceil(T / (L + 1))
     if needs_anchor:
         return 1 + math.ceil((T - 1) / L)
-    return max(1, paper, math.ceil((T - 1 - int(n_zero_noise)) / L))
+    return max(1, math.ceil(T / (L + 1)), math.ceil((T - 1 - int(n_zero_noise)) / L))
 
 
 # ---------------------------------------------------------------------------------------------------------

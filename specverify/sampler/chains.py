@@ -105,15 +105,16 @@ class GaussianChain:
             cache[key] = tuple(torch.tensor(v, **kw) for v in (self.a, self.b, self.sigma))
         return cache[key]
 
-    def evaluate(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """The model output f(x, k), checked for shape and finiteness."""
+    def evaluate(self, x: torch.Tensor, k: torch.Tensor, *, check_finite: bool = True) -> torch.Tensor:
+        """The model output f(x, k), checked for shape, dtype and (unless ``check_finite=False``, for callers
+        that check it themselves without a host read per call) finiteness."""
         f = self.model(x, k)
         if not isinstance(f, torch.Tensor) or f.shape != x.shape:
             got = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
             raise ChainError(f"model returned {got}, expected a tensor of shape {tuple(x.shape)} (same as x)")
         if f.dtype != x.dtype:
             raise ChainError(f"model returned {f.dtype} for {x.dtype} input; move the model with chain.to(dtype=...)")
-        if not torch.isfinite(f).all():
+        if check_finite and not torch.isfinite(f).all():
             bad = (~torch.isfinite(f)).flatten(1).any(1)
             steps = sorted(set(k[bad].tolist()))[:5]
             raise ChainError(f"model returned NaN or Inf at chain steps {steps}; check the model and its inputs")

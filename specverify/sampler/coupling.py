@@ -33,12 +33,12 @@ def _flat(t: torch.Tensor, batch_ndim: int) -> torch.Tensor:
     return t.reshape(t.shape[:batch_ndim] + (-1,))
 
 
-def _scale(sigma, ref: torch.Tensor, batch_ndim: int) -> torch.Tensor:
+def _scale(sigma, ref: torch.Tensor, batch_ndim: int, validate: bool = True) -> torch.Tensor:
     sigma = torch.as_tensor(sigma, dtype=ref.dtype, device=ref.device)
     sigma = sigma.expand(ref.shape[:batch_ndim]) if sigma.ndim == 0 else sigma
     if sigma.shape != ref.shape[:batch_ndim]:
         raise SamplerError(f"sigma has shape {tuple(sigma.shape)}; expected () or {tuple(ref.shape[:batch_ndim])}")
-    if not bool((sigma > 0).all()):
+    if validate and not bool((sigma > 0).all()):
         raise SamplerError("sigma must be > 0: a zero-noise step cannot be coupled; take it with the target directly")
     return sigma
 
@@ -72,10 +72,11 @@ class CoupledStep:
     scale: torch.Tensor
 
 
-def coupled_step(mean_p, mean_q, sigma, z, *, batch_ndim: int = 1) -> CoupledStep:
-    """Draft, reflected draw, log ratio and |D| of coupling N(mean_p, sigma^2 I) with the draft mean_q + sigma z."""
+def coupled_step(mean_p, mean_q, sigma, z, *, batch_ndim: int = 1, validate: bool = True) -> CoupledStep:
+    """Draft, reflected draw, log ratio and |D| of coupling N(mean_p, sigma^2 I) with the draft mean_q + sigma z.
+    ``validate=False`` skips the sigma > 0 check (a host read), for callers that guarantee it."""
     _check_shapes(mean_p, mean_q, z)
-    sigma_t = _scale(sigma, mean_p, batch_ndim)
+    sigma_t = _scale(sigma, mean_p, batch_ndim, validate)
     d, zf, dist, log_ratio = _ratio(mean_p, mean_q, sigma_t, z, batch_ndim)
     e = d / torch.where(dist > 0, dist, torch.ones_like(dist))[..., None]
     z_ref = zf - 2 * (zf * e).sum(-1, keepdim=True) * e
@@ -127,6 +128,7 @@ def reflection_coupling(mean_p, mean_q, sigma, z, u, *, batch_ndim: int = 1):
             raise SamplerError(f"{name} has NaN or Inf entries; check the model outputs that produced it")
     if not bool(((u_t > 0) & (u_t < 1)).all()):
         raise SamplerError("u must lie in the open interval (0, 1); draw it with torch.rand and reject zeros")
+    _scale(sigma, mean_p, batch_ndim)
     x, accepted, _ = couple(mean_p, mean_q, sigma, z, u, batch_ndim=batch_ndim)
     return x, accepted
 
@@ -134,8 +136,9 @@ def reflection_coupling(mean_p, mean_q, sigma, z, u, *, batch_ndim: int = 1):
 def couple(mean_p, mean_q, sigma, z, u, *, batch_ndim: int = 1):
     """:func:`reflection_coupling` that also returns |D| (for the predicted acceptance 2 Phi(-|D| / 2)).
 
-    The sampler's core: it does not check finiteness or the range of u (the sampler checks model outputs).
+    The sampler's core: it does not check finiteness, the range of u or sigma > 0 (the sampler passes sigma = 1
+    at positions that do not count and checks model outputs itself).
     """
-    step = coupled_step(mean_p, mean_q, sigma, z, batch_ndim=batch_ndim)
+    step = coupled_step(mean_p, mean_q, sigma, z, batch_ndim=batch_ndim, validate=False)
     accepted = accept(u, step.log_ratio)
     return select(accepted, step.draft, step.reflected), accepted, step.dist

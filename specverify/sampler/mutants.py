@@ -1,8 +1,8 @@
 """Known-broken speculative samplers: negative controls that prove a check can catch real bugs.
 
-Each mutant is the reference speculative sampler with one realistic bug, injected through
-``speculative_sample(..., _faults=...)``. Coupling-level bugs replace the coupling; sampler-level bugs change
-the window loop. None of them is exact; some only show when the rejection path is exercised (drafters with
+Each mutant is the reference speculative sampler with one part of its round replaced by a broken one
+(``speculative_sample(..., _parts=...)``, see :class:`specverify.sampler.kernel.Parts`): coupling-level bugs
+replace the coupling, sampler-level bugs replace ``draft``, ``verify`` or ``commit``. None of them is exact; some only show when the rejection path is exercised (drafters with
 acceptance well below 1), which is why the harness also runs a degraded "stress" drafter.
 """
 
@@ -13,8 +13,11 @@ import dataclasses
 import torch
 
 from specverify.errors import SamplerError
+from specverify.sampler import kernel
 from specverify.sampler.coupling import accept, coupled_step, select
-from specverify.sampler.speculative import Faults, speculative_sample
+from specverify.sampler.kernel import Parts
+from specverify.sampler.noise import NoiseSource
+from specverify.sampler.speculative import speculative_sample
 
 __all__ = ["MUTANTS", "Mutant", "mutant_sample"]
 
@@ -24,7 +27,7 @@ def _rule(log_ratio_fn, rejected_fn):
     log u <= log_ratio_fn(log_ratio, dist) and outputs rejected_fn(...) on rejection."""
 
     def coupling(mean_p, mean_q, sigma, z, u, *, batch_ndim=1):
-        step = coupled_step(mean_p, mean_q, sigma, z, batch_ndim=batch_ndim)
+        step = coupled_step(mean_p, mean_q, sigma, z, batch_ndim=batch_ndim, validate=False)
         acc = accept(u, log_ratio_fn(step.log_ratio, step.dist))
         rej = rejected_fn(mean_p=mean_p, mean_q=mean_q, draft=step.draft, reflected=step.reflected, s=step.scale,
                           z=z, u=u)
@@ -48,11 +51,54 @@ def _fresh_target_draw(**kw):
     return kw["mean_p"] + kw["s"] * z.to(kw["z"].device)
 
 
+class _FirstNoise(NoiseSource):
+    """A noise source that hands every window position the first position's z."""
+
+    def __init__(self, inner: NoiseSource):
+        self.inner = inner
+
+    def normal(self, ids, steps, like):
+        z = self.inner.normal(ids, steps, like)
+        return z[:, :1].expand_as(z) if ids.ndim == 2 else z
+
+    def uniform(self, ids, steps):
+        return self.inner.uniform(ids, steps)
+
+
+def _draft_reused_noise(env, s):
+    return kernel.draft(dataclasses.replace(env, noise=_FirstNoise(env.noise)), s)
+
+
+def _verify_sigma_shift(env, s, d, t):
+    sig = env.sig
+    nxt = torch.cat([sig[1:], sig[-1:]])
+    return kernel.verify(dataclasses.replace(env, sig=torch.where(nxt > 0, nxt, sig)), s, d, t)
+
+
+def _verify_stale_target(env, s, d, t):
+    return kernel.verify(env, s, d, dataclasses.replace(t, F=torch.cat([t.F[:, :1], t.F[:, :-1]], 1)))
+
+
+def _commit_whole_window(env, s, d, t, v):
+    """After a rejection, commit the coupled output at the window's last position (the later drafts kept)."""
+    new, info = kernel.commit(env, s, d, t, v)
+    last = torch.clamp(d.span - 1, min=0)
+    rej = v.rejected
+    r = rej.reshape(rej.shape + (1,) * (s.x.ndim - 1))
+    x = torch.where(r, kernel._gather(v.out, last), new.x)
+    new = kernel.RoundState(x, torch.where(rej, s.k + d.span, new.k), s.ids,
+                            torch.where(r, kernel._gather(d.Y, last), new.anchor_x),
+                            torch.where(rej, s.k + last, new.anchor_k),
+                            torch.where(r, kernel._gather(t.F, last), new.anchor_f),
+                            torch.where(rej, env.policy == "accepted+1", new.anchored))
+    return new, info
+
+
 @dataclasses.dataclass(frozen=True)
 class Mutant:
     name: str
     description: str
-    faults: Faults
+    parts: Parts
     level: str  # "coupling" or "sampler"
 
 
@@ -60,25 +106,25 @@ _C = "coupling"
 _S = "sampler"
 MUTANTS = {m.name: m for m in [
     Mutant("no-reflection", "keeps the draft on rejection",
-           Faults(coupling=_rule(_correct_ratio, lambda **kw: kw["draft"])), _C),
+           Parts(coupling=_rule(_correct_ratio, lambda **kw: kw["draft"])), _C),
     Mutant("naive-resample", "on rejection draws a fresh sample from the target instead of the residual",
-           Faults(coupling=_rule(_correct_ratio, _fresh_target_draw)), _C),
+           Parts(coupling=_rule(_correct_ratio, _fresh_target_draw)), _C),
     Mutant("reflect-wrong-mean", "reflects about the draft mean m_q instead of the target mean m_p",
-           Faults(coupling=_rule(_correct_ratio, lambda **kw: kw["mean_q"] + kw["reflected"] - kw["mean_p"])), _C),
+           Parts(coupling=_rule(_correct_ratio, lambda **kw: kw["mean_q"] + kw["reflected"] - kw["mean_p"])), _C),
     Mutant("inverted-ratio", "accepts with min(1, q/p) instead of min(1, p/q)",
-           Faults(coupling=_rule(lambda lr, d: -lr, _reflected)), _C),
+           Parts(coupling=_rule(lambda lr, d: -lr, _reflected)), _C),
     Mutant("tempered-ratio", "accepts with min(1, (p/q)^0.5): a relaxed, more permissive ratio",
-           Faults(coupling=_rule(lambda lr, d: 0.5 * lr, _reflected)), _C),
+           Parts(coupling=_rule(lambda lr, d: 0.5 * lr, _reflected)), _C),
     Mutant("dropped-quadratic", "log ratio -<z, D> without the -|D|^2 / 2 term",
-           Faults(coupling=_rule(lambda lr, d: lr + 0.5 * d**2, _reflected)), _C),
+           Parts(coupling=_rule(lambda lr, d: lr + 0.5 * d**2, _reflected)), _C),
     Mutant("continue-after-reject", "keeps the window's later drafts after a rejection",
-           Faults(continue_after_reject=True), _S),
+           Parts(commit=_commit_whole_window), _S),
     Mutant("sigma-wrong-step", "verifies step k with the noise scale of step k + 1",
-           Faults(sigma_shift=1), _S),
+           Parts(verify=_verify_sigma_shift), _S),
     Mutant("noise-reused", "reuses the first drafted step's noise for the whole window",
-           Faults(reuse_noise=True), _S),
+           Parts(draft=_draft_reused_noise), _S),
     Mutant("stale-target", "verifies drafted step j with the target output at the previous drafted state",
-           Faults(stale_target=True), _S),
+           Parts(verify=_verify_stale_target), _S),
 ]}
 
 
@@ -86,4 +132,4 @@ def mutant_sample(name: str, chain, drafter, n: int, *, window: int, **kwargs):
     """Run the named mutant like :func:`specverify.sampler.speculative.speculative_sample`; returns ``(x_T, stats)``."""
     if name not in MUTANTS:
         raise SamplerError(f"unknown mutant {name!r}; choose one of {', '.join(MUTANTS)}")
-    return speculative_sample(chain, drafter, n, window=window, _faults=MUTANTS[name].faults, **kwargs)
+    return speculative_sample(chain, drafter, n, window=window, _parts=MUTANTS[name].parts, **kwargs)

@@ -1,24 +1,15 @@
 """Plain and speculative samplers for Gaussian chains.
 
-Speculative sampling (De Bortoli, Galashov, Gretton, Doucet, ICML 2025, Alg. 2), batched over samples that
-each sit at their own step. One round is one batched target call:
+Speculative sampling (De Bortoli, Galashov, Gretton, Doucet, ICML 2025), batched over samples that each sit at
+their own step. One round is one batched target call; :mod:`specverify.sampler.kernel` writes it as four pure
+parts (draft -> target call -> verify -> commit) under one of two policies:
 
-1. Every active sample whose window can start drafts up to L steps: y_{j+1} = m_q(y_j, n + j) + s z_j.
-   A window stops in front of a zero-noise step and at the end of the chain.
-2. The target is evaluated at all the states it needs, for all active samples, in ONE model call: the
-   drafted states y_1 .. y_L (y_L only if it is not the final state), and x_n itself when its target output
-   is not cached.
-3. Each drafted step is verified by the reflection maximal coupling (log space); the first rejected step is
-   replaced by the reflected draw and the later drafts are discarded; the next window starts there.
+- ``"accepted+1"`` (default): every round commits its accepted drafts plus one step (the reflected draw at the
+  first rejection, or a bonus step from the target after a full window); drafters anchor on the latest target
+  output (the committed state's parent), so there is no warm-up round.
+- ``"window-start"``: a fresh anchor at every window start (a warm-up round after each rejection), no bonus step.
 
-Policies (counted honestly in :class:`SpecStats`):
-- No bonus step. When a window is accepted in full, the target output at its last drafted state (already
-  computed in the round's call) is cached and anchors the next window, instead of being spent on one extra
-  step. After a rejection nothing is cached.
-- Drafters that need the target at the window start (frozen drift, frozen denoiser) spend a round on x_n
-  alone when nothing is cached (a warm-up call: the first window, and after each rejection).
-- A zero-noise step (sigma = 0) is taken by the target directly: free when its output is cached, else it
-  takes part in the round's call.
+:class:`SpecStats` is a fold of the rounds' records (:mod:`specverify.sampler.tally`).
 """
 
 from __future__ import annotations
@@ -28,13 +19,14 @@ import dataclasses
 import numpy as np
 import torch
 
-from specverify.errors import SamplerError
+from specverify.errors import ChainError, SamplerError
 from specverify.sampler.chains import GaussianChain, _bcast
 from specverify.sampler.drafters.base import Drafter
+from specverify.sampler.kernel import ROUND_POLICIES, Parts, init_state, make_env, round_step
 from specverify.sampler.noise import GeneratorNoise, NoiseSource
-from specverify.sampler.window import _speculative_batch
+from specverify.sampler.tally import Tally
 
-__all__ = ["Faults", "SpecStats", "plain_sample", "speculative_sample"]
+__all__ = ["ROUND_POLICIES", "SpecStats", "plain_sample", "speculative_sample"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,13 +37,17 @@ class SpecStats:
     decided (up to and including the first rejection), ``accepted`` accepted steps, ``predicted_accepted``
     the sum of 2 Phi(-|D| / 2) over the verified steps (the expectation of ``accepted`` given the path).
     The ``*_per_sample`` arrays hold the same three counts per trajectory (the acceptance test's unit), and the
-    ``*_per_step`` arrays, of shape (n_steps, window), per chain step k (row) and window position j (column).
+    ``*_per_step`` arrays, of shape (n_steps, window), per chain step k (row) and window position j (column);
+    the per-position totals are their column sums. Steps taken by the target without a draft: ``bonus_steps``
+    (after a fully accepted window), ``direct_steps`` (a row with nothing to draft: an anchored drafter's first
+    step, a zero-noise step); ``warmup_evaluations``: window-start rounds that only fetched an anchor.
     """
 
     n_samples: int
     n_steps: int
     window: int
     drafter: str
+    policy: str
     rounds: np.ndarray
     rounds_total: int
     target_evaluations: int
@@ -59,6 +55,7 @@ class SpecStats:
     windows: int
     warmup_evaluations: int
     direct_steps: int
+    bonus_steps: int
     proposed_per_position: np.ndarray
     verified_per_position: np.ndarray
     accepted_per_position: np.ndarray
@@ -66,6 +63,7 @@ class SpecStats:
     accepted_per_sample: np.ndarray
     verified_per_sample: np.ndarray
     predicted_per_sample: np.ndarray
+    proposed_per_step: np.ndarray
     verified_per_step: np.ndarray
     accepted_per_step: np.ndarray
     predicted_per_step: np.ndarray
@@ -99,7 +97,7 @@ class SpecStats:
             v = getattr(self, f.name)
             out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
         for name in ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample",
-                     "verified_per_step", "accepted_per_step", "predicted_per_step"):
+                     "proposed_per_step", "verified_per_step", "accepted_per_step", "predicted_per_step"):
             del out[name]
         for name in ("rounds_mean", "nfe_ratio", "acceptance_rate", "predicted_acceptance_rate",
                      "mean_accepted_length"):
@@ -162,82 +160,106 @@ def plain_sample(chain: GaussianChain, n: int, *, seed: int | None = None, noise
     return x
 
 
-@dataclasses.dataclass(frozen=True)
-class Faults:
-    """Deliberate bugs for mutation testing (``specverify.sampler.mutants``); each non-default field breaks exactness.
-
-    ``coupling`` replaces :func:`specverify.sampler.coupling.couple`; ``sigma_shift`` verifies step k with the noise
-    scale of step k + shift; ``reuse_noise`` makes every drafted step of a window reuse the first step's z;
-    ``continue_after_reject`` commits the whole window (the later drafts follow the rejected draft);
-    ``stale_target`` verifies drafted step j with the target output at the previous drafted state.
-    """
-
-    coupling: object = None
-    sigma_shift: int = 0
-    reuse_noise: bool = False
-    continue_after_reject: bool = False
-    stale_target: bool = False
-
-
-_NO_FAULTS = Faults()
-
 # Auto chunking: at most this many elements in one (batch, window + 1, *shape) block (256 MB in float64).
 _CHUNK_ELEMENTS = 2**25
+_FOLD_EVERY = 64  # rounds whose records are kept before they are folded into the tally
+_COMPACT_MIN = 32  # a batch is compacted (finished rows dropped) once at most half of it, and >= this, is done
 
 
-@torch.no_grad()
-def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window: int, seed: int | None = None,
-                       noise: NoiseSource | None = None, x0: torch.Tensor | None = None, device=None,
-                       dtype=torch.float32, max_batch: int | None = None, progress=False,
-                       _faults: Faults | None = None) -> tuple[torch.Tensor, SpecStats]:
-    """Speculative sampling of ``chain`` with ``drafter`` and windows of up to ``window`` drafted steps.
-
-    Contract: for any drafter, the output has exactly the law of :func:`plain_sample` (the discretised chain),
-    and with ``TableNoise`` and the oracle drafter it equals plain_sample's output under the same noise.
-    Samples run in batches of at most ``max_batch`` (default: as many as keep one (batch, window + 1, *shape)
-    block under 2^25 elements), one batch after the other; ``rounds_total`` counts the calls of all batches.
-    Returns ``(x_T, stats)``. ``_faults`` injects bugs, for the mutation tests only.
-    """
+def _check_args(window, drafter, max_batch, policy):
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
         raise SamplerError(f"window must be an int >= 1, got {window!r}")
     if not isinstance(drafter, Drafter):
         raise SamplerError(f"drafter must be a Drafter (see specverify.sampler.drafters.make_drafter), got {drafter!r}")
     if max_batch is not None and (not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1):
         raise SamplerError(f"max_batch must be a positive int or None, got {max_batch!r}")
+    if policy not in ROUND_POLICIES:
+        raise SamplerError(f"policy must be one of {', '.join(ROUND_POLICIES)}, got {policy!r}")
+
+
+@torch.no_grad()
+def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window: int, seed: int | None = None,
+                       noise: NoiseSource | None = None, x0: torch.Tensor | None = None, device=None,
+                       dtype=torch.float32, max_batch: int | None = None, policy: str = "accepted+1",
+                       progress=False, _parts: Parts | None = None) -> tuple[torch.Tensor, SpecStats]:
+    """Speculative sampling of ``chain`` with ``drafter`` and windows of up to ``window`` drafted steps.
+
+    Contract: for any drafter and either ``policy`` (see :data:`ROUND_POLICIES`), the output has exactly the law
+    of :func:`plain_sample` (the discretised chain), and with ``TableNoise`` and the oracle drafter it equals
+    plain_sample's output under the same noise. Samples run in batches of at most ``max_batch`` (default: as
+    many as keep one (batch, window + 1, *shape) block under 2^25 elements), one after the other;
+    ``rounds_total`` counts the calls of all batches. Returns ``(x_T, stats)``. ``_parts`` replaces parts of the
+    round (:class:`specverify.sampler.kernel.Parts`), for the mutation tests only.
+    """
+    _check_args(window, drafter, max_batch, policy)
     drafter.check(chain)
     chain, noise, x = _setup(chain, n, seed, noise, x0, device, dtype)
     drafter = drafter.to(device=x.device, dtype=x.dtype)
     T, L, dev = chain.n_steps, window, x.device
     if max_batch is None:
         max_batch = max(1, _CHUNK_ELEMENTS // ((L + 1) * chain.dim))
-    rounds = torch.zeros(n, dtype=torch.long, device=dev)
-    c = dict(rounds_total=0, target_evaluations=0, draft_evaluations=0, windows=0, warmup_evaluations=0,
-             direct_steps=0)
-    per_pos = {name: torch.zeros(L, dtype=torch.float64, device=dev)
-               for name in ("proposed", "verified", "accepted", "predicted")}
-    per_sample = {name: torch.zeros(n, dtype=torch.float64, device=dev) for name in ("accepted", "verified",
-                                                                                       "predicted")}
-    per_step = {name: torch.zeros(T * L, dtype=torch.float64, device=dev) for name in ("verified", "accepted",
-                                                                                         "predicted")}
+    env = make_env(chain, drafter, noise, L, policy, _parts or Parts(), x)
+    tally = Tally(n, T, L, dev)
     bar = _progress(n * T, progress, f"speculative ({drafter.name}, L={L})")
     for start in range(0, n, max_batch):
         sl = slice(start, min(n, start + max_batch))
-        gid = torch.arange(sl.start, sl.stop, device=dev)
-        x[sl] = _speculative_batch(chain, drafter, x[sl], gid, noise, L, rounds[sl], c, per_pos,
-                                   {k: v[sl] for k, v in per_sample.items()} | {"step": per_step}, bar,
-                                   _faults or _NO_FAULTS)
+        x[sl] = _run_batch(env, x[sl], torch.arange(sl.start, sl.stop, device=dev), tally, bar)
     if bar is not None:
         bar.close()
-    proposed, verified, accepted, predicted = per_pos.values()
+    return x, _stats(tally, n, T, L, drafter, policy)
 
-    stats = SpecStats(
-        n_samples=n, n_steps=T, window=L, drafter=drafter.name, rounds=rounds.cpu().numpy(),
-        proposed_per_position=proposed.cpu().numpy().astype(np.int64),
-        verified_per_position=verified.cpu().numpy().astype(np.int64),
-        accepted_per_position=accepted.cpu().numpy().astype(np.int64),
-        predicted_accepted_per_position=predicted.cpu().numpy(),
-        accepted_per_sample=per_sample["accepted"].cpu().numpy().astype(np.int64),
-        verified_per_sample=per_sample["verified"].cpu().numpy().astype(np.int64),
-        predicted_per_sample=per_sample["predicted"].cpu().numpy(),
-        **{f"{k}_per_step": v.view(T, L).cpu().numpy() for k, v in per_step.items()}, **c)
-    return x, stats
+
+def _run_batch(env, x, ids, tally: Tally, bar) -> torch.Tensor:
+    """Rounds until every row of the batch reaches the chain's end; one host read per round."""
+    out, first_id = x.clone(), int(ids[0])
+    state, pending, steps_left = init_state(x, ids), [], 0
+    seen = 0
+    while True:
+        state, info = round_step(env, state)
+        pending.append(info)
+        active = state.k < env.T
+        n_active, k_sum, bad = torch.stack([active.sum(), state.k.sum(), info.nonfinite.sum()]).tolist()
+        if bad:
+            steps = (info.k[:, None] + torch.arange(env.L + 1, device=info.k.device))[info.nonfinite]
+            raise ChainError(f"model returned NaN or Inf at chain steps {sorted(set(steps.tolist()))[:5]}; check "
+                             "the model and its inputs")
+        if bar is not None:
+            bar.update(k_sum + steps_left - seen)
+            seen = k_sum + steps_left
+        if n_active == 0 or len(pending) >= _FOLD_EVERY or _compact(n_active, state):
+            tally.fold(pending, state.ids)
+            pending = []
+        if n_active == 0:
+            break
+        if _compact(n_active, state):
+            done = ~active
+            out[state.ids[done] - first_id] = state.x[done]
+            steps_left += env.T * int(done.sum())
+            state = state.rows(active.nonzero().squeeze(1))
+    out[state.ids - first_id] = state.x
+    return out
+
+
+def _compact(n_active: int, state) -> bool:
+    B = state.x.shape[0]
+    return B - n_active >= _COMPACT_MIN and 2 * n_active <= B
+
+
+def _stats(tally: Tally, n, T, L, drafter, policy) -> SpecStats:
+    c = tally.totals()
+    proposed = tally.per_position("proposed")
+
+    def arr(t, integer=True):
+        a = t.cpu().numpy()
+        return a.astype(np.int64) if integer else a
+
+    return SpecStats(
+        n_samples=n, n_steps=T, window=L, drafter=drafter.name, policy=policy,
+        rounds=arr(tally.sample["rounds"]), draft_evaluations=int(drafter.cost * proposed.sum()),
+        proposed_per_position=arr(proposed), verified_per_position=arr(tally.per_position("verified")),
+        accepted_per_position=arr(tally.per_position("accepted")),
+        predicted_accepted_per_position=arr(tally.per_position("predicted"), False),
+        accepted_per_sample=arr(tally.sample["accepted"]), verified_per_sample=arr(tally.sample["verified"]),
+        predicted_per_sample=arr(tally.sample["predicted"], False),
+        **{f"{k}_per_step": arr(tally.per_step(k), False) for k in ("proposed", "verified", "accepted",
+                                                                    "predicted")}, **c)

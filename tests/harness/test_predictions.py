@@ -37,7 +37,7 @@ from specverify.sampler.drafters import Oracle, Stress, make_drafter
 from specverify.sampler.noise import TableNoise
 from specverify.sampler.problems import make_problem
 from specverify.sampler.speculative import speculative_sample
-from specverify.specs import GaussianSpec, beta_schedule
+from specverify.specs import ROUND_POLICIES, GaussianSpec, beta_schedule
 
 ALPHA = 1e-3  # false-failure rate of each statistical assertion
 Z_CRIT = stats.norm.isf(ALPHA / 2)  # two-sided z-test at ALPHA
@@ -96,7 +96,7 @@ def test_accepted_length_closed_forms():
         expected_accepted_length(1.5, 2)
 
 
-def _forced_run(chain, drafter_cls, window, delta=1.0):
+def _forced_run(chain, drafter_cls, window, delta=1.0, policy="accepted+1"):
     """Run the sampler once per acceptance pattern of the noisy steps: z = 0 makes log ratio = -delta^2 / 2, and
     u below or above exp(-delta^2 / 2) forces accept or reject. Returns (patterns (n, T) bool, stats)."""
     T = chain.n_steps
@@ -107,22 +107,24 @@ def _forced_run(chain, drafter_cls, window, delta=1.0):
     u = torch.where(torch.as_tensor(bits), thr / 2, (1 + thr) / 2).to(torch.float64)
     noise = TableNoise(torch.zeros((bits.shape[0], T, *chain.shape), dtype=torch.float64), u)
     _, st = speculative_sample(chain, drafter_cls(delta=delta), bits.shape[0], window=window, noise=noise, seed=0,
-                               dtype=torch.float64)
+                               dtype=torch.float64, policy=policy)
     return bits, st
 
 
 @pytest.mark.parametrize("name", list(_chains()))
 @pytest.mark.parametrize("window", [1, 2, 3, 16])
 @pytest.mark.parametrize("drafter_cls", [Stress, AnchoredStress])
-def test_round_moments_equal_the_sampler_over_all_acceptance_patterns(name, window, drafter_cls):
-    """Exact: every noisy step is verified once, so a trajectory is a function of its pattern of accept bits, and
-    the expectation over independent bits with P(accept at step k) = p_k is a finite sum over the sampler's runs."""
+@pytest.mark.parametrize("policy", ROUND_POLICIES)
+def test_round_moments_equal_the_sampler_over_all_acceptance_patterns(name, window, drafter_cls, policy):
+    """Exact: every noisy step is verified at most once (window-start: exactly once; accepted+1 skips the bonus
+    steps), so a trajectory is a function of its pattern of accept bits, and the expectation over independent
+    bits with P(accept at step k) = p_k is a finite sum over the sampler's runs."""
     chain = _chains()[name]
-    bits, st = _forced_run(chain, drafter_cls, window)
+    bits, st = _forced_run(chain, drafter_cls, window, policy=policy)
     p = np.random.default_rng(7).uniform(0.1, 0.95, chain.n_steps)  # a different probability at every step
     noisy = chain.sigma > 0
     w = np.prod(np.where(bits[:, noisy], p[noisy], 1 - p[noisy]), axis=1)
-    m = round_moments(p, window, chain.sigma, needs_anchor=drafter_cls.needs_anchor)
+    m = round_moments(p, window, chain.sigma, needs_anchor=drafter_cls.needs_anchor, policy=policy)
     r, a = st.rounds.astype(float), st.accepted_per_sample.astype(float)
     assert w.sum() == pytest.approx(1, abs=1e-12)
     assert m.rounds_mean == pytest.approx(w @ r, rel=1e-12)
@@ -130,8 +132,13 @@ def test_round_moments_equal_the_sampler_over_all_acceptance_patterns(name, wind
     assert m.accepted_mean == pytest.approx(w @ a, rel=1e-12)
     assert m.accepted_var == pytest.approx(w @ a**2 - (w @ a) ** 2, rel=1e-9, abs=1e-12)
     bound = rounds_lower_bound(chain.n_steps, window, needs_anchor=drafter_cls.needs_anchor,
-                               n_zero_noise=int((~noisy).sum()))
-    assert st.rounds.min() >= bound >= rounds_lower_bound(chain.n_steps, window, bonus=True)
+                               n_zero_noise=int((~noisy).sum()), policy=policy)
+    assert st.rounds.min() >= bound >= _universal_bound(chain.n_steps, window)
+
+
+def _universal_bound(T, window):
+    """ceil(T / (L + 1)): no round of either policy commits more than L + 1 steps."""
+    return rounds_lower_bound(T, window, needs_anchor=False, policy="accepted+1")
 
 
 def _stress_chain(kind, steps):
@@ -149,16 +156,17 @@ def _stress_chain(kind, steps):
     ("ddim", 30, 5, 1.6, AnchoredStress),
     ("ddpm", 12, 3, 2.5, Stress),
 ])
-def test_rounds_and_accepted_length_match_simulation(kind, steps, window, delta, drafter_cls):
+@pytest.mark.parametrize("policy", ROUND_POLICIES)
+def test_rounds_and_accepted_length_match_simulation(kind, steps, window, delta, drafter_cls, policy):
     """The stress drafter accepts each step independently with probability 2 Phi(-delta / 2). Three z-tests at
     ALPHA: mean rounds and mean accepted steps per trajectory against round_moments (exact null variance), and
     the accepted length per window (a martingale over windows given their spans) against expected_accepted_length."""
     chain, n = _stress_chain(kind, steps), 4000
     drafter = drafter_cls(delta=delta)
     p = drafter.acceptance
-    _, st = speculative_sample(chain, drafter, n, window=window, seed=11, dtype=torch.float64)
-    m = round_moments(p, window, chain.sigma, needs_anchor=drafter.needs_anchor)
-    assert m.rounds_mean == expected_rounds(p, window, chain.sigma, needs_anchor=drafter.needs_anchor)
+    _, st = speculative_sample(chain, drafter, n, window=window, seed=11, dtype=torch.float64, policy=policy)
+    m = round_moments(p, window, chain.sigma, needs_anchor=drafter.needs_anchor, policy=policy)
+    assert m.rounds_mean == expected_rounds(p, window, chain.sigma, needs_anchor=drafter.needs_anchor, policy=policy)
     z_rounds = _z(st.rounds.mean(), m.rounds_mean, m.rounds_var, n)
     z_acc = _z(st.accepted_per_sample.mean(), m.accepted_mean, m.accepted_var, n)
     spans = np.append(st.proposed_per_position, 0)
@@ -172,57 +180,73 @@ def test_rounds_and_accepted_length_match_simulation(kind, steps, window, delta,
     assert abs(z_len) < Z_CRIT, (z_len, st.mean_accepted_length, pred / st.windows, m.accepted_per_window)
     noisy = chain.sigma > 0
     assert st.rounds.min() >= rounds_lower_bound(steps, window, needs_anchor=drafter.needs_anchor,
-                                                 n_zero_noise=int((~noisy).sum()))
+                                                 n_zero_noise=int((~noisy).sum()), policy=policy)
 
 
-def test_round_test_has_power_against_the_wrong_policy():
-    """The same z-test rejects the prediction for the other anchor policy (a warm-up round after each rejection)."""
+@pytest.mark.parametrize(("policy", "wrong"), [("window-start", dict(needs_anchor=True, policy="window-start")),
+                                               ("accepted+1", dict(needs_anchor=False, policy="window-start")),
+                                               ("window-start", dict(needs_anchor=False, policy="accepted+1"))])
+def test_round_test_has_power_against_the_wrong_policy(policy, wrong):
+    """The same z-test rejects the prediction for another policy (a warm-up after each rejection; no bonus step)."""
     chain, n = _stress_chain("ddpm", 20), 4000
-    _, st = speculative_sample(chain, Stress(delta=1.2), n, window=4, seed=11, dtype=torch.float64)
-    wrong = round_moments(Stress(delta=1.2).acceptance, 4, chain.sigma, needs_anchor=True)
-    assert abs(_z(st.rounds.mean(), wrong.rounds_mean, wrong.rounds_var, n)) > Z_CRIT
+    _, st = speculative_sample(chain, Stress(delta=1.2), n, window=4, seed=11, dtype=torch.float64, policy=policy)
+    m = round_moments(Stress(delta=1.2).acceptance, 4, chain.sigma, **wrong)
+    assert abs(_z(st.rounds.mean(), m.rounds_mean, m.rounds_var, n)) > Z_CRIT
 
 
 @pytest.mark.parametrize("name", ["ddpm20", "ddim15", "zeros12", "noisy13"])
 @pytest.mark.parametrize("window", [1, 3, 7, 50])
-def test_oracle_rounds_are_exact(name, window):
-    """p = 1: every trajectory takes expected_rounds rounds; anchored, that is the lower bound 1 + ceil((T-1)/L);
-    without an anchor and without zero-noise steps, max(1, ceil((T-1)/L))."""
+@pytest.mark.parametrize("policy", ROUND_POLICIES)
+def test_oracle_rounds_are_exact(name, window, policy):
+    """p = 1: every trajectory takes expected_rounds rounds. Window-start: anchored, that is the lower bound
+    1 + ceil((T-1)/L); without an anchor and without zero-noise steps, max(1, ceil((T-1)/L)). Accepted+1 without
+    zero-noise steps: 1 + ceil((T-1)/(L+1)) anchored, ceil(T/(L+1)) without."""
     p = make_problem("gaussian", dim=2)
     chain = {"ddpm20": p.chain(20), "ddim15": p.chain(15, sampler="ddim", eta=0.3), "zeros12": _chains()["zeros12"],
              "noisy13": gaussian_chain(lambda x, k: 0.9 * x, np.linspace(1, 0.2, 13), (2,))}[name]
     T, zeros = chain.n_steps, int((chain.sigma == 0).sum())
     for drafter in (Oracle(), AnchoredOracle()):
-        _, st = speculative_sample(chain, drafter, 8, window=window, seed=0, dtype=torch.float64)
-        m = round_moments(1.0, window, chain.sigma, needs_anchor=drafter.needs_anchor)
+        _, st = speculative_sample(chain, drafter, 8, window=window, seed=0, dtype=torch.float64, policy=policy)
+        m = round_moments(1.0, window, chain.sigma, needs_anchor=drafter.needs_anchor, policy=policy)
         assert (st.rounds == m.rounds_mean).all() and m.rounds_var == pytest.approx(0, abs=1e-9)
         assert st.mean_accepted_length == pytest.approx(m.accepted_per_window, rel=1e-12)
-        bound = rounds_lower_bound(T, window, needs_anchor=drafter.needs_anchor, n_zero_noise=zeros)
-        assert m.rounds_mean >= bound >= rounds_lower_bound(T, window, bonus=True)
-        if (drafter.needs_anchor and name != "zeros12") or zeros == 0:
+        bound = rounds_lower_bound(T, window, needs_anchor=drafter.needs_anchor, n_zero_noise=zeros, policy=policy)
+        assert m.rounds_mean >= bound >= _universal_bound(T, window)
+        tight = zeros == 0 if policy == "accepted+1" else (drafter.needs_anchor and name != "zeros12") or zeros == 0
+        if tight:
             assert m.rounds_mean == bound
         # acceptance never helps less: fewer accepts, more rounds
         for q in (0.9, 0.5, 0.1):
-            assert expected_rounds(q, window, chain.sigma, drafter.needs_anchor) >= m.rounds_mean
+            assert expected_rounds(q, window, chain.sigma, drafter.needs_anchor, policy=policy) >= m.rounds_mean
 
 
 @pytest.mark.parametrize("needs_anchor", [False, True])
-def test_steps_per_round_is_the_long_chain_limit(needs_anchor):
-    """Renewal reward: E[rounds] = T / steps_per_round + O(1); the O(1) (first warm-up, last window) is < 2."""
+@pytest.mark.parametrize("policy", ROUND_POLICIES)
+def test_steps_per_round_is_the_long_chain_limit(needs_anchor, policy):
+    """Renewal reward: E[rounds] = T / steps_per_round + O(1); the O(1) (first step or warm-up, last window) < 2."""
     T = 1000
     for sigma in (np.ones(T), np.append(np.ones(T - 1), 0.0)):
         for p, L in itertools.product([0.05, 0.55, 0.9, 1.0], [1, 2, 5, 16, 64]):
-            rate = steps_per_round(p, L, needs_anchor=needs_anchor)
-            assert abs(expected_rounds(p, L, sigma, needs_anchor) - T / rate) < 2, (p, L)
-    assert steps_per_round(1.0, 8, bonus=True) == 9 and steps_per_round(1.0, 8) == 8
-    assert steps_per_round(0.5, 3, bonus=True) == pytest.approx(1 + 0.5 + 0.25 + 0.125)
+            rate = steps_per_round(p, L, needs_anchor=needs_anchor, policy=policy)
+            assert abs(expected_rounds(p, L, sigma, needs_anchor, policy=policy) - T / rate) < 2, (p, L)
+
+
+def test_steps_per_round_closed_forms():
+    assert steps_per_round(1.0, 8) == 9 and steps_per_round(1.0, 8, policy="window-start") == 8
+    assert steps_per_round(0.5, 3) == pytest.approx(1 + 0.5 + 0.25 + 0.125)
+    assert steps_per_round(0.5, 3, policy="window-start") == pytest.approx(1.75 / (2 - 0.125))
+    with pytest.raises(ValueError, match="policy must be one of"):
+        steps_per_round(0.5, 3, policy="paper")
 
 
 def test_lower_bounds_closed_forms():
-    assert rounds_lower_bound(100, 8, bonus=True) == 12  # ceil(100 / 9)
-    assert rounds_lower_bound(100, 8) == 1 + 13  # warm-up, then 99 outputs at 8 per call
-    assert rounds_lower_bound(100, 8, needs_anchor=False) == 13
-    assert rounds_lower_bound(100, 8, needs_anchor=False, n_zero_noise=3) == 12
+    assert rounds_lower_bound(100, 8, needs_anchor=False) == 12  # ceil(100 / 9)
+    assert rounds_lower_bound(100, 8) == 1 + 11  # the first step, then 99 at 9 per call
+    ws = dict(policy="window-start")
+    assert rounds_lower_bound(100, 8, **ws) == 1 + 13  # warm-up, then 99 outputs at 8 per call
+    assert rounds_lower_bound(100, 8, needs_anchor=False, **ws) == 13
+    assert rounds_lower_bound(100, 8, needs_anchor=False, n_zero_noise=3, **ws) == 12
+    assert rounds_lower_bound(100, 8, needs_anchor=False, n_zero_noise=20, **ws) == 12  # never below ceil(100 / 9)
     assert rounds_lower_bound(5, 10, needs_anchor=False) == 1 and rounds_lower_bound(1, 3) == 1
     with pytest.raises(ValueError, match="sigma"):
         round_moments(0.5, 3, [0.1, -1.0])
@@ -358,7 +382,8 @@ def _dimension_check(dim, drafter, n, seed=0):
     Returns (z, per-trajectory counts X, the prediction)."""
     chain = make_problem("gaussian", dim=dim).chain(100)
     pred = predicted_acceptance(dim, drafter, steps=100)
-    _, st = speculative_sample(chain, make_drafter(drafter), n, window=2, seed=seed, dtype=torch.float64)
+    _, st = speculative_sample(chain, make_drafter(drafter), n, window=2, seed=seed, dtype=torch.float64,
+                               policy="window-start")
     starts = pred.window2_starts
     assert st.windows % n == 0 and st.verified_per_position[1] == n * starts.size
     x = st.accepted_per_sample - st.windows // n  # accepted at position 1, per trajectory
@@ -366,9 +391,10 @@ def _dimension_check(dim, drafter, n, seed=0):
     # rounds: the anchored oracle's count plus one warm-up per rejection, so E[rounds] is expected_rounds
     p_steps = np.ones(chain.n_steps)
     p_steps[starts + 1] = pred.accept[starts]
-    oracle = rounds_lower_bound(chain.n_steps, 2)
+    ws = dict(policy="window-start")
+    oracle = rounds_lower_bound(chain.n_steps, 2, **ws)
     assert (st.rounds == oracle + starts.size - x).all()
-    assert expected_rounds(p_steps, 2, chain.sigma) == pytest.approx(oracle + starts.size - expected, rel=1e-12)
+    assert expected_rounds(p_steps, 2, chain.sigma, **ws) == pytest.approx(oracle + starts.size - expected, rel=1e-12)
     return _z(x.mean(), expected, x.var(ddof=1), n), x, pred
 
 

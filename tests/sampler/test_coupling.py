@@ -356,7 +356,7 @@ class Draws:
 
 def mutant_coupling(name: str):
     """The coupling of a known-broken sampler (:data:`specverify.sampler.mutants.MUTANTS`) as (x, accepted)."""
-    broken = MUTANTS[name].faults.coupling
+    broken = MUTANTS[name].parts.coupling
     return lambda *a: broken(*a)[:2]
 
 

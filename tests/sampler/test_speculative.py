@@ -15,7 +15,7 @@ from specverify.sampler.drafters import make_drafter
 from specverify.sampler.mutants import mutant_sample
 from specverify.sampler.noise import TableNoise
 from specverify.sampler.problems import GMMProblem
-from specverify.sampler.speculative import plain_sample, speculative_sample
+from specverify.sampler.speculative import ROUND_POLICIES, plain_sample, speculative_sample
 from tests._stats import standard_normal_battery
 
 ALPHA = 1e-3  # false-failure rate of each statistical test in this file
@@ -43,20 +43,21 @@ def _chains():
     }
 
 
-def _run_pair(chain, drafter, n, window, dtype, seed=1):
+def _run_pair(chain, drafter, n, window, dtype, seed=1, policy="accepted+1"):
     noise = TableNoise.draw(n, chain.n_steps, chain.shape, seed=seed, dtype=dtype)
     x0 = chain.prior(n, torch.Generator().manual_seed(seed + 1), dtype=dtype)
     plain = plain_sample(chain, n, noise=noise, x0=x0, dtype=dtype)
-    spec, st = speculative_sample(chain, drafter, n, window=window, noise=noise, x0=x0, dtype=dtype)
+    spec, st = speculative_sample(chain, drafter, n, window=window, noise=noise, x0=x0, dtype=dtype, policy=policy)
     return plain, spec, st
 
 
 @pytest.mark.parametrize("name", list(_chains()))
 @pytest.mark.parametrize("window", [1, 3, 8, 100])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_oracle_accepts_everything_and_equals_plain(name, window, dtype):
+@pytest.mark.parametrize("policy", ROUND_POLICIES)
+def test_oracle_accepts_everything_and_equals_plain(name, window, dtype, policy):
     chain = _chains()[name]
-    plain, spec, st = _run_pair(chain, make_drafter("oracle"), 24, window, dtype)
+    plain, spec, st = _run_pair(chain, make_drafter("oracle"), 24, window, dtype, policy=policy)
     assert st.acceptance_rate == 1.0
     assert (st.accepted_per_position == st.verified_per_position).all()
     assert spec.dtype == dtype
@@ -110,7 +111,8 @@ def test_batching_changes_nothing_but_the_call_count(max_batch):
 @pytest.mark.parametrize("name", list(_chains()))
 @pytest.mark.parametrize("drafter", ["frozen-drift", "frozen-denoiser", "independent"])
 @pytest.mark.parametrize("window", [1, 4, 16])
-def test_counting_identities(name, drafter, window):
+@pytest.mark.parametrize("policy", ROUND_POLICIES)
+def test_counting_identities(name, drafter, window, policy):
     chain = _chains()[name]
     if drafter == "independent":
         # a perturbed copy of the target on the same schedule (a closure: its model must match the run's dtype)
@@ -120,16 +122,29 @@ def test_counting_identities(name, drafter, window):
     else:
         d = make_drafter(drafter)
     n = 50
-    x, st = speculative_sample(chain, d, n, window=window, seed=0)
-    T = chain.n_steps
+    x, st = speculative_sample(chain, d, n, window=window, seed=0, policy=policy)
+    T, n_zero = chain.n_steps, int((chain.sigma == 0).sum())
+    assert st.policy == policy
     assert (st.accepted_per_position <= st.verified_per_position).all()
     assert (st.verified_per_position <= st.proposed_per_position).all()
-    # every committed step is a verified drafted step (accepted or reflected) or a direct zero-noise step
-    assert st.verified_per_position.sum() + st.direct_steps == n * T
-    assert st.direct_steps == n * int((chain.sigma == 0).sum())
-    # without a bonus step a round commits at most `window` drafted steps; free are the zero-noise steps and
-    # a last step whose target mean is cached (nothing left to evaluate)
-    assert st.rounds.min() >= np.ceil((T - (chain.sigma == 0).sum() - 1) / window)
+    np.testing.assert_array_equal(st.proposed_per_step.sum(0), st.proposed_per_position)
+    sig0 = chain.sigma == 0
+    if policy == "accepted+1":
+        # every committed step is a verified drafted step (accepted or reflected), a bonus step after a full
+        # window, or a step with nothing drafted (an anchored drafter's first, a zero-noise step)
+        assert st.verified_per_position.sum() + st.bonus_steps + st.direct_steps == n * T
+        assert st.warmup_evaluations == 0
+        assert st.direct_steps >= (n if d.needs_anchor else 0)
+        assert st.rounds.min() >= np.ceil(T / (window + 1))  # a round commits at most window + 1 steps
+        assert (st.verified_per_step.sum(1) <= n).all()
+    else:
+        # every committed step is a verified drafted step or a zero-noise step taken by the target
+        assert st.verified_per_position.sum() + st.direct_steps == n * T
+        assert st.direct_steps == n * n_zero and st.bonus_steps == 0
+        # a round commits at most `window` drafted steps; free are the zero-noise steps and a last step whose
+        # target mean is cached (nothing left to evaluate)
+        assert st.rounds.min() >= np.ceil((T - n_zero - 1) / window)
+        assert (st.verified_per_step.sum(1)[~sig0] == n).all()  # each noisy step is verified once per trajectory
     assert st.nfe_ratio <= window + 1
     assert st.rounds_total >= st.rounds.max()
     assert st.target_evaluations <= st.rounds.sum() * (window + 1)
@@ -140,9 +155,7 @@ def test_counting_identities(name, drafter, window):
     np.testing.assert_allclose(st.verified_per_step.sum(0), st.verified_per_position)
     np.testing.assert_allclose(st.accepted_per_step.sum(0), st.accepted_per_position)
     np.testing.assert_allclose(st.predicted_per_step.sum(0), st.predicted_accepted_per_position)
-    sig0 = chain.sigma == 0
     assert st.verified_per_step.shape == (T, window) and not st.verified_per_step[sig0].any()
-    assert (st.verified_per_step.sum(1)[~sig0] == n).all()  # each noisy step is verified once per trajectory
     if d.needs_anchor:
         assert st.draft_evaluations == 0
     else:
@@ -151,10 +164,10 @@ def test_counting_identities(name, drafter, window):
 
 
 def test_frozen_drafters_accept_first_position():
-    """Frozen at the window start, the first drafted step IS the target step: D = 0, always accepted."""
+    """Window-start policy: frozen at the window start, the first drafted step IS the target step: D = 0."""
     chain = GMMProblem(dim=2).chain(50)
     for name in ("frozen-drift", "frozen-denoiser"):
-        _, st = speculative_sample(chain, make_drafter(name), 300, window=8, seed=2)
+        _, st = speculative_sample(chain, make_drafter(name), 300, window=8, seed=2, policy="window-start")
         assert st.accepted_per_position[0] == st.verified_per_position[0] > 0
         assert st.predicted_accepted_per_position[0] == pytest.approx(st.verified_per_position[0], rel=1e-6)
 
@@ -166,16 +179,26 @@ def test_gmm_frozen_denoiser_nfe_ratio():
     assert st.nfe_ratio >= 3.0, st.to_dict()
 
 
-def test_zero_noise_step_policy():
-    """The last DDPM step (posterior variance) is taken by the target; with variance='beta' there is none."""
-    p = GMMProblem(dim=2)
-    _, st = speculative_sample(p.chain(20), make_drafter("frozen-drift"), 30, window=4, seed=0)
-    assert st.direct_steps == 30
+@pytest.mark.parametrize("policy", ROUND_POLICIES)
+def test_zero_noise_step_policy(policy):
+    """The last DDPM step (posterior variance) is taken by the target, never drafted; with variance='beta'
+    there is none. Accepted+1: the anchored drafter's first step has nothing to draft either."""
     from specverify.sampler.chains import beta_schedule, ddpm
+
+    p = GMMProblem(dim=2)
     betas = beta_schedule("linear", 20)
+    first = 30 if policy == "accepted+1" else 0
+    _, st = speculative_sample(p.chain(20), make_drafter("frozen-drift"), 30, window=4, seed=0, policy=policy)
+    assert st.proposed_per_step[-1].sum() == 0
+    assert st.direct_steps == 30 + first if policy == "window-start" else st.direct_steps >= first
     ch = ddpm(p.eps_model(betas), betas, (2,), variance="beta")
-    _, st = speculative_sample(ch, make_drafter("frozen-drift"), 30, window=4, seed=0)
-    assert st.direct_steps == 0
+    _, st = speculative_sample(ch, make_drafter("frozen-drift"), 30, window=4, seed=0, policy=policy)
+    assert st.direct_steps == first
+
+
+def test_bad_policy():
+    with pytest.raises(SamplerError, match="policy must be one of accepted"):
+        speculative_sample(GMMProblem(dim=2).chain(10), make_drafter("oracle"), 5, window=2, policy="paper")
 
 
 @pytest.mark.parametrize("window", [0, -1, 1.5, True, "8"])
@@ -252,14 +275,17 @@ def _battery(x, m, v):
     return standard_normal_battery((x - m) / np.sqrt(v), ALPHA, method="asymp")
 
 
-@pytest.mark.parametrize("drafter,window", [("frozen-drift", 16), ("frozen-denoiser", 4), ("independent", 8)])
-def test_speculative_output_has_the_exact_law(drafter, window):
+@pytest.mark.parametrize("drafter,window,policy", [("frozen-drift", 16, "accepted+1"),
+                                                   ("frozen-denoiser", 4, "accepted+1"),
+                                                   ("independent", 8, "accepted+1"),
+                                                   ("frozen-denoiser", 4, "window-start")])
+def test_speculative_output_has_the_exact_law(drafter, window, policy):
     chain, m, v = _linear_chain()
     kw = {}
     if drafter == "independent":  # a deliberately poor draft: acceptance well below 1
         kw["draft_chain"] = gaussian_chain(lambda x, k: 0.7 * x, chain.sigma, chain.shape)
     x, st = speculative_sample(chain, make_drafter(drafter, **kw), 20000, window=window, seed=11,
-                               dtype=torch.float64)
+                               dtype=torch.float64, policy=policy)
     assert st.acceptance_rate < 0.99  # the rejection path is exercised
     result = _battery(x.numpy(), m, v)
     assert not result.rejected, result.summary()

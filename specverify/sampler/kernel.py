@@ -1,0 +1,293 @@
+"""One speculative round as four pure parts: ``draft`` -> ``target_call`` -> ``verify`` -> ``commit``.
+
+Each part is a function of the run's fixed :class:`Env` and an explicit round state; none mutates its inputs.
+A round is ``round_step(env, state) -> (state, info)`` (the style of blackjax kernels): ``info`` is a
+:class:`RoundInfo` record, and :mod:`specverify.sampler.tally` folds the records into ``SpecStats``.
+
+Batches keep a fixed shape: every row drafts ``window`` positions and the target sees every row's window start
+and drafted states in one call; masks (not index compaction) say which positions count. The only host read of
+a round is the caller's "all done?" check.
+
+Round policies (``theory/rounds.md``):
+
+- ``"accepted+1"`` (the default): every round commits accepted + 1 steps. A rejection at position r commits r
+  drafts and the reflected draw; a fully accepted window also takes a bonus step, an exact draw from the target
+  transition at its last drafted state (whose target output the round computed). Drafters that need a target
+  output anchor on the latest one computed, the committed state's parent: no round is spent on a warm-up. A row
+  with nothing to draft (its first step, for an anchored drafter, or a zero-noise step) takes one target step.
+- ``"window-start"``: a fresh anchor at every window start, paid for with a warm-up round after each rejection,
+  no bonus step; a fully accepted window keeps its last target output as the next window's anchor, and a
+  zero-noise step whose output is at hand is free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import torch
+
+from specverify.sampler.chains import GaussianChain, _bcast, first_zero_noise
+from specverify.sampler.coupling import acceptance_probability, couple
+from specverify.sampler.drafters.base import Drafter
+from specverify.sampler.noise import NoiseSource
+from specverify.specs import ROUND_POLICIES
+
+__all__ = ["Draft", "Env", "Parts", "ROUND_POLICIES", "RoundInfo", "RoundState", "Targets", "Verdict", "commit",
+           "draft", "init_state", "make_env", "round_step", "target_call", "verify"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundState:
+    """Per row: the committed state ``x`` at step ``k``, the sample's global id (its noise key) and the anchor:
+    the latest target output ``anchor_f`` = f(anchor_x, anchor_k), valid where ``anchored``."""
+
+    x: torch.Tensor
+    k: torch.Tensor
+    ids: torch.Tensor
+    anchor_x: torch.Tensor
+    anchor_k: torch.Tensor
+    anchor_f: torch.Tensor
+    anchored: torch.Tensor
+
+    def rows(self, index: torch.Tensor) -> RoundState:
+        """The state restricted to the given rows."""
+        return RoundState(*(getattr(self, f.name)[index] for f in dataclasses.fields(self)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Draft:
+    """``Y`` (B, L + 1, *shape): Y[:, 0] the window start, Y[:, j + 1] the draft of step k + j, drawn as
+    ``mean_q[:, j] + sigma z[:, j]``; ``span`` (B,) counts the positions that count; ``steps`` (B, L + 1) are
+    k + j clamped to the chain; ``fresh`` (B,) marks rows whose anchor is at the window start itself."""
+
+    Y: torch.Tensor
+    mean_q: torch.Tensor
+    z: torch.Tensor
+    span: torch.Tensor
+    steps: torch.Tensor
+    fresh: torch.Tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class Targets:
+    """Target outputs ``F`` (B, L + 1, *shape) at Y; ``need`` (B, L + 1) marks the states evaluated (or
+    reused) that count; ``nonfinite`` (B, L + 1) where they hold NaN or Inf (read at the round's host read)."""
+
+    F: torch.Tensor
+    need: torch.Tensor
+    nonfinite: torch.Tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """Coupled outputs ``out`` (B, L, *shape), the verified positions ``valid`` (B, L), acceptance
+    probabilities 2 Phi(-|D| / 2) ``p_acc`` (B, L) float64, per row ``rejected``, the first rejected position
+    ``first`` and the accepted count ``n_acc``."""
+
+    out: torch.Tensor
+    valid: torch.Tensor
+    p_acc: torch.Tensor
+    rejected: torch.Tensor
+    first: torch.Tensor
+    n_acc: torch.Tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundInfo:
+    """What one round did, per row (B,): its window start ``k``, ``span`` drafted positions, ``n_acc`` accepted,
+    ``rejected``, ``p_acc`` (B, L), ``evaluations`` target evaluations (0: not in the call), the kind of
+    step taken without a draft: ``bonus`` (after a full window), ``direct`` (no draft), ``warmup`` (no step),
+    and ``nonfinite`` (B, L + 1): the target returned NaN or Inf at a state that counts (step k + position)."""
+
+    k: torch.Tensor
+    span: torch.Tensor
+    n_acc: torch.Tensor
+    rejected: torch.Tensor
+    p_acc: torch.Tensor
+    evaluations: torch.Tensor
+    bonus: torch.Tensor
+    direct: torch.Tensor
+    warmup: torch.Tensor
+    nonfinite: torch.Tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    """The replaceable parts of a round; a mutant replaces one (``specverify.sampler.mutants``)."""
+
+    draft: Callable = None
+    target_call: Callable = None
+    verify: Callable = None
+    commit: Callable = None
+    coupling: Callable = couple
+
+    def __post_init__(self):
+        for name, default in (("draft", draft), ("target_call", target_call), ("verify", verify),
+                              ("commit", commit)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Env:
+    """What a run fixes: the chain, drafter, noise, window L, policy, parts, and per-step tensors on the
+    states' device: ``sig`` (T,), ``stop`` (T + 1,) the first zero-noise step at or after k, ``pos`` 0 .. L."""
+
+    chain: GaussianChain
+    drafter: Drafter
+    noise: NoiseSource
+    L: int
+    policy: str
+    parts: Parts
+    T: int
+    sig: torch.Tensor
+    stop: torch.Tensor
+    pos: torch.Tensor
+
+
+def make_env(chain, drafter, noise, window: int, policy: str, parts: Parts, like: torch.Tensor) -> Env:
+    stop = torch.as_tensor(first_zero_noise(chain.sigma), device=like.device)
+    return Env(chain, drafter, noise, window, policy, parts, chain.n_steps, chain.coefs(like)[2], stop,
+               torch.arange(window + 1, device=like.device))
+
+
+def init_state(x: torch.Tensor, ids: torch.Tensor) -> RoundState:
+    k = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    return RoundState(x, k, ids, x, k, torch.zeros_like(x), torch.zeros_like(k, dtype=torch.bool))
+
+
+def round_step(env: Env, state: RoundState) -> tuple[RoundState, RoundInfo]:
+    """One round: draft, one target call, verify, commit (window-start: free zero-noise steps first)."""
+    p = env.parts
+    free = None
+    if env.policy == "window-start":
+        state, free = free_steps(env, state)
+    d = p.draft(env, state)
+    t = p.target_call(env, state, d)
+    v = p.verify(env, state, d, t)
+    state, info = p.commit(env, state, d, t, v)
+    return state, (info if free is None else dataclasses.replace(info, direct=info.direct | free))
+
+
+def _fresh(env: Env, s: RoundState) -> torch.Tensor:
+    """Rows whose anchor is the target output at the current state (never under accepted+1)."""
+    if env.policy == "accepted+1":
+        return torch.zeros_like(s.anchored)
+    return s.anchored & (s.anchor_k == s.k)
+
+
+def draft(env: Env, s: RoundState) -> Draft:
+    """Draft every row's window: y_{j+1} = m_q(y_j, k + j) + sigma_{k+j} z_j, masked to ``span`` positions."""
+    chain, drafter, L, T = env.chain, env.drafter, env.L, env.T
+    fresh = _fresh(env, s)
+    ready = (fresh if env.policy == "window-start" else s.anchored) if drafter.needs_anchor else s.k >= 0
+    span = torch.where(ready, torch.clamp(env.stop[s.k] - s.k, max=L), 0)
+    steps = torch.clamp(s.k[:, None] + env.pos, max=T - 1)
+    z = env.noise.normal(s.ids[:, None].expand(-1, L), steps[:, :L], s.x.new_empty((s.x.shape[0], L, *chain.shape)))
+    st = drafter.start(chain, s.anchor_x, s.anchor_k, s.anchor_f) if drafter.needs_anchor else \
+        drafter.start(chain, s.x, s.k, None)
+    ys, mqs, y = [s.x], [], s.x
+    for j in range(L):
+        kj = steps[:, j]
+        mq = drafter.mean(chain, st, y, kj)
+        y = mq + _bcast(env.sig[kj], mq) * z[:, j]
+        ys.append(y)
+        mqs.append(mq)
+    return Draft(torch.stack(ys, 1), torch.stack(mqs, 1), z, span, steps, fresh)
+
+
+def target_call(env: Env, s: RoundState, d: Draft) -> Targets:
+    """ONE target call on every row's window start and drafted states (fixed shape); the states that count:
+    the start of every unfinished row (unless its output is at hand) and the drafts up to ``span`` before T."""
+    active = s.k < env.T
+    need = (env.pos <= d.span[:, None]) & (s.k[:, None] + env.pos < env.T)
+    need[:, 0] = active & ~d.fresh
+    F = env.chain.evaluate(d.Y.flatten(0, 1), d.steps.flatten(), check_finite=False).view_as(d.Y)
+    F = torch.cat([torch.where(_bcast(d.fresh, s.x), s.anchor_f, F[:, 0]).unsqueeze(1), F[:, 1:]], 1)
+    nonfinite = need & ~torch.isfinite(F).flatten(2).all(2)
+    return Targets(F, need, nonfinite)
+
+
+def verify(env: Env, s: RoundState, d: Draft, t: Targets) -> Verdict:
+    """Couple every drafted step with the target's (reflection maximal coupling, log space)."""
+    chain, L = env.chain, env.L
+    B = s.x.shape[0]
+    valid = env.pos[:L] < d.span[:, None]
+    kv = d.steps[:, :L]
+    mp = chain.mean_from(d.Y[:, :L].flatten(0, 1), kv.flatten(), t.F[:, :L].flatten(0, 1)).view_as(d.mean_q)
+    mq = torch.where(_bcast(valid, mp), d.mean_q, mp)
+    sig = torch.where(valid, env.sig[kv], 1.0)
+    u = torch.where(valid, env.noise.uniform(s.ids[:, None].expand(-1, L), kv), 0.5)
+    out, acc, dist = env.parts.coupling(mp, mq, sig, d.z, u, batch_ndim=2)
+    rej = ~acc & valid
+    rejected = rej.any(1)
+    first = rej.to(torch.uint8).argmax(1) if B else torch.zeros(0, dtype=torch.long, device=rej.device)
+    n_acc = torch.where(rejected, first, d.span)
+    return Verdict(out, valid, acceptance_probability(dist.to(torch.float64)), rejected, first, n_acc)
+
+
+def _gather(t: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """t[i, j[i]] for every row i."""
+    return t[torch.arange(t.shape[0], device=t.device), j]
+
+
+def commit(env: Env, s: RoundState, d: Draft, t: Targets, v: Verdict) -> tuple[RoundState, RoundInfo]:
+    """Commit a round under the env's policy; returns the next state and the round's info record."""
+    if env.policy == "window-start":
+        return _commit_window_start(env, s, d, t, v)
+    chain, T = env.chain, env.T
+    active = s.k < T
+    j = torch.where(v.rejected, v.n_acc, d.span)  # the parent of the new state: Y[j] at step k + j
+    parent, f_parent, k_parent = _gather(d.Y, j), _gather(t.F, j), s.k + j
+    kb = torch.clamp(k_parent, max=T - 1)
+    zb = env.noise.normal(s.ids, kb, s.x)  # the bonus step's own noise (step k + span)
+    bonus = chain.mean_from(parent, kb, f_parent) + _bcast(env.sig[kb], s.x) * zb
+    x = torch.where(_bcast(v.rejected, s.x), _gather(v.out, v.first), torch.where(_bcast(k_parent < T, s.x),
+                                                                                     bonus, parent))
+    x = torch.where(_bcast(active, s.x), x, s.x)
+    k = torch.where(active, torch.clamp(k_parent + 1, max=T), s.k)
+    new = RoundState(x, k, s.ids, parent, kb, f_parent, active | s.anchored)
+    took = active & ~v.rejected & (k_parent < T)
+    info = _info(d, t, v, s.k, bonus=took & (d.span > 0), direct=took & (d.span == 0),
+                 warmup=torch.zeros_like(active))
+    return new, info
+
+
+def _commit_window_start(env, s, d, t, v):
+    """Rejection: r drafts and the reflected draw, no anchor. Full window: its drafts, and its last target
+    output as the next anchor. No draft: a zero-noise step (direct), else a warm-up (anchor, no step)."""
+    chain, T = env.chain, env.T
+    active = s.k < T
+    end = s.k + d.span
+    none = active & (d.span == 0)
+    direct = none & (env.sig[d.steps[:, 0]] == 0)
+    warm = none & ~direct
+    f0 = t.F[:, 0]
+    x_direct = chain.mean_from(s.x, d.steps[:, 0], f0)
+    x = torch.where(_bcast(v.rejected, s.x), _gather(v.out, v.first), _gather(d.Y, d.span))
+    x = torch.where(_bcast(direct, s.x), x_direct, x)
+    x = torch.where(_bcast(active & ~warm, s.x), x, s.x)
+    k = torch.where(v.rejected, s.k + v.first + 1, torch.where(direct, s.k + 1, end))
+    k = torch.where(active, k, s.k)
+    f_end = _gather(t.F, d.span)
+    keep = active & ~v.rejected & (d.span > 0) & (end < T)
+    anchored = keep | warm
+    new = RoundState(x, k, s.ids, torch.where(_bcast(warm, s.x), s.x, x), torch.clamp(torch.where(warm, s.k, k), max=T - 1),
+                     torch.where(_bcast(warm, s.x), f0, f_end), anchored)
+    info = _info(d, t, v, s.k, bonus=torch.zeros_like(active), direct=direct, warmup=warm)
+    return new, info
+
+
+def free_steps(env: Env, s: RoundState) -> tuple[RoundState, torch.Tensor]:
+    """Window-start policy: a zero-noise step whose target output is at hand (the anchor) costs no call.
+    Returns the new state and the rows that took one."""
+    fresh = _fresh(env, s) & (s.k < env.T)
+    free = fresh & (env.sig[torch.clamp(s.k, max=env.T - 1)] == 0)
+    kc = torch.clamp(s.k, max=env.T - 1)
+    x = torch.where(_bcast(free, s.x), env.chain.mean_from(s.x, kc, s.anchor_f), s.x)
+    return dataclasses.replace(s, x=x, k=torch.where(free, s.k + 1, s.k), anchored=s.anchored & ~free), free
+
+
+def _info(d, t, v, k, *, bonus, direct, warmup) -> RoundInfo:
+    return RoundInfo(k, d.span, v.n_acc, v.rejected, v.p_acc, t.need.sum(1), bonus, direct, warmup, t.nonfinite)
