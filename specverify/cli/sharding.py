@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,8 @@ def engine(args):
     run_dir = None if args.run_dir is None else RunDir(args.run_dir, signature(args), resume=args.resume)
     progress = getattr(args, "progress", None)
     eng = Engine(shards=args.shards, workers=args.workers, address=args.ray_address, run_dir=run_dir,
-                 num_gpus=1 if str(args.device).startswith("cuda") else 0, progress=bool(progress))
+                 num_gpus=1 if str(args.device).startswith("cuda") else 0,
+                 progress=sys.stderr.isatty() if progress is None else progress)
     try:
         with eng:
             yield eng

@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import uuid
 
 import numpy as np
 
-from specverify.errors import CandidateError, UsageError
+from specverify.errors import CandidateError, SpecverifyError, UsageError
 
 __all__ = ["Engine", "Shard", "ShardError", "pool", "require_ray", "shard_plan", "sharded"]
 
 CONCATENATED = ("samples", "accepted", "predicted", "verified")  # one row per trajectory
 SUMMED = ("accepted_per_position", "verified_per_position", "predicted_per_position")  # totals
 RAY_EXTRA = "pip install 'specverify[ray]'"
+_TALLY: dict = {}  # (Ray session, job) -> the actor counting attempts (held here: an unheld one is collected)
 
 
 class ShardError(CandidateError):
@@ -142,6 +144,15 @@ class _Tally:
         return {i: a for (c, i), a in self.attempts.items() if c == call}
 
 
+def _tally(ray):
+    context = ray.get_runtime_context()
+    job = (context.get_session_name(), context.get_job_id())  # job ids repeat across Ray instances
+    if job not in _TALLY:
+        _TALLY.clear()  # a handle from an earlier Ray instance is dead
+        _TALLY[job] = ray.remote(num_cpus=0)(_Tally).remote()
+    return _TALLY[job]
+
+
 class Engine:
     """Runs the shards of a call in this process, or on Ray (see the module docstring)."""
 
@@ -157,7 +168,7 @@ class Engine:
         self.num_gpus, self.threads, self.retries, self.progress = num_gpus, threads, retries, progress
         self.use_ray = workers is not None or address is not None
         self._ray = require_ray("--workers" if workers is not None else "--ray-address") if self.use_ray else None
-        self._started, self._tally = False, None
+        self._started = False
         self._served: set[str] = set()
         self.status = {"shards": shards, "run_dir": None if run_dir is None else str(run_dir.path), "calls": {}}
 
@@ -169,9 +180,6 @@ class Engine:
 
     def close(self) -> None:
         """Shut down the Ray instance this engine started (one it joined or found running is left alone)."""
-        if self._tally is not None:
-            self._ray.kill(self._tally)
-            self._tally = None
         if self._started:
             self._ray.shutdown()
             self._started = False
@@ -232,8 +240,7 @@ class Engine:
                 try:
                     data = task(s.size, s.seed)
                 except Exception as e:  # noqa: BLE001 - a failed shard is reported after the others finish
-                    status["failed"][s.index] = f"{type(e).__name__}: {e}" if not isinstance(e, UsageError) \
-                        else str(e)
+                    status["failed"][s.index] = _describe(e)
                     continue
                 self._finish(s, data, call, results, status, store, bar)
         finally:
@@ -244,12 +251,11 @@ class Engine:
         if not todo:
             return
         ray = self._init_ray()
-        if self._tally is None:
-            self._tally = ray.remote(num_cpus=0)(_Tally).remote()
-        tally = self._tally
+        tally = _tally(ray)
+        key = f"{call}/{uuid.uuid4().hex}"  # counts this map's attempts only
         remote = ray.remote(_ray_task).options(num_cpus=1, num_gpus=self.num_gpus, max_retries=self.retries)
         ref = ray.put(task)
-        pending = {remote.remote(ref, call, s.index, s.size, s.seed, self.threads, tally): s for s in todo}
+        pending = {remote.remote(ref, key, s.index, s.size, s.seed, self.threads, tally): s for s in todo}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for r in ready:
@@ -260,7 +266,7 @@ class Engine:
                     status["failed"][s.index] = _why(e, self.retries)
                     continue
                 self._finish(s, data, call, results, status, store, bar)
-            attempts = ray.get(tally.snapshot.remote(call))
+            attempts = ray.get(tally.snapshot.remote(key))
             status["retried"] = sum(a - 1 for a in attempts.values())
             if bar is not None:
                 running = sum(1 for s in pending.values() if s.index in attempts)
@@ -269,8 +275,8 @@ class Engine:
     def _failure(self, call, plan, status) -> ShardError:
         (index, why), more = sorted(status["failed"].items())[0], len(status["failed"]) - 1
         s = plan[index]
-        kept = (f"the {len(plan) - len(status['failed'])} finished shards are kept in {self.run_dir.path}; fix it "
-                "and rerun with --resume (only the missing shards are computed)") if self.run_dir is not None \
+        kept = (f"the {len(plan) - len(status['failed'])} finished shards are kept in {self.run_dir.path}; once the "
+                "cause is fixed, rerun with --resume to compute only the missing shards") if self.run_dir is not None \
             else "pass --run-dir to keep finished shards across runs"
         self.status["failed"] = {"call": call, "shard": index, "size": s.size, "seed": s.seed, "error": why,
                                  "other_failed_shards": sorted(status["failed"])[1:]}
@@ -282,10 +288,15 @@ def _why(e: BaseException, retries: int) -> str:
     """Why a Ray shard failed, in words: the candidate's own error, or a worker that kept dying."""
     cause = getattr(e, "cause", None)
     if cause is not None:
-        return str(cause) if isinstance(cause, CandidateError) else f"{type(cause).__name__}: {cause}"
+        return _describe(cause)
     if type(e).__name__ == "WorkerCrashedError":
         return f"its worker died {retries + 1} times (Ray retried it {retries} times)"
     return f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+
+
+def _describe(e: BaseException) -> str:
+    """An error in one line: specverify's own say what happened; others get their type."""
+    return str(e) if isinstance(e, SpecverifyError) else f"{type(e).__name__}: {e}"
 
 
 def _bar(enabled: bool, total: int, done: int, call: str):

@@ -64,6 +64,10 @@ class DiesOnce:
         return gaussian(n, seed)
 
 
+def always_dies(n, seed):
+    os._exit(1)
+
+
 def raises_on(size):
     def candidate(n, seed):
         if n == size:
@@ -101,6 +105,11 @@ def test_a_killed_worker_is_retried(local_ray, tmp_path):
     assert (tmp_path / "died").exists(), "the worker was not killed"
     assert eng.status["calls"]["candidate-n100-seed3"]["retried"] >= 1
     assert digest(out) == digest(sharded(gaussian, Engine(shards=4), dim=3)(100, 3))
+
+
+def test_a_worker_that_keeps_dying_fails_after_its_retries(local_ray):
+    with pytest.raises(ShardError, match=r"shard 0 of 1 .*failed: its worker died 2 times \(Ray retried it 1 times\)"):
+        sharded(always_dies, Engine(shards=1, workers=2, retries=1), dim=3)(10, 0)
 
 
 def test_resume_computes_only_missing_shards(local_ray, tmp_path):
