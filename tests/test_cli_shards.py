@@ -97,6 +97,17 @@ def test_resume_refuses_another_run(tmp_path, capsys):
     assert main([*CHECK, "--shards", "2", "--run-dir", str(run_dir), "--resume"]) == 0
 
 
+def test_an_edited_candidate_file_is_another_run(tmp_path, capsys):
+    target, run_dir = candidate_file(tmp_path, ""), tmp_path / "run"
+    args = ["check", "--candidate", target, "--problem", "gaussian", "--dim", "2", "--steps", "10", "--n", "200",
+            "--allow-low-power", "--shards", "2", "--run-dir", str(run_dir), "--resume"]
+    assert main(args) == 1  # N(0, I) is not the problem's law
+    assert "versions" in json.loads((run_dir / "manifest.json").read_text())["signature"]
+    candidate_file(tmp_path, "    n = n\n")
+    assert main(args) == 2
+    assert "different run (candidate: " in capsys.readouterr().err
+
+
 def test_workers_without_ray_name_the_extra(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails
     assert main([*CHECK, "--shards", "2", "--workers", "2", "--json", str(tmp_path / "r.json")]) == 2

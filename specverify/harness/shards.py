@@ -10,8 +10,8 @@ without knowing.
 Contract of :class:`Engine`:
 - without ``workers`` or ``address`` the shards run one after the other in this process; with them, as Ray
   tasks (``ray.init(num_cpus=workers)``, or joining the cluster at ``address``), one CPU (and ``num_gpus``)
-  each. Each shard pins its thread count (``threads``, torch's too), so the pooled result is bitwise the same
-  for any number of workers;
+  each. Each shard runs with torch's thread count pinned (``threads``), so the pooled result is bitwise the
+  same for any number of workers (a candidate with other thread pools should pin its own);
 - a Ray worker that dies mid-shard is retried (``retries`` times, Ray task retries); a shard whose candidate
   raises fails for good: the other shards still finish (and are stored), then :class:`ShardError` names the
   shard and why;
