@@ -56,6 +56,17 @@ def test_check_same_report_here_and_on_two_workers(local_ray, tmp_path):
     assert json.loads(there.read_text())["sharding"]["shards"] == 3
 
 
+@pytest.mark.slow
+def test_check_against_a_sharded_reference_sampler_same_on_two_workers(local_ray, tmp_path):
+    """gmm: the JAX reference sampler's calls are sharded too (call 'reference-n...'), with the same report."""
+    gmm = ["check", "--problem", "gmm", "--dim", "2", "--steps", "10", "--n", "200", "--allow-low-power",
+           "--shards", "2", "--run-dir"]
+    assert main([*gmm, str(tmp_path / "a"), "--json", str(tmp_path / "a.json")]) in (0, 1)
+    assert main([*gmm, str(tmp_path / "b"), "--workers", "2", "--json", str(tmp_path / "b.json")]) in (0, 1)
+    assert report_hash(tmp_path / "a.json") == report_hash(tmp_path / "b.json")
+    assert len(list((tmp_path / "b" / "reference-n200-seed1000003").glob("shard-*.npz"))) == 2
+
+
 def test_sample_and_accept_same_on_two_workers(local_ray, tmp_path):
     base = ["--problem", "gmm", "--dim", "2", "--steps", "12", "--n", "40", "--shards", "3"]
     for w in ([], ["--workers", "2"]):

@@ -221,11 +221,14 @@ def _cmd_check(args) -> str:
         setup = build_problem(args)
         reference, ref_text = _check_reference(args, setup, device)
         candidate, what = _check_candidate(args, setup, device)
-        if reference[0] == "sampler":
-            reference = ("sampler", stages.wrap(reference[1], "reference"))
         with time_limit(args.timeout), sharding.engine(args) as eng:
-            if eng is not None:
+            if eng is not None:  # the candidate's and a reference sampler's calls run as shards
                 candidate = sharded(candidate, eng, dim=setup.dim)
+                if reference[0] == "sampler":
+                    reference = ("sampler", sharded(reference[1], eng, what="reference", dim=setup.dim,
+                                                    preload=("specverify.harness.reference",)))  # JAX x64 first
+            if reference[0] == "sampler":
+                reference = ("sampler", stages.wrap(reference[1], "reference"))
             report = check(setup, stages.wrap(candidate, "candidate"), reference, alpha=args.alpha, beta=args.beta,
                            epsilon=args.epsilon, n=args.n, seed=args.seed, keep_samples=args.plots is not None)
     finally:

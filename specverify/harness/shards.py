@@ -81,10 +81,27 @@ def pool(results: list[dict]) -> dict:
 
 
 class _Checked:
-    """``fn(size, seed)`` through the contract (shape, dtype, counts, time limit), returned as plain arrays."""
+    """``fn(size, seed)`` through the contract (shape, dtype, counts, time limit), returned as plain arrays.
 
-    def __init__(self, fn, what: str, dim: int | None, timeout: float | None):
-        self.fn, self.what, self.dim, self.timeout = fn, what, dim, timeout
+    Pickled (for Ray), ``fn`` travels as bytes and is unpickled after importing the ``preload`` modules: a module
+    that sets process-wide state (``specverify.harness.reference`` turns on JAX's 64-bit mode) must come first,
+    or arrays in ``fn``'s closure come back in the wrong precision."""
+
+    def __init__(self, fn, what: str, dim: int | None, timeout: float | None, preload: tuple = ()):
+        self.fn, self.what, self.dim, self.timeout, self.preload = fn, what, dim, timeout, tuple(preload)
+
+    def __getstate__(self):
+        from ray import cloudpickle
+
+        return {**self.__dict__, "fn": cloudpickle.dumps(self.fn)}
+
+    def __setstate__(self, state):
+        import importlib
+        import pickle
+
+        for name in state["preload"]:
+            importlib.import_module(name)
+        self.__dict__.update(state, fn=pickle.loads(state["fn"]))
 
     def __call__(self, size: int, seed: int) -> dict:
         from specverify.harness.contracts import run
@@ -93,13 +110,14 @@ class _Checked:
         return {"samples": x, **(acc or {})}
 
 
-def sharded(fn, engine: Engine, *, what: str = "candidate", dim: int | None = None):
+def sharded(fn, engine: Engine, *, what: str = "candidate", dim: int | None = None, preload: tuple = ()):
     """``fn`` with the same contract, its calls run as shards by ``engine`` and pooled; a time limit in force
-    (:func:`~specverify.harness.contracts.time_limit`) applies to each shard."""
+    (:func:`~specverify.harness.contracts.time_limit`) applies to each shard. ``preload``: modules a worker
+    imports before it unpickles ``fn``."""
     from specverify.harness.contracts import _TIMEOUT
 
     def call(n, seed):
-        task = _Checked(fn, what, dim, _TIMEOUT.get())
+        task = _Checked(fn, what, dim, _TIMEOUT.get(), preload)
         return pool(engine.map(task, int(n), int(seed), call=f"{what}-n{int(n)}-seed{int(seed)}"))
 
     call.engine, call.times_its_own_calls = engine, True
