@@ -57,12 +57,19 @@ class Shard:
 
 
 def shard_plan(n: int, seed: int, shards: int) -> tuple[Shard, ...]:
-    """min(shards, n) shards of sizes n // k or n // k + 1, seeded from SeedSequence(seed).spawn(k)."""
-    k = min(int(shards), int(n))
-    children = np.random.SeedSequence(int(seed)).spawn(k)
-    seeds = [int(c.generate_state(1, np.uint64)[0] >> np.uint64(1)) for c in children]  # 63 bits: any int seed
-    if len(set(seeds)) != k:  # about k^2 / 2^64: never in practice, refused if it happens
-        raise UsageError(f"seed {seed} gives two shards the same seed; choose another --seed")
+    """min(shards, n) shards of sizes n // k or n // k + 1, seeded from SeedSequence(seed).spawn(k).
+
+    Seeds have 31 bits, which every common seeding API takes whole (JAX's 32-bit mode silently keeps only the low
+    32 bits of a bigger seed, so 64-bit seeds could collide unseen). Shard i takes the first of its child's words
+    that no earlier shard took: all seeds differ, and shard i's seed depends on (seed, i) only, not on K."""
+    k, seeds = min(int(shards), int(n)), []
+    taken = set()
+    for child in np.random.SeedSequence(int(seed)).spawn(k):
+        free = [int(w) for w in child.generate_state(8, np.uint32) >> np.uint32(1) if int(w) not in taken]
+        if not free:  # eight collisions in a row: about (k / 2^31)^8, never in practice
+            raise UsageError(f"seed {seed} leaves shard {len(seeds)} without a seed of its own; choose another --seed")
+        seeds.append(free[0])
+        taken.add(free[0])
     return tuple(Shard(i, n // k + (i < n % k), s) for i, s in enumerate(seeds))
 
 

@@ -80,7 +80,8 @@ def raises_on(size):
 def test_plan_sizes_and_seeds():
     plan = shard_plan(1003, 7, 10)
     assert [s.size for s in plan] == [101, 101, 101] + [100] * 7 and [s.index for s in plan] == list(range(10))
-    assert len({s.seed for s in shard_plan(10_000, 7, 10_000)}) == 10_000  # no shard reuses a seed
+    many = [s.seed for s in shard_plan(10_000, 7, 10_000)]
+    assert len(set(many)) == 10_000 and 0 <= min(many) and max(many) < 2**31  # no shard reuses a seed
     assert [s.seed for s in shard_plan(50, 7, 5)] == [s.seed for s in shard_plan(80, 7, 8)][:5]  # (seed, index)
     assert shard_plan(3, 0, 8) == shard_plan(3, 0, 3)  # never an empty shard
     assert shard_plan(100, 1, 4) != shard_plan(100, 2, 4)
