@@ -29,7 +29,8 @@ import specverify
 PACKAGE_DIR = Path(specverify.__file__).resolve().parent
 SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate")
 DOOR = ("specverify.bridge",)
-FACES = ("specverify.cli", "specverify.cli.parser", "specverify.cli.commands", "specverify.cli.__main__",
+FACES = ("specverify.cli", "specverify.cli.parser", "specverify.cli.commands", "specverify.cli.sharding",
+         "specverify.cli.__main__",
          "specverify.pytest_plugin", "specverify.testing", "specverify.strategies", "specverify.study",
          "specverify.calibration", "specverify.benchmarks")
 OUTSIDE = DOOR + FACES  # what neither half may import

@@ -6,6 +6,7 @@ import json
 import sys
 import time
 
+from specverify.cli import sharding
 from specverify.cli.parser import accept_lists
 from specverify.errors import UsageError
 
@@ -47,15 +48,20 @@ def _cmd_sample(args) -> int:
                prediction=args.prediction, sampler=args.sampler, n=args.n, seed=args.seed, device=str(device),
                dtype=args.dtype)
     t0 = time.perf_counter()
-    if args.sampler == "plain":
+    with sharding.engine(args) as eng:
+        x, st = sharding.sharded_samples(eng, args, setup, device) if eng is not None else (None, None)
+    if x is not None:  # sharded: pooled samples and statistics
+        x, stats = torch.from_numpy(x), _plain_stats(chain, args.n) if st is None else st.to_dict()
+        run.update(sharding.report_fields(args))
+    elif args.sampler == "plain":
         x = plain_sample(chain, args.n, seed=args.seed, device=device, dtype=dtype, progress=progress)
-        stats = dict(n_steps=chain.n_steps, rounds_mean=float(chain.n_steps), nfe_ratio=1.0,
-                     target_evaluations=args.n * chain.n_steps, rounds_total=chain.n_steps)
+        stats = _plain_stats(chain, args.n)
     else:
         drafter = make_builtin_drafter(setup, args.drafter, args.window)
         x, st = speculative_sample(chain, drafter, args.n, window=args.window, seed=args.seed, device=device,
                                    dtype=dtype, max_batch=args.max_batch, progress=progress, policy=args.policy)
         stats = st.to_dict()
+    if args.sampler != "plain":
         run.update(drafter=args.drafter, window=args.window, policy=args.policy)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -69,6 +75,11 @@ def _cmd_sample(args) -> int:
     _write(args.json, json.dumps(report, indent=2) + "\n")
     _print_sample_report(report, samples)
     return "pass"
+
+
+def _plain_stats(chain, n) -> dict:
+    return dict(n_steps=chain.n_steps, rounds_mean=float(chain.n_steps), nfe_ratio=1.0,
+                target_evaluations=n * chain.n_steps, rounds_total=chain.n_steps)
 
 
 class _Stages:
@@ -181,6 +192,8 @@ def _write_partial(args, error: str) -> None:
     from specverify.harness.report import markdown
 
     partial = {**_context(args), "verdict": "error", "error": error}
+    if getattr(args, "shard_status", None):  # a sharded run: which shards finished, which failed and why
+        partial["shards"] = args.shard_status
     for path, text in ((args.json, lambda: json.dumps(partial, indent=2) + "\n"),
                        (args.markdown, lambda: markdown(partial, f"specverify {args.command}"))):
         try:
@@ -193,6 +206,7 @@ def _cmd_check(args) -> str:
     from specverify.bridge import check
     from specverify.harness.contracts import time_limit
     from specverify.harness.report import acceptance_line, markdown, plots
+    from specverify.harness.shards import sharded
 
     context = _context(args)
     if args.candidate and args.contract in ("auto", "kernel"):
@@ -207,14 +221,19 @@ def _cmd_check(args) -> str:
         setup = build_problem(args)
         reference, ref_text = _check_reference(args, setup, device)
         candidate, what = _check_candidate(args, setup, device)
-        if reference[0] == "sampler":
-            reference = ("sampler", stages.wrap(reference[1], "reference"))
-        with time_limit(args.timeout):
+        with time_limit(args.timeout), sharding.engine(args) as eng:
+            if eng is not None:  # the candidate's and a reference sampler's calls run as shards
+                candidate = sharded(candidate, eng, dim=setup.dim)
+                if reference[0] == "sampler":
+                    reference = ("sampler", sharded(reference[1], eng, what="reference", dim=setup.dim,
+                                                    preload=("specverify.harness.reference",)))  # JAX x64 first
+            if reference[0] == "sampler":
+                reference = ("sampler", stages.wrap(reference[1], "reference"))
             report = check(setup, stages.wrap(candidate, "candidate"), reference, alpha=args.alpha, beta=args.beta,
                            epsilon=args.epsilon, n=args.n, seed=args.seed, keep_samples=args.plots is not None)
     finally:
         stages.close()
-    out = {**context, **report.to_dict()}
+    out = {**context, **report.to_dict(), **sharding.report_fields(args)}
     low_power = bool(report.warnings) and report.verdict == "pass" and not args.allow_low_power
     out["power_ok"] = not report.warnings
     _write(args.json, json.dumps(out, indent=2) + "\n")
@@ -304,10 +323,15 @@ def _cmd_accept(args) -> str:
     device = _device(args.device)
     setup = build_problem(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    rows = study.run_study(setup, drafters, windows, n=args.n, seed=args.seed, device=device, progress=progress,
-                           policies=args.policies)
+    with sharding.engine(args) as eng:
+        if eng is None:
+            rows = study.run_study(setup, drafters, windows, n=args.n, seed=args.seed, device=device,
+                                   progress=progress, policies=args.policies)
+        else:
+            rows = sharding.sharded_study(eng, setup, drafters, windows, n=args.n, seed=args.seed, device=device,
+                                          policies=args.policies)
     result = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "n": args.n, "seed": args.seed,
-              "confidence": study.CONFIDENCE, "rows": rows}
+              "confidence": study.CONFIDENCE, "rows": rows, **sharding.report_fields(args)}
     _write(args.json, json.dumps(result, indent=2) + "\n")
     _write(args.markdown, study.markdown(result, "specverify " + " ".join(sys.argv[1:])))
     figures = study.plots(result, args.plots) if args.plots is not None else []

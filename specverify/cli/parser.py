@@ -7,6 +7,7 @@ import math
 import tempfile
 from pathlib import Path
 
+from specverify.cli.sharding import add_shard_args, check_shard_args
 from specverify.errors import SampleSizeError, UsageError
 from specverify.specs import ROUND_POLICIES
 
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", type=Path, help="write the run's statistics here as JSON")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on when stderr is a terminal)")
+    add_shard_args(s)
 
     c = sub.add_parser("check", help="check our sampler's exactness on a built-in problem (exit 0 pass, 1 fail)")
     _add_problem_args(c)
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plots", type=Path, metavar="DIR", help="write PNG figures here")
     c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on when stderr is a terminal)")
+    add_shard_args(c)
 
     m = sub.add_parser("mutants", help="run every known-broken sampler and the correct one through the suite")
     _add_problem_args(m)
@@ -121,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--markdown", type=Path, help="write the table here as Markdown")
     a.add_argument("--plots", type=Path, metavar="DIR", help="write PNG figures here")
     a.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    add_shard_args(a)
 
     sub.add_parser("problems", help="list the built-in problems")
     sub.add_parser("drafters", help="list the drafters")
@@ -208,6 +212,8 @@ def check_args(args) -> None:
     _need(args.n is None or args.n >= minimum, f"--n must be >= {minimum}, got {args.n}", SampleSizeError)
     if cmd == "accept":
         accept_lists(args)
+    if cmd in ("sample", "check", "accept"):
+        check_shard_args(args)
     for flag in ("out", "json", "markdown"):
         _writable(getattr(args, flag, None), f"--{flag}")
     _writable(getattr(args, "plots", None), "--plots", folder=True)

@@ -15,6 +15,9 @@ or Inf, or different samples for the same seed gets a :class:`ContractError` tha
 raises, or runs past the time limit of :func:`time_limit`, gets a :class:`CandidateError` (also a
 ContractError).
 
+A callable with the attribute ``times_its_own_calls`` (a sharded candidate, :mod:`specverify.harness.shards`)
+applies the time limit to each of its inner calls rather than getting one for the whole call.
+
 Time limits use ``signal.setitimer`` and ``SIGALRM``: Unix only, and only in the main thread; elsewhere (Windows,
 worker threads) calls run without a limit. The alarm interrupts Python code; a call stuck inside one long C
 routine is stopped when it returns to Python.
@@ -177,7 +180,11 @@ def run(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate
     n = positive_int(n, "n", f" (the number of samples to ask the {what} for)", error=UsageError)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise UsageError(f"seed must be an int, got {seed!r}")
-    out = _call(fn, n, seed, what, _TIMEOUT.get() if timeout is None else timeout)
+    if getattr(fn, "times_its_own_calls", False):  # a sharded candidate: each shard has the limit, not the whole
+        timeout = None
+    else:
+        timeout = _TIMEOUT.get() if timeout is None else timeout
+    out = _call(fn, n, seed, what, timeout)
     acceptance = None
     if isinstance(out, dict):
         if "samples" not in out:
