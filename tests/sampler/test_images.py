@@ -199,3 +199,26 @@ def test_diffusers_view_is_the_exact_denoiser_on_the_schedulers_abar():
     assert torch.equal(unet(x[:1], torch.tensor(500)), unet(x[:1], torch.tensor([500])))  # a scalar t, as diffusers
     with pytest.raises(ChainError, match="epsilon"):
         diffusers_unet(p, diffusers.DDPMScheduler(**CIFAR_DDPM, prediction_type="sample"))
+
+
+def test_the_measurement_script_writes_only_its_own_section(tmp_path, monkeypatch):
+    """paper_repro/images.py --smoke: every part runs, the page keeps what it had and gets one images section
+    (replaced, not repeated, on a rerun); both checks pass (alpha 0.01 each, fixed seeds)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "paper_repro" / "images.py"
+    spec = importlib.util.spec_from_file_location("images_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)  # its dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    page = tmp_path / "RESULTS.md"
+    page.write_text("# Results\n\nkept\n")
+    res = mod.main(["--smoke", "--out", str(tmp_path)])
+    mod.main(["--render", "--out", str(tmp_path)])
+    text = page.read_text()
+    assert text.startswith("# Results\n\nkept\n") and text.count(mod.BEGIN) == text.count(mod.END) == 1
+    assert set(res["part_seconds"]) == set(mod.PARTS) and (tmp_path / "images.json").exists()
+    assert res["check"]["verdict"] == res["diffusers"]["verdict"] == "pass"
+    assert {r["drafter"] for r in res["speed"]} == set(mod.DRAFTERS)
