@@ -83,7 +83,8 @@ def profile(s: Settings) -> list[dict]:
         x, t = torch.randn((b, *p.shape), dtype=torch.float64), torch.full((b,), 50)
         eps = ref.images_eps(p.spec, betas)
         xj, tj = x.reshape(b, -1).numpy(), np.full(b, 50)
-        calls = {"torch": lambda: model(x, t), "jax": lambda: eps(xj, tj).block_until_ready()}
+        calls = {"torch": lambda m=model, x=x, t=t: m(x, t),
+                 "jax": lambda f=eps, x=xj, t=tj: f(x, t).block_until_ready()}
         row = {"n_images": n_images, "dim": p.dim, "batch": b, "flops_per_sample_step": 4 * n_images * p.dim}
         for side, call in calls.items():
             call()

@@ -3,7 +3,8 @@
 The plain data is a ``GMMSpec`` with N equal weights and one shared variance v = std^2 (the crops flattened to
 (N, d)). For such a law the posterior mean simplifies (a = sqrt(abar_t), s_t^2 = a^2 v + 1 - a^2):
 
-    E[x0 | x_t = x] = ((1 - a^2) sum_i r_i x_i + a v x) / s_t^2,   r = softmax_i((a <x, x_i> - a^2 |x_i|^2 / 2) / s_t^2),
+    E[x0 | x_t = x] = ((1 - a^2) sum_i r_i x_i + a v x) / s_t^2,
+    r = softmax_i((a <x, x_i> - a^2 |x_i|^2 / 2) / s_t^2),
 
 which :func:`images_x0` evaluates with two (n, d) x (d, N) products; :func:`specverify.harness.reference.gmm_x0`
 (the general mixture formula) must give the same numbers, and the tests check that it does.

@@ -11,9 +11,10 @@ v = std^2, a = sqrt(abar_t) and s_t^2 = a^2 v + 1 - a^2 the posterior mean is
     r = softmax_i((a <x_t, x_i> - a^2 |x_i|^2 / 2) / s_t^2)          (the |x_t|^2 term is common to all i).
 
 Cost: two (b, d) x (d, N) products per call, about 4 N d flops per sample and step (N = 64, d = 3072: 0.8
-Mflop), plus a few passes over the (b, d) state, which bound the cost at small N. The products run on blocks of :data:`BLOCK` rows (zero-padded): BLAS chooses
-its kernel by shape, and a plain ``x @ mu.T`` differs in the last bits between batch sizes, while the oracle
-identity test needs a model whose output for a sample does not depend on its batch.
+Mflop), plus a few passes over the (b, d) state, which bound the cost at small N. The products run on blocks
+of :data:`BLOCK` rows (zero-padded): BLAS chooses its kernel by shape, and a plain ``x @ mu.T`` differs in the
+last bits between batch sizes, while the oracle identity test needs a model whose output for a sample does not
+depend on its batch.
 
 ``--dim``: d = 3 s^2 picks the crop side s (192: 8 x 8, 768: 16 x 16, 3072: 32 x 32, the default); any other d is
 refused. N (``n_images``), ``std`` and the crop ``seed`` are constructor options (``make_setup(...,
