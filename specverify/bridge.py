@@ -211,6 +211,11 @@ def _gmm_truth(setup: Setup, device):
     return "sampler", diffusion_reference
 
 
+def _images_truth(setup: Setup, device):
+    ref, betas, tr = _diffusion(setup)
+    return "sampler", ref.images_sampler(setup.problem.spec, betas, tr)
+
+
 def _langevin_gaussian_truth(setup: Setup, device):
     from specverify.harness import reference as ref
 
@@ -268,6 +273,7 @@ def _registry() -> dict:
         ProblemEntry("langevin-model", P.LangevinModelProblem, True, _langevin_model_truth, "JAX reference sampler",
                      {"step_size": "step_size"}),
         ProblemEntry("digits", P.DigitsProblem, False, _plain_truth, "plain sampler (ours: digits has no JAX twin)"),
+        ProblemEntry("images", P.ImagesProblem, False, _images_truth, "JAX reference sampler"),
     ]
     return {e.name: e for e in entries}
 

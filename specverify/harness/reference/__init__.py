@@ -10,9 +10,10 @@ True)``): the exact laws and the reference samplers are float64. JAX code elsewh
 float64 defaults from then on.
 
 Contents: :func:`diffusion_transition` (DDPM / DDIM coefficients), closed-form denoisers and scores
-(:func:`gmm_eps`, :func:`gaussian_eps`, ...), exact laws of linear-Gaussian chains (:func:`gaussian_chain_law`,
-:func:`langevin_gaussian_law`, :func:`gaussian_kl`, ...), samplers (:func:`sample_diffusion`,
-:func:`sample_langevin`) and numpyro models (:func:`gmm_data_law`, :func:`logistic_model`, :func:`run_nuts`).
+(:func:`gmm_eps`, :func:`gaussian_eps`, :func:`images_eps`, ...), exact laws of linear-Gaussian chains
+(:func:`gaussian_chain_law`, :func:`langevin_gaussian_law`, :func:`gaussian_kl`, ...), samplers
+(:func:`sample_diffusion`, :func:`sample_langevin`, :func:`images_sampler`) and numpyro models
+(:func:`gmm_data_law`, :func:`images_data_law`, :func:`logistic_model`, :func:`run_nuts`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from specverify.harness.reference.denoisers import (  # noqa: E402
     gmm_eps,
     gmm_x0,
     logistic_score,
+)
+from specverify.harness.reference.images import (  # noqa: E402
+    images_data_law,
+    images_eps,
+    images_moments,
+    images_sampler,
+    images_x0,
 )
 from specverify.harness.reference.laws import (  # noqa: E402
     ChainLaw,
@@ -62,6 +70,11 @@ __all__ = [
     "gmm_data_law",
     "gmm_eps",
     "gmm_x0",
+    "images_data_law",
+    "images_eps",
+    "images_moments",
+    "images_sampler",
+    "images_x0",
     "langevin_gaussian_law",
     "logistic_model",
     "logistic_potential",

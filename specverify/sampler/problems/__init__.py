@@ -11,9 +11,11 @@ from specverify.sampler.problems.base import DiffusionProblem, ThirdPartyView
 from specverify.sampler.problems.digits import DigitsProblem
 from specverify.sampler.problems.gaussian import GaussianProblem
 from specverify.sampler.problems.gmm import GMMProblem
+from specverify.sampler.problems.images import ImagesProblem
 from specverify.sampler.problems.langevin import LangevinGaussianProblem, LangevinModelProblem
 
-__all__ = ["PROBLEMS", "DiffusionProblem", "DigitsProblem", "GMMProblem", "GaussianProblem", "LangevinGaussianProblem",
+__all__ = ["PROBLEMS", "DiffusionProblem", "DigitsProblem", "GMMProblem", "GaussianProblem", "ImagesProblem",
+           "LangevinGaussianProblem",
            "LangevinModelProblem", "ThirdPartyView", "default_dim", "fixed_dim",
            "make_problem"]
 
@@ -23,11 +25,13 @@ PROBLEMS = {
     "langevin-gaussian": LangevinGaussianProblem,
     "langevin-model": LangevinModelProblem,
     "digits": DigitsProblem,
+    "images": ImagesProblem,
 }
 
 
 def fixed_dim(name: str) -> int | None:
-    """The dimension of a problem whose size is fixed (digits: 64), else None (the caller chooses d)."""
+    """The dimension a problem prescribes (digits: its fixed 64; images: 3072, its default of the d = 3 s^2 it
+    takes), else None (the caller chooses d)."""
     if name not in PROBLEMS:
         raise ChainError(f"unknown problem {name!r}; choose one of {', '.join(PROBLEMS)}")
     fixed = PROBLEMS[name].__dict__.get("dim")
