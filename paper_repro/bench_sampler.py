@@ -9,6 +9,7 @@ What is measured
     torch's thread count is left at its default and printed in the header.
 
 Models (``specverify.sampler.bench``, where the timer and the runs live; this script parses and prints)
+    digits  the built-in `digits` network (trained here, cached; 250 DDPM steps by default), 1 x 8 x 8.
     gmm  the built-in closed-form `gmm` problem (DDPM, linear schedule, eps-prediction). Its model is a few
          vector operations, so both samplers spend their time in per-step Python and dispatch overhead.
     mlp  a "heavy" eps-model: a deterministic, randomly initialised (seeded, untrained) MLP of ``--depth``
@@ -16,7 +17,18 @@ Models (``specverify.sampler.bench``, where the timer and the runs live; this sc
          to the exact eps of N(0, I) data, sqrt(1 - abar_t) x, so that the states stay O(1); wrapped as
          ``ddpm(model, beta_schedule("linear", steps), (dim,))``. Every call runs the full MLP.
 
+Round policies (``--policies``, both by default, side by side): accepted+1 (the sampler's default: every round
+commits accepted + 1 steps) and window-start (``theory/rounds.md``).
+
+Simulated accelerator (``--latency-ms``, default 0 and 5): every target call of BOTH samplers first sleeps that
+long (``specverify.sampler.bench.Latency``), modelling a device with idle parallel capacity at small batch. Rows
+with latency > 0 are a SIMULATION and the table says so.
+
+nfe table (``--nfe``): the acceptance study (``specverify accept``) on digits and gmm, every drafter, windows 1 to
+16, both policies: acceptance, rounds and nfe_ratio next to their predictions (``theory/rounds.md``).
+
 Columns
+    latency_ms        the simulated per-call latency (0: the real model only).
     plain_s / spec_s  median wall seconds of one sampling run.
     wall_ratio        plain_s / spec_s; above 1 means speculative sampling was faster on this machine.
     nfe_ratio         ``SpecStats.nfe_ratio`` = steps / (mean over samples of the rounds in which a sample
@@ -50,11 +62,14 @@ from pathlib import Path
 
 import torch
 
-from specverify.sampler.bench import MODELS, bench_one, build_chain
+from specverify.sampler.bench import MODELS, bench_one, build_chain, with_latency
+from specverify.specs import ROUND_POLICIES
 
-DEFAULTS = dict(steps=100, batch_sizes=[1, 16, 256], repeats=3, width=1024)
-SMOKE = dict(steps=20, batch_sizes=[1, 16], repeats=1, width=128)
+DEFAULTS = dict(batch_sizes=[1, 16, 256], repeats=3, width=1024, latency_ms=[0.0, 5.0])
+SMOKE = dict(steps=20, batch_sizes=[1, 16], repeats=1, width=128, latency_ms=[0.0, 1.0])
+STEPS = {"digits": 250, "gmm": 100, "mlp": 100}  # default chain steps per model
 FOOTER = {
+    "digits": "digits: the trained 8x8 network, batch 1 is dispatch-bound on a CPU (a round's bookkeeping matters).",
     "gmm": "gmm: cheap closed-form model, so wall-clock is overhead-bound (fixed dispatch cost per call): "
            "wall_ratio measures the samplers' bookkeeping, not saved model calls.",
     "mlp": "mlp: heavy eps-model; wall_ratio approaches call_ratio only while a round of batch x (window + 1) "
@@ -62,7 +77,8 @@ FOOTER = {
            "the device.",
 }
 
-COLUMNS = [("model", "{:<5}"), ("batch", "{:>5}"), ("drafter", "{:<15}"), ("window", "{:>6}"),
+COLUMNS = [("model", "{:<6}"), ("latency_ms", "{:>10.1f}"), ("batch", "{:>5}"), ("drafter", "{:<15}"),
+           ("window", "{:>6}"), ("policy", "{:<12}"),
            ("plain_s", "{:>9.4f}"), ("spec_s", "{:>9.4f}"), ("wall_ratio", "{:>10.2f}"), ("nfe_ratio", "{:>9.2f}"),
            ("call_ratio", "{:>10.2f}"), ("acceptance_rate", "{:>6.3f}"), ("round_cost", "{:>10.2f}")]
 HEADERS = {"acceptance_rate": "accept"}
@@ -82,11 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--policies", nargs="+", choices=ROUND_POLICIES, default=list(ROUND_POLICIES))
+    p.add_argument("--latency-ms", nargs="+", type=float,
+                   help="simulated per-call latency of the target, ms (default 0 5; smoke: 0 1)")
+    p.add_argument("--nfe", action="store_true", help="also print the nfe_ratio table (measured vs predicted)")
+    p.add_argument("--nfe-n", type=int, default=500, help="trajectories per row of the nfe table")
     p.add_argument("--batch-sizes", nargs="+", type=int, help="default 1 16 256 (smoke: 1 16)")
     p.add_argument("--drafters", nargs="+", choices=("frozen-drift", "frozen-denoiser", "oracle"),
                    default=["frozen-drift", "frozen-denoiser"])
     p.add_argument("--windows", nargs="+", type=int, default=[8], help="drafted steps per window (default 8)")
-    p.add_argument("--steps", type=int, help="chain steps (default 100, smoke: 20)")
+    p.add_argument("--steps", type=int, help="chain steps (default: digits 250, gmm and mlp 100; smoke: 20)")
     p.add_argument("--dim", type=int, help="data dimension for every model (default 2 for gmm, 64 for mlp)")
     p.add_argument("--width", type=int, help="MLP width (default 1024, smoke: 128)")
     p.add_argument("--depth", type=int, default=4, help="MLP linear layers (default 4)")
@@ -106,31 +127,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for key, value in (SMOKE if args.smoke else DEFAULTS).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.steps < 1 or args.repeats < 1 or min(args.batch_sizes) < 1 or min(args.windows) < 1:
-        parser.error("--steps, --repeats, --batch-sizes and --windows must be >= 1")
+    if (args.steps is not None and args.steps < 1) or args.repeats < 1 or min(args.batch_sizes) < 1 \
+            or min(args.windows) < 1 or min(args.latency_ms) < 0:
+        parser.error("--steps, --repeats, --batch-sizes and --windows must be >= 1, --latency-ms >= 0")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
     dtype = getattr(torch, args.dtype)
-    configs = [(name, w) for name in args.drafters for w in args.windows]
+    configs = [(name, w, pol) for name in args.drafters for w in args.windows for pol in args.policies]
 
     print(f"bench_sampler: torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-          + f", {torch.get_num_threads()} threads, {args.dtype}, steps {args.steps}, repeats {args.repeats} "
+          + f", {torch.get_num_threads()} threads, {args.dtype}, repeats {args.repeats} "
           f"(median), seed {args.seed}", flush=True)
-    rows = []
-    for model in args.models:
-        dim = args.dim if args.dim is not None else {"gmm": 2, "mlp": 64}[model]
-        chain = build_chain(model, args.steps, dim, width=args.width, depth=args.depth, seed=args.seed)
-        for batch in args.batch_sizes:
-            new = bench_one(model, chain, batch, configs, seed=args.seed, repeats=args.repeats, device=device,
-                            dtype=dtype)
-            for r in new:
-                print(f"  measured {model} batch={batch} {r['drafter']} L={r['window']}: "
-                      f"plain {r['plain_s']:.4f}s spec {r['spec_s']:.4f}s", file=sys.stderr, flush=True)
-            rows += new
+    rows = _wall_rows(args, configs, device, dtype)
     print()
     print(format_table(rows))
+    if any(r["latency_ms"] > 0 for r in rows):
+        print("latency_ms > 0: SIMULATED accelerator (every target call of both samplers sleeps that long first).")
     print()
     for model in args.models:
         shapes = sorted({(r["dim"], r["chain"]) for r in rows if r["model"] == model})
@@ -149,13 +163,58 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"timing spread: the slowest of {args.repeats} repeats is at most x{spread:.2f} the fastest"
               + (" -- the machine was busy; rerun on an idle machine before trusting the ratios." if spread > 1.5
                  else "."))
+    nfe = _nfe_table(args) if args.nfe else []
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         meta = dict(torch=torch.__version__, device=str(device), threads=torch.get_num_threads(), dtype=args.dtype,
                     steps=args.steps, repeats=args.repeats, seed=args.seed, width=args.width, depth=args.depth,
                     batch_sizes=args.batch_sizes, drafters=args.drafters, windows=args.windows, smoke=args.smoke)
-        args.json.write_text(json.dumps({"settings": meta, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"settings": meta, "rows": rows, "nfe": nfe}, indent=2) + "\n")
     return rows
+
+
+def _wall_rows(args, configs, device, dtype) -> list[dict]:
+    rows = []
+    for model in args.models:
+        dim = args.dim if args.dim is not None else {"digits": 64, "gmm": 2, "mlp": 64}[model]
+        steps = args.steps or STEPS[model]
+        base = build_chain(model, steps, dim, width=args.width, depth=args.depth, seed=args.seed)
+        for latency in args.latency_ms:
+            chain = with_latency(base, latency / 1e3) if latency > 0 else base
+            for batch in args.batch_sizes:
+                new = bench_one(model, chain, batch, configs, seed=args.seed, repeats=args.repeats, device=device,
+                                dtype=dtype)
+                for r in new:
+                    r["latency_ms"] = latency
+                    print(f"  measured {model} +{latency:g}ms batch={batch} {r['drafter']} L={r['window']} "
+                          f"{r['policy']}: plain {r['plain_s']:.4f}s spec {r['spec_s']:.4f}s", file=sys.stderr,
+                          flush=True)
+                rows += new
+    return rows
+
+
+def _nfe_table(args) -> list[dict]:
+    """The acceptance study on digits and gmm, both policies: measured next to predicted."""
+    from specverify import study
+    from specverify.bridge import make_setup
+
+    windows = [1, 2, 4, 8, 16] if not args.smoke else [1, 4]
+    out = []
+    for name in ("digits", "gmm"):
+        setup = make_setup(name, steps=args.steps or STEPS.get(name, 100))
+        drafters = ["frozen-drift", "frozen-denoiser", "independent"] + (["medusa"] if not args.smoke else [])
+        rows = study.run_study(setup, drafters, windows, n=args.nfe_n, seed=args.seed, policies=args.policies)
+        print(f"\nnfe table: {name}, {setup.chain().n_steps} steps, n = {args.nfe_n} per row (rounds: 99% t interval)")
+        print(f"  {'drafter':<16}{'L':>3} {'policy':<13}{'accept':>7} {'pred':>6}  {'rounds [99%]':>20} {'pred':>7}"
+              f"  {'nfe':>5} {'pred':>5}")
+        for r in rows:
+            lo, hi = r["rounds_ci"]
+            print(f"  {r['drafter']:<16}{r['window']:>3} {r['policy']:<13}{r['acceptance_rate']:>7.3f} "
+                  f"{r['predicted_acceptance_rate']:>6.3f}  {r['rounds_mean']:>7.2f} [{lo:>6.2f},{hi:>6.2f}] "
+                  f"{r['predicted_rounds_mean']:>7.2f}{' ' if r['rounds_inside'] else '*'} {r['nfe_ratio']:>5.2f} "
+                  f"{r['predicted_nfe_ratio']:>5.2f}")
+        out += [{"problem": name, **{k: v for k, v in r.items() if k != "per_position"}} for r in rows]
+    return out
 
 
 if __name__ == "__main__":

@@ -65,9 +65,10 @@ def figures(res: dict, figdir: Path) -> list[str]:
     fig, axes = plt.subplots(1, len(probs), figsize=(4.5 * len(probs), 3.6), squeeze=False)
     for ax, p in zip(axes[0], probs, strict=True):
         rows = res["speed"][p]
-        for d in dict.fromkeys(r["drafter"] for r in rows):
-            sel = [r for r in rows if r["drafter"] == d]
-            line, = ax.plot([r["window"] for r in sel], [r["nfe_ratio"] for r in sel], "o-", label=d)
+        for d, pol in dict.fromkeys((r["drafter"], r.get("policy", "")) for r in rows):
+            sel = [r for r in rows if r["drafter"] == d and r.get("policy", "") == pol]
+            line, = ax.plot([r["window"] for r in sel], [r["nfe_ratio"] for r in sel],
+                            "o-" if pol != "window-start" else "s:", label=f"{d} ({pol})" if pol else d)
             ax.plot([r["window"] for r in sel], [r["predicted_nfe_ratio"] for r in sel], "x", color=line.get_color())
         ax.axhline(2, color="k", lw=0.6, ls="--")
         ax.set_xscale("log", base=2)
@@ -130,8 +131,8 @@ def _wall_sentence(res: dict) -> str:
     return out
 
 
-def _best(rows, drafter):
-    sel = [r for r in rows if r["drafter"] == drafter]
+def _best(rows, drafter, policy="accepted+1"):
+    sel = [r for r in rows if r["drafter"] == drafter and r.get("policy", policy) == policy]
     return max(sel, key=lambda r: r["nfe_ratio"]) if sel else None
 
 
@@ -145,7 +146,8 @@ def markdown(res: dict, figrel: str) -> str:
     if best:
         reach = "reaches" if best["nfe_ratio"] >= 2 else "does NOT reach"
         out += [f"**Headline:** the frozen-denoiser drafter on digits ({st['digits_steps']} DDPM steps) {reach} "
-                f"nfe_ratio 2: {best['nfe_ratio']:.2f} at window {best['window']} (n = {best['n']}).", ""]
+                f"nfe_ratio 2: {best['nfe_ratio']:.2f} at window {best['window']} (n = {best['n']}; round policy "
+                "accepted+1, `theory/rounds.md`).", ""]
     verdicts = [r["verdict"] for r in res["exactness"]]
     out += [f"**Exactness:** {verdicts.count('pass')} of {len(verdicts)} checks pass "
             f"(family-wise alpha {st['family_alpha']}).", ""]
@@ -153,14 +155,17 @@ def markdown(res: dict, figrel: str) -> str:
     out += ["## 1. Halving the number of function evaluations", "",
             "nfe_ratio = steps / mean sequential target rounds per trajectory (a round verifies a whole window in one "
             "parallel call). Predicted: the dynamic program of `theory/rounds.md` fed with the logged acceptance "
-            "probabilities. Acceptance with its 99% Clopper-Pearson interval.", ""]
+            "probabilities. Acceptance with its 99% Clopper-Pearson interval. Two round policies side by side: "
+            "accepted+1 (the default: every round commits its accepted drafts plus one step, drafters anchored on "
+            "the latest target output) and window-start (a fresh anchor at every window start, a warm-up round "
+            "after each rejection, no bonus step).", ""]
     for p, rows in res["speed"].items():
         out += [f"### {p} ({res['steps'][p]} steps, n = {rows[0]['n']} per row)", "",
-                "| drafter | L | acceptance [99% CP] | predicted | rounds | nfe_ratio | predicted |",
-                "|---|---|---|---|---|---|---|"]
-        out += [f"| {r['drafter']} | {r['window']} | {r['acceptance_rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-                f" | {r['predicted_acceptance_rate']:.3f} | {r['rounds_mean']:.1f} | **{r['nfe_ratio']:.2f}** | "
-                f"{r['predicted_nfe_ratio']:.2f} |" for r in rows]
+                "| drafter | L | policy | acceptance [99% CP] | predicted | rounds | nfe_ratio | predicted |",
+                "|---|---|---|---|---|---|---|---|"]
+        out += [f"| {r['drafter']} | {r['window']} | {r.get('policy', '-')} | {r['acceptance_rate']:.3f} "
+                f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['predicted_acceptance_rate']:.3f} | {r['rounds_mean']:.1f} "
+                f"| **{r['nfe_ratio']:.2f}** | {r['predicted_nfe_ratio']:.2f} |" for r in rows]
         out.append("")
     out += [f"![nfe_ratio]({figrel}/nfe_ratio.png)", "", "### Wall clock, side by side", "",
             f"Plain against speculative at window {st['check_window']}, float32, on this CPU "
@@ -168,9 +173,10 @@ def markdown(res: dict, figrel: str) -> str:
             "speculative (> 1: speculative is faster) = call ratio / round cost, where call ratio = steps / rounds of "
             "the whole batch (it waits for its slowest sample; at batch 1 it is the nfe_ratio) and round cost = "
             "seconds per speculative round / seconds per plain step. " + _wall_sentence(res), "",
-            "| problem | steps | batch | drafter | plain s | speculative s | wall ratio | nfe_ratio | call ratio | "
-            "round cost |", "|---|---|---|---|---|---|---|---|---|---|"]
-    out += [f"| {r['model']} | {r['steps']} | {r['batch']} | {r['drafter']} | {r['plain_s']:.3f} | {r['spec_s']:.3f} "
+            "| problem | steps | batch | drafter | policy | plain s | speculative s | wall ratio | nfe_ratio | call ratio "
+            "| round cost |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out += [f"| {r['model']} | {r['steps']} | {r['batch']} | {r['drafter']} | {r.get('policy', '-')} | {r['plain_s']:.3f} "
+            f"| {r['spec_s']:.3f} "
             f"| {r['wall_ratio']:.2f} | {r['nfe_ratio']:.2f} | {r['call_ratio']:.2f} | {r['round_cost']:.2f} |"
             for p in res["wall"] for r in res["wall"][p]]
     out += ["", f"![wall clock]({figrel}/wall_clock.png)", ""]
@@ -206,13 +212,13 @@ def markdown(res: dict, figrel: str) -> str:
     out += ["", f"![quality]({figrel}/digits_quality.png)", "", f"![samples]({figrel}/digits_samples.png)", ""]
 
     out += ["## 3. The out-of-the-box drafter", "",
-            f"At window {st['check_window']}: the frozen drafters need no training; the independent drafter needs a "
+            f"At window {st['check_window']}, policy accepted+1: the frozen drafters need no training; the independent drafter needs a "
             "second network (and calls it at every drafted step), the Medusa-like heads need training on target "
             "rollouts (the time includes generating them). Training seconds as measured when the model was built.", "",
             "| problem | drafter | acceptance | nfe_ratio | training |", "|---|---|---|---|---|"]
     for p, rows in res["speed"].items():
         costs = res["training"].get(p, {})
-        for r in (r for r in rows if r["window"] == st["check_window"]):
+        for r in (r for r in rows if r["window"] == st["check_window"] and r.get("policy") != "window-start"):
             if r["drafter"] == "medusa":
                 c = costs.get(f"medusa L={r['window']}")
                 when = " (recorded when cached)" if c and c["cached"] else ""

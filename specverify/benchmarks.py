@@ -20,6 +20,8 @@ import functools
 import sys
 from pathlib import Path
 
+from specverify.specs import ROUND_POLICIES
+
 __all__ = ["DIFFUSION_DRAFTERS", "LANGEVIN_DRAFTERS", "QUALITY_KEYS", "SMOKE", "Settings", "digits_classifier",
            "digits_quality", "drafters_for", "exactness", "quality", "save_grid", "setups", "speed",
            "training_costs", "wall_clock"]
@@ -80,7 +82,7 @@ def training_costs(setup, s: Settings) -> dict:
     out = {}
     if "medusa" in drafters_for(setup.name):
         for w in s.medusa_windows:
-            heads = medusa.load_or_train(setup.chain(), w, key=setup.key)
+            heads = medusa.load_or_train(setup.chain(), w + 1, key=setup.key)  # as make_builtin_drafter
             out[f"medusa L={w}"] = dict(heads.fit_info)
     if setup.name == "digits":
         for k, info in setup.problem.training.items():
@@ -95,9 +97,9 @@ def speed(setup, s: Settings, seed: int) -> list[dict]:
     rows = []
     for d in drafters_for(setup.name):
         windows = s.medusa_windows if d == "medusa" else s.windows
-        rows += study.run_study(setup, [d], windows, n=s.nfe_n, seed=seed)
+        rows += study.run_study(setup, [d], windows, n=s.nfe_n, seed=seed, policies=ROUND_POLICIES)
         _log(f"  speed {setup.name}: {d} done")
-    return [{k: r[k] for k in ("drafter", "window", "n", "acceptance_rate", "predicted_acceptance_rate", "ci_low",
+    return [{k: r[k] for k in ("drafter", "window", "policy", "n", "acceptance_rate", "predicted_acceptance_rate", "ci_low",
                                "ci_high", "rounds_mean", "predicted_rounds_mean", "nfe_ratio", "predicted_nfe_ratio",
                                "seconds")} for r in rows]
 
@@ -109,13 +111,13 @@ def wall_clock(setup, s: Settings, seed: int) -> list[dict]:
     from specverify.bridge import make_builtin_drafter
     from specverify.sampler.bench import bench_one
 
-    configs = [(d, s.check_window) for d in drafters_for(setup.name)]
-    drafters = {(d, w): make_builtin_drafter(setup, d, w) for d, w in configs}
+    configs = [(d, s.check_window, pol) for d in drafters_for(setup.name) for pol in ROUND_POLICIES]
+    drafters = {(d, w): make_builtin_drafter(setup, d, w) for d, w, _ in configs}
     rows = []
     for batch in s.wall_batches:
         rows += bench_one(setup.name, setup.chain(), batch, configs, seed=seed, repeats=s.repeats, device="cpu",
                           dtype=torch.float32, drafters=drafters)
-    keep = ("model", "steps", "batch", "drafter", "window", "plain_s", "spec_s", "wall_ratio", "nfe_ratio",
+    keep = ("model", "steps", "batch", "drafter", "window", "policy", "plain_s", "spec_s", "wall_ratio", "nfe_ratio",
             "call_ratio", "round_cost")
     return [{k: r[k] for k in keep} | {"spread": max(max(t) / min(t) for t in (r["plain_times_s"], r["spec_times_s"]))}
             for r in rows]

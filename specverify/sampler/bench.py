@@ -2,9 +2,11 @@
 
 - :class:`MLPEps` and :func:`build_chain`: the benchmarked chains (the `gmm` problem's DDPM chain, or DDPM on a
   seeded, untrained MLP of realistic cost).
+- :class:`Latency` and :func:`with_latency`: a SIMULATED accelerator: every target call takes a fixed extra time
+  (an idle parallel device at small batch, where a call costs its latency whatever the batch).
 - :func:`timed`: wall seconds of one call (``time.perf_counter``, CUDA synchronised around it).
 - :func:`bench_one`: one (chain, batch): an untimed warm-up of every configuration, then ``repeats`` interleaved
-  timed runs of the plain sampler and of each (drafter, window); medians and the sampler's own statistics.
+  timed runs of the plain sampler and of each (drafter, window, policy); medians and the sampler's statistics.
 - :func:`nfe_rows`: steps / mean rounds of the speculative sampler per drafter and window (target calls only).
 
 Everything here is measured when called; nothing is cached.
@@ -12,6 +14,7 @@ Everything here is measured when called; nothing is cached.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
@@ -23,9 +26,27 @@ from specverify.sampler.drafters import make_drafter
 from specverify.sampler.problems.gmm import GMMProblem
 from specverify.sampler.speculative import plain_sample, speculative_sample
 
-__all__ = ["MODELS", "MLPEps", "bench_one", "build_chain", "nfe_rows", "timed"]
+__all__ = ["MODELS", "Latency", "MLPEps", "bench_one", "build_chain", "nfe_rows", "timed", "with_latency"]
 
-MODELS = ("gmm", "mlp")
+MODELS = ("digits", "gmm", "mlp")
+
+
+class Latency(torch.nn.Module):
+    """``model(x, k)`` that first waits ``seconds`` (time.sleep): a simulated accelerator with a fixed latency per
+    call and idle parallel capacity, so a call on batch x (window + 1) states costs about what a call on one does."""
+
+    def __init__(self, model, seconds: float):
+        super().__init__()
+        self.inner, self.seconds = model, float(seconds)
+
+    def forward(self, x, k):
+        time.sleep(self.seconds)
+        return self.inner(x, k)
+
+
+def with_latency(chain: GaussianChain, seconds: float) -> GaussianChain:
+    """The same chain whose every target call takes ``seconds`` more (a simulation: label it so)."""
+    return dataclasses.replace(chain, model=Latency(chain.model, seconds), name=f"{chain.name}+{seconds * 1e3:g}ms")
 
 
 class MLPEps(torch.nn.Module):
@@ -65,7 +86,11 @@ class MLPEps(torch.nn.Module):
 
 
 def build_chain(model: str, steps: int, dim: int, *, width: int, depth: int, seed: int) -> GaussianChain:
-    """The benchmarked chain: the `gmm` problem's DDPM chain, or DDPM on the random MLP."""
+    """The benchmarked chain: the `digits` network's or the `gmm` problem's DDPM chain, or DDPM on the random MLP."""
+    if model == "digits":
+        from specverify.sampler.problems.digits import DigitsProblem
+
+        return DigitsProblem().chain(steps)
     if model == "gmm":
         return GMMProblem(dim=dim).chain(steps)
     if model == "mlp":
@@ -86,36 +111,39 @@ def timed(fn, device: torch.device | str = "cpu"):
     return time.perf_counter() - t0, out
 
 
-def _row(model, chain, batch, name, window, plain_s, spec_s, stats, times, x_plain, x_spec) -> dict:
+def _row(model, chain, batch, config, plain_s, spec_s, stats, times, x_plain, x_spec) -> dict:
+    name, window, policy = config
     return dict(
         model=model, chain=chain.name, steps=chain.n_steps, dim=chain.dim, batch=batch, drafter=name,
-        window=window, plain_s=plain_s, spec_s=spec_s, wall_ratio=plain_s / spec_s, nfe_ratio=stats.nfe_ratio,
+        window=window, policy=policy, plain_s=plain_s, spec_s=spec_s, wall_ratio=plain_s / spec_s, nfe_ratio=stats.nfe_ratio,
         call_ratio=chain.n_steps / stats.rounds_total, acceptance_rate=stats.acceptance_rate,
         round_cost=(spec_s / stats.rounds_total) / (plain_s / chain.n_steps),
         rounds_total=stats.rounds_total, rounds_mean=stats.rounds_mean,
         target_evaluations=stats.target_evaluations, plain_target_evaluations=batch * chain.n_steps,
-        plain_times_s=times[None], spec_times_s=times[(name, window)],
+        plain_times_s=times[None], spec_times_s=times[config],
         plain_abs_max=float(x_plain.abs().max()), spec_abs_max=float(x_spec.abs().max()),
     )
 
 
 def bench_one(model: str, chain: GaussianChain, batch: int, configs, *, seed: int, repeats: int, device, dtype,
               drafters: dict | None = None) -> list[dict]:
-    """Rows for one (model, batch): plain timed ``repeats`` times, each (drafter, window) of ``configs`` timed
-    against it, interleaved, medians reported. ``drafters``: {(name, window): Drafter} for drafters that need more
-    than a name (default: ``make_drafter(name)``)."""
+    """Rows for one (model, batch): plain timed ``repeats`` times, each (drafter, window[, policy]) of ``configs``
+    timed against it, interleaved, medians reported (policy: accepted+1 when left out). ``drafters``:
+    {(name, window): Drafter} for drafters that need more than a name (default: ``make_drafter(name)``)."""
     device = torch.device(device)
     chain = chain.to(device=device, dtype=dtype)
     common = dict(seed=seed, device=device, dtype=dtype)
-    drafters = drafters or {(name, w): make_drafter(name) for name, w in configs}
+    configs = [tuple(c) if len(c) == 3 else (*c, "accepted+1") for c in configs]
+    drafters = drafters or {(name, w): make_drafter(name) for name, w, _ in configs}
 
     def plain():
         return plain_sample(chain, batch, **common)
 
-    def spec(name, window):
-        return lambda: speculative_sample(chain, drafters[(name, window)], batch, window=window, **common)
+    def spec(name, window, policy):
+        return lambda: speculative_sample(chain, drafters[(name, window)], batch, window=window, policy=policy,
+                                          **common)
 
-    runs = {None: plain} | {(name, w): spec(name, w) for name, w in configs}
+    runs = {None: plain} | {c: spec(*c) for c in configs}
     for fn in runs.values():  # warm-up: allocator, kernels, lazy init
         fn()
     times = {key: [] for key in runs}
@@ -126,10 +154,10 @@ def bench_one(model: str, chain: GaussianChain, batch: int, configs, *, seed: in
             times[key].append(seconds)
     plain_s = statistics.median(times[None])
     rows = []
-    for name, window in configs:
-        x_spec, stats = results[(name, window)]
-        rows.append(_row(model, chain, batch, name, window, plain_s, statistics.median(times[(name, window)]), stats,
-                         times, results[None], x_spec))
+    for c in configs:
+        x_spec, stats = results[c]
+        rows.append(_row(model, chain, batch, c, plain_s, statistics.median(times[c]), stats, times, results[None],
+                         x_spec))
     return rows
 
 

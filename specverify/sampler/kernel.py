@@ -28,13 +28,13 @@ from collections.abc import Callable
 import torch
 
 from specverify.sampler.chains import GaussianChain, _bcast, first_zero_noise
-from specverify.sampler.coupling import acceptance_probability, couple
+from specverify.sampler.coupling import couple
 from specverify.sampler.drafters.base import Drafter
 from specverify.sampler.noise import NoiseSource
 from specverify.specs import ROUND_POLICIES
 
 __all__ = ["Draft", "Env", "Parts", "ROUND_POLICIES", "RoundInfo", "RoundState", "Targets", "Verdict", "commit",
-           "draft", "init_state", "make_env", "round_step", "target_call", "verify"]
+           "draft", "init_state", "make_env", "round_step", "target_call", "target_means", "verify"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,7 @@ class RoundState:
 @dataclasses.dataclass(frozen=True)
 class Draft:
     """``Y`` (B, L + 1, *shape): Y[:, 0] the window start, Y[:, j + 1] the draft of step k + j, drawn as
-    ``mean_q[:, j] + sigma z[:, j]``; ``span`` (B,) counts the positions that count; ``steps`` (B, L + 1) are
+    ``mean_q[:, j] + sigma z[:, j]`` (to rounding, for a window drafted at once); ``span`` (B,) counts the positions that count; ``steps`` (B, L + 1) are
     k + j clamped to the chain; ``fresh`` (B,) marks rows whose anchor is at the window start itself."""
 
     Y: torch.Tensor
@@ -81,13 +81,14 @@ class Targets:
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    """Coupled outputs ``out`` (B, L, *shape), the verified positions ``valid`` (B, L), acceptance
-    probabilities 2 Phi(-|D| / 2) ``p_acc`` (B, L) float64, per row ``rejected``, the first rejected position
-    ``first`` and the accepted count ``n_acc``."""
+    """The target means ``mean_p`` (B, L + 1, *shape) at Y, coupled outputs ``out`` (B, L, *shape), the positions
+    that count ``valid`` (B, L), |D| = |m_q - m_p| / sigma ``dist`` (B, L; meaningless where not valid), per row
+    ``rejected``, the first rejected position ``first`` and the accepted count ``n_acc``."""
 
+    mean_p: torch.Tensor
     out: torch.Tensor
     valid: torch.Tensor
-    p_acc: torch.Tensor
+    dist: torch.Tensor
     rejected: torch.Tensor
     first: torch.Tensor
     n_acc: torch.Tensor
@@ -96,7 +97,7 @@ class Verdict:
 @dataclasses.dataclass(frozen=True)
 class RoundInfo:
     """What one round did, per row (B,): its window start ``k``, ``span`` drafted positions, ``n_acc`` accepted,
-    ``rejected``, ``p_acc`` (B, L), ``evaluations`` target evaluations (0: not in the call), the kind of
+    ``rejected``, ``dist`` (B, L) the |D| of each position (2 Phi(-|D| / 2) is folded in the tally), ``evaluations`` target evaluations (0: not in the call), the kind of
     step taken without a draft: ``bonus`` (after a full window), ``direct`` (no draft), ``warmup`` (no step),
     and ``nonfinite`` (B, L + 1): the target returned NaN or Inf at a state that counts (step k + position)."""
 
@@ -104,7 +105,7 @@ class RoundInfo:
     span: torch.Tensor
     n_acc: torch.Tensor
     rejected: torch.Tensor
-    p_acc: torch.Tensor
+    dist: torch.Tensor
     evaluations: torch.Tensor
     bonus: torch.Tensor
     direct: torch.Tensor
@@ -144,12 +145,14 @@ class Env:
     sig: torch.Tensor
     stop: torch.Tensor
     pos: torch.Tensor
+    vectorise: bool
 
 
 def make_env(chain, drafter, noise, window: int, policy: str, parts: Parts, like: torch.Tensor) -> Env:
+    """``vectorise``: affine drafters draft a whole window at once, where every a_k > 0 (see :func:`_draft_affine`)."""
     stop = torch.as_tensor(first_zero_noise(chain.sigma), device=like.device)
     return Env(chain, drafter, noise, window, policy, parts, chain.n_steps, chain.coefs(like)[2], stop,
-               torch.arange(window + 1, device=like.device))
+               torch.arange(window + 1, device=like.device), bool((chain.a > 0).all()))
 
 
 def init_state(x: torch.Tensor, ids: torch.Tensor) -> RoundState:
@@ -187,6 +190,10 @@ def draft(env: Env, s: RoundState) -> Draft:
     z = env.noise.normal(s.ids[:, None].expand(-1, L), steps[:, :L], s.x.new_empty((s.x.shape[0], L, *chain.shape)))
     st = drafter.start(chain, s.anchor_x, s.anchor_k, s.anchor_f) if drafter.needs_anchor else \
         drafter.start(chain, s.x, s.k, None)
+    ac = drafter.affine(chain, st, steps[:, :L]) if env.vectorise else None
+    if ac is not None:
+        Y, mq = _draft_affine(s.x, *ac, _bcast(env.sig[steps[:, :L]], z) * z)
+        return Draft(Y, mq, z, span, steps, fresh)
     ys, mqs, y = [s.x], [], s.x
     for j in range(L):
         kj = steps[:, j]
@@ -195,6 +202,15 @@ def draft(env: Env, s: RoundState) -> Draft:
         ys.append(y)
         mqs.append(mq)
     return Draft(torch.stack(ys, 1), torch.stack(mqs, 1), z, span, steps, fresh)
+
+
+def _draft_affine(x, a, c, noise):
+    """The whole window of y_{j+1} = a_j y_j + c_j + noise_j at once (a > 0): with P_j = a_0 .. a_j,
+    y_{j+1} = P_j (x + sum_{i <= j} (c_i + noise_i) / P_i). Returns Y (B, L + 1, ...) and the means
+    y_{j+1} - noise_j (= a_j y_j + c_j up to rounding)."""
+    P = _bcast(torch.cumprod(a, 1), c)
+    drafts = P * (x.unsqueeze(1) + torch.cumsum((c + noise) / P, 1))
+    return torch.cat([x.unsqueeze(1), drafts], 1), drafts - noise
 
 
 def target_call(env: Env, s: RoundState, d: Draft) -> Targets:
@@ -211,20 +227,24 @@ def target_call(env: Env, s: RoundState, d: Draft) -> Targets:
 
 def verify(env: Env, s: RoundState, d: Draft, t: Targets) -> Verdict:
     """Couple every drafted step with the target's (reflection maximal coupling, log space)."""
-    chain, L = env.chain, env.L
+    L = env.L
     B = s.x.shape[0]
     valid = env.pos[:L] < d.span[:, None]
     kv = d.steps[:, :L]
-    mp = chain.mean_from(d.Y[:, :L].flatten(0, 1), kv.flatten(), t.F[:, :L].flatten(0, 1)).view_as(d.mean_q)
-    mq = torch.where(_bcast(valid, mp), d.mean_q, mp)
-    sig = torch.where(valid, env.sig[kv], 1.0)
-    u = torch.where(valid, env.noise.uniform(s.ids[:, None].expand(-1, L), kv), 0.5)
-    out, acc, dist = env.parts.coupling(mp, mq, sig, d.z, u, batch_ndim=2)
+    mean_p = target_means(env, d, t)
+    sig = torch.where(valid, env.sig[kv], 1.0)  # positions that do not count: any finite values, masked below
+    u = env.noise.uniform(s.ids[:, None].expand(-1, L), kv)
+    out, acc, dist = env.parts.coupling(mean_p[:, :L], d.mean_q, sig, d.z, u, batch_ndim=2)
     rej = ~acc & valid
     rejected = rej.any(1)
     first = rej.to(torch.uint8).argmax(1) if B else torch.zeros(0, dtype=torch.long, device=rej.device)
     n_acc = torch.where(rejected, first, d.span)
-    return Verdict(out, valid, acceptance_probability(dist.to(torch.float64)), rejected, first, n_acc)
+    return Verdict(mean_p, out, valid, dist, rejected, first, n_acc)
+
+
+def target_means(env: Env, d: Draft, t: Targets) -> torch.Tensor:
+    """m_p = a_k y + b_k f(y) at every state of the window (B, L + 1, *shape)."""
+    return env.chain.mean_from(d.Y.flatten(0, 1), d.steps.flatten(), t.F.flatten(0, 1)).view_as(d.Y)
 
 
 def _gather(t: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
@@ -236,13 +256,13 @@ def commit(env: Env, s: RoundState, d: Draft, t: Targets, v: Verdict) -> tuple[R
     """Commit a round under the env's policy; returns the next state and the round's info record."""
     if env.policy == "window-start":
         return _commit_window_start(env, s, d, t, v)
-    chain, T = env.chain, env.T
+    T = env.T
     active = s.k < T
     j = torch.where(v.rejected, v.n_acc, d.span)  # the parent of the new state: Y[j] at step k + j
     parent, f_parent, k_parent = _gather(d.Y, j), _gather(t.F, j), s.k + j
     kb = torch.clamp(k_parent, max=T - 1)
     zb = env.noise.normal(s.ids, kb, s.x)  # the bonus step's own noise (step k + span)
-    bonus = chain.mean_from(parent, kb, f_parent) + _bcast(env.sig[kb], s.x) * zb
+    bonus = _gather(v.mean_p, j) + _bcast(env.sig[kb], s.x) * zb
     x = torch.where(_bcast(v.rejected, s.x), _gather(v.out, v.first), torch.where(_bcast(k_parent < T, s.x),
                                                                                      bonus, parent))
     x = torch.where(_bcast(active, s.x), x, s.x)
@@ -257,14 +277,13 @@ def commit(env: Env, s: RoundState, d: Draft, t: Targets, v: Verdict) -> tuple[R
 def _commit_window_start(env, s, d, t, v):
     """Rejection: r drafts and the reflected draw, no anchor. Full window: its drafts, and its last target
     output as the next anchor. No draft: a zero-noise step (direct), else a warm-up (anchor, no step)."""
-    chain, T = env.chain, env.T
+    T = env.T
     active = s.k < T
     end = s.k + d.span
     none = active & (d.span == 0)
     direct = none & (env.sig[d.steps[:, 0]] == 0)
     warm = none & ~direct
-    f0 = t.F[:, 0]
-    x_direct = chain.mean_from(s.x, d.steps[:, 0], f0)
+    f0, x_direct = t.F[:, 0], v.mean_p[:, 0]
     x = torch.where(_bcast(v.rejected, s.x), _gather(v.out, v.first), _gather(d.Y, d.span))
     x = torch.where(_bcast(direct, s.x), x_direct, x)
     x = torch.where(_bcast(active & ~warm, s.x), x, s.x)
@@ -290,4 +309,4 @@ def free_steps(env: Env, s: RoundState) -> tuple[RoundState, torch.Tensor]:
 
 
 def _info(d, t, v, k, *, bonus, direct, warmup) -> RoundInfo:
-    return RoundInfo(k, d.span, v.n_acc, v.rejected, v.p_acc, t.need.sum(1), bonus, direct, warmup, t.nonfinite)
+    return RoundInfo(k, d.span, v.n_acc, v.rejected, v.dist, t.need.sum(1), bonus, direct, warmup, t.nonfinite)

@@ -76,7 +76,8 @@ def _verify_sigma_shift(env, s, d, t):
 
 
 def _verify_stale_target(env, s, d, t):
-    return kernel.verify(env, s, d, dataclasses.replace(t, F=torch.cat([t.F[:, :1], t.F[:, :-1]], 1)))
+    v = kernel.verify(env, s, d, dataclasses.replace(t, F=torch.cat([t.F[:, :1], t.F[:, :-1]], 1)))
+    return dataclasses.replace(v, mean_p=kernel.target_means(env, d, t))  # steps without a draft stay right
 
 
 def _commit_whole_window(env, s, d, t, v):

@@ -1,7 +1,11 @@
-"""Training-free drafters that freeze the target at the window start (De Bortoli et al. 2025, Sec. 4)."""
+"""Training-free drafters that freeze the target at the anchor (De Bortoli et al. 2025, Sec. 4): the latest target
+output (the committed state's parent) under the default policy, the window start under ``window-start``."""
 
 from __future__ import annotations
 
+import torch
+
+from specverify.sampler.chains import _bcast
 from specverify.sampler.drafters.base import Drafter
 
 __all__ = ["FrozenDenoiser", "FrozenDrift"]
@@ -20,6 +24,10 @@ class FrozenDrift(Drafter):
     def mean(self, chain, state, y, k):
         return y + state
 
+    def affine(self, chain, state, k):
+        return torch.ones(k.shape, dtype=state.dtype, device=state.device), state.unsqueeze(1).expand(
+            -1, k.shape[1], *state.shape[1:])
+
 
 class FrozenDenoiser(Drafter):
     """Reuse the model output f(x_n, n) (eps, x0, v or score) with each step's own coefficients:
@@ -33,3 +41,7 @@ class FrozenDenoiser(Drafter):
 
     def mean(self, chain, state, y, k):
         return chain.mean_from(y, k, state)
+
+    def affine(self, chain, state, k):
+        a, b, _ = chain.coefs(state)
+        return a[k], _bcast(b[k], state.unsqueeze(1)) * state.unsqueeze(1)

@@ -86,6 +86,13 @@ class Medusa(Drafter):
         f = outs[torch.arange(y.shape[0], device=y.device), j].view_as(y)
         return chain.mean_from(y, k, f)
 
+    def affine(self, chain, state, k):
+        outs, k0 = state
+        a, b, _ = chain.coefs(outs)
+        j = (k - k0[:, None]).clamp(0, outs.shape[1] - 1)
+        f = torch.gather(outs, 1, j[..., None].expand(-1, -1, outs.shape[2]))  # (b, L, d)
+        return a[k], (b[k][..., None] * f).view(*k.shape, *chain.shape)
+
     def select(self, state, rows):
         return state[0][rows], state[1][rows]
 

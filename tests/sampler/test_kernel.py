@@ -1,0 +1,79 @@
+"""The round's parts (specverify.sampler.kernel): pure, vectorised drafting equal to the loop, mutants as parts."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from specverify.sampler import kernel
+from specverify.sampler.drafters import make_drafter
+from specverify.sampler.drafters.medusa import Heads
+from specverify.sampler.mutants import MUTANTS
+from specverify.sampler.noise import TableNoise
+from specverify.sampler.problems import GMMProblem
+from specverify.sampler.speculative import ROUND_POLICIES
+
+
+def _env(drafter, policy="accepted+1", *, vectorise=True, window=6, steps=30, n=16):
+    chain = GMMProblem(dim=3).chain(steps, sampler="ddim", eta=0.7).to(dtype=torch.float64)
+    noise = TableNoise.draw(n, steps, chain.shape, seed=0, dtype=torch.float64)
+    x = chain.prior(n, torch.Generator().manual_seed(1), dtype=torch.float64)
+    env = kernel.make_env(chain, drafter, noise, window, policy, kernel.Parts(), x)
+    return dataclasses.replace(env, vectorise=vectorise), kernel.init_state(x, torch.arange(n))
+
+
+def _advance(env, state, rounds):
+    for _ in range(rounds):
+        state, _ = kernel.round_step(env, state)
+    return state
+
+
+@pytest.mark.parametrize("name", ["frozen-drift", "frozen-denoiser", "medusa"])
+def test_affine_draft_equals_the_loop(name):
+    """A whole window drafted at once (cumulative products) equals the position-by-position loop to rounding."""
+    drafter = make_drafter(name, **({"heads": Heads(3, 30, 7).to(torch.float64)} if name == "medusa" else {}))
+    env, state = _env(drafter)
+    state = _advance(env, state, 3)  # anchored, mid-chain, rows at different steps
+    fast = kernel.draft(env, state)
+    slow = kernel.draft(dataclasses.replace(env, vectorise=False), state)
+    assert drafter.affine(env.chain, None if not drafter.needs_anchor else drafter.start(
+        env.chain, state.anchor_x, state.anchor_k, state.anchor_f), state.k[:, None]) is not None
+    torch.testing.assert_close(fast.Y, slow.Y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast.mean_q, slow.mean_q, rtol=1e-12, atol=1e-12)
+    assert torch.equal(fast.span, slow.span)
+
+
+@pytest.mark.parametrize("policy", ROUND_POLICIES)
+def test_round_is_pure(policy):
+    """round_step reads its state and returns a new one: the input tensors are left as they were."""
+    env, state = _env(make_drafter("frozen-denoiser"), policy)
+    state = _advance(env, state, 2)
+    before = {f.name: getattr(state, f.name).clone() for f in dataclasses.fields(state)}
+    new, info = kernel.round_step(env, state)
+    for name, value in before.items():
+        assert torch.equal(getattr(state, name), value), name
+    assert (new.k >= state.k).all() and info.k.shape == state.k.shape
+
+
+def test_accepted_plus_one_commits_accepted_plus_one():
+    """Per row and round: the step moves by the accepted drafts plus one (the reflected draw or the bonus step),
+    up to the chain's end; window-start moves by at most the window, and by 0 on a warm-up."""
+    env, state = _env(make_drafter("frozen-drift"))
+    for _ in range(6):
+        new, info = kernel.round_step(env, state)
+        active = state.k < env.T
+        assert torch.equal((new.k - state.k)[active], torch.clamp(info.n_acc + 1, max=env.T - state.k)[active])
+        state = new
+    env, state = _env(make_drafter("frozen-drift"), "window-start")
+    for _ in range(6):
+        new, info = kernel.round_step(env, state)
+        assert ((new.k - state.k) <= env.L).all() and (new.k[info.warmup] == state.k[info.warmup]).all()
+        state = new
+
+
+def test_every_mutant_replaces_exactly_one_part():
+    default = kernel.Parts()
+    for m in MUTANTS.values():
+        changed = [f.name for f in dataclasses.fields(default) if getattr(m.parts, f.name) is not getattr(default, f.name)]
+        assert len(changed) == 1, (m.name, changed)
+        assert (changed[0] == "coupling") == (m.level == "coupling"), m.name
