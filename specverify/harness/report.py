@@ -97,7 +97,8 @@ class AcceptanceSummary:
 class Report:
     """The suite's verdict on a candidate: the family's tests, the acceptance summary, sizes and warnings.
 
-    ``data`` (samples, for :func:`plots`) is kept only with ``keep_samples=True``; it is not in the JSON.
+    ``permutations``: the permutations the distribution block drew (None: no permutation test); ``data``
+    (samples, for :func:`plots`) is kept only with ``keep_samples=True``; it is not in the JSON.
     """
 
     verdict: str
@@ -113,6 +114,7 @@ class Report:
     acceptance: AcceptanceSummary | None
     seconds: float
     warnings: tuple[str, ...]
+    permutations: int | None = None
     data: dict | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
@@ -164,7 +166,7 @@ def markdown(report: Report | Mapping, title: str = "specverify check") -> str:
            f"- reference: {r.reference}; alpha = {r.alpha} (family-wise, {r.correction})",
            f"- n = {r.n}, seed = {r.seed}; smallest KS distance detected with power {1 - r.beta:.3g}: "
            f"{r.min_detectable_ks:.4f}",
-           f"- {r.seconds:.1f} s"]
+           f"- {r.seconds:.1f} s" + ("" if r.permutations is None else f"; {r.permutations} permutations")]
     out += [f"- warning: {w}" for w in r.warnings]
     if r.acceptance is not None:
         out += _acceptance_markdown(r.acceptance)

@@ -87,7 +87,7 @@ def _report(distribution: Battery, acc, *, kind, alpha, beta, epsilon, n, mdk, s
                   for t, f, a, r, q in zip(family.tests, labels, family.adjusted, family.rejected, bh, strict=True))
     summary = None if acc is None else _acceptance(acc)
     return Report("fail" if family.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, family.correction,
-                  tests, summary, time.perf_counter() - t0, warnings, data)
+                  tests, summary, time.perf_counter() - t0, warnings, family.permutations, data)
 
 
 def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,

@@ -94,7 +94,7 @@ def _fake(pvalues_by_coord, *, name="t"):
                   for i, (coord, p) in enumerate(pvalues_by_coord))
     x = np.random.default_rng(0).normal(size=(200, 6))
     return Report("pass", 0.01, 0.05, 0.05, 200, 0.1, "sampler", 0, "holm", tests, None, 0.0, (),
-                  {"x": x, "y": x[::-1]})
+                  data={"x": x, "y": x[::-1]})
 
 
 def test_worst_coordinates_come_from_the_coord_fields():
