@@ -231,7 +231,8 @@ def _cmd_check(args) -> str:
         print(f"  {t.name:<30} p={t.pvalue:.3g} adjusted p={t.adjusted_pvalue:.3g}")
     if figures:
         print(f"  figures: {', '.join(str(f) for f in figures)}")
-    print(f"  {report.seconds:.1f} s" + ("" if report.permutations is None else f", {report.permutations} permutations"))
+    drawn = "" if report.permutations is None else f", {report.permutations} permutations"
+    print(f"  {report.seconds:.1f} s{drawn}")
     if low_power:
         print("specverify check: error: the check passed, but n is too small for the declared power, so the pass "
               "is no evidence of exactness at --epsilon; use the n above (or leave --n out), or pass "

@@ -35,8 +35,8 @@ from specverify._validate import in_unit_interval
 from specverify.errors import StatsError
 from specverify.harness.stats import cumsum, kernel
 from specverify.harness.stats.permutation import permutation_matrix
-from specverify.harness.stats.sequential import max_permutations
 from specverify.harness.stats.results import Battery, TestResult
+from specverify.harness.stats.sequential import max_permutations
 
 __all__ = ["DEFAULT_PERMUTATIONS", "minp_adjust", "two_sample_minp"]
 
