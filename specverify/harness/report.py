@@ -121,10 +121,15 @@ class Report:
     def exit_code(self) -> int:
         return 0 if self.verdict == "pass" else 1
 
+    @property
+    def caught_by(self) -> tuple[str, ...]:
+        """The blocks (distribution, independence, acceptance) with a rejected test, in the family's order."""
+        return tuple(dict.fromkeys(t.family for t in self.tests if t.rejected))
+
     def to_dict(self) -> dict:
         out = _fields(self)
         del out["data"]
-        return out | {"tests": [t.to_dict() for t in self.tests],
+        return out | {"caught_by": list(self.caught_by), "tests": [t.to_dict() for t in self.tests],
                       "acceptance": None if self.acceptance is None else self.acceptance.to_dict(),
                       "warnings": list(self.warnings)}
 
@@ -153,6 +158,17 @@ def _acceptance_markdown(acc: AcceptanceSummary) -> list[str]:
     return out
 
 
+def _independence_markdown(r: Report) -> list[str]:
+    rows = [t for t in r.tests if t.family == "independence"]
+    if not rows:
+        return []
+    out = ["", "## Independence", "", "Duplicates and near duplicates within the candidate's sample, and rows "
+           "shared between seeds (its own share of alpha).", "",
+           "| test | statistic | adjusted p | rejected | method |", "|---|---|---|---|---|"]
+    return out + [f"| {t.name} | {t.statistic:.4g} | {t.adjusted_pvalue:.3g} | {_yes(t.rejected)} | {t.method} |"
+                  for t in rows]
+
+
 def markdown(report: Report | Mapping, title: str = "specverify check") -> str:
     """A :class:`Report` as a Markdown page; or, for a check that stopped with an error, the mapping
     ``{**context, "verdict": "error", "error": message}`` as an error page."""
@@ -167,7 +183,9 @@ def markdown(report: Report | Mapping, title: str = "specverify check") -> str:
            f"- n = {r.n}, seed = {r.seed}; smallest KS distance detected with power {1 - r.beta:.3g}: "
            f"{r.min_detectable_ks:.4f}",
            f"- {r.seconds:.1f} s" + ("" if r.permutations is None else f"; {r.permutations} permutations")]
+    out += [f"- caught by: {', '.join(r.caught_by)}"] if r.caught_by else []
     out += [f"- warning: {w}" for w in r.warnings]
+    out += _independence_markdown(r)
     if r.acceptance is not None:
         out += _acceptance_markdown(r.acceptance)
     out += ["", "## Tests", "", "Sorted by adjusted p-value; BH q-values are exploratory.", "",

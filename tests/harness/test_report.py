@@ -12,7 +12,7 @@ from specverify.harness import report as R
 
 LAW = (np.array([1.0, -0.5]), np.array([0.5, 2.0]), np.array([[0.6, 0.8], [-0.8, 0.6]]))
 REPORT_KEYS = ["verdict", "alpha", "beta", "epsilon", "n", "min_detectable_ks", "reference", "seed", "correction",
-               "tests", "acceptance", "seconds", "warnings"]
+               "tests", "acceptance", "seconds", "warnings", "permutations", "caught_by"]
 TEST_KEYS = ["name", "family", "statistic", "pvalue", "adjusted_pvalue", "rejected", "bh_qvalue", "method", "n"]
 ACCEPTANCE_KEYS = ["trajectories", "accepted", "predicted_accepted", "verified", "acceptance_rate",
                    "predicted_acceptance_rate", "confidence", "ci_low", "ci_high", "per_position"]
@@ -36,7 +36,7 @@ def report():
     return check_against_law(_with_acceptance, *LAW, n=500, seed=3, keep_samples=True)
 
 
-def test_to_dict_has_exactly_the_old_keys_and_is_json(report):
+def test_to_dict_has_exactly_the_documented_keys_and_is_json(report):
     d = report.to_dict()
     assert list(d) == REPORT_KEYS
     assert all(list(t) == TEST_KEYS for t in d["tests"])
@@ -52,8 +52,9 @@ def test_to_dict_values_are_the_record_fields(report):
         assert row == {k: getattr(t, k) for k in TEST_KEYS}
     assert d["acceptance"] == report.acceptance.to_dict()
     assert AcceptanceSummary.from_dict(d["acceptance"]) == report.acceptance  # the summary round-trips
-    assert {k: d[k] for k in REPORT_KEYS if k not in ("tests", "acceptance", "warnings")} == \
-        {k: getattr(report, k) for k in REPORT_KEYS if k not in ("tests", "acceptance", "warnings")}
+    plain = [k for k in REPORT_KEYS if k not in ("tests", "acceptance", "warnings", "caught_by")]
+    assert {k: d[k] for k in plain} == {k: getattr(report, k) for k in plain}
+    assert d["caught_by"] == list(report.caught_by)
 
 
 def test_records_are_frozen(report):
@@ -71,7 +72,8 @@ def _coord_in_name(name):
 
 
 def test_coord_is_set_for_the_coordinate_tests_only(report):
-    assert [t.coord for t in report.tests] == [0, 1, None, None]  # coordinates, |w|^2, acceptance
+    # coordinates, |w|^2, the two independence tests, acceptance
+    assert [t.coord for t in report.tests] == [0, 1, None, None, None, None]
     assert [_coord_in_name(t.name) for t in report.tests] == [t.coord for t in report.tests]
 
 

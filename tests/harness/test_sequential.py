@@ -98,8 +98,8 @@ def _stop(p_star: float, alpha: float, limits, rng) -> tuple[bool, int]:
 @pytest.mark.slow
 def test_design_cost_and_power_at_alpha_1e3():
     """The rule's design targets at alpha = 1e-3: a bug at p* = alpha / 2 is caught with probability >= 0.8 (a
-    fixed B = 999 catches it with probability 1 - (1 - alpha/2)^999 = 0.39 for 'beats all', about 0.61 with
-    ties counted), a clear pass (p* = 0.5) stops within 50 permutations, p* = 0 rejects within 1.7 / alpha."""
+    fixed B = 999 catches it only when it beats all 999: probability (1 - alpha / 2)^999 = 0.61), a clear pass
+    (p* = 0.5) stops within a median of 50 permutations, p* = 0 rejects within 1.7 / alpha."""
     alpha, rng = 1e-3, np.random.default_rng(2)
     limits = futility_limits(alpha, max_permutations(alpha))
     power = np.mean([_stop(alpha / 2, alpha, limits, rng)[0] for _ in range(200)])

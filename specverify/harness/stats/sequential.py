@@ -22,7 +22,8 @@ extreme (this only lowers the rejection probability), and at the cap of ceil(20 
 Cost and power, from the choice of :data:`PRIOR` (measured by ``tests/harness/test_sequential.py``'s design
 checks): a clear pass stops after a few dozen permutations; a clear rejection after about 1.7 / alpha (the least
 any valid test can use is 1 / alpha - 1); a bug whose permutation p-value is alpha / 2 is rejected with
-probability about 0.88 (a fixed B = 1/alpha - 1 rejects it with probability about 0.61).
+probability about 0.85 (a fixed B = 1/alpha - 1 rejects it with probability (1 - alpha / 2)^B, about 0.61).
+Under H0 the rule rejects at about 0.8 alpha (Ville's bound is an inequality).
 
 The score may be built from a pilot batch of permutations (e.g. to standardise statistics by their permutation
 moments): the pilot rows are drawn first and never counted, so the score is a fixed function when the counted
