@@ -225,6 +225,8 @@ def _cmd_check(args) -> str:
     print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} against the {ref_text}")
     print(f"  n={report.n} alpha={report.alpha} over {len(report.tests)} tests ({report.correction}); "
           f"min detectable KS distance={report.min_detectable_ks:.4f} (power {1 - report.beta})")
+    if report.caught_by:
+        print(f"  caught by: {', '.join(report.caught_by)}")
     if report.acceptance is not None:
         print(f"  {acceptance_line(report.acceptance)}")
     for t in sorted(report.tests, key=lambda t: (t.adjusted_pvalue, t.pvalue))[:3]:
