@@ -220,7 +220,8 @@ def _cmd_check(args) -> str:
     _write(args.json, json.dumps(out, indent=2) + "\n")
     _write(args.markdown, markdown(report, f"specverify check: {what}"))
     figures = plots(report, args.plots) if args.plots is not None else []
-    for w in report.warnings:
+    note = (report.rejection_path or {}).get("note")
+    for w in report.warnings + ((note,) if note else ()):
         print(f"specverify check: warning: {w}", file=sys.stderr)
     print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} against the {ref_text}")
     print(f"  n={report.n} alpha={report.alpha} over {len(report.tests)} tests ({report.correction}); "

@@ -97,7 +97,9 @@ class AcceptanceSummary:
 class Report:
     """The suite's verdict on a candidate: the family's tests, the acceptance summary, sizes and warnings.
 
-    ``permutations``: the permutations the distribution block drew (None: no permutation test); ``data``
+    ``permutations``: the permutations the distribution block drew (None: no permutation test);
+    ``rejection_path``: rejected drafted steps, the fraction of trajectories with one, and a note when too few
+    (``suite.rejection_path``); ``data``
     (samples, for :func:`plots`) is kept only with ``keep_samples=True``; it is not in the JSON.
     """
 
@@ -115,6 +117,7 @@ class Report:
     seconds: float
     warnings: tuple[str, ...]
     permutations: int | None = None
+    rejection_path: dict | None = None
     data: dict | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
@@ -158,6 +161,15 @@ def _acceptance_markdown(acc: AcceptanceSummary) -> list[str]:
     return out
 
 
+def _rejection_markdown(rp: Mapping | None) -> list[str]:
+    if not rp:
+        return []
+    line = ("- rejected drafted steps: unknown" if rp["rejected_steps"] is None else
+            f"- rejected drafted steps: {rp['rejected_steps']} (in {rp['trajectories_with_rejection']:.4f} of the "
+            "trajectories)")
+    return [line] + ([f"- warning: {rp['note']}"] if rp["note"] else [])
+
+
 def _independence_markdown(r: Report) -> list[str]:
     rows = [t for t in r.tests if t.family == "independence"]
     if not rows:
@@ -184,6 +196,7 @@ def markdown(report: Report | Mapping, title: str = "specverify check") -> str:
            f"{r.min_detectable_ks:.4f}",
            f"- {r.seconds:.1f} s" + ("" if r.permutations is None else f"; {r.permutations} permutations")]
     out += [f"- caught by: {', '.join(r.caught_by)}"] if r.caught_by else []
+    out += _rejection_markdown(r.rejection_path)
     out += [f"- warning: {w}" for w in r.warnings]
     out += _independence_markdown(r)
     if r.acceptance is not None:

@@ -89,6 +89,25 @@ def _independence(candidate, x, y, alpha, seed) -> Battery:
     return holm([nearest_neighbour_test(x, y, alpha / 2, seed=seed), hygiene], alpha)  # alpha / 2: Holm's first step
 
 
+def rejection_path(acc, mdk: float) -> dict:
+    """How much of the rejection path the sample exercised: rejected drafted steps (verified minus accepted, from
+    the candidate's counts; None: unknown) and the fraction f of trajectories with at least one. A bug confined to
+    the rejection path changes only those trajectories, so it moves the law by at most f in total variation (and
+    KS <= TV): with f below the smallest detectable KS distance ``mdk``, a pass says nothing about that path."""
+    if acc is None or acc.get("verified") is None:
+        return {"rejected_steps": None, "trajectories_with_rejection": None,
+                "note": "rejected drafted steps unknown (the candidate reports no verified counts): the pass says "
+                        "nothing about how often the rejection path was exercised"}
+    rejected = np.asarray(acc["verified"]) - np.asarray(acc["accepted"])
+    f = float(np.mean(rejected > 0.5))
+    out = {"rejected_steps": int(round(rejected.sum())), "trajectories_with_rejection": f, "note": None}
+    if f < mdk:
+        out["note"] = (f"only {f:.4f} of the trajectories rejected a drafted step, below the smallest detectable KS "
+                       f"distance {mdk:.4f}: a bug on the rejection path cannot show at this n; use a harder problem "
+                       "or drafter (stress) or a larger n")
+    return out
+
+
 def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data):
     """The verdict from ``blocks`` (family name, battery); the acceptance block is added when ``acc`` is given."""
     blocks = list(blocks)
@@ -102,7 +121,8 @@ def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnin
                   for t, f, a, r, q in zip(family.tests, labels, family.adjusted, family.rejected, bh, strict=True))
     summary = None if acc is None else _acceptance(acc)
     return Report("fail" if family.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, family.correction,
-                  tests, summary, time.perf_counter() - t0, warnings, family.permutations, data)
+                  tests, summary, time.perf_counter() - t0, warnings, family.permutations, rejection_path(acc, mdk),
+                  data)
 
 
 def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,

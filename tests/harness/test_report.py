@@ -12,7 +12,7 @@ from specverify.harness import report as R
 
 LAW = (np.array([1.0, -0.5]), np.array([0.5, 2.0]), np.array([[0.6, 0.8], [-0.8, 0.6]]))
 REPORT_KEYS = ["verdict", "alpha", "beta", "epsilon", "n", "min_detectable_ks", "reference", "seed", "correction",
-               "tests", "acceptance", "seconds", "warnings", "permutations", "caught_by"]
+               "tests", "acceptance", "seconds", "warnings", "permutations", "rejection_path", "caught_by"]
 TEST_KEYS = ["name", "family", "statistic", "pvalue", "adjusted_pvalue", "rejected", "bh_qvalue", "method", "n"]
 ACCEPTANCE_KEYS = ["trajectories", "accepted", "predicted_accepted", "verified", "acceptance_rate",
                    "predicted_acceptance_rate", "confidence", "ci_low", "ci_high", "per_position"]

@@ -8,6 +8,7 @@ import torch
 
 from specverify.cli import main
 from specverify.harness import ContractError, check_against_law, check_against_sampler, draw
+from specverify.harness.report import markdown
 from specverify.harness.stats.sizing import ks_one_sample_n
 
 LAW = (np.array([1.0, -0.5]), np.array([0.5, 2.0]), np.array([[0.6, 0.8], [-0.8, 0.6]]))
@@ -174,3 +175,18 @@ def test_per_step_accept_flags_become_trajectory_counts():
         run(lambda n, s: {"samples": np.zeros((n, 2)), "step_accepted": flags * 2, "step_distance": dist}, 100, 0)
     with pytest.raises(ContractError, match="give both"):
         run(lambda n, s: {"samples": np.zeros((n, 2)), "step_accepted": flags}, 100, 0)
+
+
+def test_every_report_states_the_rejected_drafted_steps():
+    from specverify.harness.suite import rejection_path
+
+    n = 200
+    assert rejection_path(None, 0.05)["rejected_steps"] is None and rejection_path(None, 0.05)["note"]
+    none = rejection_path({"accepted": np.full(n, 4), "verified": np.full(n, 4), "predicted": np.full(n, 4.0)}, 0.05)
+    assert none["rejected_steps"] == 0 and none["trajectories_with_rejection"] == 0 and "cannot show" in none["note"]
+    half = rejection_path({"accepted": np.tile([3, 4], n // 2), "verified": np.full(n, 4),
+                           "predicted": np.full(n, 3.5)}, 0.05)
+    assert half["rejected_steps"] == n // 2 and half["trajectories_with_rejection"] == 0.5 and half["note"] is None
+    r = check_against_law(_with_acceptance(_gauss()), *LAW, n=500, seed=5)
+    assert r.rejection_path["rejected_steps"] == int(r.acceptance.verified - r.acceptance.accepted)
+    assert "rejected drafted steps" in markdown(r)
