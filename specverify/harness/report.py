@@ -254,13 +254,14 @@ def kills_markdown(out: Mapping, argv: str) -> str:
              f"either rejects.", "",
              f"Kill rate {out['kill_rate']:.2f}; correct sampler "
              f"{'FALSELY REJECTED' if out['reference_false_alarm'] else 'passes'}.", "",
-             "| sampler | bug | detected | min adjusted p | n | rejected by (default) | rejected by (stress) |",
-             "|---|---|---|---|---|---|---|"]
+             "| sampler | bug | detected | min adjusted p | n | rejected by (default) | rejected by (stress) | "
+             "permutations (default / stress) |", "|---|---|---|---|---|---|---|---|"]
     for r in [out["correct"], *out["mutants"]]:
         cfg = r["configurations"]
         lines.append(f"| {r['name']} | {r.get('description') or '(none)'} | {'yes' if r['detected'] else 'no'} | "
                      f"{r['min_adjusted_pvalue']:.3g} | {cfg['default']['n']} | "
-                     f"{_few(cfg['default']['rejected_tests'])} | {_few(cfg['stress']['rejected_tests'])} |")
+                     f"{_few(cfg['default']['rejected_tests'])} | {_few(cfg['stress']['rejected_tests'])} | "
+                     f"{cfg['default'].get('permutations')} / {cfg['stress'].get('permutations')} |")
     return "\n".join(lines) + "\n"
 
 
