@@ -19,11 +19,11 @@ strategy; Besag & Clifford 1991 is the curtailed special case that can only stop
 stops early to accept once W can no longer reach 1/alpha within the cap even if no further permutation is
 extreme (this only lowers the rejection probability), and at the cap of ceil(20 / alpha) permutations.
 
-Cost and power, from the choice of :data:`PRIOR` (measured by ``tests/harness/test_sequential.py``'s design
-checks): a clear pass stops after a few dozen permutations; a clear rejection after about 1.7 / alpha (the least
-any valid test can use is 1 / alpha - 1); a bug whose permutation p-value is alpha / 2 is rejected with
-probability about 0.85 (a fixed B = 1/alpha - 1 rejects it with probability (1 - alpha / 2)^B, about 0.61).
-Under H0 the rule rejects at about 0.8 alpha (Ville's bound is an inequality).
+Cost and power, from the choice of :data:`PRIOR` (the design check of ``tests/harness/test_sequential.py``
+asserts them at alpha = 1e-3): a clear pass stops after a median of at most 50 permutations; a clear rejection
+within 1.7 / alpha (the least any valid test can use is 1 / alpha - 1); a bug whose permutation p-value is
+alpha / 2 is rejected with probability at least 0.8 (a fixed B = 1/alpha - 1 rejects it with probability
+(1 - alpha / 2)^B, about 0.61). Ville's bound is an inequality: under H0 the rule rejects less often than alpha.
 
 The score may be built from a pilot batch of permutations (e.g. to standardise statistics by their permutation
 moments): the pilot rows are drawn first and never counted, so the score is a fixed function when the counted
