@@ -209,8 +209,10 @@ def assert_same_law(x, y, *, alpha: float | None = None, n_perm: int | None = No
     """Assert that samples x (n, d) and y (m, d) come from one law (numpy, torch or JAX arrays).
 
     Two-sample KS (coordinates, |x|^2, random projections), MMD and energy tests on shared permutations,
-    minP-adjusted (``stats.omnibus.two_sample_minp``): a family-wise level of exactly alpha. ``alpha`` defaults
-    to this test's share of the session budget; ``seed`` (the permutations and projections) to the test's seed.
+    minP-adjusted (``stats.omnibus.two_sample_minp``): a family-wise level of at most alpha, the permutations
+    stopping once the decision is settled (``n_perm``: a fixed number instead, level alpha up to 1/(n_perm + 1)).
+    ``alpha`` defaults to this test's share of the session budget; ``seed`` (the permutations and projections)
+    to the test's seed.
     Returns the :class:`~specverify.harness.stats.Battery`; raises AssertionError with its worst tests on rejection.
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this helper's

@@ -239,18 +239,22 @@ def _cmd_check(args) -> str:
     _write(args.json, json.dumps(out, indent=2) + "\n")
     _write(args.markdown, markdown(report, f"specverify check: {what}"))
     figures = plots(report, args.plots) if args.plots is not None else []
-    for w in report.warnings:
+    note = (report.rejection_path or {}).get("note")
+    for w in report.warnings + ((note,) if note else ()):
         print(f"specverify check: warning: {w}", file=sys.stderr)
     print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} against the {ref_text}")
     print(f"  n={report.n} alpha={report.alpha} over {len(report.tests)} tests ({report.correction}); "
           f"min detectable KS distance={report.min_detectable_ks:.4f} (power {1 - report.beta})")
+    if report.caught_by:
+        print(f"  caught by: {', '.join(report.caught_by)}")
     if report.acceptance is not None:
         print(f"  {acceptance_line(report.acceptance)}")
     for t in sorted(report.tests, key=lambda t: (t.adjusted_pvalue, t.pvalue))[:3]:
         print(f"  {t.name:<30} p={t.pvalue:.3g} adjusted p={t.adjusted_pvalue:.3g}")
     if figures:
         print(f"  figures: {', '.join(str(f) for f in figures)}")
-    print(f"  {report.seconds:.1f} s")
+    drawn = "" if report.permutations is None else f", {report.permutations} permutations"
+    print(f"  {report.seconds:.1f} s{drawn}")
     if low_power:
         print("specverify check: error: the check passed, but n is too small for the declared power, so the pass "
               "is no evidence of exactness at --epsilon; use the n above (or leave --n out), or pass "

@@ -37,8 +37,8 @@ import numpy as np
 from specverify._validate import positive_int
 from specverify.errors import CandidateError, ContractError, SpecverifyError, UsageError
 
-__all__ = ["ACCEPTANCE_KEYS", "STEP_KEYS", "CandidateError", "ContractError", "check_seeded", "draw", "run",
-           "time_limit"]
+__all__ = ["ACCEPTANCE_KEYS", "HYGIENE_SEEDS", "STEP_KEYS", "CandidateError", "ContractError", "check_seeded", "draw",
+           "run", "shared_rows", "time_limit"]
 
 ACCEPTANCE_KEYS = ("accepted", "predicted", "verified", "accepted_per_position", "verified_per_position",
                    "predicted_per_position")
@@ -224,3 +224,20 @@ def check_seeded(fn, seed: int, *, n: int = 8, what: str = "candidate", timeout:
         raise ContractError(f"{what} returned different samples for the same seed {seed}: it ignores its seed; "
                             "seed its generator from the seed argument")
     return acc is not None
+
+
+HYGIENE_SEEDS = (1, 720720)  # offsets of the second seeds: 720720 = lcm(1..16), so seed % m collides for m <= 16
+
+
+def shared_rows(fn, seed: int, *, n: int = 64, what: str = "candidate", timeout: float | None = None) -> dict:
+    """Seed hygiene: rows that ``fn(n, seed)`` shares with ``fn(n, seed + o)`` for each offset o of
+    :data:`HYGIENE_SEEDS` (a sampler of a continuous law shares none; one that reduces its seed modulo a small
+    number, or ignores part of it, repeats its samples). Returns {second seed: shared rows}."""
+    from specverify.harness.stats.independence import duplicate_rows
+
+    a = draw(fn, n, seed, what=what, timeout=timeout)
+    out = {}
+    for offset in HYGIENE_SEEDS:
+        b = draw(fn, n, seed + offset, what=what, timeout=timeout)
+        out[seed + offset] = duplicate_rows(np.concatenate([a, b])) - duplicate_rows(a) - duplicate_rows(b)
+    return out

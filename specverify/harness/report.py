@@ -97,7 +97,10 @@ class AcceptanceSummary:
 class Report:
     """The suite's verdict on a candidate: the family's tests, the acceptance summary, sizes and warnings.
 
-    ``data`` (samples, for :func:`plots`) is kept only with ``keep_samples=True``; it is not in the JSON.
+    ``permutations``: the permutations the distribution block drew (None: no permutation test);
+    ``rejection_path``: rejected drafted steps, the fraction of trajectories with one, and a note when too few
+    (``suite.rejection_path``); ``data``
+    (samples, for :func:`plots`) is kept only with ``keep_samples=True``; it is not in the JSON.
     """
 
     verdict: str
@@ -113,16 +116,23 @@ class Report:
     acceptance: AcceptanceSummary | None
     seconds: float
     warnings: tuple[str, ...]
+    permutations: int | None = None
+    rejection_path: dict | None = None
     data: dict | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def exit_code(self) -> int:
         return 0 if self.verdict == "pass" else 1
 
+    @property
+    def caught_by(self) -> tuple[str, ...]:
+        """The blocks (distribution, independence, acceptance) with a rejected test, in the family's order."""
+        return tuple(dict.fromkeys(t.family for t in self.tests if t.rejected))
+
     def to_dict(self) -> dict:
         out = _fields(self)
         del out["data"]
-        return out | {"tests": [t.to_dict() for t in self.tests],
+        return out | {"caught_by": list(self.caught_by), "tests": [t.to_dict() for t in self.tests],
                       "acceptance": None if self.acceptance is None else self.acceptance.to_dict(),
                       "warnings": list(self.warnings)}
 
@@ -151,6 +161,26 @@ def _acceptance_markdown(acc: AcceptanceSummary) -> list[str]:
     return out
 
 
+def _rejection_markdown(rp: Mapping | None) -> list[str]:
+    if not rp:
+        return []
+    line = ("- rejected drafted steps: unknown" if rp["rejected_steps"] is None else
+            f"- rejected drafted steps: {rp['rejected_steps']} (in {rp['trajectories_with_rejection']:.4f} of the "
+            "trajectories)")
+    return [line] + ([f"- warning: {rp['note']}"] if rp["note"] else [])
+
+
+def _independence_markdown(r: Report) -> list[str]:
+    rows = [t for t in r.tests if t.family == "independence"]
+    if not rows:
+        return []
+    out = ["", "## Independence", "", "Duplicates and near duplicates within the candidate's sample, and rows "
+           "shared between seeds (its own share of alpha).", "",
+           "| test | statistic | adjusted p | rejected | method |", "|---|---|---|---|---|"]
+    return out + [f"| {t.name} | {t.statistic:.4g} | {t.adjusted_pvalue:.3g} | {_yes(t.rejected)} | {t.method} |"
+                  for t in rows]
+
+
 def markdown(report: Report | Mapping, title: str = "specverify check") -> str:
     """A :class:`Report` as a Markdown page; or, for a check that stopped with an error, the mapping
     ``{**context, "verdict": "error", "error": message}`` as an error page."""
@@ -164,8 +194,11 @@ def markdown(report: Report | Mapping, title: str = "specverify check") -> str:
            f"- reference: {r.reference}; alpha = {r.alpha} (family-wise, {r.correction})",
            f"- n = {r.n}, seed = {r.seed}; smallest KS distance detected with power {1 - r.beta:.3g}: "
            f"{r.min_detectable_ks:.4f}",
-           f"- {r.seconds:.1f} s"]
+           f"- {r.seconds:.1f} s" + ("" if r.permutations is None else f"; {r.permutations} permutations")]
+    out += [f"- caught by: {', '.join(r.caught_by)}"] if r.caught_by else []
+    out += _rejection_markdown(r.rejection_path)
     out += [f"- warning: {w}" for w in r.warnings]
+    out += _independence_markdown(r)
     if r.acceptance is not None:
         out += _acceptance_markdown(r.acceptance)
     out += ["", "## Tests", "", "Sorted by adjusted p-value; BH q-values are exploratory.", "",
@@ -221,13 +254,14 @@ def kills_markdown(out: Mapping, argv: str) -> str:
              f"either rejects.", "",
              f"Kill rate {out['kill_rate']:.2f}; correct sampler "
              f"{'FALSELY REJECTED' if out['reference_false_alarm'] else 'passes'}.", "",
-             "| sampler | bug | detected | min adjusted p | n | rejected by (default) | rejected by (stress) |",
-             "|---|---|---|---|---|---|---|"]
+             "| sampler | bug | detected | min adjusted p | n | rejected by (default) | rejected by (stress) | "
+             "permutations (default / stress) |", "|---|---|---|---|---|---|---|---|"]
     for r in [out["correct"], *out["mutants"]]:
         cfg = r["configurations"]
         lines.append(f"| {r['name']} | {r.get('description') or '(none)'} | {'yes' if r['detected'] else 'no'} | "
                      f"{r['min_adjusted_pvalue']:.3g} | {cfg['default']['n']} | "
-                     f"{_few(cfg['default']['rejected_tests'])} | {_few(cfg['stress']['rejected_tests'])} |")
+                     f"{_few(cfg['default']['rejected_tests'])} | {_few(cfg['stress']['rejected_tests'])} | "
+                     f"{cfg['default'].get('permutations')} / {cfg['stress'].get('permutations')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,10 +1,13 @@
 """The suite: a candidate against a reference (an exact Gaussian law or a reference sampler).
 
-The verdict's family has up to two blocks, each corrected within and joined by Bonferroni (alpha / blocks each):
+The verdict's family has two or three blocks, each corrected within and joined by Bonferroni (alpha / blocks each):
 - distribution: against an exact law, the one-sample battery on whitened coordinates (independent under H0, so
   Holm is nearly exact); against a reference sampler, KS (coordinates, squared norm, random projections), MMD
   at five bandwidths and energy distance on shared permutations, minP-adjusted (``stats.omnibus``: exact level
   whatever the correlation between the tests);
+- independence: the nearest-neighbour permutation test for (near) duplicates within the candidate's sample
+  against a reference sample (the reference sampler's, or draws from the exact law; ``stats.independence``) and
+  seed hygiene (no rows shared with a second seed's samples; ``contracts.shared_rows``), Holm;
 - acceptance: when the candidate reports its acceptance counts, the trajectory t-test of accepted against
   predicted steps (``stats.acceptance``).
 Sizes come from (alpha, beta, epsilon) by the DKW bounds at the Bonferroni threshold alpha / (blocks k) of the
@@ -20,11 +23,12 @@ import numpy as np
 
 from specverify._validate import in_unit_interval, positive_int
 from specverify.errors import SampleSizeError, UsageError
-from specverify.harness.contracts import check_seeded, run
+from specverify.harness.contracts import check_seeded, run, shared_rows
 from specverify.harness.report import AcceptanceSummary, Report, ReportTest
 from specverify.harness.stats import MIN_SAMPLES, gaussian_one_sample
 from specverify.harness.stats.acceptance import acceptance_summary, acceptance_test
-from specverify.harness.stats.results import Battery, bonferroni_blocks
+from specverify.harness.stats.independence import nearest_neighbour_test
+from specverify.harness.stats.results import Battery, TestResult, bonferroni_blocks, holm
 from specverify.harness.stats.sizing import (
     ks_one_sample_n,
     ks_two_sample_n,
@@ -74,20 +78,51 @@ def _acceptance(acc) -> AcceptanceSummary:
         predicted_per_position=acc.get("predicted_per_position")))
 
 
-def _report(distribution: Battery, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data):
-    blocks = [distribution]
+def _independence(candidate, x, y, alpha, seed) -> Battery:
+    """The independence block: the nearest-neighbour test of x against the reference sample y, and seed hygiene
+    (rows shared with a second seed's samples), Holm at ``alpha``."""
+    shared = shared_rows(candidate, seed)
+    hygiene = TestResult("independence[seed hygiene]", float(sum(shared.values())),
+                         0.0 if any(shared.values()) else 1.0,
+                         f"rows of candidate(64, {seed}) repeated by candidate(64, s) for s in {sorted(shared)} "
+                         "(none for independent draws of a continuous law: p = 1 if none, else 0)", 64)
+    return holm([nearest_neighbour_test(x, y, alpha / 2, seed=seed), hygiene], alpha)  # alpha / 2: Holm's first step
+
+
+def rejection_path(acc, mdk: float) -> dict:
+    """How much of the rejection path the sample exercised: rejected drafted steps (verified minus accepted, from
+    the candidate's counts; None: unknown) and the fraction f of trajectories with at least one. A bug confined to
+    the rejection path changes only those trajectories, so it moves the law by at most f in total variation (and
+    KS <= TV): with f below the smallest detectable KS distance ``mdk``, a pass says nothing about that path."""
+    if acc is None or acc.get("verified") is None:
+        return {"rejected_steps": None, "trajectories_with_rejection": None,
+                "note": "rejected drafted steps unknown (the candidate reports no verified counts): the pass says "
+                        "nothing about how often the rejection path was exercised"}
+    rejected = np.asarray(acc["verified"]) - np.asarray(acc["accepted"])
+    f = float(np.mean(rejected > 0.5))
+    out = {"rejected_steps": int(round(rejected.sum())), "trajectories_with_rejection": f, "note": None}
+    if f < mdk:
+        out["note"] = (f"only {f:.4f} of the trajectories rejected a drafted step, below the smallest detectable KS "
+                       f"distance {mdk:.4f}: a bug on the rejection path cannot show at this n; use a harder problem "
+                       "or drafter (stress) or a larger n")
+    return out
+
+
+def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data):
+    """The verdict from ``blocks`` (family name, battery); the acceptance block is added when ``acc`` is given."""
+    blocks = list(blocks)
     if acc is not None:
         t = acceptance_test(acc["accepted"], acc["predicted"])
-        blocks.append(Battery((t,), (t.pvalue,), (t.pvalue <= alpha,), alpha, "single"))
-    family = bonferroni_blocks(blocks, alpha)
-    extra = len(family.tests) - len(distribution.tests)
-    labels = ["distribution"] * len(distribution.tests) + ["acceptance"] * extra
+        blocks.append(("acceptance", Battery((t,), (t.pvalue,), (t.pvalue <= alpha,), alpha, "single")))
+    family = bonferroni_blocks([b for _, b in blocks], alpha)
+    labels = [name for name, b in blocks for _ in b.tests]
     bh = _bh([t.pvalue for t in family.tests])
     tests = tuple(ReportTest(t.name, f, t.statistic, t.pvalue, a, r, float(q), t.method, t.n, t.coord)
                   for t, f, a, r, q in zip(family.tests, labels, family.adjusted, family.rejected, bh, strict=True))
     summary = None if acc is None else _acceptance(acc)
     return Report("fail" if family.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, family.correction,
-                  tests, summary, time.perf_counter() - t0, warnings, data)
+                  tests, summary, time.perf_counter() - t0, warnings, family.permutations, rejection_path(acc, mdk),
+                  data)
 
 
 def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
@@ -96,17 +131,21 @@ def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.0
     t0 = time.perf_counter()
     _levels(alpha, beta, epsilon, n)
     d = len(mean)
-    blocks = 2 if check_seeded(candidate, seed) else 1
+    blocks = 3 if check_seeded(candidate, seed) else 2  # distribution, independence (and acceptance)
     k = d + 1  # coordinates and the squared norm
     a_block = alpha / blocks
     needed = ks_one_sample_n(a_block / k, beta, epsilon)
     n = needed if n is None else int(n)
     x, acc = run(candidate, n, seed, dim=d)
     battery = gaussian_one_sample(x, np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs), a_block)
+    z = np.random.default_rng([seed, REFERENCE_SEED_OFFSET]).standard_normal(x.shape)
+    y = np.asarray(mean) + (z * np.sqrt(np.asarray(eigvals))) @ np.asarray(eigvecs).T  # draws of the exact law
+    independence = _independence(candidate, x, y, a_block, seed)
     mdk = min_detectable_ks_one_sample(n, a_block / k, beta)
     data = {"x": x, "law": (np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs))} if keep_samples else None
-    return _report(battery, acc, kind="exact", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed,
-                   t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
+    return _report([("distribution", battery), ("independence", independence)], acc, kind="exact", alpha=alpha,
+                   beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
+                   warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
 
 
 def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
@@ -116,7 +155,7 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
 
     t0 = time.perf_counter()
     _levels(alpha, beta, epsilon, n)
-    blocks = 2 if check_seeded(candidate, seed) else 1
+    blocks = 3 if check_seeded(candidate, seed) else 2  # distribution, independence (and acceptance)
     k = min(dim, MAX_COORDS) + 1 + (N_PROJECTIONS if dim > 1 else 0) + N_KERNEL_TESTS
     a_block = alpha / blocks
     needed = ks_two_sample_n(a_block / k, beta, epsilon)
@@ -125,7 +164,9 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
     y = run(reference, n, seed + REFERENCE_SEED_OFFSET, dim=dim, what="reference")[0]
     battery = two_sample_minp(x, y, a_block, n_perm=n_perm, n_projections=N_PROJECTIONS, max_coords=MAX_COORDS,
                               seed=seed)
+    independence = _independence(candidate, x, y, a_block, seed)
     mdk = min_detectable_ks_two_sample(n, n, a_block / k, beta)
     data = {"x": x, "y": y} if keep_samples else None
-    return _report(battery, acc, kind="sampler", alpha=alpha, beta=beta, epsilon=epsilon, n=n, mdk=mdk,
-                   seed=seed, t0=t0, warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
+    return _report([("distribution", battery), ("independence", independence)], acc, kind="sampler", alpha=alpha,
+                   beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
+                   warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)

@@ -12,7 +12,7 @@ from specverify.harness import report as R
 
 LAW = (np.array([1.0, -0.5]), np.array([0.5, 2.0]), np.array([[0.6, 0.8], [-0.8, 0.6]]))
 REPORT_KEYS = ["verdict", "alpha", "beta", "epsilon", "n", "min_detectable_ks", "reference", "seed", "correction",
-               "tests", "acceptance", "seconds", "warnings"]
+               "tests", "acceptance", "seconds", "warnings", "permutations", "rejection_path", "caught_by"]
 TEST_KEYS = ["name", "family", "statistic", "pvalue", "adjusted_pvalue", "rejected", "bh_qvalue", "method", "n"]
 ACCEPTANCE_KEYS = ["trajectories", "accepted", "predicted_accepted", "verified", "acceptance_rate",
                    "predicted_acceptance_rate", "confidence", "ci_low", "ci_high", "per_position"]
@@ -36,7 +36,7 @@ def report():
     return check_against_law(_with_acceptance, *LAW, n=500, seed=3, keep_samples=True)
 
 
-def test_to_dict_has_exactly_the_old_keys_and_is_json(report):
+def test_to_dict_has_exactly_the_documented_keys_and_is_json(report):
     d = report.to_dict()
     assert list(d) == REPORT_KEYS
     assert all(list(t) == TEST_KEYS for t in d["tests"])
@@ -52,8 +52,9 @@ def test_to_dict_values_are_the_record_fields(report):
         assert row == {k: getattr(t, k) for k in TEST_KEYS}
     assert d["acceptance"] == report.acceptance.to_dict()
     assert AcceptanceSummary.from_dict(d["acceptance"]) == report.acceptance  # the summary round-trips
-    assert {k: d[k] for k in REPORT_KEYS if k not in ("tests", "acceptance", "warnings")} == \
-        {k: getattr(report, k) for k in REPORT_KEYS if k not in ("tests", "acceptance", "warnings")}
+    plain = [k for k in REPORT_KEYS if k not in ("tests", "acceptance", "warnings", "caught_by")]
+    assert {k: d[k] for k in plain} == {k: getattr(report, k) for k in plain}
+    assert d["caught_by"] == list(report.caught_by)
 
 
 def test_records_are_frozen(report):
@@ -71,7 +72,8 @@ def _coord_in_name(name):
 
 
 def test_coord_is_set_for_the_coordinate_tests_only(report):
-    assert [t.coord for t in report.tests] == [0, 1, None, None]  # coordinates, |w|^2, acceptance
+    # coordinates, |w|^2, the two independence tests, acceptance
+    assert [t.coord for t in report.tests] == [0, 1, None, None, None, None]
     assert [_coord_in_name(t.name) for t in report.tests] == [t.coord for t in report.tests]
 
 
@@ -94,7 +96,7 @@ def _fake(pvalues_by_coord, *, name="t"):
                   for i, (coord, p) in enumerate(pvalues_by_coord))
     x = np.random.default_rng(0).normal(size=(200, 6))
     return Report("pass", 0.01, 0.05, 0.05, 200, 0.1, "sampler", 0, "holm", tests, None, 0.0, (),
-                  {"x": x, "y": x[::-1]})
+                  data={"x": x, "y": x[::-1]})
 
 
 def test_worst_coordinates_come_from_the_coord_fields():
@@ -146,7 +148,8 @@ def test_markdown_of_a_check_that_stopped():
 def _kills():
     def row(name, description, detected, rejected):
         cfg = {"drafter": "d", "window": 4, "verdict": "fail" if rejected else "pass", "n": 300,
-               "min_adjusted_pvalue": 0.001 if rejected else 0.5, "rejected_tests": rejected}
+               "min_adjusted_pvalue": 0.001 if rejected else 0.5, "rejected_tests": rejected,
+               "permutations": 1700 if rejected else 50}
         return {"name": name, "description": description, "configurations": {"default": cfg, "stress": cfg},
                 "detected": detected, "min_adjusted_pvalue": cfg["min_adjusted_pvalue"]}
 
@@ -162,6 +165,6 @@ def test_kills_markdown():
     page = R.kills_markdown(_kills(), "mutants --problem gaussian")
     assert "Measured by `specverify mutants --problem gaussian` (12 s)" in page and "alpha / 2 = 0.005" in page
     rows = [line for line in page.splitlines() if line.startswith("| ") and not line.startswith("| sampler")]
-    assert rows[0] == "| correct | (none) | no | 0.5 | 300 | - | - |"
+    assert rows[0] == "| correct | (none) | no | 0.5 | 300 | - | - | 50 / 50 |"
     assert rows[1] == ("| no-reflection | rejected steps are not reflected | yes | 0.001 | 300 | "
-                       "t0, t1, t2, t3 and 2 more | t0, t1, t2, t3 and 2 more |")
+                       "t0, t1, t2, t3 and 2 more | t0, t1, t2, t3 and 2 more | 1700 / 1700 |")

@@ -8,6 +8,7 @@ import torch
 
 from specverify.cli import main
 from specverify.harness import ContractError, check_against_law, check_against_sampler, draw
+from specverify.harness.report import markdown
 from specverify.harness.stats.sizing import ks_one_sample_n
 
 LAW = (np.array([1.0, -0.5]), np.array([0.5, 2.0]), np.array([[0.6, 0.8], [-0.8, 0.6]]))
@@ -54,7 +55,7 @@ def test_a_candidate_that_ignores_its_seed_is_refused():
 def test_law_check_passes_the_truth_and_fails_a_scale_error():
     ok = check_against_law(_gauss(), *LAW, alpha=0.01, seed=1)
     assert ok.verdict == "pass" and ok.exit_code == 0
-    assert ok.n == ks_one_sample_n(0.01 / 3, 0.05, 0.05) and ok.min_detectable_ks == pytest.approx(0.05, rel=0.01)
+    assert ok.n == ks_one_sample_n(0.01 / 2 / 3, 0.05, 0.05) and ok.min_detectable_ks == pytest.approx(0.05, rel=0.01)
     bad = check_against_law(_gauss(scale=1.1), *LAW, alpha=0.01, seed=1)
     assert bad.verdict == "fail" and bad.exit_code == 1
 
@@ -76,7 +77,7 @@ def test_cli_check_passes_our_sampler(tmp_path):
                "--window", "4", "--json", str(js)])
     report = json.loads(js.read_text())
     assert rc == 0 and report["verdict"] == "pass" and report["power_ok"]
-    assert report["n"] == ks_one_sample_n(0.01 / 2 / 3, 0.05, 0.05)  # two blocks: distribution and acceptance
+    assert report["n"] == ks_one_sample_n(0.01 / 3 / 3, 0.05, 0.05)  # distribution, independence, acceptance
 
 
 def test_cli_check_fails_a_mutant_with_exit_1(tmp_path):
@@ -107,7 +108,7 @@ def test_cli_check_bad_input_exits_2(capsys):
 def test_too_few_samples_for_the_declared_power_is_reported():
     r = check_against_law(_gauss(), *LAW, n=500, seed=4, epsilon=0.05)
     assert r.min_detectable_ks > 0.05
-    assert len(r.warnings) == 1 and f"n >= {ks_one_sample_n(0.01 / 3, 0.05, 0.05)}" in r.warnings[0]
+    assert len(r.warnings) == 1 and f"n >= {ks_one_sample_n(0.01 / 2 / 3, 0.05, 0.05)}" in r.warnings[0]
     assert check_against_law(_gauss(), *LAW, seed=4).warnings == ()  # a tuple: the report is frozen
 
 
@@ -133,8 +134,8 @@ def _with_acceptance(sampler, bias=0.0, steps=20, p=0.8):
 
 def test_acceptance_counts_join_the_verdict_as_a_second_block():
     ok = check_against_law(_with_acceptance(_gauss()), *LAW, alpha=0.01, seed=5)
-    assert ok.verdict == "pass" and ok.correction == "bonferroni over blocks: holm[3] + single[1]"
-    assert ok.n == ks_one_sample_n(0.01 / 2 / 3, 0.05, 0.05)  # each block spends alpha / 2
+    assert ok.verdict == "pass" and ok.correction == "bonferroni over blocks: holm[3] + holm[2] + single[1]"
+    assert ok.n == ks_one_sample_n(0.01 / 3 / 3, 0.05, 0.05)  # distribution, independence, acceptance: alpha / 3 each
     assert ok.tests[-1].family == "acceptance" and ok.acceptance.verified == 20 * ok.n
     assert ok.acceptance.ci_low <= 0.8 <= ok.acceptance.ci_high
     bad = check_against_law(_with_acceptance(_gauss(), bias=0.02), *LAW, alpha=0.01, seed=5)
@@ -155,7 +156,8 @@ def test_mapping_contract_errors(out, match):
 
 def test_sampler_check_reports_minp_and_bh():
     r = check_against_sampler(_gauss(), _gauss(), 2, n=1000, seed=6)
-    assert r.correction == "minP[25]" and {t.name for t in r.tests} >= {"energy", "mmd[h=1 median]", "ks[|x|^2]"}
+    assert r.correction == "bonferroni over blocks: minP[25] + holm[2]"
+    assert {t.name for t in r.tests} >= {"energy", "mmd[h=1 median]", "ks[|x|^2]"}
     assert all(0 < t.pvalue <= t.bh_qvalue + 1e-12 and t.pvalue <= t.adjusted_pvalue for t in r.tests)
 
 
@@ -173,3 +175,18 @@ def test_per_step_accept_flags_become_trajectory_counts():
         run(lambda n, s: {"samples": np.zeros((n, 2)), "step_accepted": flags * 2, "step_distance": dist}, 100, 0)
     with pytest.raises(ContractError, match="give both"):
         run(lambda n, s: {"samples": np.zeros((n, 2)), "step_accepted": flags}, 100, 0)
+
+
+def test_every_report_states_the_rejected_drafted_steps():
+    from specverify.harness.suite import rejection_path
+
+    n = 200
+    assert rejection_path(None, 0.05)["rejected_steps"] is None and rejection_path(None, 0.05)["note"]
+    none = rejection_path({"accepted": np.full(n, 4), "verified": np.full(n, 4), "predicted": np.full(n, 4.0)}, 0.05)
+    assert none["rejected_steps"] == 0 and none["trajectories_with_rejection"] == 0 and "cannot show" in none["note"]
+    half = rejection_path({"accepted": np.tile([3, 4], n // 2), "verified": np.full(n, 4),
+                           "predicted": np.full(n, 3.5)}, 0.05)
+    assert half["rejected_steps"] == n // 2 and half["trajectories_with_rejection"] == 0.5 and half["note"] is None
+    r = check_against_law(_with_acceptance(_gauss()), *LAW, n=500, seed=5)
+    assert r.rejection_path["rejected_steps"] == int(r.acceptance.verified - r.acceptance.accepted)
+    assert "rejected drafted steps" in markdown(r)

@@ -34,8 +34,9 @@ import torch
 from specverify._validate import in_unit_interval
 from specverify.errors import StatsError
 from specverify.harness.stats import cumsum, kernel
-from specverify.harness.stats.permutation import min_permutations, permutation_matrix
+from specverify.harness.stats.permutation import permutation_matrix
 from specverify.harness.stats.results import Battery, TestResult
+from specverify.harness.stats.sequential import max_permutations
 
 __all__ = ["DEFAULT_PERMUTATIONS", "minp_adjust", "two_sample_minp"]
 
@@ -75,9 +76,10 @@ def minp_adjust(raw, rtol, tails=None, rng=None) -> tuple[np.ndarray, np.ndarray
     return marginal, np.maximum(adjusted, marginal)
 
 
-def _tails(ks_cols, n: int, m: int):
+def _tails(ks_cols, n: int, m: int, moments=None):
     """Tail areas for minP: Kolmogorov's asymptotic tail for KS columns, the normal tail of the standardised
-    statistic (column moments over all rows) for the others."""
+    statistic for the others, by the column moments over all rows (``moments=None``, the fixed-B engine) or by
+    the given (mean, sd) (the sequential engine's pilot moments: then a fixed map of each row)."""
     from scipy import special, stats
 
     ks_cols = np.asarray(ks_cols, dtype=bool)
@@ -87,12 +89,44 @@ def _tails(ks_cols, n: int, m: int):
         g = np.empty_like(raw)
         g[:, ks_cols] = special.kolmogorov(en * raw[:, ks_cols])
         other = raw[:, ~ks_cols]
-        sd = other.std(0)
-        z = (other - other.mean(0)) / np.where(sd > 0, sd, 1.0)
+        mean, sd = (other.mean(0), other.std(0)) if moments is None else moments
+        z = (other - mean) / np.where(sd > 0, sd, 1.0)
         g[:, ~ks_cols] = np.where(sd > 0, stats.norm.sf(z), 1.0)
         return g
 
     return tails
+
+
+def _pilot_tails(ks_cols, n: int, m: int):
+    """The sequential engine's ``tail_map``: ``_tails`` with the kernel columns' moments from the pilot rows."""
+    ks_cols = np.asarray(ks_cols, dtype=bool)
+
+    def tail_map(pilot):
+        other = pilot[:, ~ks_cols]
+        return _tails(ks_cols, n, m, (other.mean(0), other.std(0)))
+
+    return tail_map
+
+
+def _sequential(statistic, n: int, m: int, ks_cols, rtol, alpha: float, seed: int, batch: int):
+    """Observed statistics, marginal and adjusted p-values, the method suffix and the permutations drawn, from
+    the sequential engine.
+
+    The battery's p-value (the smallest adjusted one, at the test with the smallest observed tail) is the
+    anytime-valid p-value of ``sequential.sequential_minp_counts``; every other test's adjusted value is its
+    single-step minP count on the same permutations, never below the battery's p-value (descriptive)."""
+    from specverify.harness.stats.sequential import sequential_minp_counts
+
+    r = sequential_minp_counts(statistic, n + m, alpha=alpha, seed=seed, tail_map=_pilot_tails(ks_cols, n, m),
+                               rtol=rtol, batch_size=batch)
+    rows = r.n_perm + 1
+    u = np.random.default_rng([seed, 7]).uniform(size=r.above.size)
+    marginal = (r.above + u * (r.tied + 1)) / rows
+    adjusted = np.maximum.reduce([(1 + r.extreme) / rows, marginal, np.full(marginal.size, r.pvalue)])
+    adjusted[int(np.argmin(r.observed_tails))] = r.pvalue
+    suffix = (f"; sequential minP (betting, anytime-valid) over {len(rtol)} tests, stopped ({r.stop}) after "
+              f"{r.n_perm} permutations + {r.n_pilot} pilot, seed={seed}")
+    return r.observed, marginal, adjusted, suffix, r.n_perm + r.n_pilot
 
 
 def _directions(x: np.ndarray, n_projections: int, max_coords: int, seed: int):
@@ -113,14 +147,16 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
                     kernel_tests: bool = True, seed: int = 0) -> Battery:
     """KS, MMD and energy tests of x (n, d) against y (m, d), minP-adjusted on shared permutations.
 
-    ``n_perm`` defaults to ``DEFAULT_PERMUTATIONS`` (or the fewest that can reject at ``alpha`` if more).
+    ``n_perm=None`` (the default): the sequential engine (``stats.sequential``), which stops once the decision at
+    ``alpha`` is settled (at most ceil(20 / alpha) permutations); an integer: that fixed number B of permutations
+    (at least ceil(1/alpha) - 1; ``DEFAULT_PERMUTATIONS`` = 999 was the former default).
     """
     from specverify.harness.stats.two_sample import _pair
 
     alpha = in_unit_interval(alpha, "alpha", StatsError)
     x, y = _pair(x, y)
     n, m = len(x), len(y)
-    n_perm = max(DEFAULT_PERMUTATIONS, min_permutations(alpha)) if n_perm is None else int(n_perm)
+    n_perm = None if n_perm is None else int(n_perm)
     names, dirs = _directions(x, n_projections, max_coords, seed)
     z = np.concatenate([x, y])
     cols = list((z @ dirs).T)
@@ -165,13 +201,18 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
     def statistic(perms):
         return torch.cat([p(perms).reshape(perms.shape[0], -1).double() for p in parts], dim=1)
 
-    raw = permutation_matrix(statistic, n + m, n_perm=n_perm, seed=seed, alpha=alpha,
-                             batch_size=kernel._batch(n + m, per_item, n_perm))
-    marginal, adjusted = minp_adjust(raw.numpy(), rtol, _tails([nm.startswith("ks[") for nm in names], n, m),
-                                     rng=np.random.default_rng([seed, 7]))
-    suffix = f"; minP-adjusted over {len(names)} tests, B={n_perm} shared permutations, seed={seed}"
+    ks_cols = [nm.startswith("ks[") for nm in names]
+    if n_perm is None:
+        observed, marginal, adjusted, suffix, used = _sequential(
+            statistic, n, m, ks_cols, rtol, alpha, seed, kernel._batch(n + m, per_item, max_permutations(alpha)))
+    else:
+        raw = permutation_matrix(statistic, n + m, n_perm=n_perm, seed=seed, alpha=alpha,
+                                 batch_size=kernel._batch(n + m, per_item, n_perm)).numpy()
+        marginal, adjusted = minp_adjust(raw, rtol, _tails(ks_cols, n, m), rng=np.random.default_rng([seed, 7]))
+        observed, used = raw[0], n_perm
+        suffix = f"; minP-adjusted over {len(names)} tests, B={n_perm} shared permutations, seed={seed}"
     coords = (dirs[:, :n_coords].argmax(0).tolist() + [None] * len(names))[:len(names)]  # coordinates come first
-    tests = tuple(TestResult(nm, float(raw[0, j]), float(marginal[j]), methods[j] + suffix, min(n, m), coords[j])
+    tests = tuple(TestResult(nm, float(observed[j]), float(marginal[j]), methods[j] + suffix, min(n, m), coords[j])
                   for j, nm in enumerate(names))
     return Battery(tests, tuple(float(a) for a in adjusted), tuple(bool(a <= alpha) for a in adjusted), float(alpha),
-                   correction="minP")
+                   correction="minP", permutations=used)

@@ -37,8 +37,8 @@ import torch
 
 from specverify.errors import StatsError
 
-__all__ = ["TIE_RTOL", "PermutationError", "PermutationResult", "group_indicator", "max_standardised",
-           "min_permutations", "permutation_matrix", "permutation_pvalue", "permutation_test"]
+__all__ = ["TIE_RTOL", "PermutationError", "PermutationResult", "draw_permutations", "evaluator", "group_indicator",
+           "max_standardised", "min_permutations", "permutation_matrix", "permutation_pvalue", "permutation_test"]
 
 TIE_RTOL = 1e-9
 
@@ -108,6 +108,25 @@ def group_indicator(perms: torch.Tensor, n_first: int, dtype=torch.float64) -> t
     return a.scatter_(1, perms[:, :n_first], 1.0)
 
 
+def draw_permutations(gen: torch.Generator, n_items: int, b: int) -> torch.Tensor:
+    """The next ``b`` permutations of ``n_items`` from ``gen``, drawn one by one (a (b, n_items) long tensor)."""
+    return torch.stack([torch.randperm(n_items, generator=gen) for _ in range(b)])
+
+
+def evaluator(statistic: Callable[[torch.Tensor], torch.Tensor], device=None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``perms -> (b, k)`` float64 CPU statistics of ``statistic`` evaluated on ``device``; checks the row count."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+
+    def evaluate(perms: torch.Tensor) -> torch.Tensor:
+        s = statistic(perms.to(device))
+        s = s.reshape(s.shape[0], -1) if s.ndim > 1 else s[:, None]
+        if s.shape[0] != perms.shape[0]:
+            raise PermutationError(f"the statistic returned {s.shape[0]} rows for {perms.shape[0]} permutations")
+        return s.detach().to("cpu", torch.float64)
+
+    return evaluate
+
+
 def permutation_matrix(statistic: Callable[[torch.Tensor], torch.Tensor], n_items: int, *, n_perm: int, seed: int,
                        alpha: float | None = None, batch_size: int = 256,
                        device: torch.device | str | None = None) -> torch.Tensor:
@@ -121,22 +140,13 @@ def permutation_matrix(statistic: Callable[[torch.Tensor], torch.Tensor], n_item
     if int(batch_size) != batch_size or batch_size < 1:
         raise PermutationError(f"batch_size must be a positive integer, got {batch_size!r}")
     n_items, batch_size = int(n_items), int(batch_size)
-    device = torch.device(device) if device is not None else torch.device("cpu")
-
-    def evaluate(perms: torch.Tensor) -> torch.Tensor:
-        s = statistic(perms.to(device))
-        s = s.reshape(s.shape[0], -1) if s.ndim > 1 else s[:, None]
-        if s.shape[0] != perms.shape[0]:
-            raise PermutationError(f"the statistic returned {s.shape[0]} rows for {perms.shape[0]} permutations")
-        return s.detach().to("cpu", torch.float64)
-
+    evaluate = evaluator(statistic, device)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     rows = [evaluate(torch.arange(n_items).unsqueeze(0))]
     done = 0
     while done < n_perm:
         b = min(batch_size, n_perm - done)
-        perms = torch.stack([torch.randperm(n_items, generator=gen) for _ in range(b)])
-        rows.append(evaluate(perms))
+        rows.append(evaluate(draw_permutations(gen, n_items, b)))
         done += b
     return torch.cat(rows)
 

@@ -28,13 +28,15 @@ class TestResult:
 
 @dataclasses.dataclass(frozen=True)
 class Battery:
-    """Several tests of one hypothesis, adjusted at family-wise level ``alpha`` (``correction``: holm, minP, ...)."""
+    """Several tests of one hypothesis, adjusted at family-wise level ``alpha`` (``correction``: holm, minP, ...);
+    ``permutations``: the permutations a permutation-calibrated battery drew (None: none)."""
 
     tests: tuple[TestResult, ...]
     adjusted: tuple[float, ...]
     rejected: tuple[bool, ...]
     alpha: float
     correction: str = "holm"
+    permutations: int | None = None
 
     @property
     def reject(self) -> bool:
@@ -89,5 +91,6 @@ def bonferroni_blocks(blocks, alpha: float) -> Battery:
     tests = tuple(t for b in blocks for t in b.tests)
     adjusted = tuple(min(1.0, k * a) for b in blocks for a in b.adjusted)
     correction = " + ".join(f"{b.correction}[{len(b.tests)}]" for b in blocks)
+    drawn = [b.permutations for b in blocks if b.permutations is not None]
     return Battery(tests, adjusted, tuple(a <= alpha for a in adjusted), float(alpha),
-                   correction if k == 1 else f"bonferroni over blocks: {correction}")
+                   correction if k == 1 else f"bonferroni over blocks: {correction}", sum(drawn) if drawn else None)
