@@ -1,6 +1,7 @@
 """The acceptance study across problems, dimensions and chain lengths (issue: theory and acceptance).
 
-For each configuration, `specverify accept` (our sampler, the frozen drafters, windows 1, 2, 4, 8, 16): acceptance,
+For each configuration, `specverify accept` (our sampler, the frozen drafters, windows 1, 2, 4, 8, 16, both round
+policies side by side: accepted+1, the default, and window-start; `theory/rounds.md`): acceptance,
 accepted length, rounds and nfe_ratio, each next to its prediction from the logged |D| values, with 99% intervals.
 Writes one Markdown page with every table and a summary of the predictions that fall outside their interval.
 
@@ -15,6 +16,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from specverify.specs import ROUND_POLICIES
 
 PROBLEMS, DIMS, STEPS = ("gmm", "gaussian"), (2, 64, 3072), (50, 200, 1000)
 DRAFTERS, WINDOWS = ("frozen-drift", "frozen-denoiser"), (1, 2, 4, 8, 16)
@@ -37,7 +40,7 @@ def run(configs, n: int, seed: int, out_json: Path | None, done: list[dict] = ()
         t0 = time.perf_counter()
         setup = make_setup(problem, dim=dim, steps=steps)
         m = n_for(dim, steps, n)
-        rows = study.run_study(setup, DRAFTERS, WINDOWS, n=m, seed=seed)
+        rows = study.run_study(setup, DRAFTERS, WINDOWS, n=m, seed=seed, policies=ROUND_POLICIES)
         res = {"problem": problem, "dim": dim, "steps": steps, "n": m, "seed": seed, "rows": rows,
                "seconds": time.perf_counter() - t0}
         results.append(res)
@@ -83,9 +86,10 @@ def markdown(results: list[dict], command: str, resumed: bool = False) -> str:
            f"against 99% intervals; {len(outside)} fall outside (about {0.01 * len(checks):.1f} would by chance "
            f"if every prediction were exact and the intervals exact).", ""]
     if outside:
-        out += ["| problem | d | steps | drafter | L | figure | measured | predicted | variance across trajectories, "
-                "measured / independent model |", "|---|---|---|---|---|---|---|---|---|"]
+        out += ["| problem | d | steps | drafter | L | policy | figure | measured | predicted | variance across "
+                "trajectories, measured / independent model |", "|---|---|---|---|---|---|---|---|---|---|"]
         out += [f"| {res['problem']} | {res['dim']} | {res['steps']} | {r['drafter']} | {r['window']} | "
+                f"{r.get('policy', '-')} | "
                 f"{k.removesuffix('_inside')} | {_measured(r, k)} | {_predicted(r, k)} | {_dispersion(r, k)} |"
                 for res, r, k in outside]
         rel = [abs(r[_KEYS[k][0]] / r[_KEYS[k][1]] - 1) for _, r, k in outside]
@@ -96,7 +100,7 @@ def markdown(results: list[dict], command: str, resumed: bool = False) -> str:
                 f"({rates_missed} of the misses above are acceptance rates). The rounds and accepted-steps "
                 "predictions come from the dynamic program of `theory/rounds.md`, fed with the logged probability "
                 "per (chain step, window position); the program is exact when acceptance depends on the cell only "
-                "(checked by enumeration through the real sampler in `tests/test_theory.py`), and for the frozen "
+                "(checked by enumeration through the real sampler in `tests/harness/test_predictions.py`, both policies), and for the frozen "
                 "drafters its variance assumes independence across windows. Cells that no window visited (late "
                 "positions of long windows, when there are few trajectories) borrow their own position's ratio at "
                 "the nearest steps (an earlier version borrowed the step's mean over positions, which overstated "

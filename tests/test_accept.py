@@ -39,16 +39,17 @@ def test_accept_writes_rows_with_predictions_inside_the_intervals(tmp_path, caps
                "frozen-drift,frozen-denoiser,stress", "--windows", "1,2,8", "--n", "2000", "--json", str(js),
                "--markdown", str(md), "--plots", str(figs)])
     res = json.loads(js.read_text())
-    assert rc == 0 and len(res["rows"]) == 9 and KEYS <= res["rows"][0].keys()
+    assert rc == 0 and len(res["rows"]) == 18 and KEYS <= res["rows"][0].keys()  # 3 drafters x 3 windows x 2 policies
+    assert [r["policy"] for r in res["rows"][:2]] == ["accepted+1", "window-start"]  # side by side
     for r in res["rows"]:
-        if r["window"] == 1:  # a frozen drafter's single drafted step is the target step
+        if r["window"] == 1 and r["policy"] == "window-start":  # a frozen drafter's single draft is the target step
             assert r["drafter"] == "stress" or (r["acceptance_rate"] == 1.0 and r["rounds_mean"] == 30)
         # at 99% each; the stress drafter's acceptance does not depend on the state, so its rounds are exact
         assert r["acceptance_inside"], r
         if r["drafter"] == "stress":
             assert r["rounds_inside"] and r["accepted_inside"], r
         assert r["nfe_ratio"] == pytest.approx(30 / r["rounds_mean"])
-    assert "| frozen-drift | 8 |" in md.read_text()
+    assert "| frozen-drift | 8 | accepted+1 |" in md.read_text() and "| frozen-drift | 8 | window-start |" in md.read_text()
     assert sorted(p.name for p in figs.iterdir()) == ["acceptance_per_position.png", "rounds_measured_vs_predicted.png"]
     assert "acceptance study" in capsys.readouterr().out
 

@@ -17,7 +17,8 @@ __all__ = ["accept_lists", "build_parser", "check_args", "check_names"]
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--problem", default="gmm", help="built-in problem (see `specverify problems`)")
     p.add_argument("--dim", type=int, default=None, help="data dimension d (default 2; digits: its fixed 64)")
-    p.add_argument("--steps", type=int, default=100, help="number of chain steps")
+    p.add_argument("--steps", type=int, default=None,
+                   help="number of chain steps (default: the problem's, 100; images: 10, see `specverify problems`)")
     p.add_argument("--chain", choices=("ddpm", "ddim"), default="ddpm", help="diffusion sampler of the chain")
     p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (> 0)")
     p.add_argument("--schedule", choices=("linear", "cosine"), default="linear", help="beta schedule")
@@ -191,6 +192,10 @@ def check_args(args) -> None:
     from specverify.harness.stats import MIN_SAMPLES
 
     cmd = args.command
+    if args.steps is None:
+        from specverify.sampler.problems import PROBLEMS
+
+        args.steps = getattr(PROBLEMS.get(args.problem), "default_steps", 100)
     _need(args.steps >= 1, f"--steps must be >= 1 (the number of chain steps), got {args.steps}")
     _need(args.dim is None or args.dim >= 1, f"--dim must be >= 1, got {args.dim}")
     _need(args.components >= 1, f"--components must be >= 1, got {args.components}")

@@ -34,10 +34,12 @@ def _flat(t: torch.Tensor, batch_ndim: int) -> torch.Tensor:
 
 
 def _scale(sigma, ref: torch.Tensor, batch_ndim: int, validate: bool = True) -> torch.Tensor:
-    sigma = torch.as_tensor(sigma, dtype=ref.dtype, device=ref.device)
-    sigma = sigma.expand(ref.shape[:batch_ndim]) if sigma.ndim == 0 else sigma
-    if sigma.shape != ref.shape[:batch_ndim]:
-        raise SamplerError(f"sigma has shape {tuple(sigma.shape)}; expected () or {tuple(ref.shape[:batch_ndim])}")
+    batch = ref.shape[:batch_ndim]
+    if not (isinstance(sigma, torch.Tensor) and sigma.shape == batch and sigma.dtype == ref.dtype):
+        sigma = torch.as_tensor(sigma, dtype=ref.dtype, device=ref.device)
+        sigma = sigma.expand(batch) if sigma.ndim == 0 else sigma
+    if sigma.shape != batch:
+        raise SamplerError(f"sigma has shape {tuple(sigma.shape)}; expected () or {tuple(batch)}")
     if validate and not bool((sigma > 0).all()):
         raise SamplerError("sigma must be > 0: a zero-noise step cannot be coupled; take it with the target directly")
     return sigma
@@ -78,7 +80,7 @@ def coupled_step(mean_p, mean_q, sigma, z, *, batch_ndim: int = 1, validate: boo
     _check_shapes(mean_p, mean_q, z)
     sigma_t = _scale(sigma, mean_p, batch_ndim, validate)
     d, zf, dist, log_ratio = _ratio(mean_p, mean_q, sigma_t, z, batch_ndim)
-    e = d / torch.where(dist > 0, dist, torch.ones_like(dist))[..., None]
+    e = d / dist.clamp_min(torch.finfo(dist.dtype).tiny)[..., None]  # D = 0: e = 0, no reflection
     z_ref = zf - 2 * (zf * e).sum(-1, keepdim=True) * e
     s = sigma_t.reshape(sigma_t.shape + (1,) * (z.ndim - batch_ndim))
     return CoupledStep(mean_q + s * z, mean_p + s * z_ref.reshape(z.shape), log_ratio, dist, s)

@@ -247,9 +247,16 @@ def target_means(env: Env, d: Draft, t: Targets) -> torch.Tensor:
     return env.chain.mean_from(d.Y.flatten(0, 1), d.steps.flatten(), t.F.flatten(0, 1)).view_as(d.Y)
 
 
+_ROWS: dict = {}
+
+
 def _gather(t: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
     """t[i, j[i]] for every row i."""
-    return t[torch.arange(t.shape[0], device=t.device), j]
+    key = (t.shape[0], t.device)
+    if key not in _ROWS:  # one arange per batch size and device, not one per call
+        _ROWS.clear() if len(_ROWS) > 64 else None
+        _ROWS[key] = torch.arange(t.shape[0], device=t.device)
+    return t[_ROWS[key], j]
 
 
 def commit(env: Env, s: RoundState, d: Draft, t: Targets, v: Verdict) -> tuple[RoundState, RoundInfo]:
