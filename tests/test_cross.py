@@ -86,7 +86,8 @@ def _assert_matches(x, law, what):
     assert not b.reject, f"{what}: {b.summary()}"
 
 
-@pytest.mark.parametrize("dim", [1, 2, 16, 256])
+# d = 256 costs half a minute on 2 cores: the slow lane (the default lane keeps d = 1, 2, 16)
+@pytest.mark.parametrize("dim", [1, 2, 16, pytest.param(256, marks=pytest.mark.slow)])
 def test_plain_sampler_has_the_exact_chain_law(dim):
     p = make_problem("gaussian", dim=dim)
     x = plain_sample(p.chain(40), N, seed=dim, dtype=F64)
@@ -99,7 +100,7 @@ def test_plain_ddim_has_the_exact_chain_law():
     _assert_matches(x.numpy(), _gaussian_law(p, 40, "ddim", 0.5), "gaussian ddim")
 
 
-@pytest.mark.parametrize("dim", [1, 2, 16, 256])
+@pytest.mark.parametrize("dim", [1, 2, 16, pytest.param(256, marks=pytest.mark.slow)])
 def test_plain_langevin_has_the_exact_finite_step_law(dim):
     p = make_problem("langevin-gaussian", dim=dim)
     x = plain_sample(p.chain(60), N, seed=dim, dtype=F64)
