@@ -40,7 +40,7 @@ class Settings:
     gmm_steps: int = 100
     langevin_steps: int = 200
     langevin_dim: int = 31  # the posterior's full size (`specverify problems`: 1..31)
-    windows: tuple = (2, 4, 8, 16)
+    windows: tuple = (1, 2, 4, 8, 16)
     medusa_windows: tuple = (4, 8)  # heads are trained per window
     nfe_n: int = 500
     wall_batches: tuple = (1, 256)
