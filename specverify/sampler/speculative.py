@@ -226,12 +226,13 @@ def _run_batch(env, x, ids, tally: Tally, bar) -> torch.Tensor:
         if bar is not None:
             bar.update(k_sum + steps_left - seen)
             seen = k_sum + steps_left
-        if n_active == 0 or len(pending) >= _FOLD_EVERY or _compact(n_active, state):
+        compact = _compact(n_active, state)
+        if n_active == 0 or len(pending) >= _FOLD_EVERY or compact:
             tally.fold(pending, state.ids)
             pending = []
         if n_active == 0:
             break
-        if _compact(n_active, state):
+        if compact:
             done = ~active
             out[state.ids[done] - first_id] = state.x[done]
             steps_left += env.T * int(done.sum())
