@@ -308,9 +308,8 @@ def _commit_window_start(env, s, d, t, v):
 def free_steps(env: Env, s: RoundState) -> tuple[RoundState, torch.Tensor]:
     """Window-start policy: a zero-noise step whose target output is at hand (the anchor) costs no call.
     Returns the new state and the rows that took one."""
-    fresh = _fresh(env, s) & (s.k < env.T)
-    free = fresh & (env.sig[torch.clamp(s.k, max=env.T - 1)] == 0)
     kc = torch.clamp(s.k, max=env.T - 1)
+    free = _fresh(env, s) & (s.k < env.T) & (env.sig[kc] == 0)
     x = torch.where(_bcast(free, s.x), env.chain.mean_from(s.x, kc, s.anchor_f), s.x)
     return dataclasses.replace(s, x=x, k=torch.where(free, s.k + 1, s.k), anchored=s.anchored & ~free), free
 
