@@ -126,6 +126,7 @@ def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str =
             x, st = speculative_sample(chain, d, n, **kw)
         return {"samples": x.cpu().numpy().reshape(n, -1), "accepted": st.accepted_per_sample,
                 "predicted": st.predicted_per_sample, "verified": st.verified_per_sample,
+                "predicted_var": st.predicted_var_per_sample,
                 "accepted_per_position": st.accepted_per_position,
                 "verified_per_position": st.verified_per_position,
                 "predicted_per_position": st.predicted_accepted_per_position}

@@ -30,7 +30,8 @@ _RESULT_ARGS = {
     "accept": ("drafters", "windows", "policies", "n", "seed", "device"),
 }
 _PROBLEM_ARGS = ("problem", "dim", "steps", "chain", "eta", "schedule", "prediction", "components", "step_size")
-_STACKED = ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample")  # per trajectory
+_STACKED = ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample",
+            "predicted_var_per_sample")  # per trajectory
 _SAME = ("n_steps", "window", "drafter", "policy")
 
 

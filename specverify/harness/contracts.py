@@ -2,7 +2,8 @@
 
 A candidate may instead return a mapping with the array under ``"samples"`` and its acceptance counts per
 trajectory: ``"accepted"`` (accepted drafted steps), ``"predicted"`` (the sum of 2 Phi(-|D| / 2) over the steps
-whose acceptance it decided) and optionally ``"verified"`` (those steps) and the per-window-position totals
+whose acceptance it decided) and optionally ``"verified"`` (those steps), ``"predicted_var"`` (the sum of p (1 - p)
+over them, p = 2 Phi(-|D| / 2): the variance of accepted - predicted) and the per-window-position totals
 ``"accepted_per_position"``, ``"verified_per_position"``, ``"predicted_per_position"``; the suite then also tests
 the acceptance rule against theory. Per-step records work too: ``"step_accepted"`` (n, T) with 1 for an accepted,
 0 for a rejected and -1 for an unverified step, with ``"step_distance"`` (n, T) the |D| = |m_p - m_q| / sigma of
@@ -40,8 +41,8 @@ from specverify.errors import CandidateError, ContractError, SpecverifyError, Us
 __all__ = ["ACCEPTANCE_KEYS", "HYGIENE_SEEDS", "STEP_KEYS", "CandidateError", "ContractError", "check_seeded", "draw",
            "run", "shared_rows", "time_limit"]
 
-ACCEPTANCE_KEYS = ("accepted", "predicted", "verified", "accepted_per_position", "verified_per_position",
-                   "predicted_per_position")
+ACCEPTANCE_KEYS = ("accepted", "predicted", "verified", "predicted_var", "accepted_per_position",
+                   "verified_per_position", "predicted_per_position")
 STEP_KEYS = ("step_accepted", "step_distance")
 
 
@@ -139,9 +140,9 @@ def _from_steps(out: dict, n: int, what: str) -> dict:
     ver = flags >= 0
     if not (np.isfinite(dist[ver]).all() and (dist[ver] >= 0).all()):
         raise ContractError(f"{what}: step_distance must be finite and >= 0 on every verified step")
-    predicted = np.where(ver, acceptance_probability(np.where(ver, dist, 0)), 0).sum(1)  # 2 Phi(-|D|/2)
-    return {"samples": out["samples"], "accepted": (flags == 1).sum(1), "predicted": predicted,
-            "verified": ver.sum(1)}
+    p = np.where(ver, acceptance_probability(np.where(ver, dist, 0)), 0)  # 2 Phi(-|D|/2)
+    return {"samples": out["samples"], "accepted": (flags == 1).sum(1), "predicted": p.sum(1),
+            "verified": ver.sum(1), "predicted_var": (p * (1 - p)).sum(1)}
 
 
 def _acceptance(out: dict, n: int, what: str) -> dict | None:
@@ -162,7 +163,7 @@ def _acceptance(out: dict, n: int, what: str) -> dict | None:
                 v = _to_numpy(out[key]).ravel()
             except (TypeError, ValueError) as e:
                 raise ContractError(f"{what}[{key!r}] is not an array of numbers: {e}") from None
-            if key in ("accepted", "predicted", "verified") and v.shape != (n,):
+            if key in ("accepted", "predicted", "verified", "predicted_var") and v.shape != (n,):
                 raise ContractError(f"{what}[{key!r}] has {v.size} values for n={n}: give one per trajectory")
             if not np.isfinite(v).all() or (v < 0).any():
                 raise ContractError(f"{what}[{key!r}] has NaN, Inf or negative counts")

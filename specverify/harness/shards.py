@@ -32,7 +32,7 @@ from specverify.errors import CandidateError, SpecverifyError, UsageError
 
 __all__ = ["Engine", "Shard", "ShardError", "pool", "require_ray", "shard_plan", "sharded"]
 
-CONCATENATED = ("samples", "accepted", "predicted", "verified")  # one row per trajectory
+CONCATENATED = ("samples", "accepted", "predicted", "verified", "predicted_var")  # one row per trajectory
 SUMMED = ("accepted_per_position", "verified_per_position", "predicted_per_position")  # totals
 RAY_EXTRA = "pip install 'specverify[ray]'"
 _TALLY: dict = {}  # (Ray session, job) -> the actor counting attempts (held here: an unheld one is collected)

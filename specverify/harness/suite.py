@@ -112,7 +112,7 @@ def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnin
     """The verdict from ``blocks`` (family name, battery); the acceptance block is added when ``acc`` is given."""
     blocks = list(blocks)
     if acc is not None:
-        t = acceptance_test(acc["accepted"], acc["predicted"])
+        t = acceptance_test(acc["accepted"], acc["predicted"], acc.get("verified"), acc.get("predicted_var"))
         blocks.append(("acceptance", Battery((t,), (t.pvalue,), (t.pvalue <= alpha,), alpha, "single")))
     family = bonferroni_blocks([b for _, b in blocks], alpha)
     labels = [name for name, b in blocks for _ in b.tests]

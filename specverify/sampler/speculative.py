@@ -36,7 +36,8 @@ class SpecStats:
     Per window position j (0-based): ``proposed`` drafted steps, ``verified`` steps whose acceptance was
     decided (up to and including the first rejection), ``accepted`` accepted steps, ``predicted_accepted``
     the sum of 2 Phi(-|D| / 2) over the verified steps (the expectation of ``accepted`` given the path).
-    The ``*_per_sample`` arrays hold the same three counts per trajectory (the acceptance test's unit), and the
+    The ``*_per_sample`` arrays hold the same three counts per trajectory (the acceptance test's unit; with
+    ``predicted_var_per_sample``, the sum of p (1 - p) over those steps: the variance of accepted - predicted), and the
     ``*_per_step`` arrays, of shape (n_steps, window), per chain step k (row) and window position j (column);
     the per-position totals are their column sums. Steps taken by the target without a draft: ``bonus_steps``
     (after a fully accepted window), ``direct_steps`` (a row with nothing to draft: an anchored drafter's first
@@ -63,6 +64,7 @@ class SpecStats:
     accepted_per_sample: np.ndarray
     verified_per_sample: np.ndarray
     predicted_per_sample: np.ndarray
+    predicted_var_per_sample: np.ndarray
     proposed_per_step: np.ndarray
     verified_per_step: np.ndarray
     accepted_per_step: np.ndarray
@@ -97,7 +99,7 @@ class SpecStats:
             v = getattr(self, f.name)
             out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
         for name in ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample",
-                     "proposed_per_step", "verified_per_step", "accepted_per_step", "predicted_per_step"):
+                     "predicted_var_per_sample", "proposed_per_step", "verified_per_step", "accepted_per_step", "predicted_per_step"):
             del out[name]
         for name in ("rounds_mean", "nfe_ratio", "acceptance_rate", "predicted_acceptance_rate",
                      "mean_accepted_length"):
@@ -262,5 +264,6 @@ def _stats(tally: Tally, n, T, L, drafter, policy) -> SpecStats:
         predicted_accepted_per_position=arr(tally.per_position("predicted"), False),
         accepted_per_sample=arr(tally.sample["accepted"]), verified_per_sample=arr(tally.sample["verified"]),
         predicted_per_sample=arr(tally.sample["predicted"], False),
+        predicted_var_per_sample=arr(tally.sample["predicted_var"], False),
         **{f"{k}_per_step": arr(tally.per_step(k), False) for k in ("proposed", "verified", "accepted",
                                                                     "predicted")}, **c)

@@ -15,7 +15,7 @@ from specverify.sampler.kernel import RoundInfo
 __all__ = ["Tally"]
 
 STEP_TABLES = ("proposed", "verified", "accepted", "predicted")
-SAMPLE_SUMS = ("rounds", "accepted", "verified", "predicted")
+SAMPLE_SUMS = ("rounds", "accepted", "verified", "predicted", "predicted_var")
 COUNTS = ("rounds_total", "target_evaluations", "windows", "warmup_evaluations", "direct_steps", "bonus_steps")
 
 
@@ -47,7 +47,7 @@ class Tally:
             self.step[name].index_add_(0, cell.flatten(), w.flatten().to(torch.float64))
         called = f["evaluations"] > 0
         for name, w in (("rounds", called), ("accepted", accepted.sum(2)), ("verified", verified.sum(2)),
-                        ("predicted", predicted.sum(2))):
+                        ("predicted", predicted.sum(2)), ("predicted_var", (predicted * (1 - predicted)).sum(2))):
             self.sample[name].index_add_(0, ids, w.sum(0).to(torch.float64))
         c = self.counts
         c["rounds_total"] += called.any(1).sum()

@@ -122,6 +122,36 @@ def test_acceptance_test_edge_cases():
         acceptance_test(np.full(200, np.nan), np.ones(200))
 
 
+def test_rare_acceptance_is_not_a_rejection():
+    # the regression: gmm d = 192, 20 steps, a frozen drafter accepts 0 of 9000 steps with p ~ 1e-7 per step;
+    # the differences -P_i have no spread, and the bare t-test gave p = 1e-154 for an exact sampler
+    rng = np.random.default_rng(1)
+    n, steps = 500, 18
+    p_step = 10 ** rng.uniform(-9, -6, size=(n, steps))
+    a, p, v = np.zeros(n), p_step.sum(1), np.full(n, steps)
+    assert acceptance_test(a, p, v, (p_step * (1 - p_step)).sum(1)).pvalue > 0.5
+    assert acceptance_test(a, p, v).pvalue > 0.5  # the Jensen floor from the verified counts
+    p_step = np.full((n, steps), 1e-3)  # rare, and a rule that accepts ten times too often is still caught
+    a = (rng.random((n, steps)) < 1e-2).sum(1)
+    assert acceptance_test(a, p_step.sum(1), v, (p_step * (1 - p_step)).sum(1)).pvalue < ALPHA
+
+
+@pytest.mark.parametrize("p_lo,p_hi,n", [(1e-4, 1e-2, 100), (0.99, 0.9999, 100), (0.0, 1.0, 100), (1e-3, 0.5, 1000)])
+def test_acceptance_test_level_when_acceptance_is_rare_or_certain(p_lo, p_hi, n):
+    # 2000 null replicates: per-trajectory counts of Bernoulli(p) steps with p spread over [p_lo, p_hi];
+    # the false-alarm rate at 0.05 must not exceed 0.05 beyond a one-sided binomial test at ALPHA
+    rng = np.random.default_rng(11)
+    reps, steps, level = 2000, 20, 0.05
+    p_step = rng.uniform(p_lo, p_hi, size=(reps, n, steps))
+    acc = (rng.random(p_step.shape) < p_step).sum(2)
+    pred, var = p_step.sum(2), (p_step * (1 - p_step)).sum(2)
+    ver = np.full(n, steps)
+    for with_var in (True, False):  # the reported variance, then the Jensen floor from the verified counts
+        rejected = sum(acceptance_test(acc[r], pred[r], ver, var[r] if with_var else None).pvalue <= level
+                       for r in range(reps))
+        assert scipy.stats.binomtest(rejected, reps, level, alternative="greater").pvalue > ALPHA, rejected
+
+
 def test_acceptance_summary_has_exact_intervals():
     s = acceptance_summary([3, 4], [3.5, 3.5], [4, 5], accepted_per_position=[2, 5], verified_per_position=[2, 7],
                            predicted_per_position=[1.8, 5.2])
