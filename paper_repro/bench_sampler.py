@@ -78,7 +78,7 @@ FOOTER = {
 }
 
 COLUMNS = [("model", "{:<6}"), ("latency_ms", "{:>10.1f}"), ("batch", "{:>5}"), ("drafter", "{:<15}"),
-           ("window", "{:>6}"), ("policy", "{:<12}"),
+           ("window", "{:>6}"), ("policy", "{:<12}"), ("compiled", "{!s:<8}"),
            ("plain_s", "{:>9.4f}"), ("spec_s", "{:>9.4f}"), ("wall_ratio", "{:>10.2f}"), ("nfe_ratio", "{:>9.2f}"),
            ("call_ratio", "{:>10.2f}"), ("acceptance_rate", "{:>6.3f}"), ("round_cost", "{:>10.2f}")]
 HEADERS = {"acceptance_rate": "accept"}
@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--policies", nargs="+", choices=ROUND_POLICIES, default=list(ROUND_POLICIES))
     p.add_argument("--latency-ms", nargs="+", type=float,
                    help="simulated per-call latency of the target, ms (default 0 5; smoke: 0 1)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time each configuration with compile=True (torch.compile of the round; its "
+                        "compilation is the warmup_s column, left out of spec_s)")
     p.add_argument("--nfe", action="store_true", help="also print the nfe_ratio table (measured vs predicted)")
     p.add_argument("--nfe-n", type=int, default=500, help="trajectories per row of the nfe table")
     p.add_argument("--batch-sizes", nargs="+", type=int, help="default 1 16 256 (smoke: 1 16)")
@@ -134,7 +137,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
     dtype = getattr(torch, args.dtype)
-    configs = [(name, w, pol) for name in args.drafters for w in args.windows for pol in args.policies]
+    configs = [(name, w, pol, c) for name in args.drafters for w in args.windows for pol in args.policies
+               for c in ((False, True) if args.compile else (False,))]
 
     print(f"bench_sampler: torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")

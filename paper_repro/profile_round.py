@@ -41,12 +41,15 @@ def main(argv=None) -> None:
     ap.add_argument("--window", type=int, default=8)
     ap.add_argument("--policy", default=None, help="round policy (checkouts that have one)")
     ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--compile", action="store_true", help="compile=True (checkouts that have it): the torch ops "
+                    "counted are then those left outside the compiled core")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
     chain = build_chain(args.model, args.steps, args.dim, width=256, depth=3, seed=0).to(dtype=torch.float32)
     drafter = make_drafter(args.drafter)
-    kw = {"policy": args.policy} if args.policy and "policy" in inspect.signature(speculative_sample).parameters \
-        else {}
+    known = inspect.signature(speculative_sample).parameters
+    kw = {"policy": args.policy} if args.policy and "policy" in known else {}
+    kw |= {"compile": True} if args.compile and "compile" in known else {}
 
     def plain():
         return plain_sample(chain, args.batch, seed=0)
@@ -59,7 +62,7 @@ def main(argv=None) -> None:
     (_, st), spec_ev = _ops(spec)
     units = {"plain step": (plain_ev, chain.n_steps), "speculative round": (spec_ev, st.rounds_total)}
     print(f"profile: {args.model} ({chain.n_steps} steps), {args.drafter}, L={args.window}, batch {args.batch}, "
-          f"{kw.get('policy', 'default policy')}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"{kw.get('policy', 'default policy')}{', compiled' if kw.get('compile') else ''}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name, (ev, n) in units.items():
         top = collections.Counter(e.name.removeprefix("aten::") for e in ev).most_common(8)
         print(f"  {name:<18} {len(ev) / n:7.1f} torch ops   most frequent: "

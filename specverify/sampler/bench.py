@@ -111,11 +111,11 @@ def timed(fn, device: torch.device | str = "cpu"):
     return time.perf_counter() - t0, out
 
 
-def _row(model, chain, batch, config, plain_s, spec_s, stats, times, x_plain, x_spec) -> dict:
-    name, window, policy = config
+def _row(model, chain, batch, config, plain_s, spec_s, stats, times, x_plain, x_spec, warmup_s) -> dict:
+    name, window, policy, compiled = config
     return dict(
         model=model, chain=chain.name, steps=chain.n_steps, dim=chain.dim, batch=batch, drafter=name,
-        window=window, policy=policy, plain_s=plain_s, spec_s=spec_s, wall_ratio=plain_s / spec_s, nfe_ratio=stats.nfe_ratio,
+        window=window, policy=policy, compiled=compiled, warmup_s=warmup_s, plain_s=plain_s, spec_s=spec_s, wall_ratio=plain_s / spec_s, nfe_ratio=stats.nfe_ratio,
         call_ratio=chain.n_steps / stats.rounds_total, acceptance_rate=stats.acceptance_rate,
         round_cost=(spec_s / stats.rounds_total) / (plain_s / chain.n_steps),
         rounds_total=stats.rounds_total, rounds_mean=stats.rounds_mean,
@@ -127,25 +127,25 @@ def _row(model, chain, batch, config, plain_s, spec_s, stats, times, x_plain, x_
 
 def bench_one(model: str, chain: GaussianChain, batch: int, configs, *, seed: int, repeats: int, device, dtype,
               drafters: dict | None = None) -> list[dict]:
-    """Rows for one (model, batch): plain timed ``repeats`` times, each (drafter, window[, policy]) of ``configs``
-    timed against it, interleaved, medians reported (policy: accepted+1 when left out). ``drafters``:
+    """Rows for one (model, batch): plain timed ``repeats`` times, each (drafter, window[, policy[, compile]]) of
+    ``configs`` timed against it, interleaved, medians reported (policy: accepted+1 and compile: False when left
+    out; the first, untimed, run of each is its ``warmup_s``, compilation included). ``drafters``:
     {(name, window): Drafter} for drafters that need more than a name (default: ``make_drafter(name)``)."""
     device = torch.device(device)
     chain = chain.to(device=device, dtype=dtype)
     common = dict(seed=seed, device=device, dtype=dtype)
-    configs = [tuple(c) if len(c) == 3 else (*c, "accepted+1") for c in configs]
-    drafters = drafters or {(name, w): make_drafter(name) for name, w, _ in configs}
+    configs = [tuple(c) + ("accepted+1", False)[len(c) - 2:] for c in configs]  # (name, window, policy, compile)
+    drafters = drafters or {(name, w): make_drafter(name) for name, w, _, _ in configs}
 
     def plain():
         return plain_sample(chain, batch, **common)
 
-    def spec(name, window, policy):
+    def spec(name, window, policy, compiled):
         return lambda: speculative_sample(chain, drafters[(name, window)], batch, window=window, policy=policy,
-                                          **common)
+                                          compile=compiled, **common)
 
     runs = {None: plain} | {c: spec(*c) for c in configs}
-    for fn in runs.values():  # warm-up: allocator, kernels, lazy init
-        fn()
+    warmup = {key: timed(fn, device)[0] for key, fn in runs.items()}  # allocator, kernels, lazy init, compilation
     times = {key: [] for key in runs}
     results = {}
     for _ in range(repeats):  # interleaved, so slow drifts of the machine hit every column alike
@@ -157,7 +157,7 @@ def bench_one(model: str, chain: GaussianChain, batch: int, configs, *, seed: in
     for c in configs:
         x_spec, stats = results[c]
         rows.append(_row(model, chain, batch, c, plain_s, statistics.median(times[c]), stats, times, results[None],
-                         x_spec))
+                         x_spec, warmup[c]))
     return rows
 
 

@@ -1,6 +1,8 @@
-"""One speculative round as four pure parts: ``draft`` -> ``target_call`` -> ``verify`` -> ``commit``.
+"""One speculative round as pure parts: ``noise`` -> ``draft`` -> ``target_call`` -> ``verify`` -> ``commit``.
 
 Each part is a function of the run's fixed :class:`Env` and an explicit round state; none mutates its inputs.
+The round's randomness is drawn first, in one place (:func:`draw_noise`), so that the rest of the round is a
+deterministic function of (state, noise): the part ``torch.compile`` compiles when asked (``Env.core``).
 A round is ``round_step(env, state) -> (state, info)`` (the style of blackjax kernels): ``info`` is a
 :class:`RoundInfo` record, and :mod:`specverify.sampler.tally` folds the records into ``SpecStats``.
 
@@ -33,8 +35,9 @@ from specverify.sampler.drafters.base import Drafter
 from specverify.sampler.noise import NoiseSource
 from specverify.specs import ROUND_POLICIES
 
-__all__ = ["Draft", "Env", "Parts", "ROUND_POLICIES", "RoundInfo", "RoundState", "Targets", "Verdict", "commit",
-           "draft", "init_state", "make_env", "round_step", "target_call", "target_means", "verify"]
+__all__ = ["Draft", "Env", "Parts", "ROUND_POLICIES", "RoundInfo", "RoundNoise", "RoundState", "Targets", "Verdict",
+           "commit", "draft", "draw_noise", "init_state", "make_env", "round_step", "target_call", "target_means",
+           "verify"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,17 +59,32 @@ class RoundState:
 
 
 @dataclasses.dataclass(frozen=True)
+class RoundNoise:
+    """A round's noise: ``z`` (B, L + 1, *shape), z[:, j] the standard normal of step k + j (the drafts use
+    positions < span, the bonus step position span), and ``u`` (B, L) float64, the acceptance uniforms."""
+
+    z: torch.Tensor
+    u: torch.Tensor
+
+
+@dataclasses.dataclass(frozen=True)
 class Draft:
     """``Y`` (B, L + 1, *shape): Y[:, 0] the window start, Y[:, j + 1] the draft of step k + j, drawn as
-    ``mean_q[:, j] + sigma z[:, j]`` (to rounding, for a window drafted at once); ``span`` (B,) counts the positions that count; ``steps`` (B, L + 1) are
-    k + j clamped to the chain; ``fresh`` (B,) marks rows whose anchor is at the window start itself."""
+    ``mean_q[:, j] + sigma z[:, j]`` (to rounding, for a window drafted at once); ``span`` (B,) counts the
+    positions that count; ``steps`` (B, L + 1) are k + j clamped to the chain; ``fresh`` (B,) marks rows whose
+    anchor is at the window start itself; ``noise`` the round's."""
 
     Y: torch.Tensor
     mean_q: torch.Tensor
-    z: torch.Tensor
     span: torch.Tensor
     steps: torch.Tensor
     fresh: torch.Tensor
+    noise: RoundNoise
+
+    @property
+    def z(self) -> torch.Tensor:
+        """The drafted positions' noise (B, L, *shape)."""
+        return self.noise.z[:, :-1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +135,7 @@ class RoundInfo:
 class Parts:
     """The replaceable parts of a round; a mutant replaces one (``specverify.sampler.mutants``)."""
 
+    noise: Callable = None
     draft: Callable = None
     target_call: Callable = None
     verify: Callable = None
@@ -124,8 +143,8 @@ class Parts:
     coupling: Callable = couple
 
     def __post_init__(self):
-        for name, default in (("draft", draft), ("target_call", target_call), ("verify", verify),
-                              ("commit", commit)):
+        for name, default in (("noise", draw_noise), ("draft", draft), ("target_call", target_call),
+                              ("verify", verify), ("commit", commit)):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, default)
 
@@ -133,7 +152,8 @@ class Parts:
 @dataclasses.dataclass(frozen=True, eq=False)
 class Env:
     """What a run fixes: the chain, drafter, noise, window L, policy, parts, and per-step tensors on the
-    states' device: ``sig`` (T,), ``stop`` (T + 1,) the first zero-noise step at or after k, ``pos`` 0 .. L."""
+    states' device: ``sig`` (T,), ``stop`` (T + 1,) the first zero-noise step at or after k, ``pos`` 0 .. L;
+    ``core``: the round after its noise, ``(env, state, noise) -> (state, info)`` (``torch.compile``-d if asked)."""
 
     chain: GaussianChain
     drafter: Drafter
@@ -146,13 +166,26 @@ class Env:
     stop: torch.Tensor
     pos: torch.Tensor
     vectorise: bool
+    core: Callable = None
+
+    def __post_init__(self):
+        if self.core is None:
+            object.__setattr__(self, "core", _core)
 
 
-def make_env(chain, drafter, noise, window: int, policy: str, parts: Parts, like: torch.Tensor) -> Env:
-    """``vectorise``: affine drafters draft a whole window at once, where every a_k > 0 (see :func:`_draft_affine`)."""
+def make_env(chain, drafter, noise, window: int, policy: str, parts: Parts, like: torch.Tensor,
+             compile: bool | str = False) -> Env:
+    """``vectorise``: affine drafters draft a whole window at once, where every a_k > 0 (see :func:`_draft_affine`).
+    ``compile``: run the round's deterministic core through ``torch.compile`` (True: its default backend, or a
+    backend's name)."""
     stop = torch.as_tensor(first_zero_noise(chain.sigma), device=like.device)
     return Env(chain, drafter, noise, window, policy, parts, chain.n_steps, chain.coefs(like)[2], stop,
-               torch.arange(window + 1, device=like.device), bool((chain.a > 0).all()))
+               torch.arange(window + 1, device=like.device), bool((chain.a > 0).all()),
+               _compiled(compile) if compile else _core)
+
+
+def _compiled(backend):
+    return torch.compile(_core) if backend is True else torch.compile(_core, backend=backend)
 
 
 def init_state(x: torch.Tensor, ids: torch.Tensor) -> RoundState:
@@ -161,16 +194,29 @@ def init_state(x: torch.Tensor, ids: torch.Tensor) -> RoundState:
 
 
 def round_step(env: Env, state: RoundState) -> tuple[RoundState, RoundInfo]:
-    """One round: draft, one target call, verify, commit (window-start: free zero-noise steps first)."""
-    p = env.parts
+    """One round: its noise, then the core: draft, one target call, verify, commit (window-start: free
+    zero-noise steps first)."""
     free = None
     if env.policy == "window-start":
         state, free = free_steps(env, state)
-    d = p.draft(env, state)
+    state, info = env.core(env, state, env.parts.noise(env, state))
+    return state, (info if free is None else dataclasses.replace(info, direct=info.direct | free))
+
+
+def _core(env: Env, state: RoundState, noise: RoundNoise) -> tuple[RoundState, RoundInfo]:
+    p = env.parts
+    d = p.draft(env, state, noise)
     t = p.target_call(env, state, d)
     v = p.verify(env, state, d, t)
-    state, info = p.commit(env, state, d, t, v)
-    return state, (info if free is None else dataclasses.replace(info, direct=info.direct | free))
+    return p.commit(env, state, d, t, v)
+
+
+def draw_noise(env: Env, s: RoundState) -> RoundNoise:
+    """The round's noise, keyed by (sample id, step k + j) for j = 0 .. L (steps clamped to the chain)."""
+    steps = torch.clamp(s.k[:, None] + env.pos, max=env.T - 1)
+    ids = s.ids[:, None].expand(-1, env.L + 1)
+    z = env.noise.normal(ids, steps, s.x.new_empty((s.x.shape[0], env.L + 1, *env.chain.shape)))
+    return RoundNoise(z, env.noise.uniform(ids[:, :-1], steps[:, :-1]))
 
 
 def _fresh(env: Env, s: RoundState) -> torch.Tensor:
@@ -180,20 +226,20 @@ def _fresh(env: Env, s: RoundState) -> torch.Tensor:
     return s.anchored & (s.anchor_k == s.k)
 
 
-def draft(env: Env, s: RoundState) -> Draft:
+def draft(env: Env, s: RoundState, noise: RoundNoise) -> Draft:
     """Draft every row's window: y_{j+1} = m_q(y_j, k + j) + sigma_{k+j} z_j, masked to ``span`` positions."""
     chain, drafter, L, T = env.chain, env.drafter, env.L, env.T
     fresh = _fresh(env, s)
     ready = (fresh if env.policy == "window-start" else s.anchored) if drafter.needs_anchor else s.k >= 0
     span = torch.where(ready, torch.clamp(env.stop[s.k] - s.k, max=L), 0)
     steps = torch.clamp(s.k[:, None] + env.pos, max=T - 1)
-    z = env.noise.normal(s.ids[:, None].expand(-1, L), steps[:, :L], s.x.new_empty((s.x.shape[0], L, *chain.shape)))
+    z = noise.z[:, :L]
     st = drafter.start(chain, s.anchor_x, s.anchor_k, s.anchor_f) if drafter.needs_anchor else \
         drafter.start(chain, s.x, s.k, None)
     ac = drafter.affine(chain, st, steps[:, :L]) if env.vectorise else None
     if ac is not None:
         Y, mq = _draft_affine(s.x, *ac, _bcast(env.sig[steps[:, :L]], z) * z)
-        return Draft(Y, mq, z, span, steps, fresh)
+        return Draft(Y, mq, span, steps, fresh, noise)
     ys, mqs, y = [s.x], [], s.x
     for j in range(L):
         kj = steps[:, j]
@@ -201,7 +247,7 @@ def draft(env: Env, s: RoundState) -> Draft:
         y = mq + _bcast(env.sig[kj], mq) * z[:, j]
         ys.append(y)
         mqs.append(mq)
-    return Draft(torch.stack(ys, 1), torch.stack(mqs, 1), z, span, steps, fresh)
+    return Draft(torch.stack(ys, 1), torch.stack(mqs, 1), span, steps, fresh, noise)
 
 
 def _draft_affine(x, a, c, noise):
@@ -233,8 +279,7 @@ def verify(env: Env, s: RoundState, d: Draft, t: Targets) -> Verdict:
     kv = d.steps[:, :L]
     mean_p = target_means(env, d, t)
     sig = torch.where(valid, env.sig[kv], 1.0)  # positions that do not count: any finite values, masked below
-    u = env.noise.uniform(s.ids[:, None].expand(-1, L), kv)
-    out, acc, dist = env.parts.coupling(mean_p[:, :L], d.mean_q, sig, d.z, u, batch_ndim=2)
+    out, acc, dist = env.parts.coupling(mean_p[:, :L], d.mean_q, sig, d.z, d.noise.u, batch_ndim=2)
     rej = ~acc & valid
     rejected = rej.any(1)
     first = rej.to(torch.uint8).argmax(1) if B else torch.zeros(0, dtype=torch.long, device=rej.device)
@@ -268,7 +313,7 @@ def commit(env: Env, s: RoundState, d: Draft, t: Targets, v: Verdict) -> tuple[R
     j = torch.where(v.rejected, v.n_acc, d.span)  # the parent of the new state: Y[j] at step k + j
     parent, f_parent, k_parent = _gather(d.Y, j), _gather(t.F, j), s.k + j
     kb = torch.clamp(k_parent, max=T - 1)
-    zb = env.noise.normal(s.ids, kb, s.x)  # the bonus step's own noise (step k + span)
+    zb = _gather(d.noise.z, j)  # the bonus step's own noise (step k + span; unused by the drafts)
     bonus = _gather(v.mean_p, j) + _bcast(env.sig[kb], s.x) * zb
     x = torch.where(_bcast(v.rejected, s.x), _gather(v.out, v.first), torch.where(_bcast(k_parent < T, s.x),
                                                                                      bonus, parent))

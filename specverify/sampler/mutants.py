@@ -16,7 +16,6 @@ from specverify.errors import SamplerError
 from specverify.sampler import kernel
 from specverify.sampler.coupling import accept, coupled_step, select
 from specverify.sampler.kernel import Parts
-from specverify.sampler.noise import NoiseSource
 from specverify.sampler.speculative import speculative_sample
 
 __all__ = ["MUTANTS", "Mutant", "mutant_sample"]
@@ -51,22 +50,11 @@ def _fresh_target_draw(**kw):
     return kw["mean_p"] + kw["s"] * z.to(kw["z"].device)
 
 
-class _FirstNoise(NoiseSource):
-    """A noise source that hands every window position the first position's z."""
-
-    def __init__(self, inner: NoiseSource):
-        self.inner = inner
-
-    def normal(self, ids, steps, like):
-        z = self.inner.normal(ids, steps, like)
-        return z[:, :1].expand_as(z) if ids.ndim == 2 else z
-
-    def uniform(self, ids, steps):
-        return self.inner.uniform(ids, steps)
-
-
-def _draft_reused_noise(env, s):
-    return kernel.draft(dataclasses.replace(env, noise=_FirstNoise(env.noise)), s)
+def _first_noise(env, s):
+    """Every drafted position gets the first position's z (the bonus step keeps its own)."""
+    n = kernel.draw_noise(env, s)
+    z = torch.cat([n.z[:, :1].expand_as(n.z[:, :-1]), n.z[:, -1:]], 1)
+    return kernel.RoundNoise(z, n.u)
 
 
 def _verify_sigma_shift(env, s, d, t):
@@ -123,7 +111,7 @@ MUTANTS = {m.name: m for m in [
     Mutant("sigma-wrong-step", "verifies step k with the noise scale of step k + 1",
            Parts(verify=_verify_sigma_shift), _S),
     Mutant("noise-reused", "reuses the first drafted step's noise for the whole window",
-           Parts(draft=_draft_reused_noise), _S),
+           Parts(noise=_first_noise), _S),
     Mutant("stale-target", "verifies drafted step j with the target output at the previous drafted state",
            Parts(verify=_verify_stale_target), _S),
 ]}

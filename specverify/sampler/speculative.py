@@ -183,14 +183,18 @@ def _check_args(window, drafter, max_batch, policy):
 def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window: int, seed: int | None = None,
                        noise: NoiseSource | None = None, x0: torch.Tensor | None = None, device=None,
                        dtype=torch.float32, max_batch: int | None = None, policy: str = "accepted+1",
-                       progress=False, _parts: Parts | None = None) -> tuple[torch.Tensor, SpecStats]:
+                       progress=False, compile: bool | str = False,
+                       _parts: Parts | None = None) -> tuple[torch.Tensor, SpecStats]:
     """Speculative sampling of ``chain`` with ``drafter`` and windows of up to ``window`` drafted steps.
 
     Contract: for any drafter and either ``policy`` (see :data:`ROUND_POLICIES`), the output has exactly the law
     of :func:`plain_sample` (the discretised chain), and with ``TableNoise`` and the oracle drafter it equals
     plain_sample's output under the same noise. Samples run in batches of at most ``max_batch`` (default: as
     many as keep one (batch, window + 1, *shape) block under 2^25 elements), one after the other;
-    ``rounds_total`` counts the calls of all batches. Returns ``(x_T, stats)``. ``_parts`` replaces parts of the
+    ``rounds_total`` counts the calls of all batches. ``compile=True`` (or a backend's name) runs each round's
+    deterministic core through ``torch.compile`` (opt-in: the first rounds pay tens of seconds of compilation,
+    and the output is the same law; ``paper_repro/bench_sampler.py --compile`` measures what it buys).
+    Returns ``(x_T, stats)``. ``_parts`` replaces parts of the
     round (:class:`specverify.sampler.kernel.Parts`), for the mutation tests only.
     """
     _check_args(window, drafter, max_batch, policy)
@@ -200,7 +204,7 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
     T, L, dev = chain.n_steps, window, x.device
     if max_batch is None:
         max_batch = max(1, _CHUNK_ELEMENTS // ((L + 1) * chain.dim))
-    env = make_env(chain, drafter, noise, L, policy, _parts or Parts(), x)
+    env = make_env(chain, drafter, noise, L, policy, _parts or Parts(), x, compile=compile)
     tally = Tally(n, T, L, dev)
     bar = _progress(n * T, progress, f"speculative ({drafter.name}, L={L})")
     for start in range(0, n, max_batch):
