@@ -2,7 +2,8 @@
 
 Each chain-level control of ``paper_repro/controls.py`` (written against the third-party view only) is checked
 at the default problem (gmm d=2, 100 steps, default n from alpha, beta, epsilon) at alpha, and as
-``specverify check --stress`` does: the problem at alpha / 2 and each stress configuration at alpha / 6.
+``specverify check --stress`` does: each stress configuration at alpha / 6 (the exact-law Langevin one first,
+stopping at the first rejection, which already fails --stress), then the problem at alpha / 2 if none rejected.
 
     python paper_repro/stress_controls.py [--alpha 0.01] [--seed 0] [--only correct,reused-noise] [--json out.json]
 """
@@ -22,7 +23,7 @@ from controls import CONTROLS  # noqa: E402
 from specverify import bridge  # noqa: E402
 from specverify.cli.stress import rejected_steps, run_stress  # noqa: E402
 from specverify.harness.adapters import chain_candidate  # noqa: E402
-from specverify.harness.stress import split_alpha  # noqa: E402
+from specverify.harness.stress import STRESS, split_alpha  # noqa: E402
 
 
 def row(name, sampler, alpha, seed, n=None):
@@ -30,9 +31,14 @@ def row(name, sampler, alpha, seed, n=None):
     cand = chain_candidate(sampler, setup.view())
     default = bridge.check(setup, cand, alpha=alpha, n=n, seed=seed)
     main_alpha, each = split_alpha(alpha)
-    main = bridge.check(setup, cand, alpha=main_alpha, n=n, seed=seed)
-    stressed = run_stress(lambda s: chain_candidate(sampler, s.view()), each, beta=0.05, epsilon=0.05, n=n, seed=seed)
-    caught = [c.name for c, r in stressed if r.verdict == "fail"] + (["gmm (alpha/2)"] if main.verdict == "fail" else [])
+    stressed = []  # cheapest first (the exact-law Langevin check); stop at the first rejection: --stress fails then
+    for c in sorted(STRESS, key=lambda c: c.problem != "langevin-gaussian"):
+        stressed += run_stress(lambda s: chain_candidate(sampler, s.view()), each, beta=0.05, epsilon=0.05, n=n,
+                               seed=seed, configs=[c])
+        if stressed[-1][1].verdict == "fail":
+            break
+    main = None if stressed[-1][1].verdict == "fail" else bridge.check(setup, cand, alpha=main_alpha, n=n, seed=seed)
+    caught = [c.name for c, r in stressed if r.verdict == "fail"] + (["gmm (alpha/2)"] if main and main.verdict == "fail" else [])
     return {"control": name, "default": default.verdict, "default_caught_by": list(default.caught_by),
             "default_rejected_steps": rejected_steps(default), "stress": "fail" if caught else "pass",
             "stress_caught_on": caught,

@@ -46,6 +46,7 @@ def test_the_view_carries_the_chains_initial_law():
     assert (gmm.prior_mean, gmm.prior_std) == (0.0, 1.0)
 
 
+@pytest.mark.slow  # 17 s on 2 shared cores
 def test_a_sampler_that_starts_from_the_views_prior_passes_and_one_that_ignores_it_fails():
     # langevin-model with prior_scale 2 and 3 steps: x_0 ~ N(0, 4 I); starting from N(0, I) is a wrong law
     setup = bridge.make_setup("langevin-model", dim=3, steps=3, options={"prior_scale": 2.0})
@@ -77,6 +78,7 @@ def test_stress_with_a_black_box_candidate_is_a_usage_error(tmp_path, capsys):
     assert json.loads(js.read_text())["verdict"] == "error"
 
 
+@pytest.mark.slow  # 25 s on 2 shared cores
 def test_stress_runs_every_configuration_and_writes_each_report(tmp_path, capsys):
     js = tmp_path / "r.json"
     rc = main(["check", "--candidate", f"{CONTROLS_PY}:correct", "--stress", "--n", "2000", "--allow-low-power",
