@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from specverify.cli import sharding
+from specverify.cli import sharding, stress
 from specverify.cli.parser import accept_lists
 from specverify.errors import UsageError
 
@@ -178,7 +178,7 @@ def _context(args) -> dict:
         out.update(candidate=args.candidate, reference_option=args.reference,
                    sampler=None if args.candidate else args.sampler, mutant=args.mutant,
                    drafter=args.drafter if ours else None, window=args.window if ours else None,
-                   alpha=args.alpha, n=args.n, seed=args.seed)
+                   alpha=args.alpha, n=args.n, seed=args.seed, stress=args.stress)
     elif args.command == "mutants":
         out.update(alpha=args.alpha, n=args.n, seed=args.seed)
     else:
@@ -207,6 +207,7 @@ def _cmd_check(args) -> str:
     from specverify.harness.contracts import time_limit
     from specverify.harness.report import acceptance_line, markdown, plots
     from specverify.harness.shards import sharded
+    from specverify.harness.stress import split_alpha
 
     context = _context(args)
     if args.candidate and args.contract in ("auto", "kernel"):
@@ -214,10 +215,14 @@ def _cmd_check(args) -> str:
 
         fn = load(args.candidate)
         if args.contract == "kernel" or detect_contract(fn) == "kernel":
+            if args.stress:
+                raise UsageError("--stress needs a chain-level candidate sampler(view, n, seed), not a coupling")
             return _cmd_check_kernel(args, fn, context)
     stages = _Stages(sys.stderr.isatty() if args.progress is None else args.progress)
     try:
         device = _device(args.device)
+        bind = stress.binder(args, device) if args.stress else None  # a black box: usage error before the run
+        alpha, alpha_each = split_alpha(args.alpha) if args.stress else (args.alpha, None)
         setup = build_problem(args)
         reference, ref_text = _check_reference(args, setup, device)
         candidate, what = _check_candidate(args, setup, device)
@@ -229,14 +234,13 @@ def _cmd_check(args) -> str:
                                                     preload=("specverify.harness.reference",)))  # JAX x64 first
             if reference[0] == "sampler":
                 reference = ("sampler", stages.wrap(reference[1], "reference"))
-            report = check(setup, stages.wrap(candidate, "candidate"), reference, alpha=args.alpha, beta=args.beta,
+            report = check(setup, stages.wrap(candidate, "candidate"), reference, alpha=alpha, beta=args.beta,
                            epsilon=args.epsilon, n=args.n, seed=args.seed, keep_samples=args.plots is not None)
     finally:
         stages.close()
     out = {**context, **report.to_dict(), **sharding.report_fields(args)}
     low_power = bool(report.warnings) and report.verdict == "pass" and not args.allow_low_power
     out["power_ok"] = not report.warnings
-    _write(args.json, json.dumps(out, indent=2) + "\n")
     _write(args.markdown, markdown(report, f"specverify check: {what}"))
     figures = plots(report, args.plots) if args.plots is not None else []
     note = (report.rejection_path or {}).get("note")
@@ -255,12 +259,20 @@ def _cmd_check(args) -> str:
         print(f"  figures: {', '.join(str(f) for f in figures)}")
     drawn = "" if report.permutations is None else f", {report.permutations} permutations"
     print(f"  {report.seconds:.1f} s{drawn}")
+    verdict = report.verdict
+    if args.stress:
+        with time_limit(args.timeout):
+            out["stress"], stressed = stress.stress_block(args, bind, alpha, alpha_each)
+        out.update(stress_alpha=alpha_each, main_alpha=alpha, main_verdict=report.verdict,
+                   verdict="fail" if "fail" in (verdict, stressed) else "pass")
+        verdict = out["verdict"]
+    _write(args.json, json.dumps(out, indent=2) + "\n")
     if low_power:
         print("specverify check: error: the check passed, but n is too small for the declared power, so the pass "
               "is no evidence of exactness at --epsilon; use the n above (or leave --n out), or pass "
               "--allow-low-power", file=sys.stderr)
         return "error"
-    return report.verdict
+    return verdict
 
 
 def _cmd_mutants(args) -> str:

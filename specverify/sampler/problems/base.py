@@ -26,6 +26,7 @@ class ThirdPartyView:
     ``mean(x, k)`` and ``sigma[k]``: chain step k maps x_k to N(mean(x_k, k), sigma_k^2 I) (always present).
     ``eps_model(x, t)``, ``betas``, ``timesteps``, ``eta``: the diffusion-model view (None for Langevin
     problems). Chain step k runs the model at diffusion time ``timesteps[k]``.
+    ``prior_mean``, ``prior_std``: the initial law, x_0 ~ N(prior_mean, prior_std^2 I) (always present).
     """
 
     shape: tuple[int, ...]
@@ -37,6 +38,8 @@ class ThirdPartyView:
     timesteps: np.ndarray | None = None
     eta: float | None = None
     sampler: str = ""
+    prior_mean: float = 0.0
+    prior_std: float = 1.0
 
 
 class X0Denoiser(torch.nn.Module):
@@ -103,4 +106,5 @@ class DiffusionProblem:
         assert isinstance(tm, TimestepModel)
         return ThirdPartyView(chain.shape, chain.n_steps, chain.mean, chain.sigma, eps_model=tm.model,
                               betas=beta_schedule(schedule, steps), timesteps=tm.timesteps.cpu().numpy(),
-                              eta=eta if sampler == "ddim" else None, sampler=sampler)
+                              eta=eta if sampler == "ddim" else None, sampler=sampler,
+                              prior_mean=float(chain.prior_mean), prior_std=float(chain.prior_std))

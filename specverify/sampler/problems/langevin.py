@@ -81,7 +81,8 @@ class _LangevinProblem:
     def third_party(self, steps=100, *, step_size=None, dtype=torch.float64, **unused) -> ThirdPartyView:
         """The (mean, sigma) view; a Langevin problem has no eps-model view."""
         chain = self.chain(steps, step_size=step_size, **unused).to(dtype=dtype)
-        return ThirdPartyView(chain.shape, chain.n_steps, chain.mean, chain.sigma, sampler="langevin")
+        return ThirdPartyView(chain.shape, chain.n_steps, chain.mean, chain.sigma, sampler="langevin",
+                              prior_mean=float(chain.prior_mean), prior_std=float(chain.prior_std))
 
 
 def _no_diffusion_options(name, options):
