@@ -8,8 +8,9 @@ Parts
     profile    microseconds per sample and step of the denoiser (torch and JAX, float64, batch 512) at N = 16, 64, 256
     speed      `specverify accept` rows (specverify.study) of each drafter at windows 1..16, at 250 and 1000 DDPM
                steps: acceptance next to the harness's prediction (mean of 2 Phi(-|D| / 2) over the verified steps),
-               rounds and nfe_ratio next to theirs (medusa is left out at d = 3072: its training rollouts hold
-               1000 x steps x d floats, 6 GB at 250 steps)
+               rounds and nfe_ratio next to theirs; medusa at windows 4 and 8, its heads trained on 64 target
+               rollouts at 250 steps and 16 at 1000 (the default 1000 rollouts would hold steps x 1000 x window x d
+               floats of training targets: 43 GB at 250 steps and window 8)
     check      `specverify check --problem images --steps S` (frozen-denoiser, window 8) at the harness's own n
     diffusers  the same check of the diffusers view: the exact denoiser as an eps model through
                chain_from_diffusers with a DDIMScheduler (CIFAR-10's 1000 training betas, S inference steps, eta 1),
@@ -47,6 +48,8 @@ class Settings:
     profile_batch: int = 512
     speed_steps: tuple = ((250, 16), (1000, 8))  # (steps, trajectories)
     windows: tuple = (1, 2, 4, 8, 16)
+    medusa_windows: tuple = (4, 8)
+    medusa_rollouts: tuple = ((250, 64), (1000, 16))  # (steps, training rollouts): 1000 would need 43 GB at 250
     check_steps: int = 10
     check_window: int = 8
     check_n: int | None = None  # None: the harness's own n
@@ -54,7 +57,7 @@ class Settings:
 
 
 SMOKE = Settings(dim=192, n_images=16, profile_images=(16,), profile_batch=64, speed_steps=((20, 8),), windows=(1, 4),
-                 check_steps=5, check_n=200)
+                 medusa_windows=(4,), medusa_rollouts=((20, 16),), check_steps=5, check_n=200)
 
 
 def _log(msg):
@@ -102,11 +105,14 @@ def profile(s: Settings) -> list[dict]:
 def speed(s: Settings, seed: int) -> list[dict]:
     from specverify import study
 
-    rows = []
+    rows, rollouts = [], dict(s.medusa_rollouts)
     for steps, n in s.speed_steps:
         setup = _setup(s, steps)
-        for d in DRAFTERS:
-            for r in study.run_study(setup, [d], list(s.windows), n=n, seed=seed):
+        runs = [(d, list(s.windows), None) for d in DRAFTERS]
+        if steps in rollouts:
+            runs.append(("medusa", list(s.medusa_windows), {"n_traj": rollouts[steps]}))
+        for d, windows, train in runs:
+            for r in study.run_study(setup, [d], windows, n=n, seed=seed, medusa_train=train):
                 rows.append({"steps": steps, **{k: r[k] for k in (
                     "drafter", "window", "n", "acceptance_rate", "ci_low", "ci_high", "predicted_acceptance_rate",
                     "rounds_mean", "predicted_rounds_mean", "nfe_ratio", "predicted_nfe_ratio", "seconds")}})

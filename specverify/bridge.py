@@ -85,9 +85,11 @@ def make_setup(problem: str = "gmm", *, dim: int | None = None, steps: int = 100
                  int(steps))
 
 
-def make_builtin_drafter(setup: Setup, name: str, window: int, *, stress_delta: float = 1.2, device="cpu"):
+def make_builtin_drafter(setup: Setup, name: str, window: int, *, stress_delta: float = 1.2, device="cpu",
+                         medusa_train: dict | None = None):
     """The named drafter for ``setup``: the independent one gets the problem's draft chain, medusa heads trained
-    on the problem's target rollouts (cached in the user cache, specverify.sampler.cache), stress its delta.
+    on the problem's target rollouts (cached in the user cache, specverify.sampler.cache; ``medusa_train``: options
+    of ``train_heads``, e.g. ``{"n_traj": 64}`` where 1000 rollouts do not fit in memory), stress its delta.
     Medusa's heads are trained for window + 1 positions: under the default policy the anchor is one step behind
     the window start, so position j needs the output j + 1 steps ahead (``theory/rounds.md``)."""
     from specverify.sampler.drafters import make_drafter
@@ -97,7 +99,8 @@ def make_builtin_drafter(setup: Setup, name: str, window: int, *, stress_delta: 
     if name == "medusa":
         from specverify.sampler.drafters.medusa import load_or_train
 
-        return make_drafter(name, heads=load_or_train(setup.chain(), window + 1, key=setup.key))
+        return make_drafter(name, heads=load_or_train(setup.chain(), window + 1, key=setup.key,
+                                                      **(medusa_train or {})))
     if name == "stress":
         return make_drafter(name, delta=stress_delta)
     return make_drafter(name)

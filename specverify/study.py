@@ -113,9 +113,10 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
 
 
 def run_study(setup, drafters, windows, *, n: int, seed: int = 0, dtype=torch.float64, device="cpu",
-              progress: bool = False, confidence: float = CONFIDENCE, policies=("accepted+1",)) -> list[dict]:
+              progress: bool = False, confidence: float = CONFIDENCE, policies=("accepted+1",),
+              medusa_train: dict | None = None) -> list[dict]:
     """Run our speculative sampler for every drafter, window and round policy on a built-in ``setup``; one row
-    each (policies side by side, in the order given)."""
+    each (policies side by side, in the order given). ``medusa_train``: see ``bridge.make_builtin_drafter``."""
     from specverify.bridge import make_builtin_drafter
     from specverify.sampler.speculative import speculative_sample
 
@@ -123,7 +124,7 @@ def run_study(setup, drafters, windows, *, n: int, seed: int = 0, dtype=torch.fl
     rows = []
     for name in drafters:
         for window in windows:
-            drafter = make_builtin_drafter(setup, name, window)
+            drafter = make_builtin_drafter(setup, name, window, medusa_train=medusa_train)
             for policy in policies:
                 t0 = time.perf_counter()
                 _, st = speculative_sample(chain, drafter, n, window=window, seed=seed, dtype=dtype, device=device,

@@ -35,3 +35,18 @@ def test_options_go_only_to_the_problems_that_take_them():
 def test_an_unknown_problem_names_the_choices():
     with pytest.raises(UsageError, match="choose one of gaussian, gmm"):
         entry("cifar")
+
+
+def test_medusa_training_options_reach_the_heads(tmp_path, monkeypatch):
+    """study / bridge pass medusa_train to the heads' training: a rollout count where 1000 do not fit (images)."""
+    from specverify import study
+
+    monkeypatch.setenv("SPECVERIFY_CACHE", str(tmp_path))
+    setup = make_setup("gmm", dim=2, steps=12)
+    train = {"n_traj": 20, "epochs": 1, "hidden": 16}
+    row, = study.run_study(setup, ["medusa"], [3], n=100, medusa_train=train)
+    assert row["drafter"] == "medusa" and row["n"] == 100
+    from specverify.sampler.drafters.medusa import cache_path
+
+    assert cache_path(setup.chain(), 3 + 1, key=setup.key, **train).exists()  # named by the training options
+    assert not cache_path(setup.chain(), 3 + 1, key=setup.key).exists()  # not the default training
