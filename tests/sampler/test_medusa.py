@@ -96,3 +96,14 @@ def test_medusa_needs_heads_for_its_chain(gmm):
     with pytest.raises(SamplerError, match="window >= 2"):
         train_heads(gmm[0], 1)
     assert np.isfinite(gmm[1].embed(torch.arange(50)).numpy()).all()
+
+
+def test_training_that_cannot_fit_in_memory_is_refused_before_it_runs(monkeypatch):
+    import os
+
+    chain = make_problem("gmm", dim=2).chain(50)
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 64}  # a 256 KiB machine: 50 x 1000 x 5 x 2 x 12 bytes do not fit
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    with pytest.raises(SamplerError, match=r"fewer rollouts \(n_traj <= 21"):
+        train_heads(chain, 6)
+    train_heads(chain, 6, n_traj=20, epochs=1, hidden=8)  # what the message offers does fit

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from pathlib import Path
 
@@ -113,11 +114,25 @@ def _rollouts(chain: GaussianChain, n: int, seed: int):
     return torch.stack(xs), torch.stack(fs)
 
 
+def _check_memory(chain: GaussianChain, window: int, n_traj: int) -> None:
+    """Refuse a training whose targets (steps x rollouts x (window - 1) x d, float64 and a float32 copy) would take
+    more than half of this machine's memory, before the rollouts run."""
+    need = chain.n_steps * n_traj * (window - 1) * chain.dim * 12
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    if total and need > total / 2:
+        fit = max(1, int(n_traj * total / 2 / need))
+        raise SamplerError(f"medusa heads at d={chain.dim}, {chain.n_steps} steps, window {window} with {n_traj} "
+                           f"rollouts need about {need / 2**30:.0f} GiB of training targets (this machine has "
+                           f"{total / 2**30:.0f} GiB): train on fewer rollouts (n_traj <= {fit}, e.g. "
+                           "bridge.make_builtin_drafter(..., medusa_train={'n_traj': ...})) or use a smaller window")
+
+
 def train_heads(chain: GaussianChain, window: int, *, n_traj: int = 1000, epochs: int = 10, hidden: int = 128,
                 lr: float = 1e-3, seed: int = 0) -> Heads:
     """Fit the heads on ``n_traj`` target rollouts (float64) in float32 (deterministic for a seed, on CPU)."""
     if window < 2:
         raise SamplerError("medusa heads predict positions 1 .. window - 1: use window >= 2")
+    _check_memory(chain, window, n_traj)
     chain = chain.to(dtype=torch.float64, device="cpu")
     torch.manual_seed(seed)
     xs, fs = _rollouts(chain, n_traj, seed)
