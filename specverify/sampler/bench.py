@@ -115,7 +115,8 @@ def _row(model, chain, batch, config, plain_s, spec_s, stats, times, x_plain, x_
     name, window, policy, compiled = config
     return dict(
         model=model, chain=chain.name, steps=chain.n_steps, dim=chain.dim, batch=batch, drafter=name,
-        window=window, policy=policy, compiled=compiled, warmup_s=warmup_s, plain_s=plain_s, spec_s=spec_s, wall_ratio=plain_s / spec_s, nfe_ratio=stats.nfe_ratio,
+        window=window, policy=policy, compiled=compiled, warmup_s=warmup_s, plain_s=plain_s, spec_s=spec_s,
+        wall_ratio=plain_s / spec_s, nfe_ratio=stats.nfe_ratio,
         call_ratio=chain.n_steps / stats.rounds_total, acceptance_rate=stats.acceptance_rate,
         round_cost=(spec_s / stats.rounds_total) / (plain_s / chain.n_steps),
         rounds_total=stats.rounds_total, rounds_mean=stats.rounds_mean,

@@ -166,11 +166,7 @@ class Env:
     stop: torch.Tensor
     pos: torch.Tensor
     vectorise: bool
-    core: Callable = None
-
-    def __post_init__(self):
-        if self.core is None:
-            object.__setattr__(self, "core", _core)
+    core: Callable
 
 
 def make_env(chain, drafter, noise, window: int, policy: str, parts: Parts, like: torch.Tensor,

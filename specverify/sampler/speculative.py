@@ -37,7 +37,8 @@ class SpecStats:
     decided (up to and including the first rejection), ``accepted`` accepted steps, ``predicted_accepted``
     the sum of 2 Phi(-|D| / 2) over the verified steps (the expectation of ``accepted`` given the path).
     The ``*_per_sample`` arrays hold the same three counts per trajectory (the acceptance test's unit; with
-    ``predicted_var_per_sample``, the sum of p (1 - p) over those steps: the variance of accepted - predicted), and the
+    ``predicted_var_per_sample``, the sum of p (1 - p) over those steps: the variance of accepted - predicted),
+    and the
     ``*_per_step`` arrays, of shape (n_steps, window), per chain step k (row) and window position j (column);
     the per-position totals are their column sums. Steps taken by the target without a draft: ``bonus_steps``
     (after a fully accepted window), ``direct_steps`` (a row with nothing to draft: an anchored drafter's first
@@ -99,7 +100,8 @@ class SpecStats:
             v = getattr(self, f.name)
             out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
         for name in ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample",
-                     "predicted_var_per_sample", "proposed_per_step", "verified_per_step", "accepted_per_step", "predicted_per_step"):
+                     "predicted_var_per_sample", "proposed_per_step", "verified_per_step", "accepted_per_step",
+                     "predicted_per_step"):
             del out[name]
         for name in ("rounds_mean", "nfe_ratio", "acceptance_rate", "predicted_acceptance_rate",
                      "mean_accepted_length"):
