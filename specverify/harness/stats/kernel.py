@@ -62,6 +62,7 @@ N_FEATURES = 512
 N_SLICES = 64
 MEDIAN_POINTS = 2048
 MEMORY_BYTES = 256 * 2**20  # per batch of permutations, roughly
+_RFF_ROWS = 128  # rows per block while building the features
 _SLICE_BLOCK = 2**22  # float32 elements per step of the sliced energy (a few cache-friendly MB)
 
 
@@ -212,21 +213,37 @@ def _mmd_exact(z: torch.Tensor, n: int, m: int, bw, dtype=torch.float32, dist: t
     return statistic, 24 + itemsize * k, f"exact pooled kernel matrices, double-centred, {_dtype_name(dtype)} products"
 
 
-def _mmd_rff(z: torch.Tensor, n: int, m: int, bw, n_features: int, seed: int, dtype=torch.float32):
-    n_items, k, f = z.shape[0], len(bw), positive_int(n_features, "n_features", error=StatsError)
+def _rff_features(z: torch.Tensor, bw, f: int, seed: int, dtype):
+    """Centred random Fourier features (N, k 2F) in ``dtype`` and their squared norms Kc_ii (k, N), float64.
+
+    Built in row blocks: the projections are reduced mod 2 pi in float64, then cos and sin run in ``dtype``
+    (float32 cos is 3-4x faster here; the reduction keeps its argument error near 1 ulp of 2 pi). Two passes:
+    the feature mean first, then the centred features, so centring happens before the rounding to ``dtype``.
+    """
+    n_items, k = z.shape[0], len(bw)
     gen = torch.Generator().manual_seed(_sub_seed(seed, 1))
     w0 = torch.randn(z.shape[1], f, generator=gen, dtype=torch.float64).to(z.device)
     inv_h = torch.tensor([1.0 / h for h in bw], dtype=torch.float64, device=z.device)
-    proj = (z @ w0)[:, None, :] * inv_h[None, :, None]  # (N, k, F): frequencies W = w0 / h ~ N(0, I / h^2)
-    phi = torch.empty(n_items, k, 2, f, dtype=torch.float64, device=z.device)
-    torch.cos(proj, out=phi[:, :, 0])
-    torch.sin(proj, out=phi[:, :, 1])
-    del proj
-    phi = phi.view(n_items, k * 2 * f).mul_(1.0 / math.sqrt(f))  # phi(u)^T phi(u) = 1 for every bandwidth
-    phi -= phi.mean(0)  # centred features: their kernel is H K H, which leaves MMD^2_u unchanged
-    diag = phi.view(n_items, k, 2 * f).square().sum(2).T.contiguous()  # (k, N): Kc_ii per bandwidth
+
+    def block(rows):  # (rows, k, 2F) in float64, scaled so that phi(u)^T phi(u) = 1 for every bandwidth
+        proj = torch.remainder((z[rows] @ w0)[:, None, :] * inv_h[None, :, None], 2 * math.pi).to(dtype)
+        return torch.cat([proj.cos(), proj.sin()], dim=2).double().mul_(1.0 / math.sqrt(f))
+
+    blocks = [slice(s, s + _RFF_ROWS) for s in range(0, n_items, _RFF_ROWS)]
+    mean = sum(block(rows).sum(0) for rows in blocks) / n_items
+    phi = torch.empty(n_items, k, 2 * f, dtype=dtype, device=z.device)
+    diag = torch.empty(n_items, k, dtype=torch.float64, device=z.device)
+    for rows in blocks:
+        c = block(rows).sub_(mean)  # centred features: their kernel is H K H, which leaves MMD^2_u unchanged
+        diag[rows] = c.square().sum(2)
+        phi[rows] = c
+    return phi.view(n_items, k * 2 * f), diag.T.contiguous()
+
+
+def _mmd_rff(z: torch.Tensor, n: int, m: int, bw, n_features: int, seed: int, dtype=torch.float32):
+    k, f = len(bw), positive_int(n_features, "n_features", error=StatsError)
+    phi, diag = _rff_features(z, bw, f, seed, dtype)
     tr_all = diag.sum(1)
-    phi = phi.to(dtype)
 
     def statistic(perms):
         a = group_indicator(perms, n, dtype)
