@@ -23,7 +23,9 @@ from specverify.harness.stats.kernel import (
     _energy_exact,
     _energy_sliced,
     _mmd_exact,
+    _RFF_ROWS,
     _mmd_rff,
+    _rff_features,
     _pool,
     _sub_seed,
     energy_statistic,
@@ -199,6 +201,24 @@ def test_rff_statistic_converges_to_the_exact_one(small):
         assert (np.abs(r32 - r64) <= 1e-5 * r64.std(0)).all()
         errors.append(np.abs(r64 - exact).max(0) / exact.std(0))
     assert (errors[1] < 0.25).all() and (errors[1] < errors[0]).all()
+
+
+def test_rff_features_built_in_blocks_equal_the_one_shot_formula():
+    """Several row blocks (the last one partial): the centred features and their norms match the direct formula,
+    in float64 to rounding and in float32 to float32 rounding of the features."""
+    rng = np.random.default_rng(8)
+    z = torch.tensor(rng.normal(size=(2 * _RFF_ROWS + 37, 3)) * 4.0)
+    bws, f = (0.3, 2.0), 16
+    w0 = torch.randn(3, f, generator=torch.Generator().manual_seed(_sub_seed(1, 1)), dtype=torch.float64)
+    proj = torch.stack([z @ w0 / h for h in bws], dim=1)
+    want = torch.cat([proj.cos(), proj.sin()], dim=2) / math.sqrt(f)
+    want = want - want.mean(0)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-6)):
+        phi, diag = _rff_features(z, bws, f, 1, dtype)
+        assert phi.dtype == dtype and phi.shape == (z.shape[0], len(bws) * 2 * f)
+        assert torch.allclose(phi.double(), want.reshape(z.shape[0], -1), rtol=0, atol=tol)
+        # |diag error| <= sum over 2F features of 2 |c| |error of c|, with |c| <= 2 / sqrt(F)
+        assert torch.allclose(diag, want.square().sum(2).T, rtol=0, atol=8 * math.sqrt(f) * tol)
 
 
 def test_energy_equals_scipy_in_one_dimension_and_the_naive_double_loop(small):
