@@ -25,7 +25,8 @@ Two paths, chosen by ``method="auto"`` from the pooled size N = n + m and report
     rff     MMD above that size: random Fourier features (Rahimi & Recht 2007) phi(u) = [cos(W u), sin(W u)] /
             sqrt(F), W ~ N(0, I / h^2) with F frequencies per bandwidth drawn from a fixed seed. It is the exact
             MMD^2_u of the kernel phi(u)^T phi(v) (whose diagonal is exactly 1), which approximates k_h. Cost
-            4 F N flops per permutation and bandwidth.
+            4 F N flops per permutation and bandwidth. The features are built in blocks of ``_RFF_ROWS`` rows,
+            with cos and sin in ``dtype`` after a float64 reduction mod 2 pi, and centred before rounding.
     sliced  energy above that size: the identity |u| = E_theta |theta^T u| / E|theta_1| (theta uniform on the
             sphere) turns E into c_d times the mean over directions of the one-dimensional energy of the
             projections, 2 int (F_n - G_m)^2 (cumulative sums over the sorted pool: O(N) per permutation and
