@@ -36,15 +36,17 @@ class GMMDenoiser(X0Denoiser):
         at = self.abar[t][:, None]  # (b, 1)
         sa = at.sqrt()
         var_t = at * self.var + (1 - at)  # (b, K)
-        # Broadcast sums instead of matmuls: BLAS results depend on the batch size in the last bits, and the
+        # Row-wise sums instead of matmuls: BLAS results depend on the batch size in the last bits, and the
         # oracle identity test needs a model whose output for a sample does not depend on its batch.
-        xmu = (xf[:, None, :] * self.mu).sum(2)  # (b, K)
+        xmu = torch.stack([(xf * mu).sum(1) for mu in self.mu], dim=1)  # (b, K)
         sq = (xf**2).sum(1, keepdim=True) - 2 * sa * xmu + at * self.mu_sq  # |x - sa mu_c|^2
         logits = self.log_w - 0.5 * sq / var_t - 0.5 * d * torch.log(var_t)
         r = torch.softmax(logits, dim=1)
         gain = sa * self.var / var_t  # (b, K)
         w = r * (1 - sa * gain)
-        x0 = xf * (r * gain).sum(1, keepdim=True) + (w[:, :, None] * self.mu).sum(1)
+        x0 = xf * (r * gain).sum(1, keepdim=True)
+        for c, mu in enumerate(self.mu):
+            x0 = x0 + w[:, c : c + 1] * mu
         return x0.view_as(x)
 
 
