@@ -18,15 +18,15 @@ import torch
 
 from specverify.harness.stats import two_sample_battery
 from specverify.harness.stats.kernel import (
+    _RFF_ROWS,
     MMD_SCALES,
     _cumsum_statistics,
     _energy_exact,
     _energy_sliced,
     _mmd_exact,
-    _RFF_ROWS,
     _mmd_rff,
-    _rff_features,
     _pool,
+    _rff_features,
     _sub_seed,
     energy_statistic,
     energy_test,

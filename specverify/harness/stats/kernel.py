@@ -218,8 +218,9 @@ def _rff_features(z: torch.Tensor, bw, f: int, seed: int, dtype):
     """Centred random Fourier features (N, k 2F) in ``dtype`` and their squared norms Kc_ii (k, N), float64.
 
     Built in row blocks: the projections are reduced mod 2 pi in float64, then cos and sin run in ``dtype``
-    (float32 cos is 3-4x faster here; the reduction keeps its argument error near 1 ulp of 2 pi). Two passes:
-    the feature mean first, then the centred features, so centring happens before the rounding to ``dtype``.
+    (float32 cos measured 2.7x to 4.3x faster here; the reduction keeps its argument error near 1 ulp of
+    2 pi). Two passes: the feature mean first, then the centred features, so centring happens before the
+    rounding to ``dtype``.
     """
     n_items, k = z.shape[0], len(bw)
     gen = torch.Generator().manual_seed(_sub_seed(seed, 1))
