@@ -122,8 +122,8 @@ def _drafter(name, p, steps):
 
 
 # d = 256 at n = 20000 moves (n, window + 1, d) blocks of 700 MB per round: minutes per case on 2 cores, so it
-# runs in the slow lane, in float32 (which it then also covers).
-@pytest.mark.parametrize("dim,dtype", [(2, F64), pytest.param(256, torch.float32, marks=pytest.mark.slow)])
+# runs in the slow lane, in float32 (which it then also covers), after the other slow tests.
+@pytest.mark.parametrize("dim,dtype", [(2, F64), pytest.param(256, torch.float32, marks=pytest.mark.slow(last=True))])
 @pytest.mark.parametrize("window", [1, 4, 16])
 @pytest.mark.parametrize("drafter", DRAFTERS)
 def test_speculative_sampler_has_the_exact_chain_law(dim, dtype, window, drafter):
