@@ -219,24 +219,25 @@ def _rff_features(z: torch.Tensor, bw, f: int, seed: int, dtype):
 
     Built in row blocks: the projections are reduced mod 2 pi in float64, then cos and sin run in ``dtype``
     (float32 cos measured 2.7x to 4.3x faster here; the reduction keeps its argument error near 1 ulp of
-    2 pi). Two passes: the feature mean first, then the centred features, so centring happens before the
-    rounding to ``dtype``.
+    2 pi). One pass computes the features (stored in ``dtype``) and their float64 mean; a second pass, with no
+    trigonometry, centres them in float64 and rounds them again.
     """
     n_items, k = z.shape[0], len(bw)
     gen = torch.Generator().manual_seed(_sub_seed(seed, 1))
     w0 = torch.randn(z.shape[1], f, generator=gen, dtype=torch.float64).to(z.device)
     inv_h = torch.tensor([1.0 / h for h in bw], dtype=torch.float64, device=z.device)
-
-    def block(rows):  # (rows, k, 2F) in float64, scaled so that phi(u)^T phi(u) = 1 for every bandwidth
-        proj = torch.remainder((z[rows] @ w0)[:, None, :] * inv_h[None, :, None], 2 * math.pi).to(dtype)
-        return torch.cat([proj.cos(), proj.sin()], dim=2).double().mul_(1.0 / math.sqrt(f))
-
     blocks = [slice(s, s + _RFF_ROWS) for s in range(0, n_items, _RFF_ROWS)]
-    mean = sum(block(rows).sum(0) for rows in blocks) / n_items
     phi = torch.empty(n_items, k, 2 * f, dtype=dtype, device=z.device)
+    total = torch.zeros(k, 2 * f, dtype=torch.float64, device=z.device)
+    for rows in blocks:  # scaled so that phi(u)^T phi(u) = 1 for every bandwidth
+        proj = torch.remainder((z[rows] @ w0)[:, None, :] * inv_h[None, :, None], 2 * math.pi).to(dtype)
+        feats = torch.cat([proj.cos(), proj.sin()], dim=2).double().mul_(1.0 / math.sqrt(f))
+        total += feats.sum(0)
+        phi[rows] = feats
+    mean = total / n_items
     diag = torch.empty(n_items, k, dtype=torch.float64, device=z.device)
     for rows in blocks:
-        c = block(rows).sub_(mean)  # centred features: their kernel is H K H, which leaves MMD^2_u unchanged
+        c = phi[rows].double().sub_(mean)  # centred features: their kernel is H K H, which leaves MMD^2_u unchanged
         diag[rows] = c.square().sum(2)
         phi[rows] = c
     return phi.view(n_items, k * 2 * f), diag.T.contiguous()
