@@ -43,20 +43,30 @@ def _uniformity(pvalues: dict[str, list[float]], alpha: float, conservative=()) 
             for k, p, rj in zip(names, ks, ks_rej, strict=True)] + rates
 
 
-def run_config(name: str, replicates: int, *, n: int, alpha: float, n_perm: int, seed0: int = 0,
-               progress: bool = False) -> dict:
-    """``replicates`` checks of configuration ``name`` at seeds ``seed0 ..``: the record described above."""
+def _one(sizes: set) -> int:
+    if len(sizes) != 1:
+        raise RuntimeError(f"the replicates ran at different n: {sorted(sizes)}")
+    return int(next(iter(sizes)))
+
+
+def run_config(name: str, replicates: int, *, n: int | None, alpha: float, n_perm: int | None, seed0: int = 0,
+               steps: int | None = None, progress: bool = False) -> dict:
+    """``replicates`` checks of configuration ``name`` at seeds ``seed0 ..``: the record described above.
+
+    ``n=None``: the check's own sizing from alpha (the default a user gets); ``n_perm=None``: the sequential
+    permutation engine; ``steps`` overrides the configuration's chain length."""
     from scipy import stats
 
     from specverify.bridge import check, make_candidate, make_reference, make_setup
 
-    problem, dim, steps, drafter, window = CONFIGS[name]
+    problem, dim, config_steps, drafter, window = CONFIGS[name]
+    steps = config_steps if steps is None else int(steps)
     setup = make_setup(problem, dim=dim, steps=steps)
     reference = make_reference(setup)
     candidate = make_candidate(setup, drafter=drafter, window=window)
     pvalues: dict[str, list[float]] = {}
     conservative: dict[str, None] = {}
-    rejected, t0 = 0, time.perf_counter()
+    rejected, sizes, perms, t0 = 0, set(), [], time.perf_counter()
     seeds = range(seed0, seed0 + replicates)
     if progress:
         from tqdm.auto import tqdm
@@ -65,13 +75,18 @@ def run_config(name: str, replicates: int, *, n: int, alpha: float, n_perm: int,
     for s in seeds:
         r = check(setup, candidate, reference, alpha=alpha, n=n, seed=s, n_perm=n_perm)
         rejected += r.verdict == "fail"
+        sizes.add(r.n)
+        perms.append(r.permutations)
         for t in r.tests:
             pvalues.setdefault(t.name, []).append(t.pvalue)
             if t.family == "independence":
                 conservative[t.name] = None
     lo, hi = stats.binomtest(rejected, replicates).proportion_ci(0.99, method="exact")
     return {"config": name, "problem": problem, "dim": dim, "steps": steps, "drafter": drafter, "window": window,
-            "reference": reference[0], "n": n, "alpha": alpha, "n_perm": n_perm if reference[0] == "sampler" else None,
+            "reference": reference[0], "n": _one(sizes), "sized": n is None, "alpha": alpha,
+            "n_perm": (n_perm or "sequential") if reference[0] == "sampler" else None,
+            "permutations_median": float(np.median(perms)) if reference[0] == "sampler" else None,
+            "permutations_max": int(max(perms)) if reference[0] == "sampler" else None,
             "replicates": replicates, "rejections": rejected, "rejection_rate": rejected / replicates,
             "ci99_low": float(lo), "ci99_high": float(hi), "alpha_inside_ci": bool(lo <= alpha <= hi),
             "tests": _uniformity(pvalues, alpha, tuple(conservative)), "seconds": time.perf_counter() - t0}

@@ -20,3 +20,16 @@ def test_the_suite_rejects_a_correct_sampler_at_rate_alpha(config):
     assert r["alpha_inside_ci"], (r["rejections"], r["ci99_low"], r["ci99_high"])
     bad = [(t["name"], t["ks_uniform_pvalue"]) for t in r["tests"] if t["uniformity_rejected"]]
     assert not bad, bad
+
+
+def test_a_replicate_at_the_checks_own_sizing_and_the_sequential_engine():
+    """n=None sizes n as `check` does (3 blocks at alpha / 3, k = d + 1 one-sample tests on gaussian d=2);
+    n_perm=None runs the sequential engine and records the permutations it drew."""
+    from specverify.harness.stats.sizing import ks_one_sample_n
+
+    law = run_config("exact-law", 2, n=None, alpha=ALPHA, n_perm=None, steps=10)
+    assert law["sized"] and law["steps"] == 10 and law["n"] == ks_one_sample_n(ALPHA / 3 / 3, 0.05, 0.05)
+    assert law["permutations_median"] is None and law["n_perm"] is None
+    two = run_config("two-sample", 2, n=300, alpha=ALPHA, n_perm=None, steps=10)
+    assert not two["sized"] and two["n"] == 300 and two["n_perm"] == "sequential"
+    assert 0 < two["permutations_median"] <= two["permutations_max"]
