@@ -51,7 +51,7 @@ def _cumsum_statistics(proj: torch.Tensor, n: int, m: int, *, ks: bool = True, e
     if ks:
         ends = torch.ones_like(vals, dtype=torch.bool)
         ends[:-1] = vals[1:] != vals[:-1]  # D is taken where the pooled value changes
-        ends_t = ends.T.contiguous().to(lo)
+        ends_t = None if bool(ends.all()) else ends.T.contiguous().to(lo)  # None: no ties, every rank is an end
     k_over_m = torch.arange(1, n_items + 1, dtype=torch.float64, device=dev).div(m).to(lo)
     coef = 1.0 / n + 1.0 / m
     n_ks = c if ks else 0
@@ -65,8 +65,9 @@ def _cumsum_statistics(proj: torch.Tensor, n: int, m: int, *, ks: bool = True, e
             o = order_t[j:j + step]
             cs = a.index_select(1, o.reshape(-1)).view(b, o.shape[0], n_items).cumsum(2)  # n F_n at each rank
             diff = cs.mul_(coef).sub_(k_over_m)  # F_n - G_m = cs (1/n + 1/m) - k/m
-            if ks:
-                out[:, j:j + o.shape[0]] = (diff.abs() * ends_t[j:j + step]).amax(2).double()
+            if ks:  # max |diff| over the ends, as max(max diff, -min diff): no |diff| temporary
+                lo_hi = torch.aminmax(diff if ends_t is None else diff * ends_t[j:j + step], dim=2)
+                out[:, j:j + o.shape[0]] = torch.maximum(lo_hi.max, lo_hi.min.neg()).double()
             if energy_cols:  # sum over the energy columns of int (F_n - G_m)^2 dt
                 out[:, n_ks] += torch.einsum("bcn,cn->b", diff.square_(), weights_t[j:j + step]).double()
         if not energy_cols:
