@@ -82,11 +82,12 @@ def run_config(name: str, replicates: int, *, n: int | None, alpha: float, n_per
             if t.family == "independence":
                 conservative[t.name] = None
     lo, hi = stats.binomtest(rejected, replicates).proportion_ci(0.99, method="exact")
+    sampler = reference[0] == "sampler"
     return {"config": name, "problem": problem, "dim": dim, "steps": steps, "drafter": drafter, "window": window,
             "reference": reference[0], "n": _one(sizes), "sized": n is None, "alpha": alpha,
-            "n_perm": (n_perm or "sequential") if reference[0] == "sampler" else None,
-            "permutations_median": float(np.median(perms)) if reference[0] == "sampler" else None,
-            "permutations_max": int(max(perms)) if reference[0] == "sampler" else None,
+            "n_perm": (n_perm or "sequential") if sampler else None,
+            "permutations_median": float(np.median(perms)) if sampler else None,
+            "permutations_max": int(max(perms)) if sampler else None,
             "replicates": replicates, "rejections": rejected, "rejection_rate": rejected / replicates,
             "ci99_low": float(lo), "ci99_high": float(hi), "alpha_inside_ci": bool(lo <= alpha <= hi),
             "tests": _uniformity(pvalues, alpha, tuple(conservative)), "seconds": time.perf_counter() - t0}
