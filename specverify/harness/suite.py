@@ -108,12 +108,16 @@ def rejection_path(acc, mdk: float) -> dict:
     return out
 
 
+def _acceptance_block(acc, a_block: float) -> list:
+    """[("acceptance", battery)] when the candidate reports acceptance counts, else []."""
+    if acc is None:
+        return []
+    t = acceptance_test(acc["accepted"], acc["predicted"], acc.get("verified"), acc.get("predicted_var"))
+    return [("acceptance", Battery((t,), (t.pvalue,), (t.pvalue <= a_block,), a_block, "single"))]
+
+
 def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data):
-    """The verdict from ``blocks`` (family name, battery); the acceptance block is added when ``acc`` is given."""
-    blocks = list(blocks)
-    if acc is not None:
-        t = acceptance_test(acc["accepted"], acc["predicted"], acc.get("verified"), acc.get("predicted_var"))
-        blocks.append(("acceptance", Battery((t,), (t.pvalue,), (t.pvalue <= alpha,), alpha, "single")))
+    """The verdict from ``blocks`` (family name, battery), the acceptance block included when ``acc`` is given."""
     family = bonferroni_blocks([b for _, b in blocks], alpha)
     labels = [name for name, b in blocks for _ in b.tests]
     bh = _bh([t.pvalue for t in family.tests])
@@ -143,30 +147,38 @@ def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.0
     independence = _independence(candidate, x, y, a_block, seed)
     mdk = min_detectable_ks_one_sample(n, a_block / k, beta)
     data = {"x": x, "law": (np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs))} if keep_samples else None
-    return _report([("distribution", battery), ("independence", independence)], acc, kind="exact", alpha=alpha,
+    blocks = [("distribution", battery), ("independence", independence), *_acceptance_block(acc, a_block)]
+    return _report(blocks, acc, kind="exact", alpha=alpha,
                    beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
                    warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
 
 
 def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
                           seed=0, n_perm: int | None = None, keep_samples: bool = False) -> Report:
-    """Two-sample battery (KS, MMD, energy; minP) against ``reference(n, seed)``, plus acceptance."""
-    from specverify.harness.stats.omnibus import two_sample_minp
+    """Two-sample battery (KS, MMD, energy; minP) against ``reference(n, seed)``, plus acceptance.
+
+    The independence and acceptance blocks are decided first: when one rejects, the verdict is made and the
+    battery's permutations stop early (``two_sample_minp(settled=True)``)."""
+    from specverify.harness.stats.omnibus import SCREEN_SHARE, two_sample_minp
 
     t0 = time.perf_counter()
     _levels(alpha, beta, epsilon, n)
     blocks = 3 if check_seeded(candidate, seed) else 2  # distribution, independence (and acceptance)
     k = min(dim, MAX_COORDS) + 1 + (N_PROJECTIONS if dim > 1 else 0) + N_KERNEL_TESTS
     a_block = alpha / blocks
-    needed = ks_two_sample_n(a_block / k, beta, epsilon)
+    a_test = a_block / k * (1 - SCREEN_SHARE if n_perm is None else 1)  # minP spends 1 - SCREEN_SHARE of a_block
+    needed = ks_two_sample_n(a_test, beta, epsilon)
     n = needed if n is None else int(n)
     x, acc = run(candidate, n, seed, dim=dim)
     y = run(reference, n, seed + REFERENCE_SEED_OFFSET, dim=dim, what="reference")[0]
-    battery = two_sample_minp(x, y, a_block, n_perm=n_perm, n_projections=N_PROJECTIONS, max_coords=MAX_COORDS,
-                              seed=seed)
     independence = _independence(candidate, x, y, a_block, seed)
-    mdk = min_detectable_ks_two_sample(n, n, a_block / k, beta)
+    accept = _acceptance_block(acc, a_block)
+    settled = independence.reject or any(b.reject for _, b in accept)
+    battery = two_sample_minp(x, y, a_block, n_perm=n_perm, n_projections=N_PROJECTIONS, max_coords=MAX_COORDS,
+                              seed=seed, settled=settled)
+    mdk = min_detectable_ks_two_sample(n, n, a_test, beta)
     data = {"x": x, "y": y} if keep_samples else None
-    return _report([("distribution", battery), ("independence", independence)], acc, kind="sampler", alpha=alpha,
+    blocks = [("distribution", battery), ("independence", independence), *accept]
+    return _report(blocks, acc, kind="sampler", alpha=alpha,
                    beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
                    warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)

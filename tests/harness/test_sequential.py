@@ -122,3 +122,29 @@ def test_battery_passes_equal_laws_cheaply_and_rejects_a_shift():
     assert all(a >= s.min_adjusted for a in s.adjusted)
     fixed = two_sample_minp(x, y, ALPHA, seed=1, n_perm=99)
     assert fixed.permutations == 99 and "B=99" in fixed.tests[0].method
+
+
+def test_the_exact_ks_screen_rejects_a_gross_bug_without_the_permutation_cost():
+    # a permutation p-value is >= 1 / (B + 1): without the screen this rejection would cost >= 1 / alpha draws
+    from specverify.harness.stats.omnibus import SCREEN_SHARE, SETTLED_PERMUTATIONS
+
+    alpha, rng = 1e-4, np.random.default_rng(5)
+    x, y = rng.normal(size=(2000, 2)), rng.normal(size=(2000, 2))
+    b = two_sample_minp(x + [0.5, 0.0], y, alpha, seed=2)
+    assert b.reject and b.permutations <= 32 + SETTLED_PERMUTATIONS < min_permutations(alpha)
+    coord0 = {t.name: (t, a) for t, a in zip(b.tests, b.adjusted, strict=True)}["ks[coord 0]"]
+    n_ks = sum(t.name.startswith("ks[") for t in b.tests)
+    exact = stats.ks_2samp(x[:, 0] + 0.5, y[:, 0], method="exact").pvalue
+    assert coord0[1] == pytest.approx(min(1.0, n_ks * exact / SCREEN_SHARE)) and coord0[1] <= alpha
+    assert "exact KS p" in coord0[0].method and "already rejected" in coord0[0].method
+
+
+def test_a_family_settled_elsewhere_stops_the_permutations_and_changes_no_pass():
+    from specverify.harness.stats.omnibus import SETTLED_PERMUTATIONS
+
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(500, 2)), rng.normal(size=(500, 2))
+    free, settled = (two_sample_minp(x, y, 1e-3, seed=3, settled=s) for s in (False, True))
+    assert not free.reject and not settled.reject
+    assert settled.permutations == 32 + SETTLED_PERMUTATIONS  # no futility stop: the descriptive budget is drawn
+    assert all(a > 1e-3 for a in settled.adjusted)

@@ -190,3 +190,13 @@ def test_every_report_states_the_rejected_drafted_steps():
     r = check_against_law(_with_acceptance(_gauss()), *LAW, n=500, seed=5)
     assert r.rejection_path["rejected_steps"] == int(r.acceptance.verified - r.acceptance.accepted)
     assert "rejected drafted steps" in markdown(r)
+
+
+def test_a_rejecting_acceptance_block_settles_the_sampler_check_early():
+    from specverify.harness.stats.omnibus import SETTLED_PERMUTATIONS
+
+    bad = check_against_sampler(_with_acceptance(_gauss(), bias=0.05), _gauss(), 2, alpha=1e-3, n=3000, seed=5)
+    assert bad.verdict == "fail" and [t.family for t in bad.tests if t.rejected] == ["acceptance"]
+    battery = [t for t in bad.tests if t.family == "distribution"]
+    assert "already rejected" in battery[0].method
+    assert bad.permutations <= 32 + SETTLED_PERMUTATIONS  # not the >= 1 / alpha a permutation rejection needs

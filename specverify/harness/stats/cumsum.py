@@ -14,7 +14,7 @@ from specverify.harness.stats.permutation import group_indicator
 
 __all__ = ["sliced_constant"]
 
-_KS_BLOCK = 2**24  # float32 elements per step of the permuted KS statistics (``omnibus``)
+_KS_BLOCK = 2**20  # float32 elements per step of the permuted KS statistics (cache-sized: 2**24 was 1.4x slower)
 
 
 def sliced_constant(d: int) -> float:

@@ -24,6 +24,18 @@ that order and cumulated, gives n F_n at every order statistic, and D = max |F_n
 cumulative sums (both from ``cumsum._cumsum_statistics``, the implementation of ``kernel``'s sliced path). The
 other kernel statistics reuse ``kernel``'s vectorised builders (exact matrices up to ``kernel.MAX_EXACT`` pooled
 points, random features above).
+
+The exact KS screen (sequential engine only). A permutation p-value is never below 1 / (permutations + 1), so a
+rejection at alpha costs at least 1 / alpha permutations however gross the bug. Each KS column also has an exact
+null law of its own (scipy ``ks_2samp(method="exact")``: the continuous-data law, conservative under ties), so the
+battery spends ``SCREEN_SHARE`` of its alpha on those p-values, Bonferroni over the k_KS columns, and the rest on
+the minP permutation family:
+
+    adjusted p_j = min(1, minP p_j / (1 - s), k_KS p_j^exact / s)    (s = SCREEN_SHARE; the exact term for KS only)
+
+The family-wise error is at most (1 - s) alpha + s alpha = alpha (union bound). When the screen (or, in the suite,
+another block) has already rejected, the decision is made: the permutations stop at ``SETTLED_PERMUTATIONS``
+(their anytime-valid p-values stay valid at any stopping time and are reported as measured).
 """
 
 from __future__ import annotations
@@ -38,9 +50,11 @@ from specverify.harness.stats.permutation import permutation_matrix
 from specverify.harness.stats.results import Battery, TestResult
 from specverify.harness.stats.sequential import max_permutations
 
-__all__ = ["DEFAULT_PERMUTATIONS", "minp_adjust", "two_sample_minp"]
+__all__ = ["DEFAULT_PERMUTATIONS", "SCREEN_SHARE", "ks_screen", "minp_adjust", "two_sample_minp"]
 
 DEFAULT_PERMUTATIONS = 999
+SCREEN_SHARE = 0.1  # of the sequential battery's alpha, spent on the exact KS p-values (Bonferroni)
+SETTLED_PERMUTATIONS = 256  # counted permutations once the family is rejected elsewhere (descriptive p-values)
 _KS_RTOL = 1e-5  # relative tie tolerance of float32 statistics (KS values are multiples of 1 / lcm(n, m))
 
 
@@ -108,24 +122,44 @@ def _pilot_tails(ks_cols, n: int, m: int):
     return tail_map
 
 
-def _sequential(statistic, n: int, m: int, ks_cols, rtol, alpha: float, seed: int, batch: int):
+def ks_screen(cols, n: int) -> np.ndarray:
+    """Exact two-sample KS p-values of pooled columns (items before ``n``: the first sample), scipy
+    ``ks_2samp(method="exact")``; 1 (no screen) where scipy cannot compute the exact value."""
+    import warnings
+
+    from scipy import stats
+
+    out = np.ones(len(cols))
+    for j, c in enumerate(cols):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # scipy warns when it falls back to the asymptotic law
+            try:
+                out[j] = stats.ks_2samp(c[:n], c[n:], method="exact").pvalue
+            except RuntimeWarning:
+                pass
+    return out
+
+
+def _sequential(statistic, n: int, m: int, ks_cols, rtol, alpha: float, seed: int, batch: int, settled: bool):
     """Observed statistics, marginal and adjusted p-values, the method suffix and the permutations drawn, from
-    the sequential engine.
+    the sequential engine (``settled``: the family is rejected elsewhere; stop at ``SETTLED_PERMUTATIONS``).
 
     The battery's p-value (the smallest adjusted one, at the test with the smallest observed tail) is the
     anytime-valid p-value of ``sequential.sequential_minp_counts``; every other test's adjusted value is its
     single-step minP count on the same permutations, never below the battery's p-value (descriptive)."""
     from specverify.harness.stats.sequential import sequential_minp_counts
 
+    cap = {"cap": SETTLED_PERMUTATIONS, "futility": False} if settled else {}
     r = sequential_minp_counts(statistic, n + m, alpha=alpha, seed=seed, tail_map=_pilot_tails(ks_cols, n, m),
-                               rtol=rtol, batch_size=batch)
+                               rtol=rtol, batch_size=batch, **cap)
     rows = r.n_perm + 1
     u = np.random.default_rng([seed, 7]).uniform(size=r.above.size)
     marginal = (r.above + u * (r.tied + 1)) / rows
     adjusted = np.maximum.reduce([(1 + r.extreme) / rows, marginal, np.full(marginal.size, r.pvalue)])
     adjusted[int(np.argmin(r.observed_tails))] = r.pvalue
-    suffix = (f"; sequential minP (betting, anytime-valid) over {len(rtol)} tests, stopped ({r.stop}) after "
-              f"{r.n_perm} permutations + {r.n_pilot} pilot, seed={seed}")
+    why = "the family is already rejected" if settled else r.stop
+    suffix = (f"; sequential minP (betting, anytime-valid) over {len(rtol)} tests at alpha={alpha:.4g}, stopped "
+              f"({why}) after {r.n_perm} permutations + {r.n_pilot} pilot, seed={seed}")
     return r.observed, marginal, adjusted, suffix, r.n_perm + r.n_pilot
 
 
@@ -144,12 +178,14 @@ def _directions(x: np.ndarray, n_projections: int, max_coords: int, seed: int):
 
 
 def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projections: int = 16, max_coords: int = 64,
-                    kernel_tests: bool = True, seed: int = 0) -> Battery:
+                    kernel_tests: bool = True, seed: int = 0, settled: bool = False) -> Battery:
     """KS, MMD and energy tests of x (n, d) against y (m, d), minP-adjusted on shared permutations.
 
-    ``n_perm=None`` (the default): the sequential engine (``stats.sequential``), which stops once the decision at
-    ``alpha`` is settled (at most ceil(20 / alpha) permutations); an integer: that fixed number B of permutations
-    (at least ceil(1/alpha) - 1; ``DEFAULT_PERMUTATIONS`` = 999 was the former default).
+    ``n_perm=None`` (the default): the exact KS screen at ``SCREEN_SHARE`` alpha and the sequential engine at the
+    rest (``stats.sequential``), which stops once the decision is settled (at most ceil(20 / alpha) permutations;
+    ``SETTLED_PERMUTATIONS`` when the screen rejects or ``settled`` says the caller's family already rejected);
+    an integer: that fixed number B of permutations, no screen (at least ceil(1/alpha) - 1;
+    ``DEFAULT_PERMUTATIONS`` = 999 was the former default).
     """
     from specverify.harness.stats.two_sample import _pair
 
@@ -202,9 +238,18 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
         return torch.cat([p(perms).reshape(perms.shape[0], -1).double() for p in parts], dim=1)
 
     ks_cols = [nm.startswith("ks[") for nm in names]
+    screen = np.ones(len(names))
     if n_perm is None:
+        n_ks = sum(ks_cols)
+        exact = ks_screen(cols, n)
+        screen[:n_ks] = np.minimum(1.0, exact * n_ks / SCREEN_SHARE)  # KS columns come first
+        a_perm = alpha * (1 - SCREEN_SHARE)
         observed, marginal, adjusted, suffix, used = _sequential(
-            statistic, n, m, ks_cols, rtol, alpha, seed, kernel._batch(n + m, per_item, max_permutations(alpha)))
+            statistic, n, m, ks_cols, rtol, a_perm, seed, kernel._batch(n + m, per_item, max_permutations(a_perm)),
+            settled or bool((screen <= alpha).any()))
+        adjusted = np.minimum(np.minimum(1.0, adjusted / (1 - SCREEN_SHARE)), screen)
+        methods = [mt + (f"; exact KS p = {exact[j]:.3g} (scipy; screen: Bonferroni over {n_ks} KS tests at "
+                         f"{SCREEN_SHARE:g} alpha)" if ks_cols[j] else "") for j, mt in enumerate(methods)]
     else:
         raw = permutation_matrix(statistic, n + m, n_perm=n_perm, seed=seed, alpha=alpha,
                                  batch_size=kernel._batch(n + m, per_item, n_perm)).numpy()

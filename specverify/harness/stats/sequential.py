@@ -126,14 +126,15 @@ def _batch_sizes(cap: int, largest: int):
 def sequential_minp_counts(statistic: Callable[[torch.Tensor], torch.Tensor], n_items: int, *, alpha: float,
                            seed: int, tail_map: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]],
                            rtol, n_pilot: int = 32, batch_size: int = 256, cap: int | None = None,
-                           device=None) -> SequentialResult:
+                           futility: bool = True, device=None) -> SequentialResult:
     """The sequential minP test of the columns of ``statistic`` (see the module docstring).
 
     ``tail_map(pilot)`` gets the ``(n_pilot, k)`` raw statistics of the pilot permutations and returns the map
     from raw rows ``(b, k)`` to tail areas ``(b, k)`` (smaller = more extreme); a row's score is its minimum.
     ``rtol``: per-column relative tie tolerance of the raw statistics (marginal counts only).
     Permutations come from ``permutation.draw_permutations`` (seeded as the fixed-B engine); tie marks from
-    numpy's generator seeded ``[seed, 11]``.
+    numpy's generator seeded ``[seed, 11]``. ``futility=False``: no early stop to accept (draw up to ``cap``
+    unless W reaches 1/alpha), for descriptive p-values when the decision is made elsewhere.
     """
     if not 0 < alpha < 1:
         raise PermutationError(f"alpha must be in (0, 1), got {alpha}")
@@ -160,7 +161,9 @@ def sequential_minp_counts(statistic: Callable[[torch.Tensor], torch.Tensor], n_
         z = (keys < key0) | ((keys == key0) & (u <= mark0))
         ks, ts = k + np.cumsum(z), t + np.arange(1, b + 1)
         lw = log_wealth(ks, ts, alpha)
-        settled = (lw >= threshold) | (ts > limits[np.minimum(ks, len(limits) - 1)])
+        settled = lw >= threshold
+        if futility:
+            settled |= ts > limits[np.minimum(ks, len(limits) - 1)]
         end = int(np.argmax(settled)) + 1 if settled.any() else b
         raw, keys = raw[:end], keys[:end]
         extreme += (keys[:, None] <= col_keys[None, :]).sum(0)
