@@ -181,7 +181,7 @@ def mutant_verdict(setup: Setup, reference, mutant: str | None, *, drafter: str 
         row["configurations"][label] = {"drafter": d, "window": w, "verdict": rep.verdict, "n": rep.n,
                                         "min_adjusted_pvalue": min(t.adjusted_pvalue for t in rep.tests),
                                         "rejected_tests": [t.name for t in rep.tests if t.rejected],
-                                        "permutations": rep.permutations}
+                                        "permutations": rep.permutations, "seconds": rep.seconds}
     row["detected"] = any(c["verdict"] == "fail" for c in row["configurations"].values())
     row["min_adjusted_pvalue"] = min(c["min_adjusted_pvalue"] for c in row["configurations"].values())
     row["caught_by"] = [k for k, c in row["configurations"].items() if c["verdict"] == "fail"]

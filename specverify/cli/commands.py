@@ -294,8 +294,10 @@ def _cmd_mutants(args) -> str:
         rows.append(row)
         tests = "; ".join(f"{k}: {', '.join(c['rejected_tests'][:3])}{' ...' if len(c['rejected_tests']) > 3 else ''}"
                           for k, c in row["configurations"].items() if c["rejected_tests"])
+        cost = ", ".join(f"{k} {c['seconds']:.0f} s / {c['permutations'] or 0} permutations"
+                         for k, c in row["configurations"].items())
         print(f"  {row['name']:<24}{'REJECTED' if row['detected'] else 'passes':<10}"
-              f"min adjusted p={row['min_adjusted_pvalue']:.3g}  caught by: {tests or '-'}")
+              f"min adjusted p={row['min_adjusted_pvalue']:.3g}  caught by: {tests or '-'}  ({cost})")
     correct, mutants = rows[0], rows[1:]
     out = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "alpha": args.alpha,
            "configurations": {"default": {"drafter": args.drafter, "window": args.window},

@@ -243,6 +243,10 @@ def _seconds(out: Mapping) -> str:
     return f" ({out['seconds']:.0f} s)" if "seconds" in out else ""
 
 
+def _secs(cfg: Mapping) -> str:
+    return f"{cfg['seconds']:.0f}" if "seconds" in cfg else "-"
+
+
 def kills_markdown(out: Mapping, argv: str) -> str:
     """The `specverify mutants` kills table from its JSON (rows of ``bridge.mutant_verdict``); ``argv``: the
     command line that measured it."""
@@ -255,13 +259,14 @@ def kills_markdown(out: Mapping, argv: str) -> str:
              f"Kill rate {out['kill_rate']:.2f}; correct sampler "
              f"{'FALSELY REJECTED' if out['reference_false_alarm'] else 'passes'}.", "",
              "| sampler | bug | detected | min adjusted p | n | rejected by (default) | rejected by (stress) | "
-             "permutations (default / stress) |", "|---|---|---|---|---|---|---|---|"]
+             "permutations (default / stress) | seconds (default / stress) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in [out["correct"], *out["mutants"]]:
         cfg = r["configurations"]
         lines.append(f"| {r['name']} | {r.get('description') or '(none)'} | {'yes' if r['detected'] else 'no'} | "
                      f"{r['min_adjusted_pvalue']:.3g} | {cfg['default']['n']} | "
                      f"{_few(cfg['default']['rejected_tests'])} | {_few(cfg['stress']['rejected_tests'])} | "
-                     f"{cfg['default'].get('permutations')} / {cfg['stress'].get('permutations')} |")
+                     f"{cfg['default'].get('permutations')} / {cfg['stress'].get('permutations')} | "
+                     f"{_secs(cfg['default'])} / {_secs(cfg['stress'])} |")
     return "\n".join(lines) + "\n"
 
 
