@@ -163,6 +163,24 @@ def _sequential(statistic, n: int, m: int, ks_cols, rtol, alpha: float, seed: in
     return r.observed, marginal, adjusted, suffix, r.n_perm + r.n_pilot
 
 
+def _screened(statistic, cols, n: int, m: int, ks_cols, rtol, alpha: float, seed: int, per_item: int, methods,
+              settled: bool):
+    """The exact KS screen at ``SCREEN_SHARE`` alpha and the sequential minP at the rest (module docstring):
+    ``_sequential``'s results with the adjusted p-values on the block's scale, and the methods annotated."""
+    n_ks = sum(ks_cols)  # the KS columns come first
+    exact = ks_screen(cols, n)
+    screen = np.ones(len(ks_cols))
+    screen[:n_ks] = np.minimum(1.0, exact * n_ks / SCREEN_SHARE)
+    a_perm = alpha * (1 - SCREEN_SHARE)
+    observed, marginal, adjusted, suffix, used = _sequential(
+        statistic, n, m, ks_cols, rtol, a_perm, seed, kernel._batch(n + m, per_item, max_permutations(a_perm)),
+        settled or bool((screen <= alpha).any()))
+    adjusted = np.minimum(np.minimum(1.0, adjusted / (1 - SCREEN_SHARE)), screen)
+    methods = [mt + (f"; exact KS p = {exact[j]:.3g} (scipy; screen: Bonferroni over {n_ks} KS tests at "
+                     f"{SCREEN_SHARE:g} alpha)" if ks_cols[j] else "") for j, mt in enumerate(methods)]
+    return observed, marginal, adjusted, suffix, used, methods
+
+
 def _directions(x: np.ndarray, n_projections: int, max_coords: int, seed: int):
     """Names and the (d, c) matrix of the KS directions; the squared norm is added separately."""
     d = x.shape[1]
@@ -238,18 +256,9 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
         return torch.cat([p(perms).reshape(perms.shape[0], -1).double() for p in parts], dim=1)
 
     ks_cols = [nm.startswith("ks[") for nm in names]
-    screen = np.ones(len(names))
     if n_perm is None:
-        n_ks = sum(ks_cols)
-        exact = ks_screen(cols, n)
-        screen[:n_ks] = np.minimum(1.0, exact * n_ks / SCREEN_SHARE)  # KS columns come first
-        a_perm = alpha * (1 - SCREEN_SHARE)
-        observed, marginal, adjusted, suffix, used = _sequential(
-            statistic, n, m, ks_cols, rtol, a_perm, seed, kernel._batch(n + m, per_item, max_permutations(a_perm)),
-            settled or bool((screen <= alpha).any()))
-        adjusted = np.minimum(np.minimum(1.0, adjusted / (1 - SCREEN_SHARE)), screen)
-        methods = [mt + (f"; exact KS p = {exact[j]:.3g} (scipy; screen: Bonferroni over {n_ks} KS tests at "
-                         f"{SCREEN_SHARE:g} alpha)" if ks_cols[j] else "") for j, mt in enumerate(methods)]
+        observed, marginal, adjusted, suffix, used, methods = _screened(
+            statistic, cols, n, m, ks_cols, rtol, alpha, seed, per_item, methods, settled)
     else:
         raw = permutation_matrix(statistic, n + m, n_perm=n_perm, seed=seed, alpha=alpha,
                                  batch_size=kernel._batch(n + m, per_item, n_perm)).numpy()
