@@ -117,7 +117,7 @@ def _acceptance_block(acc, a_block: float) -> list:
 
 
 def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data):
-    """The verdict from ``blocks`` (family name, battery), the acceptance block included when ``acc`` is given."""
+    """The verdict from ``blocks`` (family name, battery); ``acc``: the candidate's counts (summary, rejection path)."""
     family = bonferroni_blocks([b for _, b in blocks], alpha)
     labels = [name for name, b in blocks for _ in b.tests]
     bh = _bh([t.pvalue for t in family.tests])

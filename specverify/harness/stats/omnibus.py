@@ -149,9 +149,9 @@ def _sequential(statistic, n: int, m: int, ks_cols, rtol, alpha: float, seed: in
     single-step minP count on the same permutations, never below the battery's p-value (descriptive)."""
     from specverify.harness.stats.sequential import sequential_minp_counts
 
-    cap = {"cap": SETTLED_PERMUTATIONS, "futility": False} if settled else {}
+    budget = {"cap": SETTLED_PERMUTATIONS, "futility": False} if settled else {}
     r = sequential_minp_counts(statistic, n + m, alpha=alpha, seed=seed, tail_map=_pilot_tails(ks_cols, n, m),
-                               rtol=rtol, batch_size=batch, **cap)
+                               rtol=rtol, batch_size=batch, **budget)
     rows = r.n_perm + 1
     u = np.random.default_rng([seed, 7]).uniform(size=r.above.size)
     marginal = (r.above + u * (r.tied + 1)) / rows
