@@ -49,45 +49,101 @@ def _one(sizes: set) -> int:
     return int(next(iter(sizes)))
 
 
-def run_config(name: str, replicates: int, *, n: int | None, alpha: float, n_perm: int | None, seed0: int = 0,
-               steps: int | None = None, progress: bool = False) -> dict:
-    """``replicates`` checks of configuration ``name`` at seeds ``seed0 ..``: the record described above.
+def _single_thread() -> None:
+    """Worker start-up: one thread for torch and XLA, so that workers do not fight over the cores."""
+    import os
 
-    ``n=None``: the check's own sizing from alpha (the default a user gets); ``n_perm=None``: the sequential
-    permutation engine; ``steps`` overrides the configuration's chain length."""
-    from scipy import stats
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    import torch
 
+    torch.set_num_threads(1)
+
+
+def _replicates(name: str, seeds: list[int], n, alpha: float, n_perm, steps: int) -> dict:
+    """The raw records of the checks at ``seeds``: verdicts, sizes, permutations and every test's p-value."""
     from specverify.bridge import check, make_candidate, make_reference, make_setup
 
-    problem, dim, config_steps, drafter, window = CONFIGS[name]
-    steps = config_steps if steps is None else int(steps)
+    problem, dim, _, drafter, window = CONFIGS[name]
     setup = make_setup(problem, dim=dim, steps=steps)
     reference = make_reference(setup)
     candidate = make_candidate(setup, drafter=drafter, window=window)
-    pvalues: dict[str, list[float]] = {}
-    conservative: dict[str, None] = {}
-    rejected, sizes, perms, t0 = 0, set(), [], time.perf_counter()
-    seeds = range(seed0, seed0 + replicates)
+    out = {"rejected": 0, "sizes": [], "perms": [], "pvalues": {}, "conservative": {}, "sampler": False}
+    for s in seeds:
+        r = check(setup, candidate, reference, alpha=alpha, n=n, seed=s, n_perm=n_perm)
+        out["rejected"] += r.verdict == "fail"
+        out["sizes"].append(r.n)
+        out["perms"].append(r.permutations)
+        for t in r.tests:
+            out["pvalues"].setdefault(t.name, []).append(t.pvalue)
+            if t.family == "independence":
+                out["conservative"][t.name] = None
+    out["sampler"] = reference[0] == "sampler"
+    return out
+
+
+def _merge(parts: list[dict]) -> dict:
+    total = {"rejected": 0, "sizes": [], "perms": [], "pvalues": {}, "conservative": {}, "sampler": False}
+    for part in parts:  # in seed order, so the p-value lists line up with the seeds
+        total["rejected"] += part["rejected"]
+        total["sizes"] += part["sizes"]
+        total["perms"] += part["perms"]
+        for k, v in part["pvalues"].items():
+            total["pvalues"].setdefault(k, []).extend(v)
+        total["conservative"].update(part["conservative"])
+        total["sampler"] = part["sampler"]
+    return total
+
+
+def _run_chunks(name: str, seeds: list[int], workers: int, progress: bool, args: tuple) -> dict:
+    """All replicates, in ``workers`` spawned single-thread processes (1: here, in this process)."""
+    size = 1 if workers == 1 else 4
+    chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        seeds = tqdm(seeds, desc=name, unit="replicate")
-    for s in seeds:
-        r = check(setup, candidate, reference, alpha=alpha, n=n, seed=s, n_perm=n_perm)
-        rejected += r.verdict == "fail"
-        sizes.add(r.n)
-        perms.append(r.permutations)
-        for t in r.tests:
-            pvalues.setdefault(t.name, []).append(t.pvalue)
-            if t.family == "independence":
-                conservative[t.name] = None
+        bar = tqdm(total=len(seeds), desc=name, unit="replicate")
+    parts: list[dict | None] = [None] * len(chunks)
+    if workers == 1:
+        for i, c in enumerate(chunks):
+            parts[i] = _replicates(name, c, *args)
+            bar is not None and bar.update(len(c))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_single_thread) as pool:
+            jobs = {pool.submit(_replicates, name, c, *args): i for i, c in enumerate(chunks)}
+            for job in as_completed(jobs):
+                parts[jobs[job]] = job.result()
+                bar is not None and bar.update(len(chunks[jobs[job]]))
+    if bar is not None:
+        bar.close()
+    return _merge(parts)
+
+
+def run_config(name: str, replicates: int, *, n: int | None, alpha: float, n_perm: int | None, seed0: int = 0,
+               steps: int | None = None, progress: bool = False, workers: int = 1) -> dict:
+    """``replicates`` checks of configuration ``name`` at seeds ``seed0 ..``: the record described above.
+
+    ``n=None``: the check's own sizing from alpha (the default a user gets); ``n_perm=None``: the sequential
+    permutation engine; ``steps`` overrides the configuration's chain length; ``workers`` > 1 runs the
+    replicates in that many single-thread processes (same seeds, same results)."""
+    from scipy import stats
+
+    problem, dim, config_steps, drafter, window = CONFIGS[name]
+    steps = config_steps if steps is None else int(steps)
+    t0 = time.perf_counter()
+    r = _run_chunks(name, list(range(seed0, seed0 + replicates)), int(workers), progress, (n, alpha, n_perm, steps))
+    rejected, perms, sampler = r["rejected"], r["perms"], r["sampler"]
     lo, hi = stats.binomtest(rejected, replicates).proportion_ci(0.99, method="exact")
-    sampler = reference[0] == "sampler"
     return {"config": name, "problem": problem, "dim": dim, "steps": steps, "drafter": drafter, "window": window,
-            "reference": reference[0], "n": _one(sizes), "sized": n is None, "alpha": alpha,
-            "n_perm": (n_perm or "sequential") if sampler else None,
+            "reference": "sampler" if sampler else "law", "n": _one(set(r["sizes"])), "sized": n is None,
+            "alpha": alpha, "n_perm": (n_perm or "sequential") if sampler else None,
             "permutations_median": float(np.median(perms)) if sampler else None,
             "permutations_max": int(max(perms)) if sampler else None,
             "replicates": replicates, "rejections": rejected, "rejection_rate": rejected / replicates,
             "ci99_low": float(lo), "ci99_high": float(hi), "alpha_inside_ci": bool(lo <= alpha <= hi),
-            "tests": _uniformity(pvalues, alpha, tuple(conservative)), "seconds": time.perf_counter() - t0}
+            "tests": _uniformity(r["pvalues"], alpha, tuple(r["conservative"])), "workers": int(workers),
+            "seconds": time.perf_counter() - t0}

@@ -33,3 +33,18 @@ def test_a_replicate_at_the_checks_own_sizing_and_the_sequential_engine():
     two = run_config("two-sample", 2, n=300, alpha=ALPHA, n_perm=None, steps=10)
     assert not two["sized"] and two["n"] == 300 and two["n_perm"] == "sequential"
     assert 0 < two["permutations_median"] <= two["permutations_max"]
+
+
+def test_workers_run_the_same_seeds_to_the_same_record():
+    """workers=2 (spawned single-thread processes) gives the record of workers=1: same seeds, same verdicts,
+    same permutations, same p-value histograms, in seed order."""
+    one = run_config("two-sample", 3, n=300, alpha=ALPHA, n_perm=None, steps=10, workers=1)
+    two = run_config("two-sample", 3, n=300, alpha=ALPHA, n_perm=None, steps=10, workers=2)
+    assert (one["workers"], two["workers"]) == (1, 2)
+    for key in ("rejections", "n", "permutations_median", "permutations_max"):
+        assert one[key] == two[key], key
+
+    def summary(r):  # repr: the independence tests' KS p-value is nan, and nan != nan
+        return [(t["name"], t["deciles"], t["rate_below_alpha"], repr(t["ks_uniform_pvalue"])) for t in r["tests"]]
+
+    assert summary(one) == summary(two)
