@@ -97,7 +97,7 @@ def _merge(parts: list[dict]) -> dict:
 
 def _run_chunks(name: str, seeds: list[int], workers: int, progress: bool, args: tuple) -> dict:
     """All replicates, in ``workers`` spawned single-thread processes (1: here, in this process)."""
-    size = 1 if workers == 1 else 4
+    size = max(1, min(4, len(seeds) // (2 * workers)))  # small chunks: a progress bar, and every worker busy
     chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
     bar = None
     if progress:

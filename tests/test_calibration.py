@@ -38,8 +38,8 @@ def test_a_replicate_at_the_checks_own_sizing_and_the_sequential_engine():
 def test_workers_run_the_same_seeds_to_the_same_record():
     """workers=2 (spawned single-thread processes) gives the record of workers=1: same seeds, same verdicts,
     same permutations, same p-value histograms, in seed order."""
-    one = run_config("two-sample", 3, n=300, alpha=ALPHA, n_perm=None, steps=10, workers=1)
-    two = run_config("two-sample", 3, n=300, alpha=ALPHA, n_perm=None, steps=10, workers=2)
+    one = run_config("two-sample", 3, n=200, alpha=ALPHA, n_perm=None, steps=5, workers=1)
+    two = run_config("two-sample", 3, n=200, alpha=ALPHA, n_perm=None, steps=5, workers=2)
     assert (one["workers"], two["workers"]) == (1, 2)
     for key in ("rejections", "n", "permutations_median", "permutations_max"):
         assert one[key] == two[key], key
