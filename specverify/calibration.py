@@ -14,6 +14,7 @@ the slow test.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -60,14 +61,21 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _replicates(name: str, seeds: list[int], n, alpha: float, n_perm, steps: int) -> dict:
-    """The raw records of the checks at ``seeds``: verdicts, sizes, permutations and every test's p-value."""
-    from specverify.bridge import check, make_candidate, make_reference, make_setup
+@functools.lru_cache(maxsize=4)
+def _built(name: str, steps: int):
+    """Setup, reference and candidate, built once per process (the JAX reference compiles once)."""
+    from specverify.bridge import make_candidate, make_reference, make_setup
 
     problem, dim, _, drafter, window = CONFIGS[name]
     setup = make_setup(problem, dim=dim, steps=steps)
-    reference = make_reference(setup)
-    candidate = make_candidate(setup, drafter=drafter, window=window)
+    return setup, make_reference(setup), make_candidate(setup, drafter=drafter, window=window)
+
+
+def _replicates(name: str, seeds: list[int], n, alpha: float, n_perm, steps: int) -> dict:
+    """The raw records of the checks at ``seeds``: verdicts, sizes, permutations and every test's p-value."""
+    from specverify.bridge import check
+
+    setup, reference, candidate = _built(name, steps)
     out = {"rejected": 0, "sizes": [], "perms": [], "pvalues": {}, "conservative": {}, "sampler": False}
     for s in seeds:
         r = check(setup, candidate, reference, alpha=alpha, n=n, seed=s, n_perm=n_perm)
