@@ -61,6 +61,11 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
+def _record() -> dict:
+    """An empty record of replicates; :func:`_replicates` fills one, :func:`_merge` joins them."""
+    return {"rejected": 0, "sizes": [], "perms": [], "pvalues": {}, "conservative": {}, "sampler": False}
+
+
 @functools.lru_cache(maxsize=4)
 def _built(name: str, steps: int):
     """Setup, reference and candidate, built once per process (the JAX reference compiles once)."""
@@ -76,7 +81,7 @@ def _replicates(name: str, seeds: list[int], n, alpha: float, n_perm, steps: int
     from specverify.bridge import check
 
     setup, reference, candidate = _built(name, steps)
-    out = {"rejected": 0, "sizes": [], "perms": [], "pvalues": {}, "conservative": {}, "sampler": False}
+    out = _record()
     for s in seeds:
         r = check(setup, candidate, reference, alpha=alpha, n=n, seed=s, n_perm=n_perm)
         out["rejected"] += r.verdict == "fail"
@@ -91,7 +96,7 @@ def _replicates(name: str, seeds: list[int], n, alpha: float, n_perm, steps: int
 
 
 def _merge(parts: list[dict]) -> dict:
-    total = {"rejected": 0, "sizes": [], "perms": [], "pvalues": {}, "conservative": {}, "sampler": False}
+    total = _record()
     for part in parts:  # in seed order, so the p-value lists line up with the seeds
         total["rejected"] += part["rejected"]
         total["sizes"] += part["sizes"]
