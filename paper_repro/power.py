@@ -8,11 +8,20 @@ Two studies, each measured here (nothing typed in), on a built-in problem at the
     python paper_repro/power.py min-n --problem gaussian --dim 2 --replicates 20 --markdown theory/power.md
         for each mutant, the smallest n on the grid 100 x 2^k at which at least 95% of --replicates seeds
         detect it (the estimate of "caught with probability 0.95"), with its exact 95% interval
+
+A third study compares the two permutation engines at one n (the calibration's, `specverify.calibration`):
+
+    python paper_repro/power.py engines --config two-sample --alpha 0.01 --n 22646 --replicates 20
+        every mutant (and the correct sampler) checked at --replicates seeds by `check` on that configuration,
+        once with the sequential engine and once with a fixed B (the least valid: 1/alpha_battery - 1), on the
+        very same samples (the second check replays the sampler calls of the first); detections with exact 95%
+        intervals, the seeds only one engine caught, permutations and battery seconds per engine
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -92,12 +101,130 @@ def min_n(args) -> dict:
             "replicates": args.replicates, "grid": grid, "rows": rows, "seconds": time.perf_counter() - t0}
 
 
+class _Tape:
+    """A sampler's calls, recorded by the first check and replayed in the same order by the second, so that both
+    engines test the very same samples (the check itself asserts that the sampler is deterministic per seed)."""
+
+    def __init__(self, fn):
+        self.fn, self.calls, self.at, self.seconds = fn, [], None, 0.0
+
+    def __call__(self, n, seed):
+        if self.at is not None:
+            n0, s0, out = self.calls[self.at]
+            if (n0, s0) != (n, seed):
+                raise RuntimeError(f"replay out of order: call {self.at} was ({n0}, {s0}), now ({n}, {seed})")
+            self.at += 1
+            return copy.deepcopy(out)
+        t = time.perf_counter()
+        out = self.fn(n, seed)
+        self.seconds += time.perf_counter() - t
+        self.calls.append((n, seed, copy.deepcopy(out)))
+        return out
+
+    def replay(self):
+        self.at = 0
+
+
+def _paired(setup, candidate, reference, args, seed: int, fixed_b: int, n: int | None, order: int) -> dict:
+    """One seed, both engines, the same samples: verdict, permutations and the check's seconds without sampling.
+    ``order`` 0 runs the sequential engine first (it records the samples), 1 the fixed B (warm-up costs alternate)."""
+    from specverify.bridge import check
+
+    cand, ref = _Tape(candidate), _Tape(reference)
+    out = {}
+    for engine, n_perm in [("sequential", None), ("fixed", fixed_b)][:: 1 - 2 * order]:
+        rep = check(setup, cand, ("sampler", ref), alpha=args.alpha, n=n, seed=seed, n_perm=n_perm)
+        out[engine] = {"rejected": rep.verdict == "fail", "n": rep.n, "permutations": rep.permutations,
+                       "seconds": rep.seconds - cand.seconds - ref.seconds,
+                       "rejected_tests": [t.name for t in rep.tests if t.rejected]}
+        cand.replay(), ref.replay()
+        cand.seconds = ref.seconds = 0.0
+    return out
+
+
+def _engine_summary(name: str, rows: list[dict]) -> dict:
+    import numpy as np
+
+    row = {"name": name, "replicates": len(rows)}
+    for e in ("sequential", "fixed"):
+        k = sum(r[e]["rejected"] for r in rows)
+        lo, hi = stats.binomtest(k, len(rows)).proportion_ci(0.95, method="exact")
+        perms = [r[e]["permutations"] for r in rows]
+        row[e] = {"detected": k, "ci95": [float(lo), float(hi)], "permutations_median": float(np.median(perms)),
+                  "permutations_max": int(max(perms)),
+                  "seconds_median": float(np.median([r[e]["seconds"] for r in rows]))}
+    row["only_sequential"] = sum(r["sequential"]["rejected"] and not r["fixed"]["rejected"] for r in rows)
+    row["only_fixed"] = sum(r["fixed"]["rejected"] and not r["sequential"]["rejected"] for r in rows)
+    return row
+
+
+def engines(args) -> dict:
+    from specverify.bridge import make_candidate, make_reference, make_setup
+    from specverify.calibration import CONFIGS
+    from specverify.harness.stats.permutation import min_permutations
+    from specverify.sampler.mutants import MUTANTS
+
+    problem, dim, _, drafter, window = CONFIGS[args.config]
+    setup = make_setup(problem, dim=dim, steps=args.steps)
+    kind, reference = make_reference(setup)
+    if kind != "sampler":
+        raise SystemExit(f"error: configuration {args.config} is checked against an exact law: no permutations")
+    fixed_b = min_permutations(args.alpha / 3)  # the battery's share: distribution, independence, acceptance
+    rows, t0, n = [], time.perf_counter(), args.n
+    for name in _bar([None, *MUTANTS], "samplers"):
+        cand = make_candidate(setup, drafter=drafter, window=window, mutant=name)
+        per_seed = []
+        for s in range(args.replicates):  # n: as given, else the sequential engine's sizing (both engines at it)
+            per_seed.append(_paired(setup, cand, reference, args, 1000 + s, fixed_b, n, order=s % 2 if n else 0))
+            n = per_seed[-1]["sequential"]["n"]
+        row = _engine_summary(name or "correct", per_seed)
+        rows.append(row | {"seeds": per_seed})
+        print(f"  {row['name']:<24} sequential {row['sequential']['detected']}/{args.replicates} "
+              f"fixed B={fixed_b} {row['fixed']['detected']}/{args.replicates}  (only sequential "
+              f"{row['only_sequential']}, only fixed {row['only_fixed']})", flush=True)
+        res = {"study": "engines", "config": args.config, "problem": problem, "dim": dim, "steps": args.steps,
+               "drafter": drafter, "window": window, "alpha": args.alpha, "n": n, "fixed_b": fixed_b,
+               "replicates": args.replicates, "rows": rows, "seconds": time.perf_counter() - t0}
+        if args.json:  # after every sampler, so that a long run stopped early keeps what it measured
+            args.json.write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+def _engines_markdown(res: dict, head: list[str]) -> str:
+    b, r = res["fixed_b"], res["replicates"]
+    out = [f"# Power at the calibration's n: sequential permutations next to a fixed B = {b}", "", *head,
+           f"Configuration `{res['config']}` of `specverify.calibration`: {res['problem']} d={res['dim']}, "
+           f"{res['steps']} steps, drafter {res['drafter']} L={res['window']}, `specverify check` at alpha = "
+           f"{res['alpha']}, n = {res['n']}, seeds 1000..{999 + r}. Each seed is checked twice on the very same "
+           f"samples (the second check replays the sampler calls of the first): once with the sequential engine "
+           f"(the default) and once with the fixed B = {b}, the least valid B at the battery's alpha / 3. "
+           f"Detections with exact 95% intervals; 'only' counts the seeds one engine caught and the other did not; "
+           f"check seconds exclude the sampler calls; the engine that runs first alternates over the seeds. "
+           f"({res['seconds']:.0f} s in all.)", "",
+           "| sampler | detected (sequential) | 95% interval | detected (fixed B) | 95% interval | only sequential "
+           "| only fixed B | permutations, sequential (median / max) | check s, sequential / fixed B (median) |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for row in res["rows"]:
+        sq, fx = row["sequential"], row["fixed"]
+        out.append(f"| {row['name']} | {sq['detected']}/{r} | [{sq['ci95'][0]:.2f}, {sq['ci95'][1]:.2f}] | "
+                   f"{fx['detected']}/{r} | [{fx['ci95'][0]:.2f}, {fx['ci95'][1]:.2f}] | {row['only_sequential']} | "
+                   f"{row['only_fixed']} | {sq['permutations_median']:.0f} / {sq['permutations_max']} | "
+                   f"{sq['seconds_median']:.2f} / {fx['seconds_median']:.2f} |")
+    seq = sum(x["sequential"]["seconds"] for row in res["rows"] for x in row["seeds"])
+    fix = sum(x["fixed"]["seconds"] for row in res["rows"] for x in row["seeds"])
+    out += ["", f"Check seconds (sampler calls excluded) over all checks: sequential {seq:.0f} s, fixed B {fix:.0f} s "
+            f"(ratio fixed / sequential {fix / seq:.2f}, measured in the same run, on the same samples)."]
+    return "\n".join(out) + "\n"
+
+
 _VERDICTS = {"both": "`specverify mutants` (default and stress configurations, alpha / 2 each)",
              "check": "`specverify check` at its defaults (frozen-denoiser, L = 8)"}
 
 
 def markdown(res: dict, command: str) -> str:
     head = ["Generated by `paper_repro/power.py`; measured by:", "", f"    {command}", ""]
+    if res["study"] == "engines":
+        return _engines_markdown(res, head)
     if res["study"] == "seeds":
         out = [f"# The correct sampler over {res['seeds']} seeds: {res['problem']} d={res['dim']}", "", *head,
                f"Verdict: {_VERDICTS[res['configs']]}.", "",
@@ -124,7 +251,8 @@ def markdown(res: dict, command: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("study", choices=("seeds", "min-n"))
+    ap.add_argument("study", choices=("seeds", "min-n", "engines"))
+    ap.add_argument("--config", default="two-sample", help="engines: a configuration of specverify.calibration")
     ap.add_argument("--problem", default="gmm")
     ap.add_argument("--dim", type=int, default=2)
     ap.add_argument("--steps", type=int, default=100)
@@ -138,15 +266,18 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--smoke", action="store_true",
-                    help="seconds (CI): 10 steps; seeds: 2 seeds at n = 200; min-n: 1 replicate at n = 100 only")
+                    help="seconds (CI): 10 steps; seeds: 2 seeds at n = 200; min-n: 1 replicate at n = 100 only; "
+                         "engines: 1 seed, n = 200")
     args = ap.parse_args(argv)
     if args.smoke:
         args.steps = 10
         if args.study == "seeds":
             args.seeds, args.n = 2, 200
+        elif args.study == "engines":
+            args.replicates, args.n = 1, 200
         else:
             args.replicates, args.max_doublings = 1, 0
-    res = seeds(args) if args.study == "seeds" else min_n(args)
+    res = {"seeds": seeds, "min-n": min_n, "engines": engines}[args.study](args)
     command = "python paper_repro/power.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
@@ -154,6 +285,8 @@ def main(argv=None) -> int:
         args.markdown.write_text(markdown(res, command.strip()))
     if res["study"] == "seeds":
         return 0 if res["passes"] == res["seeds"] else 1
+    if res["study"] == "engines":
+        return 0  # a measurement: power is reported, not judged
     return 0 if all(r["min_n"] for r in res["rows"]) else 1
 
 

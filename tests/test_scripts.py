@@ -55,6 +55,36 @@ def test_power_smoke(tmp_path, capsys):
     assert "min n=" in capsys.readouterr().out
 
 
+
+def test_power_tape_replays_the_recorded_calls_in_order():
+    import numpy as np
+    import pytest
+
+    tape = _load("power")._Tape(lambda n, seed: np.random.default_rng(seed).normal(size=(n, 2)))
+    first = [tape(4, 1), tape(4, 2)]
+    tape.replay()
+    assert all(np.array_equal(a, tape(4, s)) for a, s in zip(first, (1, 2), strict=True))
+    tape.replay()
+    with pytest.raises(RuntimeError, match="out of order"):
+        tape(4, 2)
+
+
+def test_power_engines_smoke(tmp_path, monkeypatch):
+    """Both engines at one n on the same samples; the fixed engine draws exactly its B; the page is written."""
+    import json
+
+    from specverify.sampler import mutants
+
+    monkeypatch.setattr(mutants, "MUTANTS", {"inverted-ratio": mutants.MUTANTS["inverted-ratio"]})
+    js, md = tmp_path / "e.json", tmp_path / "e.md"
+    assert _load("power").main(["engines", "--smoke", "--json", str(js), "--markdown", str(md)]) == 0
+    res = json.loads(js.read_text())
+    assert [r["name"] for r in res["rows"]] == ["correct", "inverted-ratio"] and res["fixed_b"] == 299
+    for seed in (s for r in res["rows"] for s in r["seeds"]):
+        assert seed["sequential"]["n"] == seed["fixed"]["n"] == 200 and seed["fixed"]["permutations"] == 299
+        assert seed["sequential"]["permutations"] >= 1
+    assert "| inverted-ratio |" in md.read_text() and "fixed B = 299" in md.read_text()
+
 def test_acceptance_study_smoke(tmp_path):
     md = tmp_path / "study.md"
     _load("acceptance_study").main(["--smoke", "--markdown", str(md)])
