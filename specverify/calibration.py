@@ -61,11 +61,6 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _record() -> dict:
-    """An empty record of replicates; :func:`_replicates` fills one, :func:`_merge` joins them."""
-    return {"rejected": 0, "sizes": [], "perms": [], "pvalues": {}, "conservative": {}, "sampler": False}
-
-
 @functools.lru_cache(maxsize=4)
 def _built(name: str, steps: int):
     """Setup, reference and candidate, built once per process (the JAX reference compiles once)."""
@@ -76,40 +71,24 @@ def _built(name: str, steps: int):
     return setup, make_reference(setup), make_candidate(setup, drafter=drafter, window=window)
 
 
-def _replicates(name: str, seeds: list[int], n, alpha: float, n_perm, steps: int) -> dict:
-    """The raw records of the checks at ``seeds``: verdicts, sizes, permutations and every test's p-value."""
+def _replicates(name: str, seeds: list[int], n, alpha: float, n_perm, steps: int) -> list[dict]:
+    """One row per seed: the check's verdict, n, permutations, every test's p-value, and which tests are
+    conservative by design (the independence block's)."""
     from specverify.bridge import check
 
     setup, reference, candidate = _built(name, steps)
-    out = _record()
+    rows = []
     for s in seeds:
         r = check(setup, candidate, reference, alpha=alpha, n=n, seed=s, n_perm=n_perm)
-        out["rejected"] += r.verdict == "fail"
-        out["sizes"].append(r.n)
-        out["perms"].append(r.permutations)
-        for t in r.tests:
-            out["pvalues"].setdefault(t.name, []).append(t.pvalue)
-            if t.family == "independence":
-                out["conservative"][t.name] = None
-    out["sampler"] = reference[0] == "sampler"
-    return out
+        rows.append({"rejected": r.verdict == "fail", "n": r.n, "perms": r.permutations,
+                     "pvalues": {t.name: t.pvalue for t in r.tests},
+                     "conservative": [t.name for t in r.tests if t.family == "independence"],
+                     "sampler": reference[0] == "sampler"})
+    return rows
 
 
-def _merge(parts: list[dict]) -> dict:
-    total = _record()
-    for part in parts:  # in seed order, so the p-value lists line up with the seeds
-        total["rejected"] += part["rejected"]
-        total["sizes"] += part["sizes"]
-        total["perms"] += part["perms"]
-        for k, v in part["pvalues"].items():
-            total["pvalues"].setdefault(k, []).extend(v)
-        total["conservative"].update(part["conservative"])
-        total["sampler"] = part["sampler"]
-    return total
-
-
-def _run_chunks(name: str, seeds: list[int], workers: int, progress: bool, args: tuple) -> dict:
-    """All replicates, in ``workers`` spawned single-thread processes (1: here, in this process)."""
+def _run_chunks(name: str, seeds: list[int], workers: int, progress: bool, args: tuple) -> list[dict]:
+    """The rows of all replicates in seed order, from ``workers`` spawned single-thread processes (1: here)."""
     size = max(1, min(4, len(seeds) // (2 * workers)))  # small chunks: a progress bar, and every worker busy
     chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
     bar = None
@@ -117,7 +96,7 @@ def _run_chunks(name: str, seeds: list[int], workers: int, progress: bool, args:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(seeds), desc=name, unit="replicate")
-    parts: list[dict | None] = [None] * len(chunks)
+    parts: list[list[dict]] = [[] for _ in chunks]
     if workers == 1:
         for i, c in enumerate(chunks):
             parts[i] = _replicates(name, c, *args)
@@ -133,7 +112,7 @@ def _run_chunks(name: str, seeds: list[int], workers: int, progress: bool, args:
                 bar is not None and bar.update(len(chunks[jobs[job]]))
     if bar is not None:
         bar.close()
-    return _merge(parts)
+    return [row for part in parts for row in part]
 
 
 def run_config(name: str, replicates: int, *, n: int | None, alpha: float, n_perm: int | None, seed0: int = 0,
@@ -148,15 +127,20 @@ def run_config(name: str, replicates: int, *, n: int | None, alpha: float, n_per
     problem, dim, config_steps, drafter, window = CONFIGS[name]
     steps = config_steps if steps is None else int(steps)
     t0 = time.perf_counter()
-    r = _run_chunks(name, list(range(seed0, seed0 + replicates)), int(workers), progress, (n, alpha, n_perm, steps))
-    rejected, perms, sampler = r["rejected"], r["perms"], r["sampler"]
+    rows = _run_chunks(name, list(range(seed0, seed0 + replicates)), int(workers), progress,
+                       (n, alpha, n_perm, steps))
+    rejected, perms, sampler = sum(r["rejected"] for r in rows), [r["perms"] for r in rows], rows[0]["sampler"]
+    if any(r["pvalues"].keys() != rows[0]["pvalues"].keys() for r in rows):
+        raise RuntimeError("the replicates ran different tests; their p-values cannot be pooled")
+    pvalues = {k: [r["pvalues"][k] for r in rows] for k in rows[0]["pvalues"]}
+    conservative = tuple(dict.fromkeys(k for r in rows for k in r["conservative"]))
     lo, hi = stats.binomtest(rejected, replicates).proportion_ci(0.99, method="exact")
     return {"config": name, "problem": problem, "dim": dim, "steps": steps, "drafter": drafter, "window": window,
-            "reference": "sampler" if sampler else "law", "n": _one(set(r["sizes"])), "sized": n is None,
+            "reference": "sampler" if sampler else "law", "n": _one({r["n"] for r in rows}), "sized": n is None,
             "alpha": alpha, "n_perm": (n_perm or "sequential") if sampler else None,
             "permutations_median": float(np.median(perms)) if sampler else None,
             "permutations_max": int(max(perms)) if sampler else None,
             "replicates": replicates, "rejections": rejected, "rejection_rate": rejected / replicates,
             "ci99_low": float(lo), "ci99_high": float(hi), "alpha_inside_ci": bool(lo <= alpha <= hi),
-            "tests": _uniformity(r["pvalues"], alpha, tuple(r["conservative"])), "workers": int(workers),
+            "tests": _uniformity(pvalues, alpha, conservative), "workers": int(workers),
             "seconds": time.perf_counter() - t0}
