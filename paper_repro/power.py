@@ -11,11 +11,12 @@ Two studies, each measured here (nothing typed in), on a built-in problem at the
 
 A third study compares the two permutation engines at one n (the calibration's, `specverify.calibration`):
 
-    python paper_repro/power.py engines --config two-sample --alpha 0.01 --n 22646 --replicates 20
+    python paper_repro/power.py engines --config two-sample --alpha 0.01 --n 22646 --replicates 6
         every mutant (and the correct sampler) checked at --replicates seeds by `check` on that configuration,
-        once with the sequential engine and once with a fixed B (the least valid: 1/alpha_battery - 1), on the
-        very same samples (the second check replays the sampler calls of the first); detections with exact 95%
-        intervals, the seeds only one engine caught, permutations and battery seconds per engine
+        once with the sequential engine and once with a fixed B (the former default: 999, or the least valid
+        B at the battery's alpha if more; --fixed-b sets it), on the very same samples (the second check
+        replays the sampler calls of the first); detections with exact 95% intervals, the seeds only one
+        engine caught, permutations and check seconds (sampler calls excluded) per engine
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ def _engine_summary(name: str, rows: list[dict]) -> dict:
 def engines(args) -> dict:
     from specverify.bridge import make_candidate, make_reference, make_setup
     from specverify.calibration import CONFIGS
+    from specverify.harness.stats.omnibus import DEFAULT_PERMUTATIONS
     from specverify.harness.stats.permutation import min_permutations
     from specverify.sampler.mutants import MUTANTS
 
@@ -169,7 +171,9 @@ def engines(args) -> dict:
     kind, reference = make_reference(setup)
     if kind != "sampler":
         raise SystemExit(f"error: configuration {args.config} is checked against an exact law: no permutations")
-    fixed_b = min_permutations(args.alpha / 3)  # the battery's share: distribution, independence, acceptance
+    # the fixed-B engine as `check` ran it before the sequential one: 999, or the least valid B at the battery's
+    # share of alpha (distribution, independence, acceptance: alpha / 3) if more
+    fixed_b = args.fixed_b or max(DEFAULT_PERMUTATIONS, min_permutations(args.alpha / 3))
     rows, t0, n = [], time.perf_counter(), args.n
     for name in _bar([None, *MUTANTS], "samplers"):
         cand = make_candidate(setup, drafter=drafter, window=window, mutant=name)
@@ -184,6 +188,7 @@ def engines(args) -> dict:
               f"{row['only_sequential']}, only fixed {row['only_fixed']})", flush=True)
         res = {"study": "engines", "config": args.config, "problem": problem, "dim": dim, "steps": args.steps,
                "drafter": drafter, "window": window, "alpha": args.alpha, "n": n, "fixed_b": fixed_b,
+               "fixed_b_is_default": args.fixed_b is None,
                "replicates": args.replicates, "rows": rows, "seconds": time.perf_counter() - t0}
         if args.json:  # after every sampler, so that a long run stopped early keeps what it measured
             args.json.write_text(json.dumps(res, indent=2) + "\n")
@@ -192,12 +197,14 @@ def engines(args) -> dict:
 
 def _engines_markdown(res: dict, head: list[str]) -> str:
     b, r = res["fixed_b"], res["replicates"]
+    why_b = " (the former default of `check`: 999, or the least valid B at the battery's alpha / 3 if more)" \
+        if res["fixed_b_is_default"] else " (set by --fixed-b)"
     out = [f"# Power at the calibration's n: sequential permutations next to a fixed B = {b}", "", *head,
            f"Configuration `{res['config']}` of `specverify.calibration`: {res['problem']} d={res['dim']}, "
            f"{res['steps']} steps, drafter {res['drafter']} L={res['window']}, `specverify check` at alpha = "
            f"{res['alpha']}, n = {res['n']}, seeds 1000..{999 + r}. Each seed is checked twice on the very same "
            f"samples (the second check replays the sampler calls of the first): once with the sequential engine "
-           f"(the default) and once with the fixed B = {b}, the least valid B at the battery's alpha / 3. "
+           f"(the default) and once with the fixed B = {b}{why_b}. "
            f"Detections with exact 95% intervals; 'only' counts the seeds one engine caught and the other did not; "
            f"check seconds exclude the sampler calls; the engine that runs first alternates over the seeds. "
            f"({res['seconds']:.0f} s in all.)", "",
@@ -253,6 +260,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("study", choices=("seeds", "min-n", "engines"))
     ap.add_argument("--config", default="two-sample", help="engines: a configuration of specverify.calibration")
+    ap.add_argument("--fixed-b", type=int, default=None,
+                    help="engines: B of the fixed engine (default: the former default of `check`, 999 or more)")
     ap.add_argument("--problem", default="gmm")
     ap.add_argument("--dim", type=int, default=2)
     ap.add_argument("--steps", type=int, default=100)

@@ -79,11 +79,11 @@ def test_power_engines_smoke(tmp_path, monkeypatch):
     js, md = tmp_path / "e.json", tmp_path / "e.md"
     assert _load("power").main(["engines", "--smoke", "--json", str(js), "--markdown", str(md)]) == 0
     res = json.loads(js.read_text())
-    assert [r["name"] for r in res["rows"]] == ["correct", "inverted-ratio"] and res["fixed_b"] == 299
+    assert [r["name"] for r in res["rows"]] == ["correct", "inverted-ratio"] and res["fixed_b"] == 999
     for seed in (s for r in res["rows"] for s in r["seeds"]):
-        assert seed["sequential"]["n"] == seed["fixed"]["n"] == 200 and seed["fixed"]["permutations"] == 299
+        assert seed["sequential"]["n"] == seed["fixed"]["n"] == 200 and seed["fixed"]["permutations"] == 999
         assert seed["sequential"]["permutations"] >= 1
-    assert "| inverted-ratio |" in md.read_text() and "fixed B = 299" in md.read_text()
+    assert "| inverted-ratio |" in md.read_text() and "fixed B = 999" in md.read_text()
 
 def test_acceptance_study_smoke(tmp_path):
     md = tmp_path / "study.md"
