@@ -167,6 +167,7 @@ def engines(args) -> dict:
     from specverify.sampler.mutants import MUTANTS
 
     problem, dim, _, drafter, window = CONFIGS[args.config]
+    drafter, window = args.drafter or drafter, args.window or window
     setup = make_setup(problem, dim=dim, steps=args.steps)
     kind, reference = make_reference(setup)
     if kind != "sampler":
@@ -200,10 +201,10 @@ def _engines_markdown(res: dict, head: list[str]) -> str:
     why_b = " (the former default of `check`: 999, or the least valid B at the battery's alpha / 3 if more)" \
         if res["fixed_b_is_default"] else " (set by --fixed-b)"
     out = [f"# Power at the calibration's n: sequential permutations next to a fixed B = {b}", "", *head,
-           f"Configuration `{res['config']}` of `specverify.calibration`: {res['problem']} d={res['dim']}, "
-           f"{res['steps']} steps, drafter {res['drafter']} L={res['window']}, `specverify check` at alpha = "
-           f"{res['alpha']}, n = {res['n']}, seeds 1000..{999 + r}. Each seed is checked twice on the very same "
-           f"samples (the second check replays the sampler calls of the first): once with the sequential engine "
+           f"The problem of configuration `{res['config']}` of `specverify.calibration`: {res['problem']} "
+           f"d={res['dim']}, {res['steps']} steps, drafter {res['drafter']} L={res['window']}, `specverify check` at "
+           f"alpha = {res['alpha']}, n = {res['n']}, seeds 1000..{999 + r}. Each seed is checked twice on the very "
+           f"same samples (the second check replays the sampler calls of the first): once with the sequential engine "
            f"(the default) and once with the fixed B = {b}{why_b}. "
            f"Detections with exact 95% intervals; 'only' counts the seeds one engine caught and the other did not; "
            f"check seconds exclude the sampler calls; the engine that runs first alternates over the seeds. "
@@ -260,6 +261,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("study", choices=("seeds", "min-n", "engines"))
     ap.add_argument("--config", default="two-sample", help="engines: a configuration of specverify.calibration")
+    ap.add_argument("--drafter", default=None, help="engines: the candidate's drafter (default: the configuration's)")
+    ap.add_argument("--window", type=int, default=None, help="engines: its window (default: the configuration's)")
     ap.add_argument("--fixed-b", type=int, default=None,
                     help="engines: B of the fixed engine (default: the former default of `check`, 999 or more)")
     ap.add_argument("--problem", default="gmm")
