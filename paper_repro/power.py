@@ -189,7 +189,7 @@ def engines(args) -> dict:
               f"{row['only_sequential']}, only fixed {row['only_fixed']})", flush=True)
         res = {"study": "engines", "config": args.config, "problem": problem, "dim": dim, "steps": args.steps,
                "drafter": drafter, "window": window, "alpha": args.alpha, "n": n, "fixed_b": fixed_b,
-               "fixed_b_is_default": args.fixed_b is None,
+               "fixed_b_is_default": args.fixed_b is None, "command": args.command,
                "replicates": args.replicates, "rows": rows, "seconds": time.perf_counter() - t0}
         if args.json:  # after every sampler, so that a long run stopped early keeps what it measured
             args.json.write_text(json.dumps(res, indent=2) + "\n")
@@ -289,8 +289,9 @@ def main(argv=None) -> int:
             args.replicates, args.n = 1, 200
         else:
             args.replicates, args.max_doublings = 1, 0
-    res = {"seeds": seeds, "min-n": min_n, "engines": engines}[args.study](args)
     command = "python paper_repro/power.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    args.command = command.strip()
+    res = {"seeds": seeds, "min-n": min_n, "engines": engines}[args.study](args)
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     if args.markdown:
