@@ -38,6 +38,12 @@ def _setup(args):
     return setup, make_reference(setup)
 
 
+def _ci95(k: int, n: int) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) 95% interval of k detections in n."""
+    ci = stats.binomtest(k, n).proportion_ci(0.95, method="exact")
+    return ci.low, ci.high
+
+
 def _bar(it, desc):
     if not sys.stderr.isatty():
         return it
@@ -87,7 +93,7 @@ def min_n(args) -> dict:
                 detected += r["detected"]
                 for c in r["caught_by"]:
                     hits[c] += 1
-            lo, hi = stats.binomtest(detected, args.replicates).proportion_ci(0.95, method="exact")
+            lo, hi = _ci95(detected, args.replicates)
             row["history"].append({"n": n, "detected": detected, "replicates": args.replicates,
                                    "ci95": [float(lo), float(hi)], "caught_by_default": hits["default"],
                                    "caught_by_stress": hits["stress"]})
@@ -149,7 +155,7 @@ def _engine_summary(name: str, rows: list[dict]) -> dict:
     row = {"name": name, "replicates": len(rows)}
     for e in ("sequential", "fixed"):
         k = sum(r[e]["rejected"] for r in rows)
-        lo, hi = stats.binomtest(k, len(rows)).proportion_ci(0.95, method="exact")
+        lo, hi = _ci95(k, len(rows))
         perms = [r[e]["permutations"] for r in rows]
         row[e] = {"detected": k, "ci95": [float(lo), float(hi)], "permutations_median": float(np.median(perms)),
                   "permutations_max": int(max(perms)),
