@@ -55,7 +55,6 @@ def test_power_smoke(tmp_path, capsys):
     assert "min n=" in capsys.readouterr().out
 
 
-
 def test_power_tape_replays_the_recorded_calls_in_order():
     import numpy as np
     import pytest
@@ -84,6 +83,7 @@ def test_power_engines_smoke(tmp_path, monkeypatch):
         assert seed["sequential"]["n"] == seed["fixed"]["n"] == 200 and seed["fixed"]["permutations"] == 999
         assert seed["sequential"]["permutations"] >= 1
     assert "| inverted-ratio |" in md.read_text() and "fixed B = 999" in md.read_text()
+
 
 def test_acceptance_study_smoke(tmp_path):
     md = tmp_path / "study.md"
