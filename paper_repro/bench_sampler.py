@@ -40,6 +40,15 @@ Columns
     accept            ``SpecStats.acceptance_rate``: accepted over verified drafted steps.
     round_cost        (spec_s / rounds_total) / (plain_s / steps): the wall time of one speculative round in
                       units of one plain step, so that wall_ratio = call_ratio / round_cost exactly.
+    call_cost         one target call on batch x (window + 1) states, timed alone (interleaved with the runs), in
+                      plain steps: what a round would cost if the sampler did nothing but its call. It is measured
+                      at the full batch; at batch 256 the batch is compacted once half of it has finished, so
+                      there it is an upper bound of the call's share.
+    overhead          round_cost - call_cost: the sampler's own work per round (drafting, coupling, commit,
+                      tally, the host read), in plain steps.
+    wall/call         wall_ratio / call_ratio = 1 / round_cost: the share of the call saving that reaches the
+                      wall clock. It is below 1 by the call's growth with the batch (call_cost - 1) and by the
+                      overhead.
 
 How to read the ratios
     wall_ratio = call_ratio / round_cost. A round evaluates the target on up to batch x (window + 1) states in
@@ -80,8 +89,9 @@ FOOTER = {
 COLUMNS = [("model", "{:<6}"), ("latency_ms", "{:>10.1f}"), ("batch", "{:>5}"), ("drafter", "{:<15}"),
            ("window", "{:>6}"), ("policy", "{:<12}"), ("compiled", "{!s:<8}"),
            ("plain_s", "{:>9.4f}"), ("spec_s", "{:>9.4f}"), ("wall_ratio", "{:>10.2f}"), ("nfe_ratio", "{:>9.2f}"),
-           ("call_ratio", "{:>10.2f}"), ("acceptance_rate", "{:>6.3f}"), ("round_cost", "{:>10.2f}")]
-HEADERS = {"acceptance_rate": "accept"}
+           ("call_ratio", "{:>10.2f}"), ("acceptance_rate", "{:>6.3f}"), ("round_cost", "{:>10.2f}"),
+           ("call_cost", "{:>9.2f}"), ("overhead", "{:>8.2f}"), ("wall_per_call", "{:>9.2f}")]
+HEADERS = {"acceptance_rate": "accept", "wall_per_call": "wall/call"}
 
 
 def format_table(rows: list[dict]) -> str:

@@ -49,9 +49,12 @@ def test_bench_sampler_smoke(tmp_path, capsys):
         assert 1 <= r["call_ratio"] <= r["nfe_ratio"], r
         assert 0 <= r["acceptance_rate"] <= 1, r
         assert math.isfinite(r["plain_abs_max"]) and math.isfinite(r["spec_abs_max"]), r
+        assert r["call_s"] > 0 and math.isclose(r["overhead"], r["round_cost"] - r["call_cost"]), r
+        assert math.isclose(r["wall_per_call"], r["wall_ratio"] / r["call_ratio"]), r
 
     printed = capsys.readouterr().out
-    for column in ("batch", "drafter", "window", "plain_s", "spec_s", "wall_ratio", "nfe_ratio", "accept"):
+    for column in ("batch", "drafter", "window", "plain_s", "spec_s", "wall_ratio", "nfe_ratio", "accept",
+                   "call_cost", "overhead", "wall/call"):
         assert column in printed
     assert "overhead-bound" in printed
     assert "SIMULATED accelerator" in printed  # every table with a simulated latency says so

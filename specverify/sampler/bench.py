@@ -7,6 +7,8 @@
 - :func:`timed`: wall seconds of one call (``time.perf_counter``, CUDA synchronised around it).
 - :func:`bench_one`: one (chain, batch): an untimed warm-up of every configuration, then ``repeats`` interleaved
   timed runs of the plain sampler and of each (drafter, window, policy); medians and the sampler's statistics.
+  :func:`call_seconds` times the round's one target call alone (batch x (window + 1) states), so that a round's
+  cost splits into that call and the sampler's own work (``overhead``).
 - :func:`nfe_rows`: steps / mean rounds of the speculative sampler per drafter and window (target calls only).
 
 Everything here is measured when called; nothing is cached.
@@ -26,7 +28,8 @@ from specverify.sampler.drafters import make_drafter
 from specverify.sampler.problems.gmm import GMMProblem
 from specverify.sampler.speculative import plain_sample, speculative_sample
 
-__all__ = ["MODELS", "Latency", "MLPEps", "bench_one", "build_chain", "nfe_rows", "timed", "with_latency"]
+__all__ = ["MODELS", "Latency", "MLPEps", "bench_one", "build_chain", "call_seconds", "nfe_rows", "timed",
+           "with_latency"]
 
 MODELS = ("digits", "gmm", "mlp")
 
@@ -111,14 +114,28 @@ def timed(fn, device: torch.device | str = "cpu"):
     return time.perf_counter() - t0, out
 
 
-def _row(model, chain, batch, config, plain_s, spec_s, stats, times, x_plain, x_spec, warmup_s) -> dict:
+def call_seconds(chain: GaussianChain, rows: int, *, device, dtype, calls: int = 20) -> float:
+    """Mean wall seconds of one target call ``chain.evaluate`` on ``rows`` states (prior draws at steps spread
+    over the chain), after one untimed call: what a round's single call costs with no sampler work around it."""
+    x = chain.prior(rows, torch.Generator(device=device).manual_seed(0), device=device, dtype=dtype)
+    k = torch.arange(rows, device=device) % chain.n_steps
+    with torch.no_grad():
+        chain.evaluate(x, k, check_finite=False)
+        seconds, _ = timed(lambda: [chain.evaluate(x, k, check_finite=False) for _ in range(calls)], device)
+    return seconds / calls
+
+
+def _row(model, chain, batch, config, plain_s, spec_s, stats, times, x_plain, x_spec, warmup_s, call_s) -> dict:
     name, window, policy, compiled = config
+    step_s = plain_s / chain.n_steps
+    round_cost = (spec_s / stats.rounds_total) / step_s
     return dict(
         model=model, chain=chain.name, steps=chain.n_steps, dim=chain.dim, batch=batch, drafter=name,
         window=window, policy=policy, compiled=compiled, warmup_s=warmup_s, plain_s=plain_s, spec_s=spec_s,
         wall_ratio=plain_s / spec_s, nfe_ratio=stats.nfe_ratio,
         call_ratio=chain.n_steps / stats.rounds_total, acceptance_rate=stats.acceptance_rate,
-        round_cost=(spec_s / stats.rounds_total) / (plain_s / chain.n_steps),
+        round_cost=round_cost, wall_per_call=1 / round_cost, call_s=call_s, call_cost=call_s / step_s,
+        overhead=round_cost - call_s / step_s,
         rounds_total=stats.rounds_total, rounds_mean=stats.rounds_mean,
         target_evaluations=stats.target_evaluations, plain_target_evaluations=batch * chain.n_steps,
         plain_times_s=times[None], spec_times_s=times[config],
@@ -148,17 +165,20 @@ def bench_one(model: str, chain: GaussianChain, batch: int, configs, *, seed: in
     runs = {None: plain} | {c: spec(*c) for c in configs}
     warmup = {key: timed(fn, device)[0] for key, fn in runs.items()}  # allocator, kernels, lazy init, compilation
     times = {key: [] for key in runs}
+    calls = {w: [] for w in {c[1] for c in configs}}
     results = {}
     for _ in range(repeats):  # interleaved, so slow drifts of the machine hit every column alike
         for key, fn in runs.items():
             seconds, results[key] = timed(fn, device)
             times[key].append(seconds)
+        for w in calls:
+            calls[w].append(call_seconds(chain, batch * (w + 1), device=device, dtype=dtype))
     plain_s = statistics.median(times[None])
     rows = []
     for c in configs:
         x_spec, stats = results[c]
         rows.append(_row(model, chain, batch, c, plain_s, statistics.median(times[c]), stats, times, results[None],
-                         x_spec, warmup[c]))
+                         x_spec, warmup[c], statistics.median(calls[c[1]])))
     return rows
 
 

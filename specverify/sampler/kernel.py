@@ -115,9 +115,10 @@ class Verdict:
 @dataclasses.dataclass(frozen=True)
 class RoundInfo:
     """What one round did, per row (B,): its window start ``k``, ``span`` drafted positions, ``n_acc`` accepted,
-    ``rejected``, ``dist`` (B, L) the |D| of each position (2 Phi(-|D| / 2) is folded in the tally), ``evaluations`` target evaluations (0: not in the call), the kind of
-    step taken without a draft: ``bonus`` (after a full window), ``direct`` (no draft), ``warmup`` (no step),
-    and ``nonfinite`` (B, L + 1): the target returned NaN or Inf at a state that counts (step k + position)."""
+    ``rejected``, ``dist`` (B, L) the |D| of each position (2 Phi(-|D| / 2) is folded in the tally),
+    ``evaluations`` target evaluations (0: not in the call), the kind of step taken without a draft:
+    ``bonus`` (after a full window), ``direct`` (no draft), ``warmup`` (no step), and ``nonfinite``
+    (B, L + 1): the target returned NaN or Inf at a state that counts (step k + position)."""
 
     k: torch.Tensor
     span: torch.Tensor
@@ -186,7 +187,8 @@ def _compiled(backend):
 
 def init_state(x: torch.Tensor, ids: torch.Tensor) -> RoundState:
     k = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-    return RoundState(x, k, ids, x, k, torch.zeros_like(x), torch.zeros_like(k, dtype=torch.bool))
+    # copies, not aliases: a compiled core guards on aliasing, and would recompile after round 1
+    return RoundState(x, k, ids, x.clone(), k.clone(), torch.zeros_like(x), torch.zeros_like(k, dtype=torch.bool))
 
 
 def round_step(env: Env, state: RoundState) -> tuple[RoundState, RoundInfo]:
@@ -293,6 +295,8 @@ _ROWS: dict = {}
 
 def _gather(t: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
     """t[i, j[i]] for every row i."""
+    if torch.compiler.is_compiling():  # traced: the arange fuses, and a cache would guard on every batch size
+        return t[torch.arange(t.shape[0], device=t.device), j]
     key = (t.shape[0], t.device)
     if key not in _ROWS:  # one arange per batch size and device, not one per call
         _ROWS.clear() if len(_ROWS) > 64 else None
@@ -340,8 +344,9 @@ def _commit_window_start(env, s, d, t, v):
     f_end = _gather(t.F, d.span)
     keep = active & ~v.rejected & (d.span > 0) & (end < T)
     anchored = keep | warm
-    new = RoundState(x, k, s.ids, torch.where(_bcast(warm, s.x), s.x, x), torch.clamp(torch.where(warm, s.k, k), max=T - 1),
-                     torch.where(_bcast(warm, s.x), f0, f_end), anchored)
+    new = RoundState(x, k, s.ids, torch.where(_bcast(warm, s.x), s.x, x),
+                     torch.clamp(torch.where(warm, s.k, k), max=T - 1), torch.where(_bcast(warm, s.x), f0, f_end),
+                     anchored)
     info = _info(d, t, v, s.k, bonus=torch.zeros_like(active), direct=direct, warmup=warm)
     return new, info
 
