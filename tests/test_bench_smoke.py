@@ -28,7 +28,8 @@ def _load_script():
 def test_bench_sampler_smoke(tmp_path, capsys):
     bench = _load_script()
     out = tmp_path / "bench.json"
-    returned = bench.main(["--smoke", "--json", str(out)])
+    page = tmp_path / "wall.md"
+    returned = bench.main(["--smoke", "--json", str(out), "--markdown", str(page)])
 
     report = json.loads(out.read_text())
     rows = report["rows"]
@@ -58,3 +59,10 @@ def test_bench_sampler_smoke(tmp_path, capsys):
         assert column in printed
     assert "overhead-bound" in printed
     assert "SIMULATED accelerator" in printed  # every table with a simulated latency says so
+
+    text = page.read_text()
+    assert "--smoke" in text and "SIMULATION" in text  # the command that made it, and the label
+    assert len([line for line in text.splitlines() if line.startswith("| digits")]) == 2 * 2 * 2 * 2
+    again = tmp_path / "again.md"
+    bench.main(["--render", str(out), "--markdown", str(again)])
+    assert again.read_text() == text  # rendered from the JSON alone
