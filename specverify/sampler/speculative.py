@@ -195,7 +195,8 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
     many as keep one (batch, window + 1, *shape) block under 2^25 elements), one after the other;
     ``rounds_total`` counts the calls of all batches. ``compile=True`` (or a backend's name) runs each round's
     deterministic core through ``torch.compile`` (opt-in: the first rounds pay tens of seconds of compilation,
-    and the output is the same law; ``paper_repro/bench_sampler.py --compile`` measures what it buys).
+    and the output is the same law; a batch that shrinks as its rows finish recompiles once, with dynamic shapes;
+    ``paper_repro/bench_sampler.py --compile`` measures what it buys).
     Returns ``(x_T, stats)``. ``_parts`` replaces parts of the
     round (:class:`specverify.sampler.kernel.Parts`), for the mutation tests only.
     """
