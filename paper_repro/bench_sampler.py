@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 MD_COLUMNS = [("model", "{}"), ("latency_ms", "{:g}"), ("batch", "{}"), ("drafter", "{}"), ("policy", "{}"),
               ("compiled", "{}"), ("plain_s", "{:.4f}"), ("spec_s", "{:.4f}"), ("wall_ratio", "{:.2f}"),
-              ("nfe_ratio", "{:.2f}"), ("call_ratio", "{:.2f}"), ("round_cost", "{:.2f}"), ("call_cost", "{:.2f}"), ("overhead", "{:.2f}"),
-              ("wall_per_call", "{:.2f}")]
+              ("nfe_ratio", "{:.2f}"), ("call_ratio", "{:.2f}"), ("round_cost", "{:.2f}"), ("call_cost", "{:.2f}"),
+              ("overhead", "{:.2f}"), ("wall_per_call", "{:.2f}")]
 
 
 def markdown(report: dict) -> str:
