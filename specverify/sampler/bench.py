@@ -119,6 +119,7 @@ def call_seconds(chain: GaussianChain, rows: int, *, device, dtype, calls: int =
     over the chain), after one untimed call: what a round's single call costs with no sampler work around it."""
     x = chain.prior(rows, torch.Generator(device=device).manual_seed(0), device=device, dtype=dtype)
     k = torch.arange(rows, device=device) % chain.n_steps
+
     def run():
         for _ in range(calls):  # outputs dropped as they come: a list of them would hold calls x the batch
             chain.evaluate(x, k, check_finite=False)
@@ -132,14 +133,14 @@ def call_seconds(chain: GaussianChain, rows: int, *, device, dtype, calls: int =
 def _row(model, chain, batch, config, plain_s, spec_s, stats, times, x_plain, x_spec, warmup_s, call_s) -> dict:
     name, window, policy, compiled = config
     step_s = plain_s / chain.n_steps
-    round_cost = (spec_s / stats.rounds_total) / step_s
+    round_cost, call_cost = (spec_s / stats.rounds_total) / step_s, call_s / step_s
     return dict(
         model=model, chain=chain.name, steps=chain.n_steps, dim=chain.dim, batch=batch, drafter=name,
         window=window, policy=policy, compiled=compiled, warmup_s=warmup_s, plain_s=plain_s, spec_s=spec_s,
         wall_ratio=plain_s / spec_s, nfe_ratio=stats.nfe_ratio,
         call_ratio=chain.n_steps / stats.rounds_total, acceptance_rate=stats.acceptance_rate,
-        round_cost=round_cost, wall_per_call=1 / round_cost, call_s=call_s, call_cost=call_s / step_s,
-        overhead=round_cost - call_s / step_s,
+        round_cost=round_cost, wall_per_call=1 / round_cost, call_s=call_s, call_cost=call_cost,
+        overhead=round_cost - call_cost,
         rounds_total=stats.rounds_total, rounds_mean=stats.rounds_mean,
         target_evaluations=stats.target_evaluations, plain_target_evaluations=batch * chain.n_steps,
         plain_times_s=times[None], spec_times_s=times[config],
