@@ -79,14 +79,17 @@ def _acceptance(acc) -> AcceptanceSummary:
 
 
 def _independence(candidate, x, y, alpha, seed) -> Battery:
-    """The independence block: the nearest-neighbour test of x against the reference sample y, and seed hygiene
-    (rows shared with a second seed's samples), Holm at ``alpha``."""
+    """The independence block: the exact-duplicate count of x, the nearest-neighbour test of x against the
+    reference sample y, and seed hygiene (rows shared with a second seed's samples), Holm at ``alpha``."""
+    from specverify.harness.stats.independence import exact_duplicate_test
+
     shared = shared_rows(candidate, seed)
     hygiene = TestResult("independence[seed hygiene]", float(sum(shared.values())),
                          0.0 if any(shared.values()) else 1.0,
                          f"rows of candidate(64, {seed}) repeated by candidate(64, s) for s in {sorted(shared)} "
                          "(none for independent draws of a continuous law: p = 1 if none, else 0)", 64)
-    return holm([nearest_neighbour_test(x, y, alpha / 2, seed=seed), hygiene], alpha)  # alpha / 2: Holm's first step
+    near = nearest_neighbour_test(x, y, alpha / 3, seed=seed)  # alpha / 3: Holm's first step
+    return holm([exact_duplicate_test(x), near, hygiene], alpha)
 
 
 def rejection_path(acc, mdk: float) -> dict:

@@ -1,4 +1,5 @@
-"""The independence block: the nearest-neighbour permutation test, seed hygiene, and negative controls.
+"""The independence block: the exact-duplicate count, the nearest-neighbour permutation test, seed hygiene,
+and negative controls.
 
 The controls are chain-level samplers written here against the third-party view of a built-in problem (its
 (mean, sigma) transitions; N(0, I) start), with the independence bugs of real pipelines planted one at a time.
@@ -13,7 +14,13 @@ from scipy import stats
 
 from specverify import bridge
 from specverify.harness.contracts import shared_rows
-from specverify.harness.stats.independence import duplicate_rows, nearest_neighbour_test
+from specverify.harness.stats.independence import (
+    MAX_POOL,
+    _keep,
+    duplicate_rows,
+    exact_duplicate_test,
+    nearest_neighbour_test,
+)
 
 ALPHA = 0.01  # level of the statistical checks and of the suite runs below
 
@@ -45,6 +52,69 @@ def test_duplicate_rows_and_shared_rows_between_seeds():
     assert not any(shared_rows(good, 5).values())
     modulo = lambda n, s: np.random.default_rng(s % 8).normal(size=(n, 2))  # noqa: E731
     assert any(shared_rows(modulo, 5).values())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Duplicated shares 1%..100%, d below and above 8 (the pool of 10000 points exceeds the d > 8 cap)
+
+STRICT = 1e-3  # the regression tests' level
+
+
+def _duplicated(share, d, n=5000, noise=0.0):
+    """n candidate rows of which ``share`` are pairs of copies (moved by ``noise``), and n reference rows."""
+    rng = np.random.default_rng([d, round(share * 100)])
+    base = rng.normal(size=(round(share * n) // 2, d))
+    x = np.concatenate([base, base + noise * rng.normal(size=base.shape), rng.normal(size=(n - 2 * len(base), d))])
+    return x[rng.permutation(n)], rng.normal(size=(n, d))
+
+
+@pytest.mark.parametrize("d", [2, 16])
+@pytest.mark.parametrize("share", [0.01, 0.1, 0.5, 1.0])
+def test_exact_duplicates_are_caught_at_every_share(share, d):
+    x, y = _duplicated(share, d)
+    assert exact_duplicate_test(x).pvalue == 0.0
+    assert nearest_neighbour_test(x, y, STRICT).pvalue <= STRICT  # 100% at d = 16: p = 1 when thinning kept no y
+
+
+@pytest.mark.parametrize("d", [2, 16])
+@pytest.mark.parametrize("share", [0.1, 1.0])
+def test_near_duplicates_are_caught_after_thinning(share, d):
+    x, y = _duplicated(share, d, noise=1e-6)
+    assert exact_duplicate_test(x).pvalue == 1.0  # no exact tie: the permutation test's case
+    assert nearest_neighbour_test(x, y, STRICT).pvalue <= STRICT
+
+
+@pytest.mark.parametrize("d", [2, 16])
+def test_an_iid_sample_passes_both(d):
+    rng = np.random.default_rng([5, d])
+    x, y = rng.normal(size=(5000, d)), rng.normal(size=(5000, d))
+    assert exact_duplicate_test(x).pvalue == 1.0
+    assert nearest_neighbour_test(x, y, STRICT).pvalue > STRICT
+
+
+def test_the_exact_count_applies_where_ties_have_probability_zero():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(20000, 1))
+    close = np.concatenate([x, x[:1] * (1 + 1e-13)])  # distinct floats: a duplicate on the grid, not exactly
+    assert duplicate_rows(close) == 1 and exact_duplicate_test(close).pvalue == 1.0
+    assert exact_duplicate_test(np.concatenate([x, x[:1]])).statistic == 1.0
+    f32 = x.astype(np.float32).astype(np.float64)  # d = 1 in float32: ties by rounding
+    assert "not applicable" in exact_duplicate_test(f32).method and exact_duplicate_test(f32).pvalue == 1.0
+    bf16 = torch.as_tensor(rng.normal(size=(100, 8))).to(torch.bfloat16).double().numpy()
+    assert "not applicable" in exact_duplicate_test(bf16).method
+    f32_3 = rng.normal(size=(1000, 3)).astype(np.float32).astype(np.float64)
+    assert exact_duplicate_test(f32_3).pvalue == 1.0
+    assert exact_duplicate_test(np.concatenate([f32_3, f32_3[:1]])).pvalue == 0.0
+
+
+@pytest.mark.parametrize("d", [2, 16])
+def test_thinning_keeps_reference_points_when_every_candidate_row_is_copied(d):
+    cap = MAX_POOL[d <= 8]
+    half = np.random.default_rng(7).normal(size=(cap // 2 + 7, d))
+    z = np.concatenate([half, half, np.random.default_rng(8).normal(size=(cap, d))])  # candidate, then reference
+    keep = _keep(z, seed=0)
+    assert len(keep) == cap and len(np.unique(keep)) == cap
+    assert (keep >= 2 * len(half)).sum() == cap - cap // 2  # copied points fill at most half the pool
 
 
 # ---------------------------------------------------------------------------------------------------------
