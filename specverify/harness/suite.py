@@ -5,9 +5,9 @@ The verdict's family has two or three blocks, each corrected within and joined b
   Holm is nearly exact); against a reference sampler, KS (coordinates, squared norm, random projections), MMD
   at five bandwidths and energy distance on shared permutations, minP-adjusted (``stats.omnibus``: exact level
   whatever the correlation between the tests);
-- independence: the nearest-neighbour permutation test for (near) duplicates within the candidate's sample
-  against a reference sample (the reference sampler's, or draws from the exact law; ``stats.independence``) and
-  seed hygiene (no rows shared with a second seed's samples; ``contracts.shared_rows``), Holm;
+- independence: the exact count of duplicated rows (impossible for a continuous law), the nearest-neighbour
+  permutation test for (near) duplicates within the candidate's sample against a reference sample (the reference
+  sampler's, or draws from the exact law; ``stats.independence``) and seed hygiene (no rows shared with a second seed's samples; ``contracts.shared_rows``), Holm;
 - acceptance: when the candidate reports its acceptance counts, the trajectory t-test of accepted against
   predicted steps (``stats.acceptance``).
 Sizes come from (alpha, beta, epsilon) by the DKW bounds at the Bonferroni threshold alpha / (blocks k) of the

@@ -134,7 +134,7 @@ def _with_acceptance(sampler, bias=0.0, steps=20, p=0.8):
 
 def test_acceptance_counts_join_the_verdict_as_a_second_block():
     ok = check_against_law(_with_acceptance(_gauss()), *LAW, alpha=0.01, seed=5)
-    assert ok.verdict == "pass" and ok.correction == "bonferroni over blocks: holm[3] + holm[2] + single[1]"
+    assert ok.verdict == "pass" and ok.correction == "bonferroni over blocks: holm[3] + holm[3] + single[1]"
     assert ok.n == ks_one_sample_n(0.01 / 3 / 3, 0.05, 0.05)  # distribution, independence, acceptance: alpha / 3 each
     assert ok.tests[-1].family == "acceptance" and ok.acceptance.verified == 20 * ok.n
     assert ok.acceptance.ci_low <= 0.8 <= ok.acceptance.ci_high
@@ -156,7 +156,7 @@ def test_mapping_contract_errors(out, match):
 
 def test_sampler_check_reports_minp_and_bh():
     r = check_against_sampler(_gauss(), _gauss(), 2, n=1000, seed=6)
-    assert r.correction == "bonferroni over blocks: minP[25] + holm[2]"
+    assert r.correction == "bonferroni over blocks: minP[25] + holm[3]"
     assert {t.name for t in r.tests} >= {"energy", "mmd[h=1 median]", "ks[|x|^2]"}
     assert all(0 < t.pvalue <= t.bh_qvalue + 1e-12 and t.pvalue <= t.adjusted_pvalue for t in r.tests)
 
