@@ -18,7 +18,7 @@ from specverify._validate import positive_int
 from specverify.errors import UsageError
 
 __all__ = ["REGISTRY", "STRESS_WINDOW", "ProblemEntry", "Setup", "check", "entry", "make_builtin_drafter",
-           "make_candidate", "make_reference", "make_setup", "mutant_verdict", "reference_name"]
+           "make_candidate", "make_reference", "make_setup", "make_target", "mutant_verdict", "reference_name"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +107,9 @@ def make_builtin_drafter(setup: Setup, name: str, window: int, *, stress_delta: 
 
 
 def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str = "frozen-denoiser", window: int = 8,
-                   mutant: str | None = None, stress_delta: float = 1.2, device="cpu"):
-    """Our sampler (or the named mutant) on ``setup`` as a black box: (n, seed) -> samples and acceptance counts."""
+                   mutant: str | None = None, stress_delta: float = 1.2, device="cpu", path: bool = False):
+    """Our sampler (or the named mutant) on ``setup`` as a black box: (n, seed) -> samples and acceptance counts;
+    with ``path=True`` also its committed ``"trajectories"`` (n, T + 1, d), for the transition-level check."""
     import torch
 
     from specverify.sampler.mutants import MUTANTS, mutant_sample
@@ -119,15 +120,22 @@ def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str =
     chain = setup.chain()
     d = make_builtin_drafter(setup, drafter, window, stress_delta=stress_delta) if sampler != "plain" else None
 
-    def candidate(n, seed):  # image states (digits: (n, 1, 8, 8)) are flattened to (n, d) for the harness
+    def output(x, n):  # image states (digits: (n, 1, 8, 8)) are flattened to (n, d) for the harness
+        if not path:
+            return {"samples": x.cpu().numpy().reshape(n, -1)}
+        paths = x.cpu().numpy().reshape(n, chain.n_steps + 1, -1)
+        return {"samples": paths[:, -1], "trajectories": paths}
+
+    def candidate(n, seed):
         if sampler == "plain":
-            return plain_sample(chain, n, seed=seed, device=device, dtype=torch.float64).cpu().numpy().reshape(n, -1)
-        kw = dict(window=window, seed=seed, device=device, dtype=torch.float64)
+            out = output(plain_sample(chain, n, seed=seed, device=device, dtype=torch.float64, path=path), n)
+            return out if path else out["samples"]
+        kw = dict(window=window, seed=seed, device=device, dtype=torch.float64, path=path)
         if mutant:
             x, st = mutant_sample(mutant, chain, d, n, **kw)
         else:
             x, st = speculative_sample(chain, d, n, **kw)
-        return {"samples": x.cpu().numpy().reshape(n, -1), "accepted": st.accepted_per_sample,
+        return {**output(x, n), "accepted": st.accepted_per_sample,
                 "predicted": st.predicted_per_sample, "verified": st.verified_per_sample,
                 "predicted_var": st.predicted_var_per_sample,
                 "accepted_per_position": st.accepted_per_position,
@@ -149,10 +157,20 @@ def reference_name(setup: Setup) -> str:
 
 def check(setup: Setup, candidate, reference=None, *, alpha: float = 0.01, beta: float = 0.05,
           epsilon: float = 0.05, n: int | None = None, seed: int = 0, n_perm: int | None = None,
-          keep_samples: bool = False):
-    """Run the suite: ``candidate`` against ``reference`` (default: the problem's, from :func:`make_reference`)."""
+          keep_samples: bool = False, terminal: bool = False, target=None, delta: float | None = None,
+          lags: int = 9):
+    """Run the suite. A candidate that returns ``"trajectories"`` gets the transition-level check against
+    ``target`` (default: :func:`make_target`), sized by ``delta``; one that returns only samples, or any with
+    ``terminal=True``, the terminal battery against ``reference`` (default: :func:`make_reference`), sized by
+    ``epsilon``."""
     from specverify.harness import check_against_law, check_against_sampler
+    from specverify.harness.contracts import returns_trajectories
+    from specverify.harness.trajectory_check import DEFAULT_DELTA, check_trajectories
 
+    if not terminal and returns_trajectories(candidate, seed):
+        return check_trajectories(candidate, make_target(setup) if target is None else target, alpha=alpha,
+                                  beta=beta, delta=DEFAULT_DELTA if delta is None else delta, n=n, seed=seed,
+                                  lags=lags, keep_samples=keep_samples)
     kind, ref = make_reference(setup) if reference is None else reference
     opts = dict(alpha=alpha, beta=beta, epsilon=epsilon, n=n, seed=seed, keep_samples=keep_samples)
     if kind == "law":
@@ -165,22 +183,27 @@ STRESS_WINDOW = 4
 
 def mutant_verdict(setup: Setup, reference, mutant: str | None, *, drafter: str = "frozen-denoiser",
                    window: int = 8, stress_delta: float = 1.2, alpha: float = 0.01, beta: float = 0.05,
-                   epsilon: float = 0.05, n: int | None = None, seed: int = 0, device="cpu") -> dict:
+                   epsilon: float = 0.05, n: int | None = None, seed: int = 0, device="cpu", terminal: bool = False,
+                   delta: float | None = None, target=None) -> dict:
     """Check ``mutant`` (None: the correct sampler) under two configurations, the given drafter and the stress
     drafter, at alpha / 2 each (so the verdict's false-alarm rate is <= alpha); detected if either rejects.
-    Returns a row (the bug's ``description``, None for the correct sampler) with each configuration's verdict,
-    n, min adjusted p-value and the tests that rejected."""
+    The check is transition-level on the sampler's trajectories (``terminal=True``: the terminal battery on its
+    samples). Returns a row (the bug's ``description``, None for the correct sampler) with each configuration's
+    verdict, n, min adjusted p-value, the tests that rejected and the blocks that caught it."""
     from specverify.sampler.mutants import MUTANTS
 
     configs = {"default": (drafter, window), "stress": ("stress", STRESS_WINDOW)}
     row = {"name": mutant or "correct", "description": MUTANTS[mutant].description if mutant in MUTANTS else None,
            "configurations": {}}
     for label, (d, w) in configs.items():
-        cand = make_candidate(setup, drafter=d, window=w, mutant=mutant, stress_delta=stress_delta, device=device)
-        rep = check(setup, cand, reference, alpha=alpha / len(configs), beta=beta, epsilon=epsilon, n=n, seed=seed)
+        cand = make_candidate(setup, drafter=d, window=w, mutant=mutant, stress_delta=stress_delta, device=device,
+                              path=not terminal)
+        rep = check(setup, cand, reference, alpha=alpha / len(configs), beta=beta, epsilon=epsilon, n=n, seed=seed,
+                    terminal=terminal, delta=delta, lags=w + 1, target=target)
         row["configurations"][label] = {"drafter": d, "window": w, "verdict": rep.verdict, "n": rep.n,
                                         "min_adjusted_pvalue": min(t.adjusted_pvalue for t in rep.tests),
                                         "rejected_tests": [t.name for t in rep.tests if t.rejected],
+                                        "caught_by": list(rep.caught_by),
                                         "permutations": rep.permutations, "seconds": rep.seconds}
     row["detected"] = any(c["verdict"] == "fail" for c in row["configurations"].values())
     row["min_adjusted_pvalue"] = min(c["min_adjusted_pvalue"] for c in row["configurations"].values())
@@ -249,6 +272,66 @@ def _plain_truth(setup: Setup, device):
     """No closed form and no JAX twin of the network: our plain sampler on the same chain (so a check tests
     the speculative machinery, not the plain sampler)."""
     return "sampler", make_candidate(setup, sampler="plain", device=device)
+
+
+# The judge's transitions (the innovation block's mean): JAX twins where they exist
+
+
+def _jax_diffusion_target(setup: Setup, eps_builder):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from specverify.harness.targets import Transition
+
+    _, betas, tr = _diffusion(setup)
+    eps = eps_builder(setup.problem.spec, betas)
+    t, cx, ce = jnp.asarray(tr.t), jnp.asarray(tr.c_x), jnp.asarray(tr.c_eps)
+    mean = jax.jit(lambda x, k: cx[k][:, None] * x + ce[k][:, None] * eps(x, t[k]))
+    return Transition(lambda x, k: np.asarray(mean(jnp.asarray(x), jnp.asarray(k))), np.asarray(tr.sigma),
+                      (setup.dim,), 0.0, 1.0, f"JAX twin ({setup.name}, {tr.sampler})", (tr.c_x, tr.c_eps))
+
+
+def _jax_langevin_target(setup: Setup, score):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from specverify._validate import step_sizes
+    from specverify.harness.targets import Transition
+
+    h = step_sizes(setup.problem.step_size, setup.steps)
+    hj = jnp.asarray(h)
+    mean = jax.jit(lambda x, k: x + hj[k][:, None] * score(x))
+    return Transition(lambda x, k: np.asarray(mean(jnp.asarray(x), jnp.asarray(k))), np.sqrt(2 * h), (setup.dim,),
+                      0.0, float(setup.problem.prior_std), f"JAX twin ({setup.name}, Langevin)")
+
+
+def _view_target(setup: Setup):
+    """No JAX twin (digits): the third-party view's mean, in float64."""
+    from specverify.harness.targets import as_transition
+
+    return as_transition(setup.view(), source=f"third-party view ({setup.name}: no JAX twin of its network)")
+
+
+def _target_of(setup: Setup):
+    from specverify.harness import reference as ref
+
+    name = setup.name
+    if name in ("gaussian", "gmm", "images"):
+        return _jax_diffusion_target(setup, {"gaussian": ref.gaussian_eps, "gmm": ref.gmm_eps,
+                                             "images": ref.images_eps}[name])
+    if name == "langevin-gaussian":
+        return _jax_langevin_target(setup, ref.gaussian_score(setup.problem.spec))
+    if name == "langevin-model":
+        return _jax_langevin_target(setup, ref.logistic_score(setup.problem.spec))
+    return _view_target(setup)
+
+
+def make_target(setup: Setup):
+    """The judge's transition of ``setup``'s chain (``harness.targets.Transition``): its JAX twin where one exists
+    (gaussian, gmm, images, the Langevin problems), else the third-party view's mean (digits)."""
+    return _target_of(setup)
 
 
 @dataclasses.dataclass(frozen=True)

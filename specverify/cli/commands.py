@@ -131,7 +131,7 @@ def _check_candidate(args, setup, device):
     if args.candidate is None:
         what = f"mutant {args.mutant}" if args.mutant else f"{args.sampler} sampler"
         return make_candidate(setup, sampler=args.sampler, drafter=args.drafter, window=args.window,
-                              mutant=args.mutant, device=device), what
+                              mutant=args.mutant, device=device, path=not args.terminal), what
     from specverify.harness.adapters import chain_candidate, detect_contract, load
 
     if args.mutant:
@@ -143,6 +143,26 @@ def _check_candidate(args, setup, device):
     if contract == "kernel":
         raise UsageError(f"{args.candidate} is a coupling: the kernel-level check is chosen before this point")
     return fn, f"{args.candidate} (black box)"
+
+
+def _target(args):
+    """--target as the judge's transition (None: the problem's own)."""
+    if args.target is None:
+        return None
+    from specverify.harness.adapters import load_object
+    from specverify.harness.targets import as_transition
+
+    return as_transition(load_object(args.target), source=f"target {args.target}")
+
+
+def _sizing_line(report) -> str:
+    head = f"n={report.n} alpha={report.alpha} over {len(report.tests)} tests ({report.correction}); "
+    if report.ledger is None:
+        return head + f"min detectable KS distance={report.min_detectable_ks:.4f} (power {1 - report.beta})"
+    led = report.ledger
+    return (f"{report.n} trajectories x {led['noisy_steps']} noisy steps, alpha={report.alpha} over {len(report.tests)} "
+            f"tests (Bonferroni over {len(led['blocks'])} blocks, Holm within); smallest detectable per-step shift="
+            f"{led['smallest_detectable_shift']:.4f} sd (power {1 - report.beta}); mean from {led['mean_from']}")
 
 
 def _cmd_check_kernel(args, fn, context) -> int:
@@ -235,7 +255,9 @@ def _cmd_check(args) -> str:
             if reference[0] == "sampler":
                 reference = ("sampler", stages.wrap(reference[1], "reference"))
             report = check(setup, stages.wrap(candidate, "candidate"), reference, alpha=alpha, beta=args.beta,
-                           epsilon=args.epsilon, n=args.n, seed=args.seed, keep_samples=args.plots is not None)
+                           epsilon=args.epsilon, n=args.n, seed=args.seed, keep_samples=args.plots is not None,
+                           terminal=args.terminal, target=_target(args), delta=args.delta,
+                           lags=args.lags or args.window + 1)
     finally:
         stages.close()
     out = {**context, **report.to_dict(), **sharding.report_fields(args)}
@@ -247,8 +269,7 @@ def _cmd_check(args) -> str:
     for w in report.warnings + ((note,) if note else ()):
         print(f"specverify check: warning: {w}", file=sys.stderr)
     print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} against the {ref_text}")
-    print(f"  n={report.n} alpha={report.alpha} over {len(report.tests)} tests ({report.correction}); "
-          f"min detectable KS distance={report.min_detectable_ks:.4f} (power {1 - report.beta})")
+    print(f"  {_sizing_line(report)}")
     if report.caught_by:
         print(f"  caught by: {', '.join(report.caught_by)}")
     if report.acceptance is not None:
@@ -278,19 +299,21 @@ def _cmd_check(args) -> str:
 def _cmd_mutants(args) -> str:
     """Each sampler is checked under two configurations (the given drafter and the stress drafter) at alpha / 2
     each, so that its verdict has false-alarm rate <= alpha; a mutant is detected if either rejects."""
-    from specverify.bridge import STRESS_WINDOW, make_reference, mutant_verdict
+    from specverify.bridge import STRESS_WINDOW, make_reference, make_target, mutant_verdict
     from specverify.harness.report import kills_markdown
     from specverify.sampler.mutants import MUTANTS
 
     t0 = time.perf_counter()
     device = _device(args.device)
     setup = build_problem(args)
-    reference = make_reference(setup)
+    reference = make_reference(setup) if args.terminal else None
+    target = None if args.terminal else make_target(setup)
     rows = []
     for name in [None, *MUTANTS]:
         row = mutant_verdict(setup, reference, name, drafter=args.drafter, window=args.window,
                              stress_delta=args.stress_delta, alpha=args.alpha, beta=args.beta, epsilon=args.epsilon,
-                             n=args.n, seed=args.seed, device=device)
+                             n=args.n, seed=args.seed, device=device, terminal=args.terminal, delta=args.delta,
+                             target=target)
         rows.append(row)
         tests = "; ".join(f"{k}: {', '.join(c['rejected_tests'][:3])}{' ...' if len(c['rejected_tests']) > 3 else ''}"
                           for k, c in row["configurations"].items() if c["rejected_tests"])

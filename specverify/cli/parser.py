@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "(specverify.harness.stress), alpha split by Bonferroni (alpha/2 here, alpha/2 shared)")
     c.add_argument("--allow-low-power", action="store_true",
                    help="accept a pass although n cannot deliver power 1 - beta at --epsilon (else exit 2)")
+    c.add_argument("--terminal", action="store_true",
+                   help="judge the final samples only (the terminal battery), even when the candidate returns "
+                        "trajectories (default: trajectories get the transition-level innovation check)")
+    c.add_argument("--target", default=None, metavar="TARGET",
+                   help="the target chain the trajectories are judged against: file.py:obj or module:obj with "
+                        "mean(x, k), sigma, n_steps, shape, prior_mean, prior_std (default: the problem's own)")
+    c.add_argument("--delta", type=float, default=None,
+                   help="innovation check: smallest per-step shift to detect, in innovation sds (sizes n; "
+                        "default 0.02)")
+    c.add_argument("--lags", type=int, default=None,
+                   help="innovation check: steps back to look for drafter directions (default: --window + 1)")
     c.add_argument("--json", type=Path, help="write the report here as JSON")
     c.add_argument("--markdown", type=Path, help="write the report here as Markdown")
     c.add_argument("--plots", type=Path, metavar="DIR", help="write PNG figures here")
@@ -109,7 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--n", type=int, default=None, help="samples per check (default: from alpha, beta, epsilon)")
     m.add_argument("--alpha", type=float, default=0.01, help="false-alarm rate of each sampler's verdict")
     m.add_argument("--beta", type=float, default=0.05)
-    m.add_argument("--epsilon", type=float, default=0.05)
+    m.add_argument("--epsilon", type=float, default=0.05, help="terminal battery: smallest KS distance (sizes n)")
+    m.add_argument("--delta", type=float, default=None,
+                   help="innovation check: smallest per-step shift in innovation sds (sizes n; default 0.02)")
+    m.add_argument("--terminal", action="store_true",
+                   help="judge the samplers' final samples only (default: their trajectories, transition level)")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--device", default="cpu")
     m.add_argument("--json", type=Path, help="write the kills report here as JSON")
@@ -209,8 +224,11 @@ def check_args(args) -> None:
     _need(getattr(args, "max_batch", None) is None or args.max_batch >= 1, "--max-batch must be >= 1")
     _need(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
     if cmd in ("check", "mutants"):
-        for name, what in (("alpha", "false-alarm rate"), ("beta", "miss rate"), ("epsilon", "KS distance")):
+        for name, what in (("alpha", "false-alarm rate"), ("beta", "miss rate"), ("epsilon", "KS distance"),
+                           ("delta", "per-step shift")):
             _number(args, name, high=1.0, what=f" (a {what})")
+        _need(getattr(args, "lags", None) is None or args.lags >= 1, f"--lags must be >= 1, got "
+                                                                     f"{getattr(args, 'lags', None)}")
         _number(args, "timeout", what=" seconds")
         _number(args, "stress-delta", what=" (the stress drafter's shift)")
         _need(args.n is None or args.n >= MIN_SAMPLES,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from specverify.errors import CandidateError, ContractError, UsageError
 
-__all__ = ["CONTRACTS", "chain_candidate", "detect_contract", "load"]
+__all__ = ["CONTRACTS", "chain_candidate", "detect_contract", "load", "load_object"]
 
 CONTRACTS = ("black-box", "chain", "kernel")
 
@@ -38,7 +38,15 @@ def _attr(obj, dotted: str, target: str, where: str):
 
 
 def load(target: str):
-    """The object named by ``module:attr`` or ``file.py:attr``."""
+    """The callable named by ``module:attr`` or ``file.py:attr``."""
+    obj = load_object(target)
+    if not callable(obj):
+        raise UsageError(f"{target} is a {type(obj).__name__}, not a callable")
+    return obj
+
+
+def load_object(target: str):
+    """The object named by ``module:attr`` or ``file.py:attr`` (a callable, or e.g. a target chain)."""
     if not isinstance(target, str) or ":" not in target:
         raise UsageError(f"cannot read target {target!r}: write package.module:attr or path/to/file.py:attr")
     where, _, attr = target.rpartition(":")
@@ -64,10 +72,7 @@ def load(target: str):
         except ImportError as e:
             raise UsageError(f"{target}: cannot import {where!r} ({e}); is it installed, or did you mean a "
                                   f"path to a .py file?") from e
-    obj = _attr(module, attr, target, where)
-    if not callable(obj):
-        raise UsageError(f"{target} is a {type(obj).__name__}, not a callable")
-    return obj
+    return _attr(module, attr, target, where)
 
 
 def detect_contract(fn) -> str:

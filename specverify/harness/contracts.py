@@ -9,6 +9,11 @@ the acceptance rule against theory. Per-step records work too: ``"step_accepted"
 0 for a rejected and -1 for an unverified step, with ``"step_distance"`` (n, T) the |D| = |m_p - m_q| / sigma of
 each verified step; the harness turns them into the per-trajectory counts.
 
+A chain-level or black-box candidate may also return ``"trajectories"``: an array (numpy, torch or JAX) of shape
+(n, T + 1, *shape), [:, 0] the initial states, [:, k] the committed state after k steps, [:, T] the samples
+(``"samples"`` is then optional; if given it must equal [:, T]). :func:`run_paths` reads it
+(``docs/contract-trajectories.md``).
+
 Every sampler, ours included, is seen through this contract by the harness; this module is the one place
 candidates are called. A candidate that returns something other than a float32/float64 (or torch bfloat16)
 array of shape (n, d) (a list, a string, a number, a float16 array), the wrong shape or number of samples, NaN
@@ -39,7 +44,7 @@ from specverify._validate import positive_int
 from specverify.errors import CandidateError, ContractError, SpecverifyError, UsageError
 
 __all__ = ["ACCEPTANCE_KEYS", "HYGIENE_SEEDS", "STEP_KEYS", "CandidateError", "ContractError", "check_seeded", "draw",
-           "run", "shared_rows", "time_limit"]
+           "returns_trajectories", "run", "run_paths", "shared_rows", "time_limit"]
 
 ACCEPTANCE_KEYS = ("accepted", "predicted", "verified", "predicted_var", "accepted_per_position",
                    "verified_per_position", "predicted_per_position")
@@ -141,17 +146,18 @@ def _from_steps(out: dict, n: int, what: str) -> dict:
     if not (np.isfinite(dist[ver]).all() and (dist[ver] >= 0).all()):
         raise ContractError(f"{what}: step_distance must be finite and >= 0 on every verified step")
     p = np.where(ver, acceptance_probability(np.where(ver, dist, 0)), 0)  # 2 Phi(-|D|/2)
-    return {"samples": out["samples"], "accepted": (flags == 1).sum(1), "predicted": p.sum(1),
-            "verified": ver.sum(1), "predicted_var": (p * (1 - p)).sum(1)}
+    kept = {k: out[k] for k in ("samples", "trajectories") if k in out}
+    return {**kept, "accepted": (flags == 1).sum(1), "predicted": p.sum(1), "verified": ver.sum(1),
+            "predicted_var": (p * (1 - p)).sum(1)}
 
 
 def _acceptance(out: dict, n: int, what: str) -> dict | None:
     if set(STEP_KEYS) & set(out):
         out = _from_steps(out, n, what)
-    unknown = set(out) - {"samples", *ACCEPTANCE_KEYS}
+    unknown = set(out) - {"samples", "trajectories", *ACCEPTANCE_KEYS}
     if unknown:
-        raise ContractError(f"{what} returned unknown keys {sorted(unknown)}; the mapping may hold 'samples' and "
-                            f"{', '.join(ACCEPTANCE_KEYS + STEP_KEYS)}")
+        raise ContractError(f"{what} returned unknown keys {sorted(unknown)}; the mapping may hold 'samples', "
+                            f"'trajectories' and {', '.join(ACCEPTANCE_KEYS + STEP_KEYS)}")
     if "accepted" not in out and "predicted" not in out:
         return None
     if "accepted" not in out or "predicted" not in out:
@@ -188,6 +194,8 @@ def run(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate
     out = _call(fn, n, seed, what, timeout)
     acceptance = None
     if isinstance(out, dict):
+        if "trajectories" in out and "samples" not in out:
+            out = {**out, "samples": _path_array(out["trajectories"], n, what)[:, -1]}
         if "samples" not in out:
             raise ContractError(f"{what} returned a mapping without 'samples'; return the (n, d) array there")
         acceptance = _acceptance(out, n, what)
@@ -208,6 +216,65 @@ def run(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate
         bad = int((~np.isfinite(x)).any(1).sum())
         raise ContractError(f"{what} returned NaN or Inf in {bad} of {n} samples")
     return x, acceptance
+
+
+def _path_array(paths, n: int, what: str) -> np.ndarray:
+    """The trajectories as float64 (n, T + 1, d) (any dtype check as for samples)."""
+    fix = "return 'trajectories' of shape (n, T + 1, *shape): [:, 0] the initial states, [:, T] the samples"
+    try:
+        p = _samples(paths, f"{what}['trajectories']")
+    except (TypeError, ValueError) as e:
+        if isinstance(e, SpecverifyError):
+            raise
+        raise ContractError(f"{what}['trajectories'] is not an array of numbers: {e}; {fix}") from None
+    if p.ndim < 3 or p.shape[0] != n or p.shape[1] < 2:
+        raise ContractError(f"{what}['trajectories'] has shape {p.shape} for n={n}; {fix}")
+    return p.reshape(n, p.shape[1], -1)
+
+
+def _dtype_of(a) -> str:
+    return str(a.dtype).removeprefix("torch.")
+
+
+def run_paths(fn, n: int, seed: int, *, steps: int, dim: int, what: str = "candidate",
+              timeout: float | None = None) -> tuple[np.ndarray, dict | None, str]:
+    """Call ``fn(n, seed)`` for trajectories: returns them as float64 (n, steps + 1, dim), the acceptance counts
+    (or None) and the dtype they came in. A candidate without trajectories, with the wrong number of steps,
+    NaN or Inf, or samples that differ from the trajectories' last states gets a ContractError."""
+    out = {}
+
+    def keep(n_, seed_):
+        out["raw"] = fn(n_, seed_)
+        return out["raw"]
+
+    samples, acc = run(keep, n, seed, dim=dim, what=what, timeout=timeout)
+    raw = out["raw"]
+    if not isinstance(raw, dict) or "trajectories" not in raw:
+        raise ContractError(f"{what} returned no 'trajectories': return a mapping with 'trajectories' (n, T + 1, "
+                            "*shape) for the transition-level check, or pass --terminal to judge samples alone")
+    paths = _path_array(raw["trajectories"], n, what)
+    if paths.shape[1:] != (steps + 1, dim):
+        raise ContractError(f"{what}['trajectories'] has {paths.shape[1]} states of dimension {paths.shape[2]} per "
+                            f"trajectory; the target has {steps} steps (so {steps + 1} states) of dimension {dim}")
+    bad = ~np.isfinite(paths).all(axis=(1, 2))
+    if bad.any():
+        raise ContractError(f"{what}['trajectories'] has NaN or Inf in {int(bad.sum())} of {n} trajectories")
+    if not np.array_equal(paths[:, -1], samples):
+        raise ContractError(f"{what}: 'samples' differ from trajectories[:, T] in "
+                            f"{int((paths[:, -1] != samples).any(1).sum())} rows; return the same final states")
+    return paths, acc, _dtype_of(raw["trajectories"])
+
+
+def returns_trajectories(fn, seed: int, *, what: str = "candidate", timeout: float | None = None) -> bool:
+    """Whether ``fn(2, seed)`` returns a mapping with ``"trajectories"`` (a probe before the check is chosen)."""
+    out = {}
+
+    def keep(n_, seed_):
+        out["raw"] = fn(n_, seed_)
+        return out["raw"]
+
+    run(keep, 2, seed, what=what, timeout=timeout)
+    return isinstance(out["raw"], dict) and "trajectories" in out["raw"]
 
 
 def draw(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate",

@@ -99,7 +99,8 @@ class Report:
 
     ``permutations``: the permutations the distribution block drew (None: no permutation test);
     ``rejection_path``: rejected drafted steps, the fraction of trajectories with one, and a note when too few
-    (``suite.rejection_path``); ``data``
+    (``suite.rejection_path``); ``ledger``: how alpha was split and n sized (transition-level checks);
+    ``diagnosis``: per-step z-scores and the deviating steps (transition-level checks); ``data``
     (samples, for :func:`plots`) is kept only with ``keep_samples=True``; it is not in the JSON.
     """
 
@@ -118,6 +119,8 @@ class Report:
     warnings: tuple[str, ...]
     permutations: int | None = None
     rejection_path: dict | None = None
+    ledger: dict | None = None
+    diagnosis: dict | None = None
     data: dict | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
@@ -132,6 +135,9 @@ class Report:
     def to_dict(self) -> dict:
         out = _fields(self)
         del out["data"]
+        for key in ("ledger", "diagnosis"):  # transition-level checks only
+            if out[key] is None:
+                del out[key]
         return out | {"caught_by": list(self.caught_by), "tests": [t.to_dict() for t in self.tests],
                       "acceptance": None if self.acceptance is None else self.acceptance.to_dict(),
                       "warnings": list(self.warnings)}

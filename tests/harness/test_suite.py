@@ -74,10 +74,26 @@ def test_report_has_the_documented_fields():
 def test_cli_check_passes_our_sampler(tmp_path):
     js = tmp_path / "r.json"
     rc = main(["check", "--problem", "gaussian", "--dim", "2", "--steps", "20", "--drafter", "frozen-drift",
-               "--window", "4", "--json", str(js)])
+               "--window", "4", "--terminal", "--json", str(js)])
     report = json.loads(js.read_text())
     assert rc == 0 and report["verdict"] == "pass" and report["power_ok"]
     assert report["n"] == ks_one_sample_n(0.01 / 3 / 3, 0.05, 0.05)  # distribution, independence, acceptance
+
+
+def test_cli_check_judges_our_trajectories_by_default(tmp_path):
+    from specverify.harness.innovations import trajectories_needed
+
+    js = tmp_path / "r.json"
+    rc = main(["check", "--problem", "gaussian", "--dim", "2", "--steps", "20", "--drafter", "frozen-drift",
+               "--window", "4", "--json", str(js)])
+    report = json.loads(js.read_text())
+    led = report["ledger"]
+    assert rc == 0 and report["verdict"] == "pass" and report["power_ok"]
+    assert set(led["blocks"]) == {"initial law", "innovations", "independence", "acceptance"}
+    a_test = 0.01 / 4 / led["blocks"]["innovations"]["tests"]
+    assert led["projection_test_alpha"] == a_test
+    assert report["n"] == max(64, trajectories_needed(a_test, 0.05, 0.02, led["noisy_steps"]))
+    assert led["mean_from"].startswith("JAX twin") and led["lags"] == 5
 
 
 def test_cli_check_fails_a_mutant_with_exit_1(tmp_path):

@@ -1,0 +1,154 @@
+"""The transition-level check: a candidate's trajectories against the target's exact transitions.
+
+Blocks, each corrected within by Holm and joined by Bonferroni (alpha / blocks each), their shares in the
+report's ``alpha_ledger``:
+
+- initial law: x_0 against the prior;
+- innovations: zero-noise steps, then the battery of :mod:`specverify.harness.innovations`;
+- independence: trajectories sharing their innovations or their initial states, and seed hygiene;
+- acceptance: when the candidate reports its counts, as in the terminal suite.
+
+Sizing: n trajectories so that a mean shift of ``delta`` innovation standard deviations along a direction
+computed from the past, at every noisy step, is detected by one projection test at the innovation block's
+Bonferroni level with power 1 - beta (``innovations.trajectories_needed``). The candidate is called in chunks
+of at most ``CHUNK_ELEMENTS`` trajectory values; chunk c > 0 gets its own seed from (seed, c).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from scipy import stats
+
+from specverify._validate import in_unit_interval, positive_int
+from specverify.errors import SampleSizeError, UsageError
+from specverify.harness.contracts import check_seeded, run_paths, shared_rows
+from specverify.harness.innovations import Innovations, trajectories_needed
+from specverify.harness.report import Report
+from specverify.harness.stats.results import TestResult, holm
+from specverify.harness.targets import Transition, as_transition
+
+__all__ = ["CHUNK_ELEMENTS", "DEFAULT_DELTA", "MIN_TRAJECTORIES", "check_trajectories", "chunk_seed", "plan"]
+
+DEFAULT_DELTA = 0.02
+MIN_TRAJECTORIES = 64
+CHUNK_ELEMENTS = 2**24  # trajectory values per candidate call (128 MB in float64)
+
+
+def chunk_seed(seed: int, c: int) -> int:
+    """Chunk 0 runs at ``seed`` (a one-chunk check is candidate(n, seed)); chunk c > 0 at a seed drawn from
+    (seed, c)."""
+    return int(seed) if c == 0 else int(np.random.SeedSequence([int(seed), c]).generate_state(1)[0] >> 1)
+
+
+def _n_innovation_tests(target: Transition, lags: int) -> int:
+    families = 3 if target.coefs is not None else 2
+    return 7 + int((np.asarray(target.sigma) == 0).any()) + 2 * lags * families
+
+
+def plan(target: Transition, *, alpha: float, beta: float, delta: float, lags: int, counts: bool) -> dict:
+    """The alpha ledger and the sizing, before any sampling: blocks, tests per block, the level of one
+    projection test and the trajectories it needs."""
+    blocks = {"initial law": 4, "innovations": _n_innovation_tests(target, lags), "independence": 3}
+    if counts:
+        blocks["acceptance"] = 1
+    a_block = alpha / len(blocks)
+    a_test = a_block / blocks["innovations"]
+    noisy = int((np.asarray(target.sigma) > 0).sum())
+    needed = max(MIN_TRAJECTORIES, trajectories_needed(a_test, beta, delta, noisy))
+    return {"alpha": alpha, "beta": beta, "delta": delta, "correction": "Bonferroni over blocks, Holm within",
+            "blocks": {name: {"tests": k, "alpha": a_block} for name, k in blocks.items()},
+            "projection_test_alpha": a_test, "noisy_steps": noisy, "lags": lags, "n_needed": needed}
+
+
+def _smallest_shift(n: int, a_test: float, beta: float, noisy: int) -> float:
+    """The per-step shift (innovation sds) one projection test detects with power 1 - beta at n trajectories."""
+    return float((stats.norm.isf(a_test / 2) + stats.norm.isf(beta)) / np.sqrt(n * max(noisy, 1)))
+
+
+def _merge(accs: list) -> dict | None:
+    """Acceptance counts of the chunks: per-trajectory arrays concatenated, per-position totals summed."""
+    if not accs or accs[0] is None:
+        return None
+    out = {}
+    for key in accs[0]:
+        parts = [a[key] for a in accs]
+        per_traj = key in ("accepted", "predicted", "verified", "predicted_var")
+        out[key] = np.concatenate(parts) if per_traj else np.sum(parts, axis=0)
+    return out
+
+
+def _collect(candidate, target, n, seed, lags, dim):
+    """Run the candidate in chunks and fold its trajectories into :class:`Innovations`."""
+    inn = Innovations(target, lags=lags, seed=seed)
+    per_call = max(1, CHUNK_ELEMENTS // ((target.n_steps + 1) * dim))
+    accs, dtype = [], None
+    for c, start in enumerate(range(0, n, per_call)):
+        m = min(per_call, n - start)
+        paths, acc, dtype = run_paths(candidate, m, chunk_seed(seed, c), steps=target.n_steps, dim=dim)
+        inn.add(paths, _np_dtype(dtype))
+        accs.append(acc)
+        del paths
+    return inn, _merge(accs), dtype
+
+
+def _np_dtype(name: str):
+    return np.float32 if name in ("float32", "bfloat16") else np.float64
+
+
+def _validate(alpha, beta, delta, n, lags):
+    in_unit_interval(alpha, "alpha (the family-wise false-alarm rate)", UsageError)
+    in_unit_interval(beta, "beta (the miss rate at delta)", UsageError)
+    in_unit_interval(delta, "delta (the smallest per-step shift, in innovation standard deviations)", UsageError,
+                     upper_closed=True)
+    positive_int(lags, "lags", " (steps back to look for drafter directions)", error=UsageError)
+    if n is not None:
+        positive_int(n, "n", " (trajectories)", error=UsageError)
+        if n < 2:
+            raise SampleSizeError(f"n={n} trajectories is too few (the duplicate tests need 2); use n >= "
+                                  f"{MIN_TRAJECTORIES}, or leave it out to size n from alpha, beta and delta")
+
+
+def _hygiene(candidate, seed) -> TestResult:
+    shared = shared_rows(candidate, seed)
+    return TestResult("independence[seed hygiene]", float(sum(shared.values())), 0.0 if any(shared.values()) else 1.0,
+                      f"rows of candidate(64, {seed}) repeated by candidate(64, s) for s in {sorted(shared)} "
+                      "(none for independent draws of a continuous law: p = 1 if none, else 0)", 64)
+
+
+def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 0.05, delta: float = DEFAULT_DELTA,
+                       n: int | None = None, seed: int = 0, lags: int = 9, keep_samples: bool = False) -> Report:
+    """The transition-level check of ``candidate(n, seed)`` (returning ``"trajectories"``) against ``target``
+    (a :class:`Transition`, or any object :func:`as_transition` accepts)."""
+    from specverify.harness.suite import _acceptance_block, _report
+
+    t0 = time.perf_counter()
+    _validate(alpha, beta, delta, n, lags)
+    target = as_transition(target)
+    counts = check_seeded(candidate, seed)
+    ledger = plan(target, alpha=alpha, beta=beta, delta=delta, lags=lags, counts=counts)
+    a_block = alpha / len(ledger["blocks"])
+    n = ledger["n_needed"] if n is None else int(n)
+    inn, acc, dtype = _collect(candidate, target, n, seed, lags, target.dim)
+    blocks = [("initial law", holm(inn.initial_tests(), a_block)),
+              ("innovations", holm(inn.innovation_tests(), a_block)),
+              ("independence", holm([*inn.duplicate_tests(), _hygiene(candidate, seed)], a_block)),
+              *_acceptance_block(acc, a_block)]
+    shift = _smallest_shift(n, ledger["projection_test_alpha"], beta, ledger["noisy_steps"])
+    ledger |= {"n": n, "smallest_detectable_shift": shift, "trajectory_dtype": dtype, "mean_from": target.source}
+    series = len(inn.series) + 2
+    threshold = float(stats.norm.isf(a_block / (2 * max(ledger["noisy_steps"], 1) * series)))
+    warnings = () if n >= ledger["n_needed"] else (
+        f"n={n} trajectories detect a per-step shift >= {shift:.4f} with power {1 - beta}, not {delta}: use n >= "
+        f"{ledger['n_needed']} (or leave --n out)",)
+    data = {"diagnosis": inn} if keep_samples else None
+    report = _report(blocks, acc, kind=f"innovations (mean from {target.source})", alpha=alpha, beta=beta,
+                     epsilon=delta, n=n, mdk=shift, seed=seed, t0=t0, warnings=warnings, data=data)
+    return _with(report, ledger, inn.diagnosis(threshold))
+
+
+def _with(report: Report, ledger: dict, diagnosis: dict) -> Report:
+    import dataclasses
+
+    return dataclasses.replace(report, ledger=ledger, diagnosis=diagnosis, seconds=report.seconds)
