@@ -114,6 +114,8 @@ def _check_reference(args, setup, device):
     from specverify.bridge import make_candidate, make_reference, reference_name
 
     if args.reference == "exact":
+        if args.candidate is None and not args.terminal:  # our trajectories: the terminal reference is not used
+            return None, reference_name(setup)
         return make_reference(setup, device=device), reference_name(setup)
     if args.reference == "plain":
         return ("sampler", make_candidate(setup, sampler="plain", device=device)), "plain sampler (ours)"
@@ -249,10 +251,10 @@ def _cmd_check(args) -> str:
         with time_limit(args.timeout), sharding.engine(args) as eng:
             if eng is not None:  # the candidate's and a reference sampler's calls run as shards
                 candidate = sharded(candidate, eng, dim=setup.dim)
-                if reference[0] == "sampler":
+                if reference is not None and reference[0] == "sampler":
                     reference = ("sampler", sharded(reference[1], eng, what="reference", dim=setup.dim,
                                                     preload=("specverify.harness.reference",)))  # JAX x64 first
-            if reference[0] == "sampler":
+            if reference is not None and reference[0] == "sampler":
                 reference = ("sampler", stages.wrap(reference[1], "reference"))
             report = check(setup, stages.wrap(candidate, "candidate"), reference, alpha=alpha, beta=args.beta,
                            epsilon=args.epsilon, n=args.n, seed=args.seed, keep_samples=args.plots is not None,
@@ -268,7 +270,8 @@ def _cmd_check(args) -> str:
     note = (report.rejection_path or {}).get("note")
     for w in report.warnings + ((note,) if note else ()):
         print(f"specverify check: warning: {w}", file=sys.stderr)
-    print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} against the {ref_text}")
+    against = ref_text if report.ledger is None else f"target's transitions ({report.ledger['mean_from']})"
+    print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} against the {against}")
     print(f"  {_sizing_line(report)}")
     if report.caught_by:
         print(f"  caught by: {', '.join(report.caught_by)}")

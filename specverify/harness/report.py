@@ -198,12 +198,17 @@ def markdown(report: Report | Mapping, title: str = "specverify check") -> str:
     r = report
     out = [f"# {title}: {r.verdict.upper()}", "",
            f"- reference: {r.reference}; alpha = {r.alpha} (family-wise, {r.correction})",
-           f"- n = {r.n}, seed = {r.seed}; smallest KS distance detected with power {1 - r.beta:.3g}: "
-           f"{r.min_detectable_ks:.4f}",
+           f"- n = {r.n}, seed = {r.seed}; " + (
+               f"smallest KS distance detected with power {1 - r.beta:.3g}: {r.min_detectable_ks:.4f}"
+               if r.ledger is None else "trajectories (transition level: see the ledger below)"),
            f"- {r.seconds:.1f} s" + ("" if r.permutations is None else f"; {r.permutations} permutations")]
     out += [f"- caught by: {', '.join(r.caught_by)}"] if r.caught_by else []
     out += _rejection_markdown(r.rejection_path)
     out += [f"- warning: {w}" for w in r.warnings]
+    if r.ledger is not None:
+        from specverify.harness.report_innovations import ledger_markdown
+
+        out += ledger_markdown(r.ledger, r.diagnosis)
     out += _independence_markdown(r)
     if r.acceptance is not None:
         out += _acceptance_markdown(r.acceptance)
@@ -356,6 +361,11 @@ def plots(report: Report, outdir) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
+    if report.diagnosis is not None:
+        from specverify.harness.report_innovations import diagnosis_figure
+
+        Path(outdir).mkdir(parents=True, exist_ok=True)
+        return [diagnosis_figure(report.diagnosis, Path(outdir) / "innovations_per_step.png")]
     if report.data is None:
         raise ValueError("the report holds no samples: build it with keep_samples=True")
     outdir = Path(outdir)

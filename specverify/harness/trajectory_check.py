@@ -110,11 +110,14 @@ def _validate(alpha, beta, delta, n, lags):
                                   f"{MIN_TRAJECTORIES}, or leave it out to size n from alpha, beta and delta")
 
 
+HYGIENE_ROWS = 8  # trajectories per seed in the hygiene test (rows of a continuous law never repeat)
+
+
 def _hygiene(candidate, seed) -> TestResult:
-    shared = shared_rows(candidate, seed)
+    shared = shared_rows(candidate, seed, n=HYGIENE_ROWS)
     return TestResult("independence[seed hygiene]", float(sum(shared.values())), 0.0 if any(shared.values()) else 1.0,
-                      f"rows of candidate(64, {seed}) repeated by candidate(64, s) for s in {sorted(shared)} "
-                      "(none for independent draws of a continuous law: p = 1 if none, else 0)", 64)
+                      f"rows of candidate({HYGIENE_ROWS}, {seed}) repeated by candidate({HYGIENE_ROWS}, s) for s in "
+                      f"{sorted(shared)} (none for independent draws of a continuous law: p = 1 if none, else 0)", HYGIENE_ROWS)
 
 
 def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 0.05, delta: float = DEFAULT_DELTA,

@@ -1,0 +1,56 @@
+"""The transition-level check's sections of a report: the alpha ledger, the diagnosis table and its figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["diagnosis_figure", "ledger_markdown"]
+
+
+def ledger_markdown(ledger: dict, diagnosis: dict | None) -> list[str]:
+    """Markdown lines: how alpha was split and n sized, then the steps where innovations deviate."""
+    out = ["", "## Alpha ledger and sizing", "",
+           f"- {ledger['n']} trajectories ({ledger['n_needed']} needed) x {ledger['noisy_steps']} noisy steps; "
+           f"trajectories' dtype {ledger['trajectory_dtype']}; mean from {ledger['mean_from']}",
+           f"- {ledger['correction']}; one projection test at alpha {ledger['projection_test_alpha']:.3g}; "
+           f"smallest detectable per-step shift {ledger['smallest_detectable_shift']:.4f} sd "
+           f"(declared {ledger['delta']}, power {1 - ledger['beta']:.3g}); lags 1 .. {ledger['lags']}", "",
+           "| block | tests | alpha |", "|---|---|---|"]
+    out += [f"| {name} | {b['tests']} | {b['alpha']:.4g} |" for name, b in ledger["blocks"].items()]
+    if diagnosis is None:
+        return out
+    out += ["", "## Diagnosis", "",
+            f"Steps whose per-step z-score (norm, mean, or a projection at some lag) exceeds "
+            f"{diagnosis['threshold_z']:.2f} in absolute value (Bonferroni over steps and statistics): "
+            f"{diagnosis['deviating_steps']}."]
+    if diagnosis["worst"]:
+        out += ["", "| step | statistic | z |", "|---|---|---|"]
+        out += [f"| {r['step']} | {r['statistic']} | {r['z']:.2f} |" for r in diagnosis["worst"]]
+    return out
+
+
+def diagnosis_figure(diagnosis: dict, path: Path) -> Path:
+    """Per-step z-scores of the norm, the mean and the worst projection series, with the threshold."""
+    import matplotlib.pyplot as plt
+
+    series = diagnosis["per_step"]
+    proj = {k: np.asarray(v) for k, v in series.items() if k not in ("norm", "mean")}
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name in ("norm", "mean"):
+        ax.plot(series[name], lw=1, label=name)
+    if proj:
+        worst = max(proj, key=lambda k: np.abs(proj[k]).max())
+        ax.plot(proj[worst], lw=1, label=f"{worst} (worst projection)")
+    thr = diagnosis["threshold_z"]
+    for y in (thr, -thr):
+        ax.axhline(y, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("chain step k")
+    ax.set_ylabel("z-score")
+    ax.set_title("innovations per step (dashed: Bonferroni threshold)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
