@@ -6,6 +6,7 @@ frozen-epsilon drafter (the target's prediction at the window start, frozen for 
 has its entry point here:
 
     chain level  plain(view, n, seed), speculative(view, n, seed), speculative_no_reflection(view, n, seed)
+                 (each returns its committed "trajectories" (n, T + 1, d), judged transition by transition)
     kernel level coupling(mean_p, mean_q, sigma, z, u)
     black box    candidate(n, seed) and reference(n, seed): the chain-level samplers on a fixed problem
 
@@ -56,10 +57,12 @@ def plain(view, n, seed):
     """Plain DDPM: one model call per step."""
     m, rng = _DDPM(view), np.random.default_rng(seed)
     x = rng.normal(size=(n, view.shape[0]))
+    path = [x]
     for k in range(len(m.t)):
         kk = np.full(n, k)
         x = m.mean(x, kk, m.eps(x, kk)) + m.sigma[k] * rng.normal(size=x.shape)
-    return x
+        path.append(x)
+    return {"trajectories": np.stack(path, 1)}
 
 
 def speculative(view, n, seed, reflect=True):
@@ -67,6 +70,8 @@ def speculative(view, n, seed, reflect=True):
     m, rng = _DDPM(view), np.random.default_rng(seed)
     T, d = len(m.t), view.shape[0]
     x, k = rng.normal(size=(n, d)), np.zeros(n, dtype=int)
+    path = np.empty((n, T + 1, d))  # the committed states: path[:, k] after k steps
+    path[:, 0] = x
     accepted, verified, predicted = np.zeros(n), np.zeros(n), np.zeros(n)
     while (live := np.flatnonzero(k < T)).size:
         xl, kl = x[live], k[live]
@@ -76,6 +81,7 @@ def speculative(view, n, seed, reflect=True):
         if last.any():
             i = live[last]
             x[i], k[i] = m.mean(xl[last], kl[last], eps0[last]), T
+            path[i, T] = x[i]
         rows = np.flatnonzero(~last)
         if rows.size == 0:
             continue
@@ -102,11 +108,13 @@ def speculative(view, n, seed, reflect=True):
             accepted[ids[act & acc]] += 1
             rej = act & ~acc
             x[ids[rej]], k[ids[rej]] = out[rej], kr[rej] + j + 1
+            path[ids[rej], kr[rej] + j + 1] = out[rej]
+            path[ids[act & acc], kr[act & acc] + j + 1] = ys[j + 1][act & acc]  # an accepted draft is committed
             done |= rej
         full = ~done
         x[ids[full]] = np.stack(ys, 1)[full, sp[full]]
         k[ids[full]] = kr[full] + sp[full]
-    return {"samples": x, "accepted": accepted, "predicted": predicted, "verified": verified}
+    return {"trajectories": path, "samples": x, "accepted": accepted, "predicted": predicted, "verified": verified}
 
 
 def speculative_no_reflection(view, n, seed):
