@@ -55,3 +55,20 @@ def test_report_fields():
     assert len(d["tests"]) == 3
     assert {"name", "statistic", "pvalue", "adjusted_pvalue", "rejected"} <= d["tests"][0].keys()
     assert "over 3 tests" in b.summary()
+
+
+def test_holm_arrays_agree_with_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    from specverify.harness.stats.results import holm_arrays
+
+    rng = np.random.default_rng(0)
+    for size in (1, 2, 7, 70):
+        for _ in range(50):
+            p = rng.uniform(size=size) ** rng.uniform(0.5, 6)
+            if size > 2:
+                p[:2] = p[2]  # ties
+            for alpha in (0.001, 0.01, 0.05):
+                rej, adj, _, _ = multipletests(p, alpha=alpha, method="holm")
+                mine_adj, mine_rej = holm_arrays(p, alpha)
+                assert np.array_equal(mine_rej, rej) and np.array_equal(mine_adj, adj)
