@@ -35,9 +35,9 @@ from specverify.sampler.drafters.base import Drafter
 from specverify.sampler.noise import NoiseSource
 from specverify.specs import ROUND_POLICIES
 
-__all__ = ["Draft", "Env", "Parts", "ROUND_POLICIES", "RoundInfo", "RoundNoise", "RoundState", "Targets", "Verdict",
-           "commit", "draft", "draw_noise", "init_state", "make_env", "round_step", "target_call", "target_means",
-           "verify"]
+__all__ = ["Draft", "Env", "Parts", "ROUND_POLICIES", "RecordedRound", "RoundInfo", "RoundNoise", "RoundState",
+           "Targets", "Verdict", "commit", "draft", "draw_noise", "init_state", "make_env", "round_step", "target_call",
+           "target_means", "verify"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +133,15 @@ class RoundInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class RecordedRound(RoundInfo):
+    """A :class:`RoundInfo` that also carries the round's window ``Y`` (B, L + 1, *shape) (:class:`Draft`), from
+    which the committed path is read (``Env.record``). A subclass, not a field of RoundInfo: the tally folds
+    RoundInfo's own fields, and ``Y`` must never be kept in its pending records."""
+
+    Y: torch.Tensor = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Parts:
     """The replaceable parts of a round; a mutant replaces one (``specverify.sampler.mutants``)."""
 
@@ -154,7 +163,8 @@ class Parts:
 class Env:
     """What a run fixes: the chain, drafter, noise, window L, policy, parts, and per-step tensors on the
     states' device: ``sig`` (T,), ``stop`` (T + 1,) the first zero-noise step at or after k, ``pos`` 0 .. L;
-    ``core``: the round after its noise, ``(env, state, noise) -> (state, info)`` (``torch.compile``-d if asked)."""
+    ``core``: the round after its noise, ``(env, state, noise) -> (state, info)`` (``torch.compile``-d if asked);
+    ``record``: the core returns a :class:`RecordedRound` (the window Y with the info)."""
 
     chain: GaussianChain
     drafter: Drafter
@@ -168,17 +178,18 @@ class Env:
     pos: torch.Tensor
     vectorise: bool
     core: Callable
+    record: bool = False
 
 
 def make_env(chain, drafter, noise, window: int, policy: str, parts: Parts, like: torch.Tensor,
-             compile: bool | str = False) -> Env:
+             compile: bool | str = False, record: bool = False) -> Env:
     """``vectorise``: affine drafters draft a whole window at once, where every a_k > 0 (see :func:`_draft_affine`).
     ``compile``: run the round's deterministic core through ``torch.compile`` (True: its default backend, or a
-    backend's name)."""
+    backend's name). ``record``: every round's info also carries its window Y (:class:`RecordedRound`)."""
     stop = torch.as_tensor(first_zero_noise(chain.sigma), device=like.device)
     return Env(chain, drafter, noise, window, policy, parts, chain.n_steps, chain.coefs(like)[2], stop,
                torch.arange(window + 1, device=like.device), bool((chain.a > 0).all()),
-               _compiled(compile) if compile else _core)
+               _compiled(compile) if compile else _core, record)
 
 
 def _compiled(backend):
@@ -193,7 +204,7 @@ def init_state(x: torch.Tensor, ids: torch.Tensor) -> RoundState:
 
 def round_step(env: Env, state: RoundState) -> tuple[RoundState, RoundInfo]:
     """One round: its noise, then the core: draft, one target call, verify, commit (window-start: free
-    zero-noise steps first)."""
+    zero-noise steps first; a free step's state is then the core's window start, Y[:, 0] at ``info.k``)."""
     free = None
     if env.policy == "window-start":
         state, free = free_steps(env, state)
@@ -206,7 +217,10 @@ def _core(env: Env, state: RoundState, noise: RoundNoise) -> tuple[RoundState, R
     d = p.draft(env, state, noise)
     t = p.target_call(env, state, d)
     v = p.verify(env, state, d, t)
-    return p.commit(env, state, d, t, v)
+    new, info = p.commit(env, state, d, t, v)
+    if env.record:  # the window Y, whatever the commit part (a mutant's too)
+        info = RecordedRound(**{f.name: getattr(info, f.name) for f in dataclasses.fields(RoundInfo)}, Y=d.Y)
+    return new, info
 
 
 def draw_noise(env: Env, s: RoundState) -> RoundNoise:

@@ -118,7 +118,9 @@ MUTANTS = {m.name: m for m in [
 
 
 def mutant_sample(name: str, chain, drafter, n: int, *, window: int, **kwargs):
-    """Run the named mutant like :func:`specverify.sampler.speculative.speculative_sample`; returns ``(x_T, stats)``."""
+    """Run the named mutant like :func:`specverify.sampler.speculative.speculative_sample`; returns ``(x_T, stats)``,
+    or ``(path, stats)`` with ``path=True`` (the mutant's committed path, (n, T + 1, *shape), recorded by the same
+    rule)."""
     if name not in MUTANTS:
         raise SamplerError(f"unknown mutant {name!r}; choose one of {', '.join(MUTANTS)}")
     return speculative_sample(chain, drafter, n, window=window, _parts=MUTANTS[name].parts, **kwargs)

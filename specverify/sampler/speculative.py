@@ -147,21 +147,29 @@ def _progress(total, enabled, desc):
 
 @torch.no_grad()
 def plain_sample(chain: GaussianChain, n: int, *, seed: int | None = None, noise: NoiseSource | None = None,
-                 x0: torch.Tensor | None = None, device=None, dtype=torch.float32, progress=False) -> torch.Tensor:
-    """Run the chain step by step (one target call per step). Returns x_T of shape (n, *shape)."""
+                 x0: torch.Tensor | None = None, device=None, dtype=torch.float32, progress=False,
+                 path: bool = False) -> torch.Tensor:
+    """Run the chain step by step (one target call per step). Returns x_T of shape (n, *shape); with
+    ``path=True``, the whole path instead, of shape (n, T + 1, *shape): path[:, k] the state after k steps
+    (path[:, 0] the initial states, path[:, T] = x_T, bit for bit the x_T of the same run without path)."""
     chain, noise, x = _setup(chain, n, seed, noise, x0, device, dtype)
     _, _, sig = chain.coefs(x)
     ids = torch.arange(n, device=x.device)
+    states = x.new_empty((n, chain.n_steps + 1, *chain.shape)) if path else None
+    if states is not None:
+        states[:, 0] = x
     bar = _progress(chain.n_steps, progress, "plain")
     for k in range(chain.n_steps):
         kk = torch.full((n,), k, device=x.device, dtype=torch.long)
         m = chain.mean(x, kk)
         x = m + _bcast(sig[kk], m) * noise.normal(ids, kk, m) if chain.sigma[k] > 0 else m
+        if states is not None:
+            states[:, k + 1] = x
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    return x
+    return states if states is not None else x
 
 
 # Auto chunking: at most this many elements in one (batch, window + 1, *shape) block (256 MB in float64).
@@ -185,7 +193,7 @@ def _check_args(window, drafter, max_batch, policy):
 def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window: int, seed: int | None = None,
                        noise: NoiseSource | None = None, x0: torch.Tensor | None = None, device=None,
                        dtype=torch.float32, max_batch: int | None = None, policy: str = "accepted+1",
-                       progress=False, compile: bool | str = False,
+                       progress=False, compile: bool | str = False, path: bool = False,
                        _parts: Parts | None = None) -> tuple[torch.Tensor, SpecStats]:
     """Speculative sampling of ``chain`` with ``drafter`` and windows of up to ``window`` drafted steps.
 
@@ -197,7 +205,10 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
     deterministic core through ``torch.compile`` (opt-in: the first rounds pay tens of seconds of compilation,
     and the output is the same law; a batch that shrinks as its rows finish recompiles once, with dynamic shapes;
     ``paper_repro/bench_sampler.py --compile`` measures what it buys).
-    Returns ``(x_T, stats)``. ``_parts`` replaces parts of the
+    Returns ``(x_T, stats)``; with ``path=True``, ``(path, stats)``: the committed path, of shape
+    (n, T + 1, *shape), path[:, k] the state at step k (path[:, 0] the initial states, path[:, T] bit for bit the
+    x_T of the same run without path; drafts committed by a round, a bonus step's parent, a free zero-noise step
+    all appear at their steps). Without it nothing is recorded. ``_parts`` replaces parts of the
     round (:class:`specverify.sampler.kernel.Parts`), for the mutation tests only.
     """
     _check_args(window, drafter, max_batch, policy)
@@ -207,24 +218,46 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
     T, L, dev = chain.n_steps, window, x.device
     if max_batch is None:
         max_batch = max(1, _CHUNK_ELEMENTS // ((L + 1) * chain.dim))
-    env = make_env(chain, drafter, noise, L, policy, _parts or Parts(), x, compile=compile)
+    env = make_env(chain, drafter, noise, L, policy, _parts or Parts(), x, compile=compile, record=bool(path))
     tally = Tally(n, T, L, dev)
+    states = None
+    if path:  # NaN until committed; one row more: the positions a round did not commit go there (no host read)
+        states = torch.full((n + 1, T + 1, *chain.shape), torch.nan, dtype=x.dtype, device=dev)
+        states[:n, 0] = x
     bar = _progress(n * T, progress, f"speculative ({drafter.name}, L={L})")
     for start in range(0, n, max_batch):
         sl = slice(start, min(n, start + max_batch))
-        x[sl] = _run_batch(env, x[sl], torch.arange(sl.start, sl.stop, device=dev), tally, bar)
+        x[sl] = _run_batch(env, x[sl], torch.arange(sl.start, sl.stop, device=dev), tally, bar, states)
     if bar is not None:
         bar.close()
-    return x, _stats(tally, n, T, L, drafter, policy)
+    return (x if states is None else states[:n]), _stats(tally, n, T, L, drafter, policy)
 
 
-def _run_batch(env, x, ids, tally: Tally, bar) -> torch.Tensor:
-    """Rounds until every row of the batch reaches the chain's end; one host read per round."""
+def _record(states: torch.Tensor, env, state, info) -> None:
+    """Write one round's committed states into ``states`` (n + 1, T + 1, *shape), rows by global sample id.
+
+    A row at step k before the round's core (``info.k``) and k' after it (``state.k``) committed the window's
+    Y[:, i] at step k + i for i < k' - k, and its new x at k': under either policy a round commits its accepted
+    drafts, then one drawn state (the reflected draw, a bonus or direct step; a full window ending at T or, under
+    window-start, at its last draft commits that draft as x). i = 0 is the window start: already recorded, unless
+    a window-start free step moved the row there before the core. Warm-up and finished rows: k' = k, only x."""
+    keep = env.pos < (state.k - info.k)[:, None]  # (B, L + 1)
+    rows = torch.where(keep, state.ids[:, None], states.shape[0] - 1)
+    states.index_put_((rows, torch.where(keep, info.k[:, None] + env.pos, 0)), info.Y)
+    states.index_put_((state.ids, state.k), state.x)
+
+
+def _run_batch(env, x, ids, tally: Tally, bar, states=None) -> torch.Tensor:
+    """Rounds until every row of the batch reaches the chain's end; one host read per round. ``states``: the
+    path to record into (see :func:`_record`), or None."""
     out, first_id = x.clone(), int(ids[0])
     state, pending, steps_left = init_state(x, ids), [], 0
     seen = 0
     while True:
         state, info = round_step(env, state)
+        if states is not None:
+            _record(states, env, state, info)
+            info = dataclasses.replace(info, Y=None)  # the tally's pending records keep no window
         pending.append(info)
         active = state.k < env.T
         n_active, k_sum, bad = torch.stack([active.sum(), state.k.sum(), info.nonfinite.sum()]).tolist()
