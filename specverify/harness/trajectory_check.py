@@ -26,6 +26,7 @@ from specverify.errors import SampleSizeError, UsageError
 from specverify.harness.contracts import check_seeded, run_paths, shared_rows
 from specverify.harness.innovations import Innovations, trajectories_needed
 from specverify.harness.report import Report
+from specverify.harness.stats import MIN_SAMPLES
 from specverify.harness.stats.results import TestResult, holm
 from specverify.harness.targets import Transition, as_transition
 
@@ -130,10 +131,12 @@ def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 
     _validate(alpha, beta, delta, n, lags)
     target = as_transition(target)
     counts = check_seeded(candidate, seed)
-    ledger = plan(target, alpha=alpha, beta=beta, delta=delta, lags=lags, counts=counts)
+    untested = counts and n is not None and n < MIN_SAMPLES  # too few trajectories for the acceptance t-test
+    ledger = plan(target, alpha=alpha, beta=beta, delta=delta, lags=lags, counts=counts and not untested)
     a_block = alpha / len(ledger["blocks"])
     n = ledger["n_needed"] if n is None else int(n)
     inn, acc, dtype = _collect(candidate, target, n, seed, lags, target.dim)
+    acc = None if untested else acc
     blocks = [("initial law", holm(inn.initial_tests(), a_block)),
               ("innovations", holm(inn.innovation_tests(), a_block)),
               ("independence", holm([*inn.duplicate_tests(), _hygiene(candidate, seed)], a_block)),
@@ -145,6 +148,8 @@ def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 
     warnings = () if n >= ledger["n_needed"] else (
         f"n={n} trajectories detect a per-step shift >= {shift:.4f} with power {1 - beta}, not {delta}: use n >= "
         f"{ledger['n_needed']} (or leave --n out)",)
+    if untested:
+        warnings += (f"the acceptance counts were not tested: the t-test needs n >= {MIN_SAMPLES} trajectories",)
     data = {"diagnosis": inn} if keep_samples else None
     report = _report(blocks, acc, kind=f"innovations (mean from {target.source})", alpha=alpha, beta=beta,
                      epsilon=delta, n=n, mdk=shift, seed=seed, t0=t0, warnings=warnings, data=data)
