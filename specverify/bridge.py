@@ -169,13 +169,22 @@ def check(setup: Setup, candidate, reference=None, *, alpha: float = 0.01, beta:
 
     if not terminal and returns_trajectories(candidate, seed):
         return check_trajectories(candidate, make_target(setup) if target is None else target, alpha=alpha,
-                                  beta=beta, delta=setup.entry.delta if delta is None else delta, n=n, seed=seed,
+                                  beta=beta, delta=_delta(setup, target, delta), n=n, seed=seed,
                                   lags=lags, keep_samples=keep_samples)
     kind, ref = make_reference(setup) if reference is None else reference
     opts = dict(alpha=alpha, beta=beta, epsilon=epsilon, n=n, seed=seed, keep_samples=keep_samples)
     if kind == "law":
         return check_against_law(candidate, ref.mean, ref.eigvals, ref.eigvecs, **opts)
     return check_against_sampler(candidate, ref, setup.dim, n_perm=n_perm, **opts)
+
+
+def _delta(setup: Setup, target, delta):
+    """The declared smallest per-step shift: given, else the problem's (its own target), else the default."""
+    from specverify.harness.trajectory_check import DEFAULT_DELTA
+
+    if delta is not None:
+        return delta
+    return setup.entry.delta if target is None else DEFAULT_DELTA
 
 
 STRESS_WINDOW = 4

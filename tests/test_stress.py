@@ -100,17 +100,20 @@ def test_the_correct_control_passes_both_and_a_rejection_path_bug_needs_the_stre
     controls = _controls()
     setup = bridge.make_setup("gmm", dim=2, steps=100)
 
-    def verdicts(sampler):
+    def verdicts(sampler):  # the terminal battery (the controls' final samples)
         cand = chain_candidate(sampler, setup.view())
-        default = bridge.check(setup, cand, alpha=ALPHA, seed=0).verdict
+        default = bridge.check(setup, cand, alpha=ALPHA, seed=0, terminal=True).verdict
         main_alpha, each = split_alpha(ALPHA)
-        stressed = [bridge.check(setup, cand, alpha=main_alpha, seed=0).verdict]
+        stressed = [bridge.check(setup, cand, alpha=main_alpha, seed=0, terminal=True).verdict]
         stressed += [r.verdict for _, r in run_stress(lambda s: chain_candidate(sampler, s.view()), each, beta=0.05,
-                                                      epsilon=0.05, n=None, seed=0)]
+                                                      epsilon=0.05, n=None, seed=0, terminal=True)]
         return default, "fail" if "fail" in stressed else "pass"
 
     assert verdicts(controls.correct) == ("pass", "pass")
     assert verdicts(controls.CONTROLS[BUG_ONLY_UNDER_STRESS]) == ("pass", "fail")
+    # the transition-level check of the same control's trajectories needs no stress family
+    cand = chain_candidate(controls.CONTROLS[BUG_ONLY_UNDER_STRESS], setup.view())
+    assert bridge.check(setup, cand, alpha=ALPHA, seed=0).caught_by[:1] == ("innovations",)
 
 
 BUG_ONLY_UNDER_STRESS = "reused-noise"  # set from the measured table (paper_repro/stress_controls.py)

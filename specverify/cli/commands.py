@@ -114,7 +114,7 @@ def _check_reference(args, setup, device):
     from specverify.bridge import make_candidate, make_reference, reference_name
 
     if args.reference == "exact":
-        if args.candidate is None and not args.terminal:  # our trajectories: the terminal reference is not used
+        if not args.terminal and (args.candidate is None or args.target):  # trajectories: no terminal reference
             return None, reference_name(setup)
         return make_reference(setup, device=device), reference_name(setup)
     if args.reference == "plain":
@@ -271,7 +271,9 @@ def _cmd_check(args) -> str:
     for w in report.warnings + ((note,) if note else ()):
         print(f"specverify check: warning: {w}", file=sys.stderr)
     against = ref_text if report.ledger is None else f"target's transitions ({report.ledger['mean_from']})"
-    print(f"{report.verdict.upper()}: {what} on {args.problem} d={args.dim} steps={args.steps} against the {against}")
+    where = f"{args.problem} d={args.dim} steps={args.steps}" if not (args.target and report.ledger) else \
+        f"--target {args.target}"
+    print(f"{report.verdict.upper()}: {what} on {where} against the {against}")
     print(f"  {_sizing_line(report)}")
     if report.caught_by:
         print(f"  caught by: {', '.join(report.caught_by)}")

@@ -38,15 +38,17 @@ def rejected_steps(report) -> str:
 
 
 def run_stress(bind, alpha_each: float, *, beta: float, epsilon: float, n: int | None, seed: int,
-               configs=None) -> list:
-    """Check ``bind(setup)`` on each stress configuration at ``alpha_each``: [(config, report)]."""
+               configs=None, terminal: bool = False) -> list:
+    """Check ``bind(setup)`` on each stress configuration at ``alpha_each``: [(config, report)] (trajectories get
+    the transition-level check unless ``terminal``)."""
     from specverify.bridge import check, make_setup
     from specverify.harness.stress import STRESS
 
     out = []
     for c in STRESS if configs is None else configs:
         setup = make_setup(c.problem, **c.options)
-        out.append((c, check(setup, bind(setup), alpha=alpha_each, beta=beta, epsilon=epsilon, n=n, seed=seed)))
+        out.append((c, check(setup, bind(setup), alpha=alpha_each, beta=beta, epsilon=epsilon, n=n, seed=seed,
+                             terminal=terminal)))
     return out
 
 
@@ -56,7 +58,8 @@ def stress_block(args, bind, main_alpha: float, alpha_each: float) -> tuple[list
 
     print(f"  stress family (Bonferroni): alpha/2 = {main_alpha:g} for the problem above, alpha/2 shared by "
           f"{len(STRESS)} stress configurations = {alpha_each:g} each")
-    results = run_stress(bind, alpha_each, beta=args.beta, epsilon=args.epsilon, n=args.n, seed=args.seed)
+    results = run_stress(bind, alpha_each, beta=args.beta, epsilon=args.epsilon, n=args.n, seed=args.seed,
+                         terminal=args.terminal)
     entries = []
     for c, r in results:
         f = (r.rejection_path or {}).get("trajectories_with_rejection")

@@ -32,7 +32,7 @@ from specverify.errors import CandidateError, SpecverifyError, UsageError
 
 __all__ = ["Engine", "Shard", "ShardError", "pool", "require_ray", "shard_plan", "sharded"]
 
-CONCATENATED = ("samples", "accepted", "predicted", "verified", "predicted_var")  # one row per trajectory
+CONCATENATED = ("samples", "trajectories", "accepted", "predicted", "verified", "predicted_var")  # one per trajectory
 SUMMED = ("accepted_per_position", "verified_per_position", "predicted_per_position")  # totals
 RAY_EXTRA = "pip install 'specverify[ray]'"
 _TALLY: dict = {}  # (Ray session, job) -> the actor counting attempts (held here: an unheld one is collected)
@@ -111,10 +111,21 @@ class _Checked:
         self.__dict__.update(state, fn=pickle.loads(state["fn"]))
 
     def __call__(self, size: int, seed: int) -> dict:
-        from specverify.harness.contracts import run
+        from specverify.harness.contracts import _dtype_of, _path_array, run
 
-        x, acc = run(self.fn, size, seed, dim=self.dim, what=self.what, timeout=self.timeout)
-        return {"samples": x, **(acc or {})}
+        raw = {}
+
+        def keep(n, s):
+            raw["out"] = self.fn(n, s)
+            return raw["out"]
+
+        x, acc = run(keep, size, seed, dim=self.dim, what=self.what, timeout=self.timeout)
+        out = raw["out"]
+        paths = {}
+        if isinstance(out, dict) and "trajectories" in out:  # kept at the candidate's precision (zero-noise tolerance)
+            p = _path_array(out["trajectories"], size, self.what)
+            paths["trajectories"] = p if _dtype_of(out["trajectories"]) == "float64" else p.astype(np.float32)
+        return {"samples": x, **paths, **(acc or {})}
 
 
 def sharded(fn, engine: Engine, *, what: str = "candidate", dim: int | None = None, preload: tuple = ()):

@@ -129,7 +129,7 @@ def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnin
     summary = None if acc is None else _acceptance(acc)
     return Report("fail" if family.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, family.correction,
                   tests, summary, time.perf_counter() - t0, warnings, family.permutations, rejection_path(acc, mdk),
-                  data)
+                  data=data)
 
 
 def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,

@@ -72,8 +72,8 @@ def _coord_in_name(name):
 
 
 def test_coord_is_set_for_the_coordinate_tests_only(report):
-    # coordinates, |w|^2, the two independence tests, acceptance
-    assert [t.coord for t in report.tests] == [0, 1, None, None, None, None]
+    # coordinates, |w|^2, the three independence tests, acceptance
+    assert [t.coord for t in report.tests] == [0, 1, None, None, None, None, None]
     assert [_coord_in_name(t.name) for t in report.tests] == [t.coord for t in report.tests]
 
 
