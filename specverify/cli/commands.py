@@ -328,6 +328,7 @@ def _cmd_mutants(args) -> str:
               f"min adjusted p={row['min_adjusted_pvalue']:.3g}  caught by: {tests or '-'}  ({cost})")
     correct, mutants = rows[0], rows[1:]
     out = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "alpha": args.alpha,
+           "check": "terminal battery (final samples)" if args.terminal else "transition level (trajectories)",
            "configurations": {"default": {"drafter": args.drafter, "window": args.window},
                               "stress": {"drafter": "stress", "window": STRESS_WINDOW}},
            "mutants": mutants, "kill_rate": sum(m["detected"] for m in mutants) / len(mutants),

@@ -263,10 +263,11 @@ def kills_markdown(out: Mapping, argv: str) -> str:
     command line that measured it."""
     c = out["configurations"]
     lines = [f"# Mutants against the suite: {out['problem']} d={out['dim']}, {out['steps']} steps", "",
-             f"Measured by `specverify {argv}`{_seconds(out)}. Each sampler is checked under the default "
+             f"Measured by `specverify {argv}`{_seconds(out)}. Check: {out.get('check', 'terminal battery')}. "
+             f"Each sampler is checked under the default "
              f"configuration ({c['default']['drafter']}, L={c['default']['window']}) and the stress configuration "
              f"(stress drafter, L={c['stress']['window']}) at alpha / 2 = {out['alpha'] / 2} each; detected if "
-             f"either rejects.", "",
+             f"either rejects (the stress configuration is skipped once the default one has rejected).", "",
              f"Kill rate {out['kill_rate']:.2f}; correct sampler "
              f"{'FALSELY REJECTED' if out['reference_false_alarm'] else 'passes'}.", "",
              "| sampler | bug | detected | min adjusted p | n | rejected by (default) | rejected by (stress) | "
