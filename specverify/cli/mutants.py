@@ -1,0 +1,51 @@
+"""`specverify mutants`: every known-broken sampler and the correct one through the check."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+__all__ = ["cmd_mutants"]
+
+
+def cmd_mutants(args) -> str:
+    """Each sampler is checked under two configurations (the given drafter and the stress drafter) at alpha / 2
+    each, so that its verdict has false-alarm rate <= alpha; a mutant is detected if either rejects."""
+    from specverify.bridge import STRESS_WINDOW, make_reference, make_target, mutant_verdict
+    from specverify.harness.report import kills_markdown
+    from specverify.sampler.mutants import MUTANTS
+
+    from specverify.cli.commands import _device, _write, build_problem
+
+    t0 = time.perf_counter()
+    device = _device(args.device)
+    setup = build_problem(args)
+    reference = make_reference(setup) if args.terminal else None
+    target = None if args.terminal else make_target(setup)
+    rows = []
+    for name in [None, *MUTANTS]:
+        row = mutant_verdict(setup, reference, name, drafter=args.drafter, window=args.window,
+                             stress_delta=args.stress_delta, alpha=args.alpha, beta=args.beta, epsilon=args.epsilon,
+                             n=args.n, seed=args.seed, device=device, terminal=args.terminal, delta=args.delta,
+                             target=target)
+        rows.append(row)
+        tests = "; ".join(f"{k}: {', '.join(c['rejected_tests'][:3])}{' ...' if len(c['rejected_tests']) > 3 else ''}"
+                          for k, c in row["configurations"].items() if c["rejected_tests"])
+        cost = ", ".join(f"{k} {c['seconds']:.0f} s / {c['permutations'] or 0} permutations"
+                         for k, c in row["configurations"].items())
+        print(f"  {row['name']:<24}{'REJECTED' if row['detected'] else 'passes':<10}"
+              f"min adjusted p={row['min_adjusted_pvalue']:.3g}  caught by: {tests or '-'}  ({cost})")
+    correct, mutants = rows[0], rows[1:]
+    out = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "alpha": args.alpha,
+           "check": "terminal battery (final samples)" if args.terminal else "transition level (trajectories)",
+           "configurations": {"default": {"drafter": args.drafter, "window": args.window},
+                              "stress": {"drafter": "stress", "window": STRESS_WINDOW}},
+           "mutants": mutants, "kill_rate": sum(m["detected"] for m in mutants) / len(mutants),
+           "reference_false_alarm": correct["detected"], "correct": correct}
+    _write(args.json, json.dumps(out, indent=2) + "\n")
+    out["seconds"] = time.perf_counter() - t0
+    _write(args.markdown, kills_markdown(out, " ".join(sys.argv[1:]) if args.markdown else ""))
+    print(f"kill rate {out['kill_rate']:.2f} ({sum(m['detected'] for m in mutants)}/{len(mutants)}); "
+          f"correct sampler {'FALSELY REJECTED' if correct['detected'] else 'passes'}")
+    return "fail" if correct["detected"] else "pass"
