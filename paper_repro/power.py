@@ -252,7 +252,10 @@ def markdown(res: dict, command: str) -> str:
            f"Each mutant runs through the `specverify mutants` verdict (frozen-denoiser L=8 and the stress drafter, "
            f"alpha / 2 each, alpha = {res['alpha']}) at n = 100, 200, 400, ... with {res['replicates']} seeds per n; "
            f"the table gives the first n at which at least 95% of the seeds detect it, the detections there with "
-           f"their exact 95% interval, and how many seeds each configuration caught. ({res['seconds']:.0f} s in all.)",
+           f"their exact 95% interval, and how many seeds each configuration caught (the stress configuration "
+           f"runs only where the default one did not reject). The verdict judges the mutants' trajectories "
+           f"(the transition-level check, `theory/innovations.md`), so n counts trajectories; `theory/min_n.md` "
+           f"measured the same study with the terminal battery on final samples. ({res['seconds']:.0f} s in all.)",
            "", "| mutant | smallest n | detected | 95% interval | by default config | by stress config |",
            "|---|---|---|---|---|---|"]
     for r in res["rows"]:
