@@ -76,10 +76,11 @@ def seeds(args) -> dict:
 
 
 def min_n(args) -> dict:
-    from specverify.bridge import mutant_verdict
+    from specverify.bridge import make_target, mutant_verdict
     from specverify.sampler.mutants import MUTANTS
 
     setup, ref = _setup(args)
+    target = make_target(setup)  # the judge's transitions, compiled once
     need = -(-19 * args.replicates // 20)  # at least 95% of the replicates
     grid = [100 * 2**k for k in range(args.max_doublings + 1)]
     rows, t0 = [], time.perf_counter()
@@ -89,7 +90,7 @@ def min_n(args) -> dict:
             hits = {"default": 0, "stress": 0}
             detected = 0
             for s in range(args.replicates):
-                r = mutant_verdict(setup, ref, name, alpha=args.alpha, n=n, seed=1000 + s)
+                r = mutant_verdict(setup, ref, name, alpha=args.alpha, n=n, seed=1000 + s, target=target)
                 detected += r["detected"]
                 for c in r["caught_by"]:
                     hits[c] += 1
