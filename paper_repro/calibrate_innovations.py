@@ -108,11 +108,11 @@ def markdown(results: list[dict], command: str) -> str:
     for r in results:
         tests = r["alphas"][0]["tests"]
         bad = [t["name"] for t in tests if t["uniformity_rejected"]]
-        ks = [t["ks_uniform_pvalue"] for t in tests if not t["conservative"]]
+        ks = [t["ks_uniform_pvalue"] for t in tests if not t.get("conservative")]
         out += ["", f"## {r['config']}: uniformity of the p-values", "",
                 f"{len(ks)} tests KS-tested against U(0, 1) (Holm at 0.01): smallest KS p {min(ks):.3g}; "
                 f"rejected: {', '.join(bad) or 'none'}. Conservative by design (not KS-tested): "
-                f"{sum(t['conservative'] for t in tests)} tests.", "",
+                f"{sum(bool(t.get('conservative')) for t in tests)} tests.", "",
                 "| test | KS p (uniform) | rejected | P(p <= 0.05) | deciles |", "|---|---|---|---|---|"]
         out += [f"| {t['name']} | {t['ks_uniform_pvalue']:.3g} | {'YES' if t['uniformity_rejected'] else 'no'} | "
                 f"{t['rate_below_alpha']:.3f} | {' '.join(map(str, t['deciles']))} |" for t in tests]
@@ -126,7 +126,13 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--render", type=Path, metavar="JSON",
+                    help="write --markdown from a finished run's JSON (with --command: the command that measured it)")
+    ap.add_argument("--command", help="with --render: the command line of the run")
     args = ap.parse_args(argv)
+    if args.render:
+        args.markdown.write_text(markdown(json.loads(args.render.read_text()), args.command))
+        return 0
     results = []
     for name in [c for c in args.configs.split(",") if c]:
         results.append(run(name, args.replicates, args.workers))
