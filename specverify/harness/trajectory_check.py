@@ -10,7 +10,9 @@ report's ``alpha_ledger``:
 
 Sizing: n trajectories so that a mean shift of ``delta`` innovation standard deviations along a direction
 computed from the past, at every noisy step, is detected by one projection test at the innovation block's
-Bonferroni level with power 1 - beta (``innovations.trajectories_needed``). The candidate is called in chunks
+Bonferroni level with power 1 - beta (``innovations.trajectories_needed``); at least ``MIN_TRAJECTORIES``, and at
+least the acceptance t-test's 100 when counts are reported (a smaller n given by hand leaves the counts untested,
+with a warning). The candidate is called in chunks
 of at most ``CHUNK_ELEMENTS`` trajectory values; chunk c > 0 gets its own seed from (seed, c).
 """
 
@@ -57,7 +59,8 @@ def plan(target: Transition, *, alpha: float, beta: float, delta: float, lags: i
     a_block = alpha / len(blocks)
     a_test = a_block / blocks["innovations"]
     noisy = int((np.asarray(target.sigma) > 0).sum())
-    needed = max(MIN_TRAJECTORIES, trajectories_needed(a_test, beta, delta, noisy))
+    floor = MIN_SAMPLES if counts else MIN_TRAJECTORIES  # the acceptance t-test needs its own minimum
+    needed = max(floor, trajectories_needed(a_test, beta, delta, noisy))
     return {"alpha": alpha, "beta": beta, "delta": delta, "correction": "Bonferroni over blocks, Holm within",
             "blocks": {name: {"tests": k, "alpha": a_block} for name, k in blocks.items()},
             "projection_test_alpha": a_test, "noisy_steps": noisy, "lags": lags, "n_needed": needed}

@@ -92,7 +92,7 @@ def test_cli_check_judges_our_trajectories_by_default(tmp_path):
     assert set(led["blocks"]) == {"initial law", "innovations", "independence", "acceptance"}
     a_test = 0.01 / 4 / led["blocks"]["innovations"]["tests"]
     assert led["projection_test_alpha"] == a_test
-    assert report["n"] == max(64, trajectories_needed(a_test, 0.05, 0.02, led["noisy_steps"]))
+    assert report["n"] == max(100, trajectories_needed(a_test, 0.05, 0.02, led["noisy_steps"]))
     assert led["mean_from"].startswith("JAX twin") and led["lags"] == 5
 
 
