@@ -203,7 +203,10 @@ def test_debug_shows_the_traceback(work):
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["check", "--problem", "gaussian", "--n", "50"], ["--n 50 is too few", "n >= 100"]),
+    (["check", "--problem", "gaussian", "--n", "50", "--terminal"], ["--n 50 is too few", "n >= 100"]),
+    (["check", "--problem", "gaussian", "--n", "1"], ["--n 1 is too few", "n >= 2"]),
+    (["check", "--delta", "0"], ["--delta", "(0, 1)"]),
+    (["check", "--lags", "0"], ["--lags must be >= 1"]),
     (["check", "--alpha", "0"], ["--alpha", "(0, 1)"]),
     (["check", "--alpha", "nan"], ["--alpha", "finite"]),
     (["check", "--alpha", "1.5"], ["--alpha", "(0, 1)"]),

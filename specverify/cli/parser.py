@@ -231,9 +231,10 @@ def check_args(args) -> None:
                                                                      f"{getattr(args, 'lags', None)}")
         _number(args, "timeout", what=" seconds")
         _number(args, "stress-delta", what=" (the stress drafter's shift)")
-        _need(args.n is None or args.n >= MIN_SAMPLES,
-              f"--n {args.n} is too few samples for the tests (they need n >= {MIN_SAMPLES}); use a larger --n, or "
-              "leave it out to size n from --alpha, --beta and --epsilon", SampleSizeError)
+        least = MIN_SAMPLES if args.terminal else 2  # trajectories: the duplicate tests need 2 (the rest, any n)
+        _need(args.n is None or args.n >= least,
+              f"--n {args.n} is too few samples for the tests (they need n >= {least}); use a larger --n, or "
+              "leave it out to size n from --alpha, --beta and --epsilon (--delta for trajectories)", SampleSizeError)
     minimum = {"sample": 1, "accept": 2}.get(cmd, 1)
     _need(args.n is None or args.n >= minimum, f"--n must be >= {minimum}, got {args.n}", SampleSizeError)
     if cmd == "accept":
