@@ -34,7 +34,7 @@ Pitfalls this file handles (they are the ones a third party meets):
 
 - diffusers keeps ``alphas_cumprod`` in float32 and ``step`` computes its coefficients from it in float32 even for
   float64 latents: a target computed in float64 then differs from ``step`` by up to ~5e-7 relative (1e-9 at the
-  last step), and the judge's zero-noise check (the last step must equal the target's mean to 64 float64 ulps)
+  last step), and the judge's zero-noise check (the last step must equal the target's mean to sqrt(eps) = 1.5e-8, relative)
   rejects diffusers' own loop (``tests/test_diffusers_target.py``). Moving
   ``alphas_cumprod`` (and ``scheduler.one``) to float64 makes ``step`` and :class:`UNetTarget` agree to ~1e-16.
 - ``clip_sample=True`` (diffusers' default) clips the predicted x0: the mean is then not the formula below; build

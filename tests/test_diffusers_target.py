@@ -6,8 +6,9 @@
 2. Verdicts, at ALPHA = 0.01, n = 128 trajectories, check seed SEED, lags = window + 1: diffusers' own loop and
    the speculative sampler pass (each a true null: a false failure has probability <= ALPHA), the sampler without
    the reflection fails with the innovations block among the blocks that caught it, and a plain loop whose
-   scheduler keeps diffusers' float32 ``alphas_cumprod`` is caught by the zero-noise test (its last step is off
-   the float64 target by ~1e-9 relative, far above 64 ulps).
+   scheduler keeps diffusers' float32 ``alphas_cumprod`` is off the float64 target's last step by ~1e-9 relative:
+   visible to the zero-noise test's statistic, and within its tolerance sqrt(eps) = 1.5e-8 (a precision difference,
+   not a sampler bug).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def test_no_reflection_fails_on_innovations(ex):
     assert r.diagnosis["deviating_steps"] > 0
 
 
-def test_float32_scheduler_coefficients_are_caught(ex):
+def test_float32_scheduler_coefficients_are_within_the_zero_noise_tolerance(ex):
     """diffusers' default float32 alphas_cumprod: step's coefficients round at float32, the last step is off."""
     def plain32(n, seed):
         sch = DDPMScheduler.from_config(ex.SCHEDULER.config)
@@ -99,7 +100,8 @@ def test_float32_scheduler_coefficients_are_caught(ex):
         return {"trajectories": rec.paths}
 
     r = check_trajectories(plain32, ex.TARGET, alpha=ALPHA, n=64, seed=ex.SEED, lags=ex.LAGS)
-    assert r.verdict == "fail" and "zero-noise steps" in [t.name for t in r.tests if t.rejected]
+    zero = next(t for t in r.tests if t.name == "zero-noise steps")
+    assert 0.005 < zero.statistic < 1 and zero.pvalue == 1.0  # ~1e-9 / 1.5e-8: seen, and below the tolerance
 
 
 def test_callback_sees_every_step_once(ex):
