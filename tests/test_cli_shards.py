@@ -60,7 +60,7 @@ def test_check_same_report_here_and_on_two_workers(local_ray, tmp_path):
 def test_check_against_a_sharded_reference_sampler_same_on_two_workers(local_ray, tmp_path):
     """gmm: the JAX reference sampler's calls are sharded too (call 'reference-n...'), with the same report."""
     gmm = ["check", "--problem", "gmm", "--dim", "2", "--steps", "10", "--n", "200", "--allow-low-power",
-           "--shards", "2", "--run-dir"]
+           "--terminal", "--shards", "2", "--run-dir"]  # the terminal battery: its reference sampler is sharded
     assert main([*gmm, str(tmp_path / "a"), "--json", str(tmp_path / "a.json")]) in (0, 1)
     assert main([*gmm, str(tmp_path / "b"), "--workers", "2", "--json", str(tmp_path / "b.json")]) in (0, 1)
     assert report_hash(tmp_path / "a.json") == report_hash(tmp_path / "b.json")
