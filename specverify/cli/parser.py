@@ -99,12 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "trajectories (default: trajectories get the transition-level innovation check)")
     c.add_argument("--target", default=None, metavar="TARGET",
                    help="the target chain the trajectories are judged against: file.py:obj or module:obj with "
-                        "mean(x, k), sigma, n_steps, shape, prior_mean, prior_std (default: the problem's own)")
+                        "mean(x, k), sigma, n_steps, shape, prior_mean, prior_std (default: the problem's own; "
+                        "--terminal judges samples against the problem's reference instead)")
     c.add_argument("--delta", type=float, default=None,
                    help="innovation check: smallest per-step shift to detect, in innovation sds (sizes n; "
                         "default 0.02)")
     c.add_argument("--lags", type=int, default=None,
-                   help="innovation check: steps back to look for drafter directions (default: --window + 1)")
+                   help="innovation check: steps back to look for drafter directions (default: --window + 1; for "
+                        "your own sampler, its window + 1)")
     c.add_argument("--json", type=Path, help="write the report here as JSON")
     c.add_argument("--markdown", type=Path, help="write the report here as Markdown")
     c.add_argument("--plots", type=Path, metavar="DIR", help="write PNG figures here")
