@@ -163,8 +163,8 @@ def _sizing_line(report) -> str:
     if report.ledger is None:
         return head + f"min detectable KS distance={report.min_detectable_ks:.4f} (power {1 - report.beta})"
     led = report.ledger
-    return (f"{report.n} trajectories x {led['noisy_steps']} noisy steps, alpha={report.alpha} over {len(report.tests)} "
-            f"tests (Bonferroni over {len(led['blocks'])} blocks, Holm within); smallest detectable per-step shift="
+    return (f"{report.n} trajectories x {led['noisy_steps']} noisy steps, alpha={report.alpha} over "
+            f"{len(report.tests)} tests (Bonferroni over {len(led['blocks'])} blocks, Holm within); smallest detectable per-step shift="
             f"{led['smallest_detectable_shift']:.4f} sd (power {1 - report.beta}); mean from {led['mean_from']}")
 
 

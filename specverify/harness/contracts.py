@@ -44,7 +44,7 @@ from specverify._validate import positive_int
 from specverify.errors import CandidateError, ContractError, SpecverifyError, UsageError
 
 __all__ = ["ACCEPTANCE_KEYS", "HYGIENE_SEEDS", "STEP_KEYS", "CandidateError", "ContractError", "check_seeded", "draw",
-           "returns_trajectories", "run", "run_paths", "shared_rows", "time_limit"]
+           "returns_trajectories", "run", "run_paths", "run_with_paths", "shared_rows", "time_limit"]
 
 ACCEPTANCE_KEYS = ("accepted", "predicted", "verified", "predicted_var", "accepted_per_position",
                    "verified_per_position", "predicted_per_position")
@@ -182,6 +182,13 @@ def run(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate
     """Call ``fn(n, seed)``; return the checked (n, d) samples and the acceptance counts (or None).
 
     ``timeout``: seconds the call may run (default: the enclosing :func:`time_limit`, else none)."""
+    return run_with_paths(fn, n, seed, dim=dim, what=what, timeout=timeout)[:2]
+
+
+def run_with_paths(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate",
+                   timeout: float | None = None) -> tuple[np.ndarray, dict | None, np.ndarray | None, str | None]:
+    """:func:`run`, plus the trajectories when the candidate returns them: float64 (n, T + 1, d) and the dtype
+    they came in (None, None without)."""
     if not callable(fn):
         raise ContractError(f"{what} is a {type(fn).__name__}, not a callable (n, seed) -> samples")
     n = positive_int(n, "n", f" (the number of samples to ask the {what} for)", error=UsageError)
@@ -192,10 +199,12 @@ def run(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate
     else:
         timeout = _TIMEOUT.get() if timeout is None else timeout
     out = _call(fn, n, seed, what, timeout)
-    acceptance = None
+    acceptance = paths = kind = None
     if isinstance(out, dict):
-        if "trajectories" in out and "samples" not in out:
-            out = {**out, "samples": _path_array(out["trajectories"], n, what)[:, -1]}
+        if "trajectories" in out:
+            paths, kind = _path_array(out["trajectories"], n, what), _dtype_of(out["trajectories"])
+            if "samples" not in out:
+                out = {**out, "samples": paths[:, -1]}
         if "samples" not in out:
             raise ContractError(f"{what} returned a mapping without 'samples'; return the (n, d) array there")
         acceptance = _acceptance(out, n, what)
@@ -215,7 +224,7 @@ def run(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).any(1).sum())
         raise ContractError(f"{what} returned NaN or Inf in {bad} of {n} samples")
-    return x, acceptance
+    return x, acceptance, paths, kind
 
 
 def _path_array(paths, n: int, what: str) -> np.ndarray:
@@ -241,18 +250,10 @@ def run_paths(fn, n: int, seed: int, *, steps: int, dim: int, what: str = "candi
     """Call ``fn(n, seed)`` for trajectories: returns them as float64 (n, steps + 1, dim), the acceptance counts
     (or None) and the dtype they came in. A candidate without trajectories, with the wrong number of steps,
     NaN or Inf, or samples that differ from the trajectories' last states gets a ContractError."""
-    out = {}
-
-    def keep(n_, seed_):
-        out["raw"] = fn(n_, seed_)
-        return out["raw"]
-
-    samples, acc = run(keep, n, seed, dim=dim, what=what, timeout=timeout)
-    raw = out["raw"]
-    if not isinstance(raw, dict) or "trajectories" not in raw:
+    samples, acc, paths, kind = run_with_paths(fn, n, seed, dim=dim, what=what, timeout=timeout)
+    if paths is None:
         raise ContractError(f"{what} returned no 'trajectories': return a mapping with 'trajectories' (n, T + 1, "
                             "*shape) for the transition-level check, or pass --terminal to judge samples alone")
-    paths = _path_array(raw["trajectories"], n, what)
     if paths.shape[1:] != (steps + 1, dim):
         raise ContractError(f"{what}['trajectories'] has {paths.shape[1]} states of dimension {paths.shape[2]} per "
                             f"trajectory; the target has {steps} steps (so {steps + 1} states) of dimension {dim}")
@@ -262,19 +263,12 @@ def run_paths(fn, n: int, seed: int, *, steps: int, dim: int, what: str = "candi
     if not np.array_equal(paths[:, -1], samples):
         raise ContractError(f"{what}: 'samples' differ from trajectories[:, T] in "
                             f"{int((paths[:, -1] != samples).any(1).sum())} rows; return the same final states")
-    return paths, acc, _dtype_of(raw["trajectories"])
+    return paths, acc, kind
 
 
 def returns_trajectories(fn, seed: int, *, what: str = "candidate", timeout: float | None = None) -> bool:
     """Whether ``fn(2, seed)`` returns a mapping with ``"trajectories"`` (a probe before the check is chosen)."""
-    out = {}
-
-    def keep(n_, seed_):
-        out["raw"] = fn(n_, seed_)
-        return out["raw"]
-
-    run(keep, 2, seed, what=what, timeout=timeout)
-    return isinstance(out["raw"], dict) and "trajectories" in out["raw"]
+    return run_with_paths(fn, 2, seed, what=what, timeout=timeout)[2] is not None
 
 
 def draw(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate",

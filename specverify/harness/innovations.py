@@ -245,12 +245,14 @@ class Innovations:
             return out
         sq, means = self.step_sq[noisy], (self.step_sum[noisy] ** 2).sum(1) / n
         out += [
-            TestResult("innovations[norm, all steps]", sq.sum() / (n * d * steps), two_sided_chi2(sq.sum(), n * d * steps),
+            TestResult("innovations[norm, all steps]", sq.sum() / (n * d * steps),
+                       two_sided_chi2(sq.sum(), n * d * steps),
                        f"sum of |eps|^2 over {steps} steps ~ chi2_{n * d * steps}, two-sided", n),
             TestResult("innovations[norm, worst step]", float(np.abs(self.z_norm()).max()),
                        bonferroni_min([two_sided_chi2(s, n * d) for s in sq]),
                        f"per step sum of |eps|^2 ~ chi2_{n * d}, two-sided, Bonferroni over {steps} steps", n),
-            TestResult("innovations[mean, all steps]", means.sum() / (d * steps), float(stats.chi2.sf(means.sum(), d * steps)),
+            TestResult("innovations[mean, all steps]", means.sum() / (d * steps),
+                       float(stats.chi2.sf(means.sum(), d * steps)),
                        f"sum over steps of |sum_i eps|^2 / n ~ chi2_{d * steps}", n),
             TestResult("innovations[mean, worst step]", float(means.max()), bonferroni_min(stats.chi2.sf(means, d)),
                        f"per step |sum_i eps|^2 / n ~ chi2_{d}, Bonferroni over {steps} steps", n),
@@ -264,7 +266,8 @@ class Innovations:
 
     def _coordinate_test(self) -> TestResult:
         rows = self.coords.values().reshape(-1, min(self.d, MAX_COORDS))
-        p = [stats.kstest(rows[:, j], stats.norm.cdf, method=_ks_method(len(rows))).pvalue for j in range(rows.shape[1])]
+        method = _ks_method(len(rows))
+        p = [stats.kstest(rows[:, j], stats.norm.cdf, method=method).pvalue for j in range(rows.shape[1])]
         j = int(np.argmin(p))
         return TestResult("innovations[KS worst coordinate]", float(j), bonferroni_min(p),
                           f"KS of each of the first {rows.shape[1]} coordinates ({len(rows)} innovations each) against "

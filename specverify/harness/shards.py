@@ -111,21 +111,12 @@ class _Checked:
         self.__dict__.update(state, fn=pickle.loads(state["fn"]))
 
     def __call__(self, size: int, seed: int) -> dict:
-        from specverify.harness.contracts import _dtype_of, _path_array, run
+        from specverify.harness.contracts import run_with_paths
 
-        raw = {}
-
-        def keep(n, s):
-            raw["out"] = self.fn(n, s)
-            return raw["out"]
-
-        x, acc = run(keep, size, seed, dim=self.dim, what=self.what, timeout=self.timeout)
-        out = raw["out"]
-        paths = {}
-        if isinstance(out, dict) and "trajectories" in out:  # kept at the candidate's precision (zero-noise tolerance)
-            p = _path_array(out["trajectories"], size, self.what)
-            paths["trajectories"] = p if _dtype_of(out["trajectories"]) == "float64" else p.astype(np.float32)
-        return {"samples": x, **paths, **(acc or {})}
+        x, acc, paths, kind = run_with_paths(self.fn, size, seed, dim=self.dim, what=self.what, timeout=self.timeout)
+        if paths is not None:  # kept at the candidate's precision (the zero-noise tolerance follows it)
+            acc = {**(acc or {}), "trajectories": paths if kind == "float64" else paths.astype(np.float32)}
+        return {"samples": x, **(acc or {})}
 
 
 def sharded(fn, engine: Engine, *, what: str = "candidate", dim: int | None = None, preload: tuple = ()):

@@ -7,7 +7,8 @@ The verdict's family has two or three blocks, each corrected within and joined b
   whatever the correlation between the tests);
 - independence: the exact count of duplicated rows (impossible for a continuous law), the nearest-neighbour
   permutation test for (near) duplicates within the candidate's sample against a reference sample (the reference
-  sampler's, or draws from the exact law; ``stats.independence``) and seed hygiene (no rows shared with a second seed's samples; ``contracts.shared_rows``), Holm;
+  sampler's, or draws from the exact law; ``stats.independence``) and seed hygiene (no rows shared with a second
+  seed's samples; ``contracts.shared_rows``), Holm;
 - acceptance: when the candidate reports its acceptance counts, the trajectory t-test of accepted against
   predicted steps (``stats.acceptance``).
 Sizes come from (alpha, beta, epsilon) by the DKW bounds at the Bonferroni threshold alpha / (blocks k) of the
@@ -83,13 +84,16 @@ def _independence(candidate, x, y, alpha, seed) -> Battery:
     reference sample y, and seed hygiene (rows shared with a second seed's samples), Holm at ``alpha``."""
     from specverify.harness.stats.independence import exact_duplicate_test
 
-    shared = shared_rows(candidate, seed)
-    hygiene = TestResult("independence[seed hygiene]", float(sum(shared.values())),
-                         0.0 if any(shared.values()) else 1.0,
-                         f"rows of candidate(64, {seed}) repeated by candidate(64, s) for s in {sorted(shared)} "
-                         "(none for independent draws of a continuous law: p = 1 if none, else 0)", 64)
     near = nearest_neighbour_test(x, y, alpha / 3, seed=seed)  # alpha / 3: Holm's first step
-    return holm([exact_duplicate_test(x), near, hygiene], alpha)
+    return holm([exact_duplicate_test(x), near, hygiene_test(candidate, seed)], alpha)
+
+
+def hygiene_test(candidate, seed: int, n: int = 64) -> TestResult:
+    """Seed hygiene: ``candidate(n, seed)`` shares no row with a second seed's samples (p = 1 if none, else 0)."""
+    shared = shared_rows(candidate, seed, n=n)
+    return TestResult("independence[seed hygiene]", float(sum(shared.values())), 0.0 if any(shared.values()) else 1.0,
+                      f"rows of candidate({n}, {seed}) repeated by candidate({n}, s) for s in {sorted(shared)} "
+                      "(none for independent draws of a continuous law: p = 1 if none, else 0)", n)
 
 
 def rejection_path(acc, mdk: float) -> dict:

@@ -25,14 +25,16 @@ from scipy import stats
 
 from specverify._validate import in_unit_interval, positive_int
 from specverify.errors import SampleSizeError, UsageError
-from specverify.harness.contracts import check_seeded, run_paths, shared_rows
+from specverify.harness.contracts import check_seeded, run_paths
 from specverify.harness.innovations import Innovations, trajectories_needed
 from specverify.harness.report import Report
 from specverify.harness.stats import MIN_SAMPLES
-from specverify.harness.stats.results import TestResult, holm
+from specverify.harness.stats.results import holm
 from specverify.harness.targets import Transition, as_transition
 
 __all__ = ["CHUNK_ELEMENTS", "DEFAULT_DELTA", "MIN_TRAJECTORIES", "check_trajectories", "chunk_seed", "plan"]
+
+HYGIENE_ROWS = 8  # trajectories per seed in the hygiene test (rows of a continuous law never repeat)
 
 DEFAULT_DELTA = 0.02
 MIN_TRAJECTORIES = 64
@@ -72,15 +74,10 @@ def _smallest_shift(n: int, a_test: float, beta: float, noisy: int) -> float:
 
 
 def _merge(accs: list) -> dict | None:
-    """Acceptance counts of the chunks: per-trajectory arrays concatenated, per-position totals summed."""
-    if not accs or accs[0] is None:
-        return None
-    out = {}
-    for key in accs[0]:
-        parts = [a[key] for a in accs]
-        per_traj = key in ("accepted", "predicted", "verified", "predicted_var")
-        out[key] = np.concatenate(parts) if per_traj else np.sum(parts, axis=0)
-    return out
+    """Acceptance counts of the chunks, pooled as shards are (per trajectory concatenated, totals summed)."""
+    from specverify.harness.shards import pool
+
+    return None if not accs or accs[0] is None else pool(accs)
 
 
 def _collect(candidate, target, n, seed, lags, dim):
@@ -114,21 +111,11 @@ def _validate(alpha, beta, delta, n, lags):
                                   f"{MIN_TRAJECTORIES}, or leave it out to size n from alpha, beta and delta")
 
 
-HYGIENE_ROWS = 8  # trajectories per seed in the hygiene test (rows of a continuous law never repeat)
-
-
-def _hygiene(candidate, seed) -> TestResult:
-    shared = shared_rows(candidate, seed, n=HYGIENE_ROWS)
-    return TestResult("independence[seed hygiene]", float(sum(shared.values())), 0.0 if any(shared.values()) else 1.0,
-                      f"rows of candidate({HYGIENE_ROWS}, {seed}) repeated by candidate({HYGIENE_ROWS}, s) for s in "
-                      f"{sorted(shared)} (none for independent draws of a continuous law: p = 1 if none, else 0)", HYGIENE_ROWS)
-
-
 def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 0.05, delta: float = DEFAULT_DELTA,
                        n: int | None = None, seed: int = 0, lags: int = 9, keep_samples: bool = False) -> Report:
     """The transition-level check of ``candidate(n, seed)`` (returning ``"trajectories"``) against ``target``
     (a :class:`Transition`, or any object :func:`as_transition` accepts)."""
-    from specverify.harness.suite import _acceptance_block, _report
+    from specverify.harness.suite import _acceptance_block, _report, hygiene_test
 
     t0 = time.perf_counter()
     _validate(alpha, beta, delta, n, lags)
@@ -142,7 +129,7 @@ def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 
     acc = None if untested else acc
     blocks = [("initial law", holm(inn.initial_tests(), a_block)),
               ("innovations", holm(inn.innovation_tests(), a_block)),
-              ("independence", holm([*inn.duplicate_tests(), _hygiene(candidate, seed)], a_block)),
+              ("independence", holm([*inn.duplicate_tests(), hygiene_test(candidate, seed, HYGIENE_ROWS)], a_block)),
               *_acceptance_block(acc, a_block)]
     shift = _smallest_shift(n, ledger["projection_test_alpha"], beta, ledger["noisy_steps"])
     ledger |= {"n": n, "smallest_detectable_shift": shift, "trajectory_dtype": dtype, "mean_from": target.source}
