@@ -329,7 +329,9 @@ def _view_target(setup: Setup):
     return as_transition(setup.view(), source=f"third-party view ({setup.name}: no JAX twin of its network)")
 
 
-def _target_of(setup: Setup):
+def make_target(setup: Setup):
+    """The judge's transition of ``setup``'s chain (``harness.targets.Transition``): its JAX twin where one exists
+    (gaussian, gmm, images, the Langevin problems), else the third-party view's mean (digits)."""
     from specverify.harness import reference as ref
 
     name = setup.name
@@ -341,12 +343,6 @@ def _target_of(setup: Setup):
     if name == "langevin-model":
         return _jax_langevin_target(setup, ref.logistic_score(setup.problem.spec))
     return _view_target(setup)
-
-
-def make_target(setup: Setup):
-    """The judge's transition of ``setup``'s chain (``harness.targets.Transition``): its JAX twin where one exists
-    (gaussian, gmm, images, the Langevin problems), else the third-party view's mean (digits)."""
-    return _target_of(setup)
 
 
 @dataclasses.dataclass(frozen=True)
