@@ -55,6 +55,39 @@ def test_power_smoke(tmp_path, capsys):
     assert "min n=" in capsys.readouterr().out
 
 
+def test_power_min_n_one_check_per_configuration_and_their_comparison(tmp_path, monkeypatch):
+    """min-n --check: each configuration alone on its own grid (innovations from 16, terminal from 100), the
+    check's default n per configuration; compare puts the two runs side by side, row for row."""
+    import json
+
+    import pytest
+
+    from specverify.sampler import mutants
+
+    monkeypatch.setattr(mutants, "MUTANTS", {k: mutants.MUTANTS[k] for k in ("no-reflection", "inverted-ratio")})
+    power, runs = _load("power"), {}
+    for check, first in (("innovations", 16), ("terminal", 100)):
+        js, md = tmp_path / f"{check}.json", tmp_path / f"{check}.md"
+        power.main(["min-n", "--check", check, "--smoke", "--json", str(js), "--markdown", str(md)])
+        runs[check] = res = json.loads(js.read_text())
+        assert list(res["configs"]) == ["natural", "stress"] and set(res["default_n"]) == {"natural", "stress"}
+        assert [r["name"] for r in res["rows"]] == ["no-reflection", "inverted-ratio"]
+        assert all(r[c]["history"][0]["n"] == first for r in res["rows"] for c in ("natural", "stress"))
+        assert "| no-reflection | keeps the draft on rejection |" in md.read_text()
+    page = tmp_path / "compare.md"
+    assert power.main(["compare", "--inputs", f"{tmp_path / 'terminal.json'},{tmp_path / 'innovations.json'}",
+                       "--markdown", str(page)]) == 0
+    text = page.read_text()
+    assert runs["terminal"]["command"] in text and runs["innovations"]["command"] in text
+    assert text.count("| no-reflection |") == 1 and "terminal | innovations | ratio" in text
+    for argv in (["min-n", "--configs", "natural"], ["min-n", "--check", "terminal", "--configs", "natural,foo"],
+                 ["seeds", "--check", "terminal"],
+                 ["compare", "--inputs", f"{tmp_path / 'terminal.json'},{tmp_path / 'terminal.json'}"]):
+        with pytest.raises(SystemExit) as e:
+            power.main(argv)
+        assert e.value.code == 2, argv
+
+
 def test_power_tape_replays_the_recorded_calls_in_order():
     import numpy as np
     import pytest

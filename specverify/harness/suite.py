@@ -37,7 +37,7 @@ from specverify.harness.stats.sizing import (
     min_detectable_ks_two_sample,
 )
 
-__all__ = ["Report", "check_against_law", "check_against_sampler"]
+__all__ = ["Report", "check_against_law", "check_against_sampler", "terminal_plan"]
 
 N_PROJECTIONS, MAX_COORDS = 16, 64
 N_KERNEL_TESTS = 6  # MMD at five bandwidths and energy (stats.omnibus)
@@ -136,23 +136,38 @@ def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnin
                   data=data)
 
 
+def terminal_plan(kind: str, dim: int, *, alpha: float, beta: float, epsilon: float, counts: bool,
+                  n_perm: int | None = None) -> dict:
+    """The terminal battery's sizing before any sampling: the level of one block and of one distribution test, and
+    the n that detects a KS distance ``epsilon`` with power 1 - beta at it. ``kind``: "exact" (one-sample against
+    the law: d coordinates and the squared norm) or "sampler" (two-sample, minP); ``counts``: the candidate
+    reports acceptance counts (a third block)."""
+    from specverify.harness.stats.omnibus import SCREEN_SHARE
+
+    a_block = alpha / (3 if counts else 2)  # distribution, independence (and acceptance)
+    if kind == "exact":
+        a_test = a_block / (dim + 1)
+        return {"block_alpha": a_block, "test_alpha": a_test, "n_needed": ks_one_sample_n(a_test, beta, epsilon)}
+    k = min(dim, MAX_COORDS) + 1 + (N_PROJECTIONS if dim > 1 else 0) + N_KERNEL_TESTS
+    a_test = a_block / k * (1 - SCREEN_SHARE if n_perm is None else 1)  # minP spends 1 - SCREEN_SHARE of a_block
+    return {"block_alpha": a_block, "test_alpha": a_test, "n_needed": ks_two_sample_n(a_test, beta, epsilon)}
+
+
 def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
                       seed=0, keep_samples: bool = False) -> Report:
     """One-sample battery of ``candidate(n, seed)`` against N(mean, Q diag(eigvals) Q^T), plus acceptance."""
     t0 = time.perf_counter()
     _levels(alpha, beta, epsilon, n)
     d = len(mean)
-    blocks = 3 if check_seeded(candidate, seed) else 2  # distribution, independence (and acceptance)
-    k = d + 1  # coordinates and the squared norm
-    a_block = alpha / blocks
-    needed = ks_one_sample_n(a_block / k, beta, epsilon)
+    sizing = terminal_plan("exact", d, alpha=alpha, beta=beta, epsilon=epsilon, counts=check_seeded(candidate, seed))
+    a_block, a_test, needed = sizing["block_alpha"], sizing["test_alpha"], sizing["n_needed"]
     n = needed if n is None else int(n)
     x, acc = run(candidate, n, seed, dim=d)
     battery = gaussian_one_sample(x, np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs), a_block)
     z = np.random.default_rng([seed, REFERENCE_SEED_OFFSET]).standard_normal(x.shape)
     y = np.asarray(mean) + (z * np.sqrt(np.asarray(eigvals))) @ np.asarray(eigvecs).T  # draws of the exact law
     independence = _independence(candidate, x, y, a_block, seed)
-    mdk = min_detectable_ks_one_sample(n, a_block / k, beta)
+    mdk = min_detectable_ks_one_sample(n, a_test, beta)
     data = {"x": x, "law": (np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs))} if keep_samples else None
     blocks = [("distribution", battery), ("independence", independence), *_acceptance_block(acc, a_block)]
     return _report(blocks, acc, kind="exact", alpha=alpha,
@@ -166,15 +181,13 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
 
     The independence and acceptance blocks are decided first: when one rejects, the verdict is made and the
     battery's permutations stop early (``two_sample_minp(settled=True)``)."""
-    from specverify.harness.stats.omnibus import SCREEN_SHARE, two_sample_minp
+    from specverify.harness.stats.omnibus import two_sample_minp
 
     t0 = time.perf_counter()
     _levels(alpha, beta, epsilon, n)
-    blocks = 3 if check_seeded(candidate, seed) else 2  # distribution, independence (and acceptance)
-    k = min(dim, MAX_COORDS) + 1 + (N_PROJECTIONS if dim > 1 else 0) + N_KERNEL_TESTS
-    a_block = alpha / blocks
-    a_test = a_block / k * (1 - SCREEN_SHARE if n_perm is None else 1)  # minP spends 1 - SCREEN_SHARE of a_block
-    needed = ks_two_sample_n(a_test, beta, epsilon)
+    sizing = terminal_plan("sampler", dim, alpha=alpha, beta=beta, epsilon=epsilon,
+                           counts=check_seeded(candidate, seed), n_perm=n_perm)
+    a_block, a_test, needed = sizing["block_alpha"], sizing["test_alpha"], sizing["n_needed"]
     n = needed if n is None else int(n)
     x, acc = run(candidate, n, seed, dim=dim)
     y = run(reference, n, seed + REFERENCE_SEED_OFFSET, dim=dim, what="reference")[0]
