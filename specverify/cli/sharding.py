@@ -32,7 +32,7 @@ _RESULT_ARGS = {
 _PROBLEM_ARGS = ("problem", "dim", "steps", "chain", "eta", "schedule", "prediction", "components", "step_size")
 _STACKED = ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample",
             "predicted_var_per_sample")  # per trajectory
-_SAME = ("n_steps", "window", "drafter", "policy")
+_SAME = ("n_steps", "window", "drafter", "policy", "verifier", "drafts")
 
 
 def add_shard_args(p: argparse.ArgumentParser) -> None:

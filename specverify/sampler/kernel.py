@@ -30,14 +30,14 @@ from collections.abc import Callable
 import torch
 
 from specverify.sampler.chains import GaussianChain, _bcast, first_zero_noise
-from specverify.sampler.coupling import couple
+from specverify.sampler.coupling import acceptance_probability, couple
 from specverify.sampler.drafters.base import Drafter
 from specverify.sampler.noise import NoiseSource
 from specverify.specs import ROUND_POLICIES
 
 __all__ = ["Draft", "Env", "Parts", "ROUND_POLICIES", "RecordedRound", "RoundInfo", "RoundNoise", "RoundState",
            "Targets", "Verdict", "commit", "draft", "draw_noise", "init_state", "make_env", "round_step", "target_call",
-           "target_means", "verify"]
+           "target_means", "verdict", "verify"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +61,14 @@ class RoundState:
 @dataclasses.dataclass(frozen=True)
 class RoundNoise:
     """A round's noise: ``z`` (B, L + 1, *shape), z[:, j] the standard normal of step k + j (the drafts use
-    positions < span, the bonus step position span), and ``u`` (B, L) float64, the acceptance uniforms."""
+    positions < span, the bonus step position span), and ``u`` (B, L) float64, the acceptance uniforms;
+    ``extra_z`` and ``extra_u``: what a verifier beyond reflection draws besides (``specverify.sampler.verifiers``),
+    tied to no step."""
 
     z: torch.Tensor
     u: torch.Tensor
+    extra_z: torch.Tensor | None = None
+    extra_u: torch.Tensor | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +105,10 @@ class Targets:
 class Verdict:
     """The target means ``mean_p`` (B, L + 1, *shape) at Y, coupled outputs ``out`` (B, L, *shape), the positions
     that count ``valid`` (B, L), |D| = |m_q - m_p| / sigma ``dist`` (B, L; meaningless where not valid), per row
-    ``rejected``, the first rejected position ``first`` and the accepted count ``n_acc``."""
+    ``rejected``, the first rejected position ``first`` and the accepted count ``n_acc``; ``p_accept`` (B, L)
+    float64, each position's acceptance probability given its |D| under the verifier (reflection: 2 Phi(-|D| / 2)).
+    A verifier that drafts several windows (:mod:`specverify.sampler.verifiers`) returns a subclass that also
+    carries the chosen window's Draft and Targets."""
 
     mean_p: torch.Tensor
     out: torch.Tensor
@@ -110,12 +117,13 @@ class Verdict:
     rejected: torch.Tensor
     first: torch.Tensor
     n_acc: torch.Tensor
+    p_accept: torch.Tensor
 
 
 @dataclasses.dataclass(frozen=True)
 class RoundInfo:
     """What one round did, per row (B,): its window start ``k``, ``span`` drafted positions, ``n_acc`` accepted,
-    ``rejected``, ``dist`` (B, L) the |D| of each position (2 Phi(-|D| / 2) is folded in the tally),
+    ``rejected``, ``dist`` (B, L) the |D| of each position, ``p_accept`` (B, L) its predicted acceptance,
     ``evaluations`` target evaluations (0: not in the call), the kind of step taken without a draft:
     ``bonus`` (after a full window), ``direct`` (no draft), ``warmup`` (no step), and ``nonfinite``
     (B, L + 1): the target returned NaN or Inf at a state that counts (step k + position)."""
@@ -125,6 +133,7 @@ class RoundInfo:
     n_acc: torch.Tensor
     rejected: torch.Tensor
     dist: torch.Tensor
+    p_accept: torch.Tensor
     evaluations: torch.Tensor
     bonus: torch.Tensor
     direct: torch.Tensor
@@ -164,7 +173,8 @@ class Env:
     """What a run fixes: the chain, drafter, noise, window L, policy, parts, and per-step tensors on the
     states' device: ``sig`` (T,), ``stop`` (T + 1,) the first zero-noise step at or after k, ``pos`` 0 .. L;
     ``core``: the round after its noise, ``(env, state, noise) -> (state, info)`` (``torch.compile``-d if asked);
-    ``record``: the core returns a :class:`RecordedRound` (the window Y with the info)."""
+    ``record``: the core returns a :class:`RecordedRound` (the window Y with the info); ``drafts``: the drafts
+    per node at the window's first position (``specverify.sampler.verifiers``)."""
 
     chain: GaussianChain
     drafter: Drafter
@@ -179,17 +189,18 @@ class Env:
     vectorise: bool
     core: Callable
     record: bool = False
+    drafts: int = 1
 
 
 def make_env(chain, drafter, noise, window: int, policy: str, parts: Parts, like: torch.Tensor,
-             compile: bool | str = False, record: bool = False) -> Env:
+             compile: bool | str = False, record: bool = False, drafts: int = 1) -> Env:
     """``vectorise``: affine drafters draft a whole window at once, where every a_k > 0 (see :func:`_draft_affine`).
     ``compile``: run the round's deterministic core through ``torch.compile`` (True: its default backend, or a
     backend's name). ``record``: every round's info also carries its window Y (:class:`RecordedRound`)."""
     stop = torch.as_tensor(first_zero_noise(chain.sigma), device=like.device)
     return Env(chain, drafter, noise, window, policy, parts, chain.n_steps, chain.coefs(like)[2], stop,
                torch.arange(window + 1, device=like.device), bool((chain.a > 0).all()),
-               _compiled(compile) if compile else _core, record)
+               _compiled(compile) if compile else _core, record, drafts)
 
 
 def _compiled(backend):
@@ -218,8 +229,9 @@ def _core(env: Env, state: RoundState, noise: RoundNoise) -> tuple[RoundState, R
     t = p.target_call(env, state, d)
     v = p.verify(env, state, d, t)
     new, info = p.commit(env, state, d, t, v)
-    if env.record:  # the window Y, whatever the commit part (a mutant's too)
-        info = RecordedRound(**{f.name: getattr(info, f.name) for f in dataclasses.fields(RoundInfo)}, Y=d.Y)
+    if env.record:  # the committed window Y, whatever the commit part (a mutant's too)
+        info = RecordedRound(**{f.name: getattr(info, f.name) for f in dataclasses.fields(RoundInfo)},
+                             Y=getattr(v, "draft", d).Y)
     return new, info
 
 
@@ -286,17 +298,21 @@ def target_call(env: Env, s: RoundState, d: Draft) -> Targets:
 def verify(env: Env, s: RoundState, d: Draft, t: Targets) -> Verdict:
     """Couple every drafted step with the target's (reflection maximal coupling, log space)."""
     L = env.L
-    B = s.x.shape[0]
     valid = env.pos[:L] < d.span[:, None]
     kv = d.steps[:, :L]
     mean_p = target_means(env, d, t)
     sig = torch.where(valid, env.sig[kv], 1.0)  # positions that do not count: any finite values, masked below
     out, acc, dist = env.parts.coupling(mean_p[:, :L], d.mean_q, sig, d.z, d.noise.u, batch_ndim=2)
+    return verdict(mean_p, out, acc, valid, dist, d.span, acceptance_probability(dist.to(torch.float64)))
+
+
+def verdict(mean_p, out, acc, valid, dist, span, p_accept) -> Verdict:
+    """The Verdict of per-position acceptances ``acc`` (B, L): the first rejection among the valid positions."""
     rej = ~acc & valid
     rejected = rej.any(1)
-    first = rej.to(torch.uint8).argmax(1) if B else torch.zeros(0, dtype=torch.long, device=rej.device)
-    n_acc = torch.where(rejected, first, d.span)
-    return Verdict(mean_p, out, valid, dist, rejected, first, n_acc)
+    first = rej.to(torch.uint8).argmax(1) if rej.shape[0] else torch.zeros(0, dtype=torch.long, device=rej.device)
+    n_acc = torch.where(rejected, first, span)
+    return Verdict(mean_p, out, valid, dist, rejected, first, n_acc, p_accept)
 
 
 def target_means(env: Env, d: Draft, t: Targets) -> torch.Tensor:
@@ -375,4 +391,5 @@ def free_steps(env: Env, s: RoundState) -> tuple[RoundState, torch.Tensor]:
 
 
 def _info(d, t, v, k, *, bonus, direct, warmup) -> RoundInfo:
-    return RoundInfo(k, d.span, v.n_acc, v.rejected, v.dist, t.need.sum(1), bonus, direct, warmup, t.nonfinite)
+    return RoundInfo(k, d.span, v.n_acc, v.rejected, v.dist, v.p_accept, t.need.sum(1), bonus, direct, warmup,
+                     t.nonfinite)

@@ -54,7 +54,7 @@ def _first_noise(env, s):
     """Every drafted position gets the first position's z (the bonus step keeps its own)."""
     n = kernel.draw_noise(env, s)
     z = torch.cat([n.z[:, :1].expand_as(n.z[:, :-1]), n.z[:, -1:]], 1)
-    return kernel.RoundNoise(z, n.u)
+    return dataclasses.replace(n, z=z)
 
 
 def _verify_sigma_shift(env, s, d, t):

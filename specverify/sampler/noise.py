@@ -3,7 +3,9 @@
 A noise source hands out, for flattened (sample id, chain step) pairs, standard normal vectors z and uniforms u.
 ``GeneratorNoise`` draws fresh values from a ``torch.Generator`` on every call. ``TableNoise`` looks them up in
 fixed tables indexed by (sample, step): the plain sampler and the speculative sampler then consume the same
-noise per (sample, step), which is what the oracle-drafter identity test needs.
+noise per (sample, step), which is what the oracle-drafter identity test needs. Verifiers beyond reflection
+(several drafts per step, block verification) also need noise that belongs to no step: ``fresh_normal`` and
+``fresh_uniform``, which only a generator can give.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ class NoiseSource:
 
     def uniform(self, ids: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def fresh_normal(self, like: torch.Tensor) -> torch.Tensor:
+        """Standard normals shaped like ``like``, tied to no (sample, step): new on every call."""
+        raise SamplerError(f"{type(self).__name__} gives one draw per (sample, step); this verifier also needs "
+                           "fresh noise per round: use GeneratorNoise (the default with a seed)")
+
+    def fresh_uniform(self, shape: tuple, device) -> torch.Tensor:
+        """Float64 uniforms of ``shape``, tied to no (sample, step)."""
+        self.fresh_normal(torch.empty(0))
 
 
 class GeneratorNoise(NoiseSource):
@@ -44,6 +55,12 @@ class GeneratorNoise(NoiseSource):
     def uniform(self, ids, steps):
         # float64 uniforms: P(u = 0) = 2^-53, so log u <= log ratio is an exact Bernoulli(min(1, ratio)).
         return torch.rand(ids.shape, generator=self.generator, device=ids.device, dtype=torch.float64)
+
+    def fresh_normal(self, like):
+        return self.normal(None, None, like)
+
+    def fresh_uniform(self, shape, device):
+        return torch.rand(shape, generator=self.generator, device=device, dtype=torch.float64)
 
 
 class TableNoise(NoiseSource):

@@ -25,8 +25,9 @@ from specverify.sampler.drafters.base import Drafter
 from specverify.sampler.kernel import ROUND_POLICIES, Parts, init_state, make_env, round_step
 from specverify.sampler.noise import GeneratorNoise, NoiseSource
 from specverify.sampler.tally import Tally
+from specverify.sampler.verifiers import VERIFIERS, verifier_parts
 
-__all__ = ["ROUND_POLICIES", "SpecStats", "plain_sample", "speculative_sample"]
+__all__ = ["ROUND_POLICIES", "VERIFIERS", "SpecStats", "plain_sample", "speculative_sample"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +51,8 @@ class SpecStats:
     window: int
     drafter: str
     policy: str
+    verifier: str
+    drafts: int
     rounds: np.ndarray
     rounds_total: int
     target_evaluations: int
@@ -178,7 +181,7 @@ _FOLD_EVERY = 64  # rounds whose records are kept before they are folded into th
 _COMPACT_MIN = 32  # a batch is compacted (finished rows dropped) once at most half of it, and >= this, is done
 
 
-def _check_args(window, drafter, max_batch, policy):
+def _check_args(window, drafter, max_batch, policy, verifier, drafts):
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
         raise SamplerError(f"window must be an int >= 1, got {window!r}")
     if not isinstance(drafter, Drafter):
@@ -187,6 +190,7 @@ def _check_args(window, drafter, max_batch, policy):
         raise SamplerError(f"max_batch must be a positive int or None, got {max_batch!r}")
     if policy not in ROUND_POLICIES:
         raise SamplerError(f"policy must be one of {', '.join(ROUND_POLICIES)}, got {policy!r}")
+    return verifier_parts(verifier, drafts)
 
 
 @torch.no_grad()
@@ -194,6 +198,7 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
                        noise: NoiseSource | None = None, x0: torch.Tensor | None = None, device=None,
                        dtype=torch.float32, max_batch: int | None = None, policy: str = "accepted+1",
                        progress=False, compile: bool | str = False, path: bool = False,
+                       verifier: str = "reflection", drafts: int = 1,
                        _parts: Parts | None = None) -> tuple[torch.Tensor, SpecStats]:
     """Speculative sampling of ``chain`` with ``drafter`` and windows of up to ``window`` drafted steps.
 
@@ -208,17 +213,20 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
     Returns ``(x_T, stats)``; with ``path=True``, ``(path, stats)``: the committed path, of shape
     (n, T + 1, *shape), path[:, k] the state at step k (path[:, 0] the initial states, path[:, T] bit for bit the
     x_T of the same run without path; drafts committed by a round, a bonus step's parent, a free zero-noise step
-    all appear at their steps). Without it nothing is recorded. ``_parts`` replaces parts of the
-    round (:class:`specverify.sampler.kernel.Parts`), for the mutation tests only.
+    all appear at their steps). Without it nothing is recorded. ``verifier`` (one of
+    :data:`specverify.sampler.verifiers.VERIFIERS`) checks the drafts, with ``drafts`` drafts at each window's
+    first position (``"dgrs"`` only); every verifier keeps the contract. ``_parts`` replaces the round's parts
+    (:class:`specverify.sampler.kernel.Parts`), for the mutation tests only.
     """
-    _check_args(window, drafter, max_batch, policy)
+    parts = _check_args(window, drafter, max_batch, policy, verifier, drafts)
     drafter.check(chain)
     chain, noise, x = _setup(chain, n, seed, noise, x0, device, dtype)
     drafter = drafter.to(device=x.device, dtype=x.dtype)
     T, L, dev = chain.n_steps, window, x.device
     if max_batch is None:
-        max_batch = max(1, _CHUNK_ELEMENTS // ((L + 1) * chain.dim))
-    env = make_env(chain, drafter, noise, L, policy, _parts or Parts(), x, compile=compile, record=bool(path))
+        max_batch = max(1, _CHUNK_ELEMENTS // ((L + 1) * drafts * chain.dim))
+    env = make_env(chain, drafter, noise, L, policy, _parts or parts, x, compile=compile, record=bool(path),
+                   drafts=drafts)
     tally = Tally(n, T, L, dev)
     states = None
     if path:  # NaN until committed; one row more: the positions a round did not commit go there (no host read)
@@ -230,7 +238,7 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
         x[sl] = _run_batch(env, x[sl], torch.arange(sl.start, sl.stop, device=dev), tally, bar, states)
     if bar is not None:
         bar.close()
-    return (x if states is None else states[:n]), _stats(tally, n, T, L, drafter, policy)
+    return (x if states is None else states[:n]), _stats(tally, n, T, L, drafter, policy, verifier, drafts)
 
 
 def _record(states: torch.Tensor, env, state, info) -> None:
@@ -288,7 +296,7 @@ def _compact(n_active: int, state) -> bool:
     return B - n_active >= _COMPACT_MIN and 2 * n_active <= B
 
 
-def _stats(tally: Tally, n, T, L, drafter, policy) -> SpecStats:
+def _stats(tally: Tally, n, T, L, drafter, policy, verifier, drafts) -> SpecStats:
     c = tally.totals()
     proposed = tally.per_position("proposed")
 
@@ -297,8 +305,8 @@ def _stats(tally: Tally, n, T, L, drafter, policy) -> SpecStats:
         return a.astype(np.int64) if integer else a
 
     return SpecStats(
-        n_samples=n, n_steps=T, window=L, drafter=drafter.name, policy=policy,
-        rounds=arr(tally.sample["rounds"]), draft_evaluations=int(drafter.cost * proposed.sum()),
+        n_samples=n, n_steps=T, window=L, drafter=drafter.name, policy=policy, verifier=verifier, drafts=drafts,
+        rounds=arr(tally.sample["rounds"]), draft_evaluations=int(drafter.cost * drafts * proposed.sum()),
         proposed_per_position=arr(proposed), verified_per_position=arr(tally.per_position("verified")),
         accepted_per_position=arr(tally.per_position("accepted")),
         predicted_accepted_per_position=arr(tally.per_position("predicted"), False),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from specverify.sampler.coupling import acceptance_probability
 from specverify.sampler.kernel import RoundInfo
 
 __all__ = ["Tally"]
@@ -40,7 +39,7 @@ class Tally:
         proposed = pos < f["span"][..., None]  # (R, B, L)
         verified = pos < (f["n_acc"] + f["rejected"])[..., None]
         accepted = pos < f["n_acc"][..., None]
-        predicted = torch.where(verified, acceptance_probability(f["dist"].to(torch.float64)), 0.0)
+        predicted = torch.where(verified, f["p_accept"], 0.0)
         cell = torch.clamp(f["k"][..., None] + pos, max=self.T - 1) * L + pos
         for name, w in (("proposed", proposed), ("verified", verified), ("accepted", accepted),
                         ("predicted", predicted)):

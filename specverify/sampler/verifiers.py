@@ -1,0 +1,237 @@
+"""Verifiers: how a round's drafts are checked against the target, as replaceable parts of the round.
+
+The equations are in ``../shared/VERIFIERS.md`` and ``theory/multidraft.md``. Every verifier keeps the round
+policy (a round commits its accepted drafts plus one drawn step) and its anchor rule.
+
+- ``reflection`` (the default): one draft per step, reflection maximal coupling at each position
+  (:mod:`specverify.sampler.coupling`).
+- ``block``: one draft per step, the window's prefix accepted jointly (Sun et al. 2025, Gaussian steps): the
+  draws after the first position depend on the whole window, so its residual needs fresh noise.
+- ``dgrs``: K i.i.d. drafts at the window's first position, each with its own chain below (K x L drafted states,
+  one target call on 1 + K L rows); the first position is decided by D-GRS (the drafts tried in drafting order,
+  then a residual draw), the chosen child's chain by reflection. Why K children at the first position only: a
+  full tree grows as K^L rows, while the first position is the only one every round reaches (a later position
+  only after every earlier one is accepted), so extra drafts there pay in every round.
+
+Every drafted state is a target row (``target_evaluations``); the drafts' own model calls are counted per drafted
+state. ``drafts`` > 1 and ``block`` need ``GeneratorNoise`` (the default): a noise table holds one draw per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from specverify.errors import SamplerError
+from specverify.sampler import kernel
+from specverify.sampler.chains import _bcast
+from specverify.sampler.coupling import acceptance_probability, coupled_step
+from specverify.sampler.residual import normal_sf, residual_projection, tolerance
+
+__all__ = ["VERIFIERS", "TreeVerdict", "block_prefix", "dgrs_select", "residual_state", "verifier_parts"]
+
+VERIFIERS = ("reflection", "block", "dgrs")
+
+
+def _flat(t):
+    return t.flatten(1)
+
+
+def residual_state(mean_q, mean_p, sigma, log_a, log_b, dist, z, u) -> torch.Tensor:
+    """m_q + sigma (S e + W): S from (a phi(s - |D|) - b phi(s))_+ at the uniform u, e = (m_p - m_q) / |m_p - m_q|,
+    W the part of ``z`` orthogonal to e. Means and z (B, *shape); sigma, log a, log b, dist, u (B,)."""
+    s = _bcast(sigma, mean_q)
+    e = _flat(mean_p - mean_q) / (sigma * dist.clamp_min(torch.finfo(dist.dtype).tiny))[:, None]
+    zf = _flat(z)
+    w = zf - (zf * e).sum(1, keepdim=True) * e
+    proj = residual_projection(log_a, log_b, dist.to(torch.float64), u).to(mean_q.dtype)
+    return mean_q + s * (proj[:, None] * e + w).view_as(z)
+
+
+def block_prefix(log_ratio, dist, span, u, tol: float):
+    """Block verification's accepted prefix tau (B,) in 0 .. span, log c_tau (B,) and each position's acceptance
+    given the window (B, L). ``log_ratio``, ``dist`` (B, L): log r_i and |D| at each drafted position; ``u``
+    (B, L) the uniforms eta_1 .. eta_L."""
+    B, L = log_ratio.shape
+    pos = torch.arange(L + 1, device=span.device)
+    lr = torch.where(pos[:L] < span[:, None], log_ratio.to(torch.float64), 0.0)
+    log_c = [torch.zeros(B, dtype=torch.float64, device=lr.device)]
+    for j in range(L):  # c_i = min(1, c_{i-1} r_i)
+        log_c.append(torch.clamp(log_c[-1] + lr[:, j], max=0.0))
+    log_c = torch.stack(log_c, 1)
+    delta = dist.to(torch.float64)
+    lc = log_c[:, :L]
+    t = delta / 2 - lc / delta.clamp_min(tol)
+    mass = torch.clamp(torch.exp(lc) * normal_sf(t - delta) - normal_sf(t), min=0.0)  # M_i
+    mass = torch.where(delta > tol, mass, 0.0)
+    log_h = torch.where(lc == 0, 0.0, torch.log(mass) - torch.log(mass - torch.expm1(lc)))
+    log_h = torch.cat([log_h, log_c[:, L:]], 1)
+    log_h = torch.where(pos == span[:, None], log_c, log_h)  # h_span = c_span
+    log_h = torch.where(pos <= span[:, None], log_h, -torch.inf)
+    log_h[:, 0] = 0.0  # h_0 = 1
+    ok = torch.cat([torch.ones_like(span[:, None], dtype=torch.bool), torch.log(u) <= log_h[:, 1:]], 1)
+    tau = torch.where(ok, pos, 0).amax(1)
+    miss = torch.flip(torch.cumprod(torch.flip(-torch.expm1(log_h), [1]), 1), [1])  # P(tau < i | window)
+    reach = 1 - miss  # P(tau >= i | window)
+    p_accept = torch.where(reach[:, :L] > 0, reach[:, 1:] / reach[:, :L].clamp_min(1e-300), 0.0)
+    return tau, log_c.gather(1, tau[:, None])[:, 0], p_accept
+
+
+def _at(t, j):
+    return kernel._gather(t, j)
+
+
+def verify_block(env, s, d, t) -> kernel.Verdict:
+    """Block verification of every row's window; the first position after the accepted prefix takes the
+    residual draw, with fresh noise (``noise.extra_z``, ``noise.extra_u``)."""
+    L = env.L
+    valid = env.pos[:L] < d.span[:, None]
+    mean_p = kernel.target_means(env, d, t)
+    sig = torch.where(valid, env.sig[d.steps[:, :L]], 1.0)
+    step = coupled_step(mean_p[:, :L], d.mean_q, sig, d.z, batch_ndim=2, validate=False)
+    tau, log_c, p_accept = block_prefix(step.log_ratio, step.dist, d.span, d.noise.u, tolerance(d.Y.dtype))
+    rejected = tau < d.span
+    first = torch.clamp(tau, max=L - 1)
+    zero = torch.zeros_like(log_c)
+    res = residual_state(_at(d.mean_q, first), _at(mean_p, first), _at(sig, first), log_c, zero,
+                         _at(step.dist, first), d.noise.extra_z, d.noise.extra_u)
+    here = (env.pos[:L] == first[:, None]) & rejected[:, None]
+    out = torch.where(_bcast(here, step.draft), res.unsqueeze(1), step.draft)
+    return kernel.Verdict(mean_p, out, valid, step.dist, rejected, first, torch.where(rejected, tau, d.span),
+                          p_accept)
+
+
+def block_noise(env, s) -> kernel.RoundNoise:
+    """The round's noise, and a fresh normal and uniform per row for the residual."""
+    n = kernel.draw_noise(env, s)
+    return dataclasses.replace(n, extra_z=env.noise.fresh_normal(s.x),
+                               extra_u=env.noise.fresh_uniform(s.x.shape[:1], s.x.device))
+
+
+def dgrs_select(log_rho, dist, u, tol: float):
+    """D-GRS over K drafts tried in drafting order. ``log_rho`` (B, K) target over draft at each draft, ``dist``
+    (B,) |D|, ``u`` (B, K) float64. Returns the chosen draft (B,) (K: none, draw the residual), log lambda_K
+    (B,) and the node's acceptance probability 1 - G_{K+1} (B,)."""
+    B, K = log_rho.shape
+    delta = dist.to(torch.float64)
+    log_rho = log_rho.to(torch.float64)
+    log_lam = torch.full((B,), -torch.inf, dtype=torch.float64, device=delta.device)
+    g = torch.ones_like(delta)
+    chosen = torch.full((B,), K, dtype=torch.long, device=delta.device)
+    for k in range(K):
+        above = log_rho[:, k] > log_lam
+        log_excess = log_rho[:, k] + torch.log1p(-torch.exp(torch.clamp(log_lam - log_rho[:, k], max=0.0)))
+        take = above & (torch.log(u[:, k]) <= log_excess - torch.log(g)) & (chosen == K)
+        chosen = torch.where(take, k, chosen)
+        log_lam = torch.logaddexp(log_lam, torch.log(g))
+        tau = log_lam / delta.clamp_min(tol)
+        g_next = normal_sf(tau - delta / 2) - torch.exp(log_lam) * normal_sf(tau + delta / 2)
+        g = torch.minimum(torch.clamp(g_next, min=0.0), g)
+    degenerate = delta <= tol
+    chosen = torch.where(degenerate, 0, chosen)
+    return chosen, log_lam, torch.where(degenerate, 1.0, 1 - g)
+
+
+@dataclasses.dataclass(frozen=True)
+class TreeVerdict(kernel.Verdict):
+    """A Verdict on the chosen child's window: its ``draft`` and ``targets`` (B, L + 1) are what ``commit`` reads."""
+
+    draft: kernel.Draft = None
+    targets: kernel.Targets = None
+
+
+def tree_noise(env, s) -> kernel.RoundNoise:
+    """The round's noise, and per row: the other K - 1 children's draft noise (B, K - 1, L, *shape) and K fresh
+    uniforms (children 2 .. K, then the residual's)."""
+    n = kernel.draw_noise(env, s)
+    B, K = s.x.shape[0], env.drafts
+    z = env.noise.fresh_normal(s.x.new_empty((B, K - 1, env.L, *s.x.shape[1:])))
+    return dataclasses.replace(n, extra_z=z, extra_u=env.noise.fresh_uniform((B, K), s.x.device))
+
+
+def draft_tree(env, s, noise) -> kernel.Draft:
+    """K children's windows from every row (rows b * K + c): child 0 drafts with the round's noise, the others
+    with ``extra_z``; every child's bonus position keeps noise its own drafts do not use."""
+    K, L = env.drafts, env.L
+    rep = kernel.RoundState(*(getattr(s, f.name).repeat_interleave(K, 0) for f in dataclasses.fields(s)))
+    z = noise.z
+    kids = torch.cat([z[:, None, :L], noise.extra_z], 1)
+    z_all = torch.cat([kids, z[:, None, L:].expand(-1, K, -1, *z.shape[2:])], 2).flatten(0, 1)
+    return kernel.draft(env, rep, dataclasses.replace(noise, z=z_all, u=noise.u.repeat_interleave(K, 0)))
+
+
+def target_call_tree(env, s, d) -> kernel.Targets:
+    """ONE target call on every row's window start and its K children's drafted states (1 + K L rows). ``F``
+    (B K, L + 1) per child; ``need`` (B, 1 + K L) the rows that count; ``nonfinite`` (B, L + 1) per step."""
+    B, K, L = s.x.shape[0], env.drafts, env.L
+    Y = d.Y.view(B, K, L + 1, *d.Y.shape[2:])
+    steps = d.steps.view(B, K, L + 1)[:, 0]
+    fresh = d.fresh.view(B, K)[:, 0]
+    states = torch.cat([Y[:, 0, 0], Y[:, :, 1:].flatten(0, 2)])
+    ks = torch.cat([steps[:, 0], steps[:, None, 1:].expand(B, K, L).flatten()])
+    F = env.chain.evaluate(states, ks, check_finite=False)
+    f0 = torch.where(_bcast(fresh, s.x), s.anchor_f, F[:B])
+    F = torch.cat([f0[:, None, None].expand(B, K, 1, *s.x.shape[1:]), F[B:].view(B, K, L, *s.x.shape[1:])], 2)
+    span = d.span.view(B, K)[:, 0]
+    need = (env.pos <= span[:, None]) & (s.k[:, None] + env.pos < env.T)
+    need[:, 0] = (s.k < env.T) & ~fresh
+    bad = ~torch.isfinite(F).flatten(3).all(3)  # (B, K, L + 1)
+    need_tree = torch.cat([need[:, :1], need[:, None, 1:].expand(B, K, L).flatten(1)], 1)
+    return kernel.Targets(F.flatten(0, 1), need_tree, need & bad.any(1))
+
+
+def verify_tree(env, s, d, t) -> TreeVerdict:
+    """D-GRS at the first position over the K children, reflection down the chosen child's chain (a row that
+    draws the residual reads the last child's window, whose later positions do not count)."""
+    B, K, L = s.x.shape[0], env.drafts, env.L
+    kids = lambda a: a.view(B, K, *a.shape[1:])  # noqa: E731
+    mean_p = kids(kernel.target_means(env, d, t))
+    Y, mq, z = kids(d.Y), kids(d.mean_q), kids(d.z)
+    span, steps = d.span[::K], d.steps[::K]
+    valid = env.pos[:L] < span[:, None]
+    sig = torch.where(valid, env.sig[steps[:, :L]], 1.0)
+    s0 = sig[:, :1].expand(B, K)
+    root = coupled_step(mean_p[:, :1, 0].expand_as(z[:, :, 0]), mq[:, :1, 0].expand_as(z[:, :, 0]), s0,
+                        z[:, :, 0], batch_ndim=2, validate=False)
+    u = torch.cat([d.noise.u[::K, :1], d.noise.extra_u[:, :K - 1]], 1)
+    chosen, log_lam, p0 = dgrs_select(root.log_ratio, root.dist[:, 0], u, tolerance(d.Y.dtype))
+    res = residual_state(mq[:, 0, 0], mean_p[:, 0, 0], sig[:, 0], torch.zeros_like(log_lam), log_lam,
+                         root.dist[:, 0], z[:, 0, 0], d.noise.extra_u[:, K - 1])
+    c = torch.clamp(chosen, max=K - 1)
+    pick = lambda a: _at(a, c)  # noqa: E731
+    sel = kernel.Draft(pick(Y), pick(mq), span, steps, d.fresh[::K],
+                       kernel.RoundNoise(pick(kids(d.noise.z)), d.noise.u[::K]))
+    mp = pick(mean_p)
+    out, acc, dist = env.parts.coupling(mp[:, :L], sel.mean_q, sig, sel.z, sel.noise.u, batch_ndim=2)
+    took = chosen < K
+    out[:, 0] = torch.where(_bcast(took, res), sel.Y[:, 1], res)
+    acc[:, 0] = took
+    dist[:, 0] = root.dist[:, 0]
+    p_accept = acceptance_probability(dist.to(torch.float64))
+    p_accept[:, 0] = p0
+    v = kernel.verdict(mp, out, acc, valid, dist, span, p_accept)
+    targets = kernel.Targets(pick(kids(t.F)), t.need, t.nonfinite)
+    return TreeVerdict(**{f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, draft=sel, targets=targets)
+
+
+def commit_tree(env, s, d, t, v: TreeVerdict):
+    """The default commit on the chosen child's window; the round's info counts every target row."""
+    new, info = kernel.commit(env, s, v.draft, v.targets, v)
+    return new, dataclasses.replace(info, evaluations=t.need.sum(1), nonfinite=t.nonfinite)
+
+
+def verifier_parts(name: str, drafts: int = 1) -> kernel.Parts:
+    """The round's parts for the verifier ``name`` with ``drafts`` drafts at the window's first position."""
+    if name not in VERIFIERS:
+        raise SamplerError(f"unknown verifier {name!r}; choose one of {', '.join(VERIFIERS)}")
+    if not isinstance(drafts, int) or isinstance(drafts, bool) or drafts < 1:
+        raise SamplerError(f"drafts must be an int >= 1, got {drafts!r}")
+    if drafts > 1 and name != "dgrs":
+        raise SamplerError(f"the {name} verifier takes one draft per step; use --verifier dgrs for --drafts {drafts}")
+    if name == "block":
+        return kernel.Parts(noise=block_noise, verify=verify_block)
+    if name == "dgrs":
+        return kernel.Parts(noise=tree_noise, draft=draft_tree, target_call=target_call_tree, verify=verify_tree,
+                            commit=commit_tree)
+    return kernel.Parts()
