@@ -162,17 +162,19 @@ def check(setup: Setup, candidate, reference=None, *, alpha: float = 0.01, beta:
     """Run the suite. A candidate that returns ``"trajectories"`` gets the transition-level check against
     ``target`` (default: :func:`make_target`), sized by ``delta``; one that returns only samples, or any with
     ``terminal=True``, the terminal battery against ``reference`` (default: :func:`make_reference`), sized by
-    ``epsilon``."""
+    ``epsilon``. The candidate is probed once (``contracts.probe``: the same seed twice, and what it returns),
+    and the check chosen reuses that probe."""
     from specverify.harness import check_against_law, check_against_sampler
-    from specverify.harness.contracts import returns_trajectories
+    from specverify.harness.contracts import probe
     from specverify.harness.trajectory_check import check_trajectories
 
-    if not terminal and returns_trajectories(candidate, seed):
+    seen = None if terminal else probe(candidate, seed)  # --terminal: the battery probes on its own, as before
+    if seen is not None and seen.trajectories:
         return check_trajectories(candidate, make_target(setup) if target is None else target, alpha=alpha,
                                   beta=beta, delta=_delta(setup, target, delta), n=n, seed=seed,
-                                  lags=lags, keep_samples=keep_samples)
+                                  lags=lags, keep_samples=keep_samples, probe=seen)
     kind, ref = make_reference(setup) if reference is None else reference
-    opts = dict(alpha=alpha, beta=beta, epsilon=epsilon, n=n, seed=seed, keep_samples=keep_samples)
+    opts = dict(alpha=alpha, beta=beta, epsilon=epsilon, n=n, seed=seed, keep_samples=keep_samples, probe=seen)
     if kind == "law":
         return check_against_law(candidate, ref.mean, ref.eigvals, ref.eigvecs, **opts)
     return check_against_sampler(candidate, ref, setup.dim, n_perm=n_perm, **opts)

@@ -50,3 +50,22 @@ def test_medusa_training_options_reach_the_heads(tmp_path, monkeypatch):
 
     assert cache_path(setup.chain(), 3 + 1, key=setup.key, **train).exists()  # named by the training options
     assert not cache_path(setup.chain(), 3 + 1, key=setup.key).exists()  # not the default training
+
+
+@pytest.mark.parametrize("path", [True, False])
+def test_check_probes_the_candidate_once(path):
+    """bridge.check calls candidate(8, seed) twice (the same seed must give the same samples; what comes back
+    chooses the check) and no more: seed hygiene reuses the probe's samples, and a samples-only candidate goes to
+    the terminal battery with the same probe."""
+    from specverify.bridge import check, make_candidate
+
+    setup = make_setup("gaussian", dim=2, steps=10)
+    inner, calls = make_candidate(setup, path=path), []
+
+    def candidate(n, seed):
+        calls.append((n, seed))
+        return inner(n, seed)
+
+    rep = check(setup, candidate, n=100, seed=3)
+    assert rep.reference.startswith("innovations") == path
+    assert calls.count((8, 3)) == 2 and not [c for c in calls if c[0] < 8]

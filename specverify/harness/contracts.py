@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import math
 import signal
 import threading
@@ -43,8 +44,8 @@ import numpy as np
 from specverify._validate import positive_int
 from specverify.errors import CandidateError, ContractError, SpecverifyError, UsageError
 
-__all__ = ["ACCEPTANCE_KEYS", "HYGIENE_SEEDS", "STEP_KEYS", "CandidateError", "ContractError", "check_seeded", "draw",
-           "returns_trajectories", "run", "run_paths", "run_with_paths", "shared_rows", "time_limit"]
+__all__ = ["ACCEPTANCE_KEYS", "HYGIENE_SEEDS", "STEP_KEYS", "CandidateError", "ContractError", "Probe", "check_seeded",
+           "draw", "probe", "probed", "run", "run_paths", "run_with_paths", "shared_rows", "time_limit"]
 
 ACCEPTANCE_KEYS = ("accepted", "predicted", "verified", "predicted_var", "accepted_per_position",
                    "verified_per_position", "predicted_per_position")
@@ -266,9 +267,6 @@ def run_paths(fn, n: int, seed: int, *, steps: int, dim: int, what: str = "candi
     return paths, acc, kind
 
 
-def returns_trajectories(fn, seed: int, *, what: str = "candidate", timeout: float | None = None) -> bool:
-    """Whether ``fn(2, seed)`` returns a mapping with ``"trajectories"`` (a probe before the check is chosen)."""
-    return run_with_paths(fn, 2, seed, what=what, timeout=timeout)[2] is not None
 
 
 def draw(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidate",
@@ -277,27 +275,59 @@ def draw(fn, n: int, seed: int, *, dim: int | None = None, what: str = "candidat
     return run(fn, n, seed, dim=dim, what=what, timeout=timeout)[0]
 
 
-def check_seeded(fn, seed: int, *, n: int = 8, what: str = "candidate", timeout: float | None = None) -> bool:
-    """The same seed must give the same samples (reproducible verdicts depend on it).
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """What :func:`probe` saw of ``fn(n, seed)``: its checked samples (n, d), whether it reports acceptance counts
+    and whether it returns trajectories."""
 
-    Returns whether ``fn`` reports acceptance counts."""
-    (a, acc), b = run(fn, n, seed, what=what, timeout=timeout), draw(fn, n, seed, what=what, timeout=timeout)
+    n: int
+    seed: int
+    samples: np.ndarray
+    counts: bool
+    trajectories: bool
+
+
+def probe(fn, seed: int, *, n: int = 8, what: str = "candidate", timeout: float | None = None) -> Probe:
+    """``fn(n, seed)`` twice: the same seed must give the same samples (reproducible verdicts depend on it); the
+    first call also tells what the candidate returns (the check is chosen from it) and its samples are reused by
+    the seed-hygiene test (:func:`shared_rows`)."""
+    a, acc, paths, _ = run_with_paths(fn, n, seed, what=what, timeout=timeout)
+    b = draw(fn, n, seed, what=what, timeout=timeout)
     if not np.array_equal(a, b):
         raise ContractError(f"{what} returned different samples for the same seed {seed}: it ignores its seed; "
                             "seed its generator from the seed argument")
-    return acc is not None
+    return Probe(int(n), int(seed), a, acc is not None, paths is not None)
+
+
+def check_seeded(fn, seed: int, *, n: int = 8, what: str = "candidate", timeout: float | None = None) -> bool:
+    """:func:`probe`; returns whether ``fn`` reports acceptance counts."""
+    return probe(fn, seed, n=n, what=what, timeout=timeout).counts
+
+
+def probed(fn, seed: int, given: Probe | None) -> Probe:
+    """``given`` (a caller's probe of ``fn`` at ``seed``), else a new :func:`probe`."""
+    if given is None:
+        return probe(fn, seed)
+    if given.seed != seed:
+        raise UsageError(f"the probe was made at seed {given.seed}, the check runs at seed {seed}")
+    return given
 
 
 HYGIENE_SEEDS = (1, 720720)  # offsets of the second seeds: 720720 = lcm(1..16), so seed % m collides for m <= 16
 
 
-def shared_rows(fn, seed: int, *, n: int = 64, what: str = "candidate", timeout: float | None = None) -> dict:
+def shared_rows(fn, seed: int, *, n: int = 64, what: str = "candidate", timeout: float | None = None,
+                first: Probe | None = None) -> dict:
     """Seed hygiene: rows that ``fn(n, seed)`` shares with ``fn(n, seed + o)`` for each offset o of
     :data:`HYGIENE_SEEDS` (a sampler of a continuous law shares none; one that reduces its seed modulo a small
-    number, or ignores part of it, repeats its samples). Returns {second seed: shared rows}."""
+    number, or ignores part of it, repeats its samples). Returns {second seed: shared rows}. ``first``: a
+    :func:`probe` of ``fn``; its samples stand for ``fn(n, seed)`` when it was made at the same n and seed."""
     from specverify.harness.stats.independence import duplicate_rows
 
-    a = draw(fn, n, seed, what=what, timeout=timeout)
+    if first is not None and (first.n, first.seed) == (n, seed):
+        a = first.samples
+    else:
+        a = draw(fn, n, seed, what=what, timeout=timeout)
     out = {}
     for offset in HYGIENE_SEEDS:
         b = draw(fn, n, seed + offset, what=what, timeout=timeout)

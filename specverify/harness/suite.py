@@ -24,7 +24,7 @@ import numpy as np
 
 from specverify._validate import in_unit_interval, positive_int
 from specverify.errors import SampleSizeError, UsageError
-from specverify.harness.contracts import check_seeded, run, shared_rows
+from specverify.harness.contracts import Probe, probed, run, shared_rows
 from specverify.harness.report import AcceptanceSummary, Report, ReportTest
 from specverify.harness.stats import MIN_SAMPLES, gaussian_one_sample
 from specverify.harness.stats.acceptance import acceptance_summary, acceptance_test
@@ -88,9 +88,10 @@ def _independence(candidate, x, y, alpha, seed) -> Battery:
     return holm([exact_duplicate_test(x), near, hygiene_test(candidate, seed)], alpha)
 
 
-def hygiene_test(candidate, seed: int, n: int = 64) -> TestResult:
-    """Seed hygiene: ``candidate(n, seed)`` shares no row with a second seed's samples (p = 1 if none, else 0)."""
-    shared = shared_rows(candidate, seed, n=n)
+def hygiene_test(candidate, seed: int, n: int = 64, first: Probe | None = None) -> TestResult:
+    """Seed hygiene: ``candidate(n, seed)`` shares no row with a second seed's samples (p = 1 if none, else 0).
+    ``first``: the candidate's probe, whose samples are reused when it was made at (n, seed)."""
+    shared = shared_rows(candidate, seed, n=n, first=first)
     return TestResult("independence[seed hygiene]", float(sum(shared.values())), 0.0 if any(shared.values()) else 1.0,
                       f"rows of candidate({n}, {seed}) repeated by candidate({n}, s) for s in {sorted(shared)} "
                       "(none for independent draws of a continuous law: p = 1 if none, else 0)", n)
@@ -154,12 +155,14 @@ def terminal_plan(kind: str, dim: int, *, alpha: float, beta: float, epsilon: fl
 
 
 def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
-                      seed=0, keep_samples: bool = False) -> Report:
-    """One-sample battery of ``candidate(n, seed)`` against N(mean, Q diag(eigvals) Q^T), plus acceptance."""
+                      seed=0, keep_samples: bool = False, probe: Probe | None = None) -> Report:
+    """One-sample battery of ``candidate(n, seed)`` against N(mean, Q diag(eigvals) Q^T), plus acceptance.
+    ``probe``: the candidate's ``contracts.probe`` at ``seed`` if the caller made it (else it is made here)."""
     t0 = time.perf_counter()
     _levels(alpha, beta, epsilon, n)
     d = len(mean)
-    sizing = terminal_plan("exact", d, alpha=alpha, beta=beta, epsilon=epsilon, counts=check_seeded(candidate, seed))
+    counts = probed(candidate, seed, probe).counts
+    sizing = terminal_plan("exact", d, alpha=alpha, beta=beta, epsilon=epsilon, counts=counts)
     a_block, a_test, needed = sizing["block_alpha"], sizing["test_alpha"], sizing["n_needed"]
     n = needed if n is None else int(n)
     x, acc = run(candidate, n, seed, dim=d)
@@ -176,8 +179,10 @@ def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.0
 
 
 def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
-                          seed=0, n_perm: int | None = None, keep_samples: bool = False) -> Report:
-    """Two-sample battery (KS, MMD, energy; minP) against ``reference(n, seed)``, plus acceptance.
+                          seed=0, n_perm: int | None = None, keep_samples: bool = False,
+                          probe: Probe | None = None) -> Report:
+    """Two-sample battery (KS, MMD, energy; minP) against ``reference(n, seed)``, plus acceptance (``probe``: as
+    in :func:`check_against_law`).
 
     The independence and acceptance blocks are decided first: when one rejects, the verdict is made and the
     battery's permutations stop early (``two_sample_minp(settled=True)``)."""
@@ -186,7 +191,7 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
     t0 = time.perf_counter()
     _levels(alpha, beta, epsilon, n)
     sizing = terminal_plan("sampler", dim, alpha=alpha, beta=beta, epsilon=epsilon,
-                           counts=check_seeded(candidate, seed), n_perm=n_perm)
+                           counts=probed(candidate, seed, probe).counts, n_perm=n_perm)
     a_block, a_test, needed = sizing["block_alpha"], sizing["test_alpha"], sizing["n_needed"]
     n = needed if n is None else int(n)
     x, acc = run(candidate, n, seed, dim=dim)

@@ -25,7 +25,7 @@ from scipy import stats
 
 from specverify._validate import in_unit_interval, positive_int
 from specverify.errors import SampleSizeError, UsageError
-from specverify.harness.contracts import check_seeded, run_paths
+from specverify.harness.contracts import Probe, probed, run_paths
 from specverify.harness.innovations import Innovations, trajectories_needed
 from specverify.harness.report import Report
 from specverify.harness.stats import MIN_SAMPLES
@@ -112,15 +112,18 @@ def _validate(alpha, beta, delta, n, lags):
 
 
 def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 0.05, delta: float = DEFAULT_DELTA,
-                       n: int | None = None, seed: int = 0, lags: int = 9, keep_samples: bool = False) -> Report:
+                       n: int | None = None, seed: int = 0, lags: int = 9, keep_samples: bool = False,
+                       probe: Probe | None = None) -> Report:
     """The transition-level check of ``candidate(n, seed)`` (returning ``"trajectories"``) against ``target``
-    (a :class:`Transition`, or any object :func:`as_transition` accepts)."""
+    (a :class:`Transition`, or any object :func:`as_transition` accepts). ``probe``: the candidate's
+    ``contracts.probe`` at ``seed`` if the caller made it (else it is made here); its samples serve seed hygiene."""
     from specverify.harness.suite import _acceptance_block, _report, hygiene_test
 
     t0 = time.perf_counter()
     _validate(alpha, beta, delta, n, lags)
     target = as_transition(target)
-    counts = check_seeded(candidate, seed)
+    first = probed(candidate, seed, probe)
+    counts = first.counts
     untested = counts and n is not None and n < MIN_SAMPLES  # too few trajectories for the acceptance t-test
     ledger = plan(target, alpha=alpha, beta=beta, delta=delta, lags=lags, counts=counts and not untested)
     a_block = alpha / len(ledger["blocks"])
@@ -129,7 +132,8 @@ def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 
     acc = None if untested else acc
     blocks = [("initial law", holm(inn.initial_tests(), a_block)),
               ("innovations", holm(inn.innovation_tests(), a_block)),
-              ("independence", holm([*inn.duplicate_tests(), hygiene_test(candidate, seed, HYGIENE_ROWS)], a_block)),
+              ("independence", holm([*inn.duplicate_tests(), hygiene_test(candidate, seed, HYGIENE_ROWS, first)],
+                                     a_block)),
               *_acceptance_block(acc, a_block)]
     shift = _smallest_shift(n, ledger["projection_test_alpha"], beta, ledger["noisy_steps"])
     ledger |= {"n": n, "smallest_detectable_shift": shift, "trajectory_dtype": dtype, "mean_from": target.source}
