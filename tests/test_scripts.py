@@ -44,6 +44,34 @@ def test_calibrate_smoke(tmp_path):
     assert "Clopper-Pearson" in md.read_text()
 
 
+def test_calibrate_innovations_at_the_checks_own_n(tmp_path):
+    """--n auto: every replicate runs at the n that the check sizes at --alpha (as `specverify check` does when
+    --n is left out), and is read at that alpha only, with its 99% Clopper-Pearson interval; bad input is exit 2."""
+    import json
+
+    import pytest
+
+    from specverify.bridge import make_setup, make_target
+    from specverify.harness.trajectory_check import plan
+
+    mod = _load("calibrate_innovations")
+    js, md = tmp_path / "c.json", tmp_path / "c.md"
+    mod.main(["--n", "auto", "--alpha", "0.01", "--configs", "gmm", "--replicates", "1", "--json", str(js),
+              "--markdown", str(md)])
+    (res,) = json.loads(js.read_text())
+    setup = make_setup("gmm", dim=2, steps=100)
+    sized = plan(make_target(setup), alpha=0.01, beta=0.05, delta=setup.entry.delta, lags=9, counts=True)
+    assert res["settings"]["n"] == sized["n_needed"] and res["n_sized_at"] == 0.01
+    assert [a["alpha"] for a in res["alphas"]] == [0.01]
+    a = res["alphas"][0]
+    assert a["ci99_low"] <= a["rate"] <= a["ci99_high"] and a["rejections"] == round(a["rate"])
+    assert "own sized n" in md.read_text() and f"| {sized['n_needed']} | 1 | 0.01 |" in md.read_text()
+    for argv in (["--configs", "nope"], ["--n", "auto", "--alpha", "1.5"]):
+        with pytest.raises(SystemExit) as e:
+            mod.main(argv)
+        assert e.value.code == 2
+
+
 def test_power_smoke(tmp_path, capsys):
     mod = _load("power")
     js = tmp_path / "p.json"
