@@ -4,7 +4,8 @@
   :mod:`specverify.sampler.problems`) and its ground truth (an exact law or a reference sampler, from
   :mod:`specverify.harness.reference`). Adding a problem is one file per side and one entry here; nothing else
   dispatches on problem names.
-- :func:`make_candidate` wraps our sampler (or a mutant) as a black box ``candidate(n, seed)``, the contract
+- :func:`run_ours` runs our sampler (plain, speculative or a mutant) with every option (:class:`Ours`): the one
+  way the faces start it. :func:`make_candidate` wraps it as a black box ``candidate(n, seed)``, the contract
   the harness judges every sampler through; :func:`check` runs the suite on it.
 
 The faces (`specverify check`, `mutants`, `accept`, the scripts of ``paper_repro/``) go through here.
@@ -17,8 +18,9 @@ import dataclasses
 from specverify._validate import positive_int
 from specverify.errors import UsageError
 
-__all__ = ["REGISTRY", "STRESS_WINDOW", "ProblemEntry", "Setup", "check", "entry", "make_builtin_drafter",
-           "make_candidate", "make_reference", "make_setup", "make_target", "mutant_verdict", "reference_name"]
+__all__ = ["REGISTRY", "STRESS_WINDOW", "Ours", "ProblemEntry", "Setup", "check", "entry", "make_builtin_drafter",
+           "make_candidate", "make_reference", "make_setup", "make_target", "mutant_verdict", "reference_name",
+           "run_ours"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,19 +108,66 @@ def make_builtin_drafter(setup: Setup, name: str, window: int, *, stress_delta: 
     return make_drafter(name)
 
 
-def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str = "frozen-denoiser", window: int = 8,
-                   mutant: str | None = None, stress_delta: float = 1.2, device="cpu", path: bool = False):
-    """Our sampler (or the named mutant) on ``setup`` as a black box: (n, seed) -> samples and acceptance counts;
-    with ``path=True`` also its committed ``"trajectories"`` (n, T + 1, d), for the transition-level check."""
+@dataclasses.dataclass(frozen=True)
+class Ours:
+    """Which of our samplers runs, with which options: ``sampler`` plain or speculative; ``drafter`` and
+    ``window``; the round ``policy``; the ``verifier`` and its ``drafts`` per node (speculative only); a known-broken
+    ``mutant`` instead (``specverify.sampler.mutants``); the stress drafter's ``stress_delta``."""
+
+    sampler: str = "speculative"
+    drafter: str = "frozen-denoiser"
+    window: int = 8
+    policy: str = "accepted+1"
+    verifier: str = "reflection"
+    drafts: int = 1
+    mutant: str | None = None
+    stress_delta: float = 1.2
+
+    def __post_init__(self):
+        from specverify.sampler.mutants import MUTANTS
+
+        if self.mutant and (self.mutant not in MUTANTS or self.sampler != "speculative"):
+            raise UsageError(f"--mutant needs --sampler speculative and one of {', '.join(MUTANTS)}")
+
+    def describe(self) -> dict:
+        """The options a report records (the speculative ones only for the speculative sampler)."""
+        if self.sampler == "plain":
+            return {"sampler": "plain"}
+        return {"sampler": self.sampler, "drafter": self.drafter, "window": self.window, "policy": self.policy,
+                "verifier": self.verifier, "drafts": self.drafts, **({"mutant": self.mutant} if self.mutant else {})}
+
+
+def run_ours(setup: Setup, ours: Ours, n: int, seed: int | None, *, dtype=None, device="cpu", max_batch=None,
+             progress=False, path: bool = False, drafter=None, chain=None, compile=False):
+    """Our sampler on ``setup``: ``(x, stats)``, stats None for the plain sampler; ``x`` the samples (n, *shape)
+    or, with ``path=True``, the paths (n, T + 1, *shape). ``drafter`` and ``chain``: already built for ``ours``
+    and ``setup`` (else built here); ``dtype`` default float64."""
     import torch
 
-    from specverify.sampler.mutants import MUTANTS, mutant_sample
+    from specverify.sampler.mutants import mutant_sample
     from specverify.sampler.speculative import plain_sample, speculative_sample
 
-    if mutant and (mutant not in MUTANTS or sampler != "speculative"):
-        raise UsageError(f"--mutant needs --sampler speculative and one of {', '.join(MUTANTS)}")
+    chain, dtype = chain or setup.chain(), dtype or torch.float64
+    if ours.sampler == "plain":
+        return plain_sample(chain, n, seed=seed, device=device, dtype=dtype, progress=progress, path=path), None
+    d = drafter or make_builtin_drafter(setup, ours.drafter, ours.window, stress_delta=ours.stress_delta)
+    kw = dict(window=ours.window, seed=seed, device=device, dtype=dtype, path=path, policy=ours.policy,
+              verifier=ours.verifier, drafts=ours.drafts, max_batch=max_batch, progress=progress, compile=compile)
+    if ours.mutant:
+        return mutant_sample(ours.mutant, chain, d, n, **kw)
+    return speculative_sample(chain, d, n, **kw)
+
+
+def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str = "frozen-denoiser", window: int = 8,
+                   mutant: str | None = None, stress_delta: float = 1.2, device="cpu", path: bool = False,
+                   ours: Ours | None = None):
+    """Our sampler (or the named mutant) on ``setup`` as a black box: (n, seed) -> samples and acceptance counts;
+    with ``path=True`` also its committed ``"trajectories"`` (n, T + 1, d), for the transition-level check.
+    ``ours`` gives every option at once (it replaces sampler, drafter, window, mutant and stress_delta)."""
+    ours = ours or Ours(sampler, drafter, window, mutant=mutant, stress_delta=stress_delta)
     chain = setup.chain()
-    d = make_builtin_drafter(setup, drafter, window, stress_delta=stress_delta) if sampler != "plain" else None
+    d = None if ours.sampler == "plain" else make_builtin_drafter(setup, ours.drafter, ours.window,
+                                                                  stress_delta=ours.stress_delta)
 
     def output(x, n):  # image states (digits: (n, 1, 8, 8)) are flattened to (n, d) for the harness
         if not path:
@@ -127,14 +176,10 @@ def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str =
         return {"samples": paths[:, -1], "trajectories": paths}
 
     def candidate(n, seed):
-        if sampler == "plain":
-            out = output(plain_sample(chain, n, seed=seed, device=device, dtype=torch.float64, path=path), n)
+        x, st = run_ours(setup, ours, n, seed, device=device, path=path, drafter=d, chain=chain)
+        if st is None:
+            out = output(x, n)
             return out if path else out["samples"]
-        kw = dict(window=window, seed=seed, device=device, dtype=torch.float64, path=path)
-        if mutant:
-            x, st = mutant_sample(mutant, chain, d, n, **kw)
-        else:
-            x, st = speculative_sample(chain, d, n, **kw)
         return {**output(x, n), "accepted": st.accepted_per_sample,
                 "predicted": st.predicted_per_sample, "verified": st.verified_per_sample,
                 "predicted_var": st.predicted_var_per_sample,

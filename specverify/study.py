@@ -114,11 +114,11 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
 
 def run_study(setup, drafters, windows, *, n: int, seed: int = 0, dtype=torch.float64, device="cpu",
               progress: bool = False, confidence: float = CONFIDENCE, policies=("accepted+1",),
-              medusa_train: dict | None = None) -> list[dict]:
-    """Run our speculative sampler for every drafter, window and round policy on a built-in ``setup``; one row
-    each (policies side by side, in the order given). ``medusa_train``: see ``bridge.make_builtin_drafter``."""
-    from specverify.bridge import make_builtin_drafter
-    from specverify.sampler.speculative import speculative_sample
+              medusa_train: dict | None = None, verifier: str = "reflection", drafts: int = 1) -> list[dict]:
+    """Run our speculative sampler for every drafter, window and round policy on a built-in ``setup``, with the
+    given ``verifier`` and ``drafts``; one row each (policies side by side, in the order given).
+    ``medusa_train``: see ``bridge.make_builtin_drafter``."""
+    from specverify.bridge import Ours, make_builtin_drafter, run_ours
 
     chain = setup.chain()
     rows = []
@@ -127,8 +127,9 @@ def run_study(setup, drafters, windows, *, n: int, seed: int = 0, dtype=torch.fl
             drafter = make_builtin_drafter(setup, name, window, medusa_train=medusa_train)
             for policy in policies:
                 t0 = time.perf_counter()
-                _, st = speculative_sample(chain, drafter, n, window=window, seed=seed, dtype=dtype, device=device,
-                                           progress=progress, policy=policy)
+                ours = Ours(drafter=name, window=window, policy=policy, verifier=verifier, drafts=drafts)
+                _, st = run_ours(setup, ours, n, seed, dtype=dtype, device=device, progress=progress, drafter=drafter,
+                                 chain=chain)
                 row = acceptance_row(st, chain.sigma, needs_anchor=drafter.needs_anchor, confidence=confidence)
                 row["seconds"] = time.perf_counter() - t0
                 rows.append(row)

@@ -8,7 +8,7 @@ import time
 
 from specverify.cli import sharding, stress
 from specverify.cli.mutants import cmd_mutants
-from specverify.cli.parser import accept_lists
+from specverify.cli.parser import accept_lists, ours
 from specverify.errors import UsageError
 
 
@@ -37,8 +37,7 @@ def _cmd_sample(args) -> int:
     import numpy as np
     import torch
 
-    from specverify.bridge import make_builtin_drafter
-    from specverify.sampler.speculative import plain_sample, speculative_sample
+    from specverify.bridge import run_ours
 
     device = _device(args.device)
     dtype = getattr(torch, args.dtype)
@@ -54,16 +53,12 @@ def _cmd_sample(args) -> int:
     if x is not None:  # sharded: pooled samples and statistics
         x, stats = torch.from_numpy(x), _plain_stats(chain, args.n) if st is None else st.to_dict()
         run.update(sharding.report_fields(args))
-    elif args.sampler == "plain":
-        x = plain_sample(chain, args.n, seed=args.seed, device=device, dtype=dtype, progress=progress)
-        stats = _plain_stats(chain, args.n)
     else:
-        drafter = make_builtin_drafter(setup, args.drafter, args.window)
-        x, st = speculative_sample(chain, drafter, args.n, window=args.window, seed=args.seed, device=device,
-                                   dtype=dtype, max_batch=args.max_batch, progress=progress, policy=args.policy)
-        stats = st.to_dict()
+        x, st = run_ours(setup, ours(args), args.n, args.seed, dtype=dtype, device=device, max_batch=args.max_batch,
+                         progress=progress, chain=chain)
+        stats = _plain_stats(chain, args.n) if st is None else st.to_dict()
     if args.sampler != "plain":
-        run.update(drafter=args.drafter, window=args.window, policy=args.policy)
+        run.update(ours(args).describe())
     if device.type == "cuda":
         torch.cuda.synchronize()
     stats["wall_seconds"] = time.perf_counter() - t0
@@ -133,8 +128,7 @@ def _check_candidate(args, setup, device):
 
     if args.candidate is None:
         what = f"mutant {args.mutant}" if args.mutant else f"{args.sampler} sampler"
-        return make_candidate(setup, sampler=args.sampler, drafter=args.drafter, window=args.window,
-                              mutant=args.mutant, device=device, path=not args.terminal), what
+        return make_candidate(setup, ours=ours(args), device=device, path=not args.terminal), what
     from specverify.harness.adapters import chain_candidate, detect_contract, load
 
     if args.mutant:
@@ -201,6 +195,7 @@ def _context(args) -> dict:
         out.update(candidate=args.candidate, reference_option=args.reference,
                    sampler=None if args.candidate else args.sampler, mutant=args.mutant,
                    drafter=args.drafter if ours else None, window=args.window if ours else None,
+                   **({"policy": args.policy, "verifier": args.verifier, "drafts": args.drafts} if ours else {}),
                    alpha=args.alpha, n=args.n, seed=args.seed, stress=args.stress)
     elif args.command == "mutants":
         out.update(alpha=args.alpha, n=args.n, seed=args.seed)
@@ -334,10 +329,11 @@ def _cmd_accept(args) -> str:
     with sharding.engine(args) as eng:
         if eng is None:
             rows = study.run_study(setup, drafters, windows, n=args.n, seed=args.seed, device=device,
-                                   progress=progress, policies=args.policies)
+                                   progress=progress, policies=args.policies, verifier=args.verifier,
+                                   drafts=args.drafts)
         else:
             rows = sharding.sharded_study(eng, setup, drafters, windows, n=args.n, seed=args.seed, device=device,
-                                          policies=args.policies)
+                                          policies=args.policies, verifier=args.verifier, drafts=args.drafts)
     result = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "n": args.n, "seed": args.seed,
               "confidence": study.CONFIDENCE, "rows": rows, **sharding.report_fields(args)}
     _write(args.json, json.dumps(result, indent=2) + "\n")

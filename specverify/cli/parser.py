@@ -11,7 +11,9 @@ from specverify.cli.sharding import add_shard_args, check_shard_args
 from specverify.errors import SampleSizeError, UsageError
 from specverify.specs import ROUND_POLICIES
 
-__all__ = ["accept_lists", "build_parser", "check_args", "check_names"]
+__all__ = ["accept_lists", "build_parser", "check_args", "check_names", "ours"]
+
+VERIFIERS = ("reflection", "block", "dgrs")  # specverify.sampler.verifiers.VERIFIERS (a test keeps them equal)
 
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
@@ -25,6 +27,24 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prediction", choices=("eps", "x0", "v"), default="eps", help="model parametrisation")
     p.add_argument("--components", type=int, default=8, help="gmm: number of mixture components")
     p.add_argument("--step-size", type=float, default=None, help="Langevin problems: step size h")
+
+
+def _add_verifier_args(p: argparse.ArgumentParser, policy: bool = True) -> None:
+    if policy:
+        p.add_argument("--policy", choices=ROUND_POLICIES, default=ROUND_POLICIES[0],
+                       help="round policy (theory/rounds.md): accepted+1 (default) or window-start")
+    p.add_argument("--verifier", choices=VERIFIERS, default=VERIFIERS[0],
+                   help="how drafts are checked (theory/multidraft.md): reflection (default), block (the window's "
+                        "prefix jointly) or dgrs (--drafts drafts at each window's first position)")
+    p.add_argument("--drafts", type=int, default=1, help="dgrs: drafts per window's first position K (>= 1)")
+
+
+def ours(args):
+    """Our sampler's options (bridge.Ours) from a command's arguments."""
+    from specverify.bridge import Ours
+
+    return Ours(args.sampler, args.drafter, args.window, args.policy, args.verifier, args.drafts,
+                mutant=getattr(args, "mutant", None))
 
 
 class _ArgumentError(UsageError):
@@ -53,8 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", choices=("plain", "speculative"), default="speculative")
     s.add_argument("--drafter", default="frozen-denoiser", help="drafter (see `specverify drafters`)")
     s.add_argument("--window", type=int, default=8, help="drafted steps per window L (>= 1)")
-    s.add_argument("--policy", choices=ROUND_POLICIES, default=ROUND_POLICIES[0],
-                   help="round policy (theory/rounds.md): accepted+1 (default) or window-start")
+    _add_verifier_args(s)
     s.add_argument("--n", type=int, default=1000, help="number of samples")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -72,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sampler", choices=("plain", "speculative"), default="speculative")
     c.add_argument("--drafter", default="frozen-denoiser", help="drafter (see `specverify drafters`)")
     c.add_argument("--window", type=int, default=8, help="drafted steps per window L (>= 1)")
+    _add_verifier_args(c)
     c.add_argument("--n", type=int, default=None, help="samples (default: from --alpha, --beta, --epsilon)")
     c.add_argument("--alpha", type=float, default=0.01, help="family-wise false-alarm rate of the verdict")
     c.add_argument("--beta", type=float, default=0.05, help="miss rate at KS distance --epsilon (sizes n)")
@@ -138,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--windows", default="1,2,4,8,16", help="comma-separated windows L")
     a.add_argument("--policies", default=",".join(ROUND_POLICIES),
                    help="comma-separated round policies, side by side (default: both)")
+    _add_verifier_args(a, policy=False)
     a.add_argument("--n", type=int, default=1000, help="trajectories per (drafter, window)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--device", default="cpu")
@@ -223,6 +244,10 @@ def check_args(args) -> None:
     _number(args, "step-size", what=" (the Langevin step h)")
     _need(getattr(args, "window", 1) >= 1, f"--window must be >= 1 (drafted steps per window), got "
                                            f"{getattr(args, 'window', None)}")
+    _need(getattr(args, "drafts", 1) >= 1, f"--drafts must be >= 1, got {getattr(args, 'drafts', None)}")
+    _need(getattr(args, "drafts", 1) == 1 or args.verifier == "dgrs",
+          f"--drafts {getattr(args, 'drafts', None)} needs --verifier dgrs (the other verifiers take one draft per "
+          "step)")
     _need(getattr(args, "max_batch", None) is None or args.max_batch >= 1, "--max-batch must be >= 1")
     _need(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
     if cmd in ("check", "mutants"):

@@ -124,23 +124,19 @@ def report_fields(args) -> dict:
 class _SampleTask:
     """Our sampler on ``setup`` for one shard: the samples and, when speculative, its statistics as arrays."""
 
-    def __init__(self, setup, sampler, drafter, window, device, dtype, max_batch=None, keep_samples=True,
-                 policy="accepted+1"):
-        self.setup, self.sampler, self.drafter, self.window, self.policy = setup, sampler, drafter, window, policy
+    def __init__(self, setup, ours, device, dtype, max_batch=None, keep_samples=True):
+        self.setup, self.ours = setup, ours
         self.device, self.dtype, self.max_batch, self.keep = str(device), dtype, max_batch, keep_samples
 
     def __call__(self, size: int, seed: int) -> dict:
         import torch
 
-        from specverify.bridge import make_builtin_drafter
-        from specverify.sampler.speculative import plain_sample, speculative_sample
+        from specverify.bridge import run_ours
 
-        chain, dtype = self.setup.chain(), getattr(torch, self.dtype)
-        if self.sampler == "plain":
-            return {"samples": plain_sample(chain, size, seed=seed, device=self.device, dtype=dtype).cpu().numpy()}
-        drafter = make_builtin_drafter(self.setup, self.drafter, self.window)
-        x, st = speculative_sample(chain, drafter, size, window=self.window, seed=seed, device=self.device,
-                                   dtype=dtype, max_batch=self.max_batch, policy=self.policy)
+        x, st = run_ours(self.setup, self.ours, size, seed, dtype=getattr(torch, self.dtype), device=self.device,
+                         max_batch=self.max_batch)
+        if st is None:
+            return {"samples": x.cpu().numpy()}
         out = {f.name: np.asarray(getattr(st, f.name)) for f in dataclasses.fields(st)}
         if self.keep:
             out["samples"] = x.cpu().numpy()
@@ -168,18 +164,20 @@ def merge_stats(parts: list[dict]):
 
 def sharded_samples(eng, args, setup, device):
     """``sample`` through the shards: the pooled samples (numpy) and SpecStats (None for the plain sampler)."""
-    task = _SampleTask(setup, args.sampler, args.drafter, args.window, device, args.dtype, args.max_batch,
-                       policy=getattr(args, "policy", "accepted+1"))
+    from specverify.cli.parser import ours
+
+    task = _SampleTask(setup, ours(args), device, args.dtype, args.max_batch)
     parts = eng.map(task, args.n, args.seed, call=f"sample-n{args.n}-seed{args.seed}")
     x = np.concatenate([p.pop("samples") for p in parts])
     return x, None if args.sampler == "plain" else merge_stats(parts)
 
 
-def sharded_study(eng, setup, drafters, windows, *, n, seed, device, policies=("accepted+1",)) -> list[dict]:
+def sharded_study(eng, setup, drafters, windows, *, n, seed, device, policies=("accepted+1",),
+                  verifier="reflection", drafts=1) -> list[dict]:
     """``accept`` through the shards: one row per (drafter, window, policy), as :func:`specverify.study.run_study`."""
     import time
 
-    from specverify.bridge import make_builtin_drafter
+    from specverify.bridge import Ours, make_builtin_drafter
     from specverify.study import acceptance_row
 
     chain, rows = setup.chain(), []
@@ -188,9 +186,10 @@ def sharded_study(eng, setup, drafters, windows, *, n, seed, device, policies=("
             needs_anchor = make_builtin_drafter(setup, name, window).needs_anchor
             for policy in policies:
                 t0 = time.perf_counter()
-                task = _SampleTask(setup, "speculative", name, window, device, "float64", keep_samples=False,
-                                   policy=policy)
-                st = merge_stats(eng.map(task, n, seed, call=f"accept-{name}-L{window}-{policy}-n{n}-seed{seed}"))
+                ours = Ours(drafter=name, window=window, policy=policy, verifier=verifier, drafts=drafts)
+                task = _SampleTask(setup, ours, device, "float64", keep_samples=False)
+                call = f"accept-{name}-L{window}-{policy}-{verifier}-K{drafts}-n{n}-seed{seed}"
+                st = merge_stats(eng.map(task, n, seed, call=call))
                 row = acceptance_row(st, chain.sigma, needs_anchor=needs_anchor)
                 row["seconds"] = time.perf_counter() - t0
                 rows.append(row)

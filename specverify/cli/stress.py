@@ -18,8 +18,9 @@ def binder(args, device):
     from specverify.bridge import make_candidate
 
     if args.candidate is None:
-        return lambda setup: make_candidate(setup, sampler=args.sampler, drafter=args.drafter, window=args.window,
-                                            mutant=args.mutant, device=device)
+        from specverify.cli.parser import ours
+
+        return lambda setup: make_candidate(setup, ours=ours(args), device=device)
     from specverify.harness.adapters import chain_candidate, detect_contract, load
 
     fn = load(args.candidate)

@@ -9,12 +9,14 @@ acceptance well below 1), which is why the harness also runs a degraded "stress"
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 
 from specverify.errors import SamplerError
-from specverify.sampler import kernel
+from specverify.sampler import kernel, verifiers
 from specverify.sampler.coupling import accept, coupled_step, select
+from specverify.sampler.residual import residual_projection
 from specverify.sampler.kernel import Parts
 from specverify.sampler.speculative import speculative_sample
 
@@ -83,12 +85,39 @@ def _commit_whole_window(env, s, d, t, v):
     return new, info
 
 
+def _hazard_c(log_c, dist, tol):
+    """h_i = c_i: the token-level hazard in place of M_i / (M_i + 1 - c_i)."""
+    return log_c[:, :-1]
+
+
+def _sorted_select(log_rho, dist, u, tol):
+    """D-GRS over the drafts sorted by their ratio, largest first, instead of in drafting order."""
+    K = log_rho.shape[1]
+    order = torch.argsort(log_rho, 1, descending=True)
+    chosen, log_lam, p = verifiers.dgrs_select(log_rho.gather(1, order), dist, u, tol)
+    picked = order.gather(1, torch.clamp(chosen, max=K - 1)[:, None])[:, 0]
+    return torch.where(chosen < K, picked, K), log_lam, p
+
+
+def _block(**kw):
+    return dataclasses.replace(verifiers.verifier_parts("block"), verify=functools.partial(verifiers.verify_block, **kw))
+
+
+def _tree(**kw):
+    return dataclasses.replace(verifiers.verifier_parts("dgrs"), verify=functools.partial(verifiers.verify_tree, **kw))
+
+
+_BRACKET = functools.partial(residual_projection, span=1.0)  # a bracket [t, t + 1]: the tail above it is cut
+
+
 @dataclasses.dataclass(frozen=True)
 class Mutant:
     name: str
     description: str
     parts: Parts
     level: str  # "coupling" or "sampler"
+    verifier: str = "reflection"  # the verifier the mutant breaks (specverify.sampler.verifiers)
+    drafts: int = 1  # its drafts per node unless the caller asks for more
 
 
 _C = "coupling"
@@ -114,6 +143,16 @@ MUTANTS = {m.name: m for m in [
            Parts(noise=_first_noise), _S),
     Mutant("stale-target", "verifies drafted step j with the target output at the previous drafted state",
            Parts(verify=_verify_stale_target), _S),
+    Mutant("block-hazard-c", "block verification with h_i = c_i instead of M_i / (M_i + 1 - c_i)",
+           _block(hazard=_hazard_c), _S, "block"),
+    Mutant("block-token-residual", "block verification's residual (f_tg - f_dr)_+ instead of (c_tau f_tg - f_dr)_+",
+           _block(residual_weight=torch.zeros_like), _S, "block"),
+    Mutant("block-bracket", "block verification's residual bisection brackets [t, t + 1]: the tail above t + 1 is cut",
+           _block(projection=_BRACKET), _S, "block"),
+    Mutant("dgrs-sorted", "D-GRS tries the drafts largest ratio first instead of in drafting order",
+           _tree(select=_sorted_select), _S, "dgrs", 4),
+    Mutant("dgrs-bracket", "D-GRS's residual bisection brackets [t, t + 1]: the tail above t + 1 is cut",
+           _tree(projection=_BRACKET), _S, "dgrs", 4),
 ]}
 
 
@@ -123,4 +162,6 @@ def mutant_sample(name: str, chain, drafter, n: int, *, window: int, **kwargs):
     rule)."""
     if name not in MUTANTS:
         raise SamplerError(f"unknown mutant {name!r}; choose one of {', '.join(MUTANTS)}")
-    return speculative_sample(chain, drafter, n, window=window, _parts=MUTANTS[name].parts, **kwargs)
+    m = MUTANTS[name]
+    kwargs.update(verifier=m.verifier, drafts=max(kwargs.get("drafts", 1), m.drafts))
+    return speculative_sample(chain, drafter, n, window=window, _parts=m.parts, **kwargs)

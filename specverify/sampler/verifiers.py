@@ -29,7 +29,8 @@ from specverify.sampler.chains import _bcast
 from specverify.sampler.coupling import acceptance_probability, coupled_step
 from specverify.sampler.residual import normal_sf, residual_projection, tolerance
 
-__all__ = ["VERIFIERS", "TreeVerdict", "block_prefix", "dgrs_select", "residual_state", "verifier_parts"]
+__all__ = ["VERIFIERS", "TreeVerdict", "block_hazard", "block_prefix", "dgrs_select", "residual_state",
+           "verifier_parts"]
 
 VERIFIERS = ("reflection", "block", "dgrs")
 
@@ -38,21 +39,33 @@ def _flat(t):
     return t.flatten(1)
 
 
-def residual_state(mean_q, mean_p, sigma, log_a, log_b, dist, z, u) -> torch.Tensor:
+def residual_state(mean_q, mean_p, sigma, log_a, log_b, dist, z, u, projection=residual_projection) -> torch.Tensor:
     """m_q + sigma (S e + W): S from (a phi(s - |D|) - b phi(s))_+ at the uniform u, e = (m_p - m_q) / |m_p - m_q|,
-    W the part of ``z`` orthogonal to e. Means and z (B, *shape); sigma, log a, log b, dist, u (B,)."""
+    W the part of ``z`` orthogonal to e. Means and z (B, *shape); sigma, log a, log b, dist, u (B,).
+    ``projection``: the 1-D draw (a mutant replaces it)."""
     s = _bcast(sigma, mean_q)
     e = _flat(mean_p - mean_q) / (sigma * dist.clamp_min(torch.finfo(dist.dtype).tiny))[:, None]
     zf = _flat(z)
     w = zf - (zf * e).sum(1, keepdim=True) * e
-    proj = residual_projection(log_a, log_b, dist.to(torch.float64), u).to(mean_q.dtype)
+    proj = projection(log_a, log_b, dist.to(torch.float64), u).to(mean_q.dtype)
     return mean_q + s * (proj[:, None] * e + w).view_as(z)
 
 
-def block_prefix(log_ratio, dist, span, u, tol: float):
+def block_hazard(log_c, dist, tol: float) -> torch.Tensor:
+    """log h_i for i = 0 .. L - 1: h_i = M_i / (M_i + 1 - c_i), M_i = c_i Q(t - delta') - Q(t) the mass of
+    (c_i f_tg - f_dr)_+ at step i + 1 (t = delta' / 2 - log c_i / delta'); h_i = 1 where c_i = 1."""
+    delta = dist.to(torch.float64)
+    lc = log_c[:, :-1]
+    t = delta / 2 - lc / delta.clamp_min(tol)
+    mass = torch.clamp(torch.exp(lc) * normal_sf(t - delta) - normal_sf(t), min=0.0)
+    mass = torch.where(delta > tol, mass, 0.0)
+    return torch.where(lc == 0, 0.0, torch.log(mass) - torch.log(mass - torch.expm1(lc)))
+
+
+def block_prefix(log_ratio, dist, span, u, tol: float, hazard=block_hazard):
     """Block verification's accepted prefix tau (B,) in 0 .. span, log c_tau (B,) and each position's acceptance
     given the window (B, L). ``log_ratio``, ``dist`` (B, L): log r_i and |D| at each drafted position; ``u``
-    (B, L) the uniforms eta_1 .. eta_L."""
+    (B, L) the uniforms eta_1 .. eta_L; ``hazard``: log h_i from log c (a mutant replaces it)."""
     B, L = log_ratio.shape
     pos = torch.arange(L + 1, device=span.device)
     lr = torch.where(pos[:L] < span[:, None], log_ratio.to(torch.float64), 0.0)
@@ -60,13 +73,7 @@ def block_prefix(log_ratio, dist, span, u, tol: float):
     for j in range(L):  # c_i = min(1, c_{i-1} r_i)
         log_c.append(torch.clamp(log_c[-1] + lr[:, j], max=0.0))
     log_c = torch.stack(log_c, 1)
-    delta = dist.to(torch.float64)
-    lc = log_c[:, :L]
-    t = delta / 2 - lc / delta.clamp_min(tol)
-    mass = torch.clamp(torch.exp(lc) * normal_sf(t - delta) - normal_sf(t), min=0.0)  # M_i
-    mass = torch.where(delta > tol, mass, 0.0)
-    log_h = torch.where(lc == 0, 0.0, torch.log(mass) - torch.log(mass - torch.expm1(lc)))
-    log_h = torch.cat([log_h, log_c[:, L:]], 1)
+    log_h = torch.cat([hazard(log_c, dist, tol), log_c[:, L:]], 1)
     log_h = torch.where(pos == span[:, None], log_c, log_h)  # h_span = c_span
     log_h = torch.where(pos <= span[:, None], log_h, -torch.inf)
     log_h[:, 0] = 0.0  # h_0 = 1
@@ -82,20 +89,24 @@ def _at(t, j):
     return kernel._gather(t, j)
 
 
-def verify_block(env, s, d, t) -> kernel.Verdict:
+def verify_block(env, s, d, t, *, hazard=block_hazard, residual_weight=None,
+                 projection=residual_projection) -> kernel.Verdict:
     """Block verification of every row's window; the first position after the accepted prefix takes the
-    residual draw, with fresh noise (``noise.extra_z``, ``noise.extra_u``)."""
+    residual draw (c_tau f_tg - f_dr)_+, with fresh noise (``noise.extra_z``, ``noise.extra_u``). The keywords
+    are for mutants: ``hazard`` (see :func:`block_prefix`), ``residual_weight`` (log c_tau -> log a) and
+    ``projection`` (see :func:`residual_state`)."""
     L = env.L
     valid = env.pos[:L] < d.span[:, None]
     mean_p = kernel.target_means(env, d, t)
     sig = torch.where(valid, env.sig[d.steps[:, :L]], 1.0)
     step = coupled_step(mean_p[:, :L], d.mean_q, sig, d.z, batch_ndim=2, validate=False)
-    tau, log_c, p_accept = block_prefix(step.log_ratio, step.dist, d.span, d.noise.u, tolerance(d.Y.dtype))
+    tau, log_c, p_accept = block_prefix(step.log_ratio, step.dist, d.span, d.noise.u, tolerance(d.Y.dtype), hazard)
+    log_a = log_c if residual_weight is None else residual_weight(log_c)
     rejected = tau < d.span
     first = torch.clamp(tau, max=L - 1)
     zero = torch.zeros_like(log_c)
-    res = residual_state(_at(d.mean_q, first), _at(mean_p, first), _at(sig, first), log_c, zero,
-                         _at(step.dist, first), d.noise.extra_z, d.noise.extra_u)
+    res = residual_state(_at(d.mean_q, first), _at(mean_p, first), _at(sig, first), log_a, zero,
+                         _at(step.dist, first), d.noise.extra_z, d.noise.extra_u, projection)
     here = (env.pos[:L] == first[:, None]) & rejected[:, None]
     out = torch.where(_bcast(here, step.draft), res.unsqueeze(1), step.draft)
     return kernel.Verdict(mean_p, out, valid, step.dist, rejected, first, torch.where(rejected, tau, d.span),
@@ -181,9 +192,10 @@ def target_call_tree(env, s, d) -> kernel.Targets:
     return kernel.Targets(F.flatten(0, 1), need_tree, need & bad.any(1))
 
 
-def verify_tree(env, s, d, t) -> TreeVerdict:
+def verify_tree(env, s, d, t, *, select=dgrs_select, projection=residual_projection) -> TreeVerdict:
     """D-GRS at the first position over the K children, reflection down the chosen child's chain (a row that
-    draws the residual reads the last child's window, whose later positions do not count)."""
+    draws the residual reads the last child's window, whose later positions do not count). ``select`` and
+    ``projection`` are for mutants (see :func:`dgrs_select`, :func:`residual_state`)."""
     B, K, L = s.x.shape[0], env.drafts, env.L
     kids = lambda a: a.view(B, K, *a.shape[1:])  # noqa: E731
     mean_p = kids(kernel.target_means(env, d, t))
@@ -195,9 +207,9 @@ def verify_tree(env, s, d, t) -> TreeVerdict:
     root = coupled_step(mean_p[:, :1, 0].expand_as(z[:, :, 0]), mq[:, :1, 0].expand_as(z[:, :, 0]), s0,
                         z[:, :, 0], batch_ndim=2, validate=False)
     u = torch.cat([d.noise.u[::K, :1], d.noise.extra_u[:, :K - 1]], 1)
-    chosen, log_lam, p0 = dgrs_select(root.log_ratio, root.dist[:, 0], u, tolerance(d.Y.dtype))
+    chosen, log_lam, p0 = select(root.log_ratio, root.dist[:, 0], u, tolerance(d.Y.dtype))
     res = residual_state(mq[:, 0, 0], mean_p[:, 0, 0], sig[:, 0], torch.zeros_like(log_lam), log_lam,
-                         root.dist[:, 0], z[:, 0, 0], d.noise.extra_u[:, K - 1])
+                         root.dist[:, 0], z[:, 0, 0], d.noise.extra_u[:, K - 1], projection)
     c = torch.clamp(chosen, max=K - 1)
     pick = lambda a: _at(a, c)  # noqa: E731
     sel = kernel.Draft(pick(Y), pick(mq), span, steps, d.fresh[::K],
