@@ -4,7 +4,8 @@ Write a step's state as X = m_dr + s (S e + W), e = (m_tg - m_dr) / (s delta): S
 N(delta, 1) under the target. Both D-GRS (after K rejected drafts) and block verification (after an accepted
 prefix) draw S from a density proportional to (a phi(s - delta) - b phi(s))_+ with a, b > 0. It is positive on
 s > t = delta / 2 + log(b / a) / delta, and its mass above s is R(s) = a Q(s - delta) - b Q(s) (Q = 1 - Phi),
-so S = R^{-1}((1 - u) R(t)) by bisection. Everything here is float64 and takes log a, log b (a may underflow).
+so S = R^{-1}((1 - u) R(t)) by bisection, in log space (R(t) underflows once t passes about 37). Everything
+here is float64 and takes log a, log b (a may underflow).
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import math
 
 import torch
 
-__all__ = ["BISECTIONS", "SPAN", "crossing", "mass_above", "normal_sf", "residual_projection", "tolerance"]
+__all__ = ["BISECTIONS", "SPAN", "crossing", "log_mass_above", "mass_above", "normal_sf", "residual_projection",
+           "tolerance"]
 
 BISECTIONS = 64  # halvings of the bracket: a width of 40 ends below 1e-17
 SPAN = 40.0  # the bracket is [t, t + SPAN]: the residual's mass above t + 40 is below Q(38) ~ 1e-316
 
 
 def normal_sf(x: torch.Tensor) -> torch.Tensor:
-    """Q(x) = 1 - Phi(x), accurate in the upper tail."""
-    return torch.special.ndtr(-x)
+    """Q(x) = 1 - Phi(x), accurate in the upper tail (``torch.special.ndtr(-x)`` is 0 from x = 15 on)."""
+    return 0.5 * torch.special.erfc(x / math.sqrt(2))
 
 
 def tolerance(dtype: torch.dtype) -> float:
@@ -39,14 +41,20 @@ def mass_above(s, log_a, log_b, delta) -> torch.Tensor:
     return torch.clamp(torch.exp(log_a) * normal_sf(s - delta) - torch.exp(log_b) * normal_sf(s), min=0.0)
 
 
+def log_mass_above(s, log_a, log_b, delta) -> torch.Tensor:
+    """log R(s) for s >= t, where a Q(s - delta) > b Q(s): log a Q(s - delta) + log(1 - b Q(s) / (a Q(s - delta)))."""
+    big = log_a + torch.special.log_ndtr(delta - s)
+    return big + torch.log(-torch.expm1(torch.clamp(log_b + torch.special.log_ndtr(-s) - big, max=0.0)))
+
+
 def residual_projection(log_a, log_b, delta, u, *, span: float = SPAN) -> torch.Tensor:
     """S from (a phi(s - delta) - b phi(s))_+ normalised, at the uniform u: the inverse CDF by bisection on
     [t, t + span]. All arguments are float64 tensors of one batch shape, delta > 0."""
     t = crossing(log_a, log_b, delta)
-    goal = (1 - u) * mass_above(t, log_a, log_b, delta)
+    goal = torch.log1p(-u) + log_mass_above(t, log_a, log_b, delta)
     lo, hi = t, t + span
     for _ in range(BISECTIONS):
         mid = (lo + hi) / 2
-        above = mass_above(mid, log_a, log_b, delta) > goal  # R decreases: the root is above mid
+        above = log_mass_above(mid, log_a, log_b, delta) > goal  # R decreases: the root is above mid
         lo, hi = torch.where(above, mid, lo), torch.where(above, hi, mid)
     return (lo + hi) / 2
