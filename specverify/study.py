@@ -92,7 +92,8 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
                                  "predicted": float(st.predicted_accepted_per_position[j] / vj)})
     windows_per_sample = st.windows / st.n_samples
     return {
-        "drafter": st.drafter, "window": st.window, "policy": st.policy, "n": st.n_samples,
+        "drafter": st.drafter, "window": st.window, "policy": st.policy, "verifier": st.verifier, "drafts": st.drafts,
+        "n": st.n_samples,
         "acceptance_rate": a / v if v else float("nan"), "predicted_acceptance_rate": pred,
         "ci_low": lo, "ci_high": hi, "acceptance_inside": bool(v) and _inside(pred, lo, hi),
         "accepted_per_trajectory": acc, "accepted_ci": [a_lo, a_hi],

@@ -28,7 +28,7 @@ import specverify
 
 PACKAGE_DIR = Path(specverify.__file__).resolve().parent
 SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate")
-DOOR = ("specverify.bridge",)
+DOOR = ("specverify.bridge", "specverify.bridge.ours")
 FACES = ("specverify.cli", "specverify.cli.parser", "specverify.cli.commands", "specverify.cli.sharding", "specverify.cli.stress",
          "specverify.cli.mutants",
          "specverify.cli.__main__",

@@ -164,17 +164,23 @@ def _sizing_line(report) -> str:
 
 def _cmd_check_kernel(args, fn, context) -> int:
     from specverify.harness.coupling_check import check_coupling
+    from specverify.harness.multidraft_check import check_multidraft
     from specverify.harness.report import markdown_kernel
 
-    r = check_coupling(fn, n=args.n or 20000, alpha=args.alpha, seed=args.seed)
+    if args.contract == "multidraft":
+        r = check_multidraft(fn, n=args.n or 20000, alpha=args.alpha, seed=args.seed,
+                             rule="dgrs" if args.verifier == "dgrs" else None)
+    else:
+        r = check_coupling(fn, n=args.n or 20000, alpha=args.alpha, seed=args.seed)
     out = {**context, **r.to_dict()}
     _write(args.json, json.dumps(out, indent=2) + "\n")
     _write(args.markdown, markdown_kernel(r, f"specverify check: coupling {args.candidate}"))
     print(f"{r.verdict.upper()}: coupling {args.candidate} ({r.form} form), n={r.n} per case, "
           f"alpha={r.alpha} (Holm over {len(r.tests)} tests)")
+    against = "the drafts it returned" if r.form == "multidraft" else "the reflection coupling formula"
     for e in r.exact:
         print(f"  exact d={e.dim} |D|={e.distance}: {e.flag_mismatches} flag and {e.output_mismatches} "
-              f"output mismatches against the reflection coupling formula")
+              f"output mismatches against {against}")
     for t in sorted(r.tests, key=lambda t: t.adjusted_pvalue)[:3]:
         print(f"  {t.name:<30} p={t.pvalue:.3g} adjusted p={t.adjusted_pvalue:.3g}")
     print(f"  {r.seconds:.1f} s")
@@ -228,11 +234,11 @@ def _cmd_check(args) -> str:
     from specverify.harness.stress import split_alpha
 
     context = _context(args)
-    if args.candidate and args.contract in ("auto", "kernel"):
+    if args.candidate and args.contract in ("auto", "kernel", "multidraft"):
         from specverify.harness.adapters import detect_contract, load
 
         fn = load(args.candidate)
-        if args.contract == "kernel" or detect_contract(fn) == "kernel":
+        if args.contract in ("kernel", "multidraft") or detect_contract(fn) == "kernel":
             if args.stress:
                 raise UsageError("--stress needs a chain-level candidate sampler(view, n, seed), not a coupling")
             return _cmd_check_kernel(args, fn, context)

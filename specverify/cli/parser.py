@@ -101,9 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--mutant", default=None, help="check a known-broken sampler instead (specverify.sampler.mutants)")
     c.add_argument("--candidate", default=None, metavar="TARGET",
                    help="check a third-party sampler instead: package.module:attr or path/to/file.py:attr")
-    c.add_argument("--contract", choices=("auto", "black-box", "chain", "kernel"), default="auto",
+    c.add_argument("--contract", choices=("auto", "black-box", "chain", "kernel", "multidraft"), default="auto",
                    help="the candidate's contract: (n, seed), (view, n, seed), or a coupling (mean_p, mean_q, sigma, "
-                        "z, u) / (mean_p, mean_q, sigma, seed); auto reads its signature")
+                        "z, u) / (mean_p, mean_q, sigma, seed); auto reads its signature; multidraft: a K-draft "
+                        "coupling (mean_p, means_q, sigma, z, u) -> (x, index), never auto (with --verifier dgrs "
+                        "its acceptance is also tested against D-GRS)")
     c.add_argument("--reference", default="exact", metavar="exact|plain|TARGET",
                    help="exact: the problem's exact law or JAX reference sampler; plain: our plain sampler on the "
                         "problem; or a black box reference(n, seed)")

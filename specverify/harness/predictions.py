@@ -25,6 +25,7 @@ from specverify.errors import StatsError, UsageError
 from specverify.specs import ROUND_POLICIES
 
 __all__ = ["RoundMoments", "acceptance_probability", "accepted_length_variance", "binomial_n", "binomial_power",
+           "dgrs_acceptance",
            "expected_accepted_length", "expected_rounds", "first_zero_noise", "hoeffding_n", "hoeffding_radius",
            "round_moments", "rounds_lower_bound", "steps_per_round"]
 
@@ -61,6 +62,25 @@ def acceptance_probability(dist):
     from scipy.special import erfc
 
     return erfc(np.asarray(dist, dtype=np.float64) / (2 * math.sqrt(2)))
+
+
+def dgrs_acceptance(dist, drafts: int):
+    """1 - G_{K+1}: the probability that D-GRS with K = ``drafts`` i.i.d. drafts accepts one of them, given |D|
+    (``theory/multidraft.md``): lambda_0 = 0, G_1 = 1, lambda_k = lambda_{k-1} + G_k, tau_k = log(lambda_k) / |D|,
+    G_{k+1} = Q(tau_k - |D| / 2) - lambda_k Q(tau_k + |D| / 2). K = 1 gives 2 Phi(-|D| / 2).
+
+    Deliberate twin of the recursion in :func:`specverify.sampler.verifiers.dgrs_select` (torch)."""
+    from scipy.stats import norm
+
+    K = positive_int(drafts, "drafts")
+    d = np.asarray(dist, dtype=np.float64)
+    lam, g = np.zeros_like(d), np.ones_like(d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(K):
+            lam = lam + g
+            tau = np.log(lam) / d
+            g = np.clip(norm.sf(tau - d / 2) - lam * norm.sf(tau + d / 2), 0.0, g)
+    return np.where(d > 0, 1 - g, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------

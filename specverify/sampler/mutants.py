@@ -16,8 +16,8 @@ import torch
 from specverify.errors import SamplerError
 from specverify.sampler import kernel, verifiers
 from specverify.sampler.coupling import accept, coupled_step, select
-from specverify.sampler.residual import residual_projection
 from specverify.sampler.kernel import Parts
+from specverify.sampler.residual import residual_projection
 from specverify.sampler.speculative import speculative_sample
 
 __all__ = ["MUTANTS", "Mutant", "mutant_sample"]
@@ -100,7 +100,8 @@ def _sorted_select(log_rho, dist, u, tol):
 
 
 def _block(**kw):
-    return dataclasses.replace(verifiers.verifier_parts("block"), verify=functools.partial(verifiers.verify_block, **kw))
+    verify = functools.partial(verifiers.verify_block, **kw)
+    return dataclasses.replace(verifiers.verifier_parts("block"), verify=verify)
 
 
 def _tree(**kw):

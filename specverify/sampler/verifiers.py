@@ -29,8 +29,8 @@ from specverify.sampler.chains import _bcast
 from specverify.sampler.coupling import acceptance_probability, coupled_step
 from specverify.sampler.residual import normal_sf, residual_projection, tolerance
 
-__all__ = ["VERIFIERS", "TreeVerdict", "block_hazard", "block_prefix", "dgrs_select", "residual_state",
-           "verifier_parts"]
+__all__ = ["VERIFIERS", "TreeVerdict", "block_hazard", "block_prefix", "dgrs_coupling", "dgrs_select",
+           "residual_state", "verifier_parts"]
 
 VERIFIERS = ("reflection", "block", "dgrs")
 
@@ -142,6 +142,28 @@ def dgrs_select(log_rho, dist, u, tol: float):
     degenerate = delta <= tol
     chosen = torch.where(degenerate, 0, chosen)
     return chosen, log_lam, torch.where(degenerate, 1.0, 1 - g)
+
+
+def dgrs_coupling(mean_p, means_q, sigma, z, u, *, select=dgrs_select):
+    """D-GRS as a kernel: couple N(mean_p, sigma^2 I) with K i.i.d. drafts means_q[:, k] + sigma z[:, k].
+
+    Shapes: mean_p (n, *event), means_q and z (n, K, *event) (the K draft means equal: one draft law), sigma
+    (n,), u (n, K + 1) (the drafts' uniforms, then the residual's). Returns ``(x, index)``: x (n, *event) an exact
+    draw from the target, ``index`` (n,) the accepted draft, or -1 where x is the residual draw (whose part
+    orthogonal to e comes from the first draft). The multi-draft kernel contract
+    (``specverify.harness.multidraft_check``); ``select``: for mutants (see :func:`dgrs_select`)."""
+    n, K = means_q.shape[:2]
+    if not torch.equal(means_q, means_q[:, :1].expand_as(means_q)):
+        raise SamplerError("D-GRS couples i.i.d. drafts: every draft mean of a row must be the same")
+    sigma = torch.as_tensor(sigma, dtype=mean_p.dtype, device=mean_p.device)
+    root = coupled_step(mean_p.unsqueeze(1).expand_as(z), means_q, sigma[:, None].expand(n, K), z, batch_ndim=2)
+    u = torch.as_tensor(u, dtype=torch.float64, device=mean_p.device)
+    chosen, log_lam, _ = select(root.log_ratio, root.dist[:, 0], u[:, :K], tolerance(mean_p.dtype))
+    res = residual_state(means_q[:, 0], mean_p, sigma, torch.zeros_like(log_lam), log_lam, root.dist[:, 0], z[:, 0],
+                         u[:, K])
+    took = chosen < K
+    x = torch.where(_bcast(took, res), _at(root.draft, torch.clamp(chosen, max=K - 1)), res)
+    return x, torch.where(took, chosen, -1)
 
 
 @dataclasses.dataclass(frozen=True)

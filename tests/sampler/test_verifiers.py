@@ -73,7 +73,7 @@ def test_dgrs_with_one_draft_is_reflection_acceptance():
 @pytest.mark.parametrize("delta,expected", [(1.0, (0.617, 0.714, 0.798, 0.864)), (2.0, (0.317, 0.404, 0.497, 0.588))])
 def test_dgrs_node_acceptance_figures(delta, expected):
     """1 - G_{K+1} at K = 1, 2, 4, 8 (../shared/VERIFIERS.md, three decimals)."""
-    for K, want in zip((1, 2, 4, 8), expected):
+    for K, want in zip((1, 2, 4, 8), expected, strict=True):
         _, _, p = dgrs_select(torch.zeros(1, K, dtype=F64), torch.tensor([delta], dtype=F64), torch.ones(1, K,
                                                                                                      dtype=F64), 1e-7)
         assert round(float(p), 3) == want
@@ -119,9 +119,8 @@ def test_block_with_one_position_is_reflection_acceptance():
 
 
 def test_block_accepts_a_window_whose_ratios_are_all_above_one():
-    lr = torch.rand(50, 6, dtype=F64)  # log r >= 0: c stays 1, every h is 1
-    tau, log_c, p = block_prefix(lr, torch.rand(50, 6, dtype=F64) + 0.1, torch.full((50,), 6), torch.rand(50, 6,
-                                                                                                         dtype=F64), 1e-7)
+    lr, u = torch.rand(50, 6, dtype=F64), torch.rand(50, 6, dtype=F64)  # log r >= 0: c stays 1, every h is 1
+    tau, log_c, p = block_prefix(lr, torch.rand(50, 6, dtype=F64) + 0.1, torch.full((50,), 6), u, 1e-7)
     assert bool((tau == 6).all()) and bool((log_c == 0).all()) and bool((p == 1).all())
 
 
