@@ -105,6 +105,7 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
         "rounds_inside": _inside(mom.rounds_mean, r_lo, r_hi),
         "accepted_inside": _inside(mom.accepted_mean, a_lo, a_hi),
         "nfe_ratio": st.nfe_ratio, "predicted_nfe_ratio": st.n_steps / mom.rounds_mean,
+        "target_rows_per_round": st.target_evaluations / max(int(st.rounds.sum()), 1),
         # spread across trajectories against the independent model's: a ratio above 1 means acceptances are
         # positively dependent (rejections cluster), which the rounds prediction ignores (theory/rounds.md)
         "rounds_var": _var(st.rounds), "predicted_rounds_var": float(mom.rounds_var),

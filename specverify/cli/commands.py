@@ -345,7 +345,8 @@ def _cmd_accept(args) -> str:
     _write(args.json, json.dumps(result, indent=2) + "\n")
     _write(args.markdown, study.markdown(result, "specverify " + " ".join(sys.argv[1:])))
     figures = study.plots(result, args.plots) if args.plots is not None else []
-    print(f"acceptance study: {args.problem} d={args.dim} steps={args.steps} n={args.n} "
+    print(f"acceptance study: {args.problem} d={args.dim} steps={args.steps} n={args.n} verifier={args.verifier} "
+          f"K={args.drafts} "
           f"(intervals {study.CONFIDENCE:.0%}; * = prediction outside)")
     print(f"  {'drafter':<16}{'L':>3} {'policy':<13} {'acceptance':>10} {'pred':>7}  {'rounds':>8} {'pred':>8}  "
           f"{'nfe':>6} {'pred':>6}")
