@@ -228,6 +228,8 @@ def check_names(args) -> None:
     mutant = getattr(args, "mutant", None)
     _need(mutant is None or mutant in MUTANTS,
           f"unknown mutant {mutant!r} for --mutant; choose one of {', '.join(MUTANTS)}")
+    if mutant is not None and hasattr(args, "verifier"):  # a mutant breaks one verifier: the report names it
+        args.verifier, args.drafts = MUTANTS[mutant].verifier, max(args.drafts, MUTANTS[mutant].drafts)
 
 
 def check_args(args) -> None:
