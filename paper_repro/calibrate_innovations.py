@@ -178,5 +178,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from specverify.calibration import _single_thread
+
     np.seterr(all="ignore")
+    _single_thread()  # torch and XLA on one thread here too, as in the --workers processes
     sys.exit(main())

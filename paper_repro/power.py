@@ -259,6 +259,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n-start", type=int, default=None,
                     help="min-n: the grid's first n (default 16 with --check innovations, else 100)")
     ap.add_argument("--max-doublings", type=int, default=8, help="min-n: the grid ends at n-start x 2^this")
+    ap.add_argument("--threads", type=int, choices=(1,), default=None,
+                    help="1: torch and XLA on one thread (on a shared machine their idle threads spin; default: "
+                         "their own choice)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--smoke", action="store_true",
@@ -266,6 +269,10 @@ def main(argv=None) -> int:
                          "engines: 1 seed, n = 200")
     args = ap.parse_args(argv)
     _settle(ap, args)
+    if args.threads == 1:
+        from specverify.calibration import _single_thread
+
+        _single_thread()  # before torch or JAX computes anything
     if args.smoke:
         args.steps = 10
         if args.study == "seeds":

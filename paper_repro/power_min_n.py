@@ -123,6 +123,17 @@ _CHECKS = {"innovations": ("the innovation check", "trajectories", "its trajecto
            "terminal": ("the terminal battery", "samples", "its final samples against the problem's reference")}
 
 
+def _capped(res: dict) -> str:
+    """A sentence when the grid ends below the check's default n (the run was capped by --max-doublings)."""
+    below = {c: n for c, n in res["default_n"].items() if res["grid"][-1] < n}
+    if not below:
+        return ""
+    return (f" The grid ends at {res['grid'][-1]}, below the check's default n ("
+            + ", ".join(f"{c} {n}" for c, n in below.items()) + "), capped by --max-doublings to bound the run's "
+            f"time: a mutant shown '> {res['grid'][-1]}' was not detected within the grid, which says nothing of "
+            f"its detection at the default n.")
+
+
 def _check_markdown(res: dict, head: list[str]) -> str:
     what, unit, judged = _CHECKS[res["check"]]
     grid, configs = res["grid"], res["configs"]
@@ -133,7 +144,7 @@ def _check_markdown(res: dict, head: list[str]) -> str:
            f"{grid[-1]}; 'smallest n' is the first n where at least 95% of the seeds reject ('> {grid[-1]}': not "
            f"detected within the grid); 'detected' is at the last n tried, with its exact 95% interval. The check's "
            f"default n at this alpha: " + ", ".join(f"{c} {n}" for c, n in res["default_n"].items())
-           + f". ({res['seconds']:.0f} s in all.)", "",
+           + f". ({res['seconds']:.0f} s in all.)" + _capped(res), "",
            "| mutant | bug | " + " | ".join(f"{c} ({v['drafter']}, L={v['window']}): smallest n | detected"
                                            for c, v in configs.items()) + " |",
            "|---|---|" + "---|---|" * len(configs)]
