@@ -20,7 +20,7 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--problem", default="gmm", help="built-in problem (see `specverify problems`)")
     p.add_argument("--dim", type=int, default=None, help="data dimension d (default 2; digits: its fixed 64)")
     p.add_argument("--steps", type=int, default=None,
-                   help="number of chain steps (default: the problem's, 100; images: 10, see `specverify problems`)")
+                   help="number of chain steps (default: the problem's, 100; images: 250, see `specverify problems`)")
     p.add_argument("--chain", choices=("ddpm", "ddim"), default="ddpm", help="diffusion sampler of the chain")
     p.add_argument("--eta", type=float, default=1.0, help="DDIM eta (> 0)")
     p.add_argument("--schedule", choices=("linear", "cosine"), default="linear", help="beta schedule")

@@ -24,10 +24,11 @@ __all__ = ["add_shard_args", "check_shard_args", "engine", "merge_stats", "shard
 
 # the arguments that change a command's result (with the problem's): the run signature
 _RESULT_ARGS = {
-    "check": ("sampler", "drafter", "window", "mutant", "candidate", "contract", "reference", "alpha", "beta",
-              "epsilon", "n", "seed", "device"),
-    "sample": ("sampler", "drafter", "window", "policy", "n", "seed", "device", "dtype", "max_batch"),
-    "accept": ("drafters", "windows", "policies", "n", "seed", "device"),
+    "check": ("sampler", "drafter", "window", "policy", "verifier", "drafts", "mutant", "candidate", "contract",
+              "reference", "alpha", "beta", "epsilon", "delta", "terminal", "target", "lags", "n", "seed", "device"),
+    "sample": ("sampler", "drafter", "window", "policy", "verifier", "drafts", "n", "seed", "device", "dtype",
+               "max_batch"),
+    "accept": ("drafters", "windows", "policies", "verifier", "drafts", "n", "seed", "device"),
 }
 _PROBLEM_ARGS = ("problem", "dim", "steps", "chain", "eta", "schedule", "prediction", "components", "step_size")
 _STACKED = ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample",

@@ -43,7 +43,7 @@ __all__ = ["BLOCK", "DEFAULT_IMAGES", "DEFAULT_STD", "ImagesConfig", "ImagesDeno
            "diffusers_unet", "image_crops"]
 
 BLOCK = 128  # rows per matrix product (see the module docstring)
-DEFAULT_IMAGES = 64  # N: a default `specverify check --problem images` takes about 15 minutes on 2 cores
+DEFAULT_IMAGES = 64  # N: the law's photo crops (a default `specverify check --problem images`: 58 s to 88 s on 2 cores)
 DEFAULT_STD = 0.1  # smoothing std (pixels in [-1, 1]): the chain's law is N blobs, not N points
 CHANNELS = 3
 
