@@ -259,6 +259,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n-start", type=int, default=None,
                     help="min-n: the grid's first n (default 16 with --check innovations, else 100)")
     ap.add_argument("--max-doublings", type=int, default=8, help="min-n: the grid ends at n-start x 2^this")
+    ap.add_argument("--curtail", action="store_true",
+                    help="min-n: an n stops at the miss that leaves it unable to reach 95%% of the seeds (same "
+                         "smallest n, fewer checks)")
     ap.add_argument("--threads", type=int, choices=(1,), default=None,
                     help="1: torch and XLA on one thread (on a shared machine their idle threads spin; default: "
                          "their own choice)")

@@ -32,17 +32,22 @@ def _bar(it, desc):
     return tqdm(it, desc=desc)
 
 
-def _smallest_n(detect, grid: list[int], replicates: int, labels: tuple = ()) -> dict:
+def _smallest_n(detect, grid: list[int], replicates: int, labels: tuple = (), curtail: bool = False) -> dict:
     """The first n of ``grid`` at which ``detect(n, seed)`` (the labels of what caught the mutant; empty: missed)
     is non-empty for at least 95% of the seeds 1000, 1001, ...; each n tried, with its exact 95% interval (and
-    per label, how many seeds it caught)."""
+    per label, how many seeds it caught). ``curtail``: an n stops at the miss that leaves it unable to reach 95%
+    (the same smallest n; that n's count is then over the seeds run)."""
     need = -(-19 * replicates // 20)  # at least 95% of the replicates
     history = []
     for n in grid:
-        caught = [detect(n, 1000 + s) for s in range(replicates)]
-        k = sum(bool(c) for c in caught)
-        lo, hi = _ci95(k, replicates)
-        history.append({"n": n, "detected": k, "replicates": replicates, "ci95": [float(lo), float(hi)],
+        caught = []
+        for s in range(replicates):
+            caught.append(detect(n, 1000 + s))
+            if curtail and sum(not c for c in caught) > replicates - need:
+                break
+        k, runs = sum(bool(c) for c in caught), len(caught)
+        lo, hi = _ci95(k, runs)
+        history.append({"n": n, "detected": k, "replicates": runs, "ci95": [float(lo), float(hi)],
                         **{f"caught_by_{x}": sum(x in c for c in caught) for x in labels}})
         if k >= need:
             return {"min_n": n, "history": history}
@@ -56,7 +61,7 @@ def _verdict_row(args, setup, ref, target, name: str) -> dict:
     def detect(n, seed):
         return mutant_verdict(setup, ref, name, alpha=args.alpha, n=n, seed=seed, target=target)["caught_by"]
 
-    row = _smallest_n(detect, args.grid, args.replicates, ("default", "stress"))
+    row = _smallest_n(detect, args.grid, args.replicates, ("default", "stress"), args.curtail)
     last = row["history"][-1]
     print(f"  {name:<24} min n={row['min_n']}  ({last['detected']}/{last['replicates']} at n={last['n']}; "
           f"default {last['caught_by_default']}, stress {last['caught_by_stress']})", flush=True)
@@ -77,7 +82,7 @@ def _check_row(args, setup, ref, target, name: str) -> dict:
                         terminal=args.check == "terminal")
             return ["check"] if rep.verdict == "fail" else []
 
-        row[c] = _smallest_n(detect, args.grid, args.replicates)
+        row[c] = _smallest_n(detect, args.grid, args.replicates, curtail=args.curtail)
     print(f"  {name:<24} " + "  ".join(f"{c}: min n={row[c]['min_n']}" for c in args.config_list), flush=True)
     return row
 
@@ -104,7 +109,8 @@ def min_n(args) -> dict:
     target = make_target(setup)  # the judge's transitions, compiled once
     args.grid = [args.n_start * 2**k for k in range(args.max_doublings + 1)]
     res = {"study": "min-n", "check": args.check, "problem": args.problem, "dim": args.dim, "steps": args.steps,
-           "alpha": args.alpha, "replicates": args.replicates, "grid": args.grid, "command": args.command, "rows": []}
+           "alpha": args.alpha, "replicates": args.replicates, "grid": args.grid, "curtail": args.curtail,
+           "command": args.command, "rows": []}
     if args.check:
         res |= {"configs": {c: {"drafter": CHECK_CONFIGS[c][0], "window": CHECK_CONFIGS[c][1]}
                             for c in args.config_list}, "default_n": _default_n(args, setup, ref, target)}
@@ -134,6 +140,15 @@ def _capped(res: dict) -> str:
             f"its detection at the default n.")
 
 
+def _curtailed(res: dict) -> str:
+    if not res.get("curtail"):
+        return ""
+    r = res["replicates"]
+    return (f" Curtailed (--curtail): an n stops at the miss that leaves it unable to reach {-(-19 * r // 20)} of "
+            f"{r} (the seeds run in order from 1000), so an n below the smallest shows its count over the seeds it "
+            f"ran; the smallest n is the one the full count gives, and its count is over all {r} seeds.")
+
+
 def _check_markdown(res: dict, head: list[str]) -> str:
     what, unit, judged = _CHECKS[res["check"]]
     grid, configs = res["grid"], res["configs"]
@@ -144,7 +159,7 @@ def _check_markdown(res: dict, head: list[str]) -> str:
            f"{grid[-1]}; 'smallest n' is the first n where at least 95% of the seeds reject ('> {grid[-1]}': not "
            f"detected within the grid); 'detected' is at the last n tried, with its exact 95% interval. The check's "
            f"default n at this alpha: " + ", ".join(f"{c} {n}" for c, n in res["default_n"].items())
-           + f". ({res['seconds']:.0f} s in all.)" + _capped(res), "",
+           + f". ({res['seconds']:.0f} s in all.)" + _capped(res) + _curtailed(res), "",
            "| mutant | bug | " + " | ".join(f"{c} ({v['drafter']}, L={v['window']}): smallest n | detected"
                                            for c, v in configs.items()) + " |",
            "|---|---|" + "---|---|" * len(configs)]

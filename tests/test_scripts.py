@@ -116,6 +116,25 @@ def test_power_min_n_one_check_per_configuration_and_their_comparison(tmp_path, 
         assert e.value.code == 2, argv
 
 
+def test_min_n_curtailed_gives_the_smallest_n_of_the_full_count():
+    """--curtail stops an n at the miss that leaves it below 95% of the seeds: the same smallest n as the full
+    count, fewer calls, and the smallest n's count over every seed."""
+    smallest = _load("power_min_n")._smallest_n
+    rates = {16: 0.0, 32: 0.6, 64: 1.0}  # the share of seeds that detect at each n
+
+    def detect(n, seed):
+        calls.append((n, seed))
+        return ["check"] if (seed - 1000) < rates[n] * 20 else []
+
+    calls = []
+    full = smallest(detect, [16, 32, 64], 20)
+    n_full, calls = len(calls), []
+    cut = smallest(detect, [16, 32, 64], 20, curtail=True)
+    assert full["min_n"] == cut["min_n"] == 64 and len(calls) < n_full
+    assert [h["replicates"] for h in cut["history"]] == [2, 14, 20]
+    assert cut["history"][-1] == full["history"][-1]
+
+
 def test_power_tape_replays_the_recorded_calls_in_order():
     import numpy as np
     import pytest
