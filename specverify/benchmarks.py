@@ -77,7 +77,7 @@ def drafters_for(name: str) -> tuple:
 
 def training_costs(setup, s: Settings) -> dict:
     """Seconds to build each trained drafter (trains now unless cached; the cache flag says which)."""
-    from specverify.sampler.drafters import medusa
+    from specverify.bridge.registry import medusa
 
     out = {}
     if "medusa" in drafters_for(setup.name):
@@ -109,7 +109,7 @@ def wall_clock(setup, s: Settings, seed: int) -> list[dict]:
     import torch
 
     from specverify.bridge import make_builtin_drafter
-    from specverify.sampler.bench import bench_one
+    from specverify.bridge.registry import bench_one
 
     configs = [(d, s.check_window, pol) for d in drafters_for(setup.name) for pol in ROUND_POLICIES]
     drafters = {(d, w): make_builtin_drafter(setup, d, w) for d, w, _ in configs}
@@ -210,7 +210,7 @@ def quality(setup, s: Settings, seed: int) -> tuple[list[dict], dict]:
 def digits_classifier():
     """The logistic-regression classifier of the training digits (deterministic; fitted once per process)."""
     from specverify.harness.quality import fit_classifier
-    from specverify.sampler.problems.digits import digits_images, digits_labels
+    from specverify.bridge.registry import digits_images, digits_labels
 
     return fit_classifier(digits_images("train"), digits_labels("train"))
 
@@ -220,7 +220,7 @@ def digits_quality(samples, seed: int = 0) -> dict:
     digits, with the training digits (floor) and a Gaussian fit (baseline):
     :func:`specverify.harness.quality.sample_quality`."""
     from specverify.harness.quality import sample_quality
-    from specverify.sampler.problems.digits import digits_images
+    from specverify.bridge.registry import digits_images
 
     return sample_quality(samples, train=digits_images("train"), test=digits_images("test"),
                           classifier=digits_classifier(), seed=seed)

@@ -96,7 +96,7 @@ class ProblemCase(NamedTuple):
 
     def make(self):
         """The problem (``specverify.sampler.problems.make_problem``)."""
-        from specverify.sampler.problems import make_problem
+        from specverify.bridge.registry import make_problem
 
         return make_problem(self.name, dim=self.dim)
 
@@ -126,7 +126,7 @@ class DrafterCase(NamedTuple):
     def make(self, problem: ProblemCase | None = None):
         """The drafter (``specverify.sampler.drafters.make_drafter``); ``independent`` drafts with ``problem``'s
         cheaper chain on the same schedule."""
-        from specverify.sampler.drafters import make_drafter
+        from specverify.bridge.registry import make_drafter
 
         kwargs = dict(self.options)
         if self.name == "independent" and problem is not None:

@@ -28,7 +28,7 @@ import specverify
 
 PACKAGE_DIR = Path(specverify.__file__).resolve().parent
 SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate")
-DOOR = ("specverify.bridge", "specverify.bridge.ours")
+DOOR = ("specverify.bridge", "specverify.bridge.ours", "specverify.bridge.registry")
 FACES = ("specverify.cli", "specverify.cli.parser", "specverify.cli.commands", "specverify.cli.sharding", "specverify.cli.stress",
          "specverify.cli.mutants",
          "specverify.cli.__main__",
@@ -40,6 +40,7 @@ RULES = {  # room -> forbidden import prefixes
     "harness": ("specverify.sampler", *OUTSIDE),
     "reference": ("torch", "specverify.sampler", *OUTSIDE),
     "shared": ("torch", "specverify.sampler", "specverify.harness", *OUTSIDE),
+    "face": ("specverify.sampler",),  # the faces reach our sampler through the door only (bridge, bridge.registry)
 }
 FORBIDDEN = RULES["reference"]  # what the blocked subprocess blocks
 
@@ -154,6 +155,8 @@ PLANTED = [  # (module the violation is planted in, line)
     ("specverify.specs", "import specverify.harness.reference"),
     ("specverify.errors", "from specverify.sampler import coupling"),
     ("specverify._validate", "import torch"),
+    ("specverify.cli.commands", "def f():\n    from specverify.sampler.mutants import MUTANTS"),
+    ("specverify.study", "import specverify.sampler.speculative"),
 ]
 
 

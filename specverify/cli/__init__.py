@@ -47,7 +47,7 @@ def _outcome(args) -> str:
             return COMMANDS[args.command](args)
         check_names(args)
         if args.dim is None:
-            from specverify.sampler.problems import default_dim
+            from specverify.bridge.registry import default_dim
 
             args.dim = default_dim(args.problem)
         check_args(args)

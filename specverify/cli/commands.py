@@ -361,7 +361,7 @@ def _cmd_accept(args) -> str:
 
 
 def _cmd_problems(args) -> str:
-    from specverify.sampler.problems import PROBLEMS
+    from specverify.bridge.registry import PROBLEMS
 
     for name, cls in PROBLEMS.items():
         summary = (cls.__doc__ or "").strip().splitlines()[0].split(": ", 1)[-1]
@@ -372,7 +372,7 @@ def _cmd_problems(args) -> str:
 
 
 def _cmd_drafters(args) -> str:
-    from specverify.sampler.drafters import DRAFTERS
+    from specverify.bridge.registry import DRAFTERS
 
     for name, (cls, desc) in DRAFTERS.items():
         print(f"{name:<17}{desc}{'  [needs the target at the window start]' if cls.needs_anchor else ''}")

@@ -14,7 +14,7 @@ def cmd_mutants(args) -> str:
     each, so that its verdict has false-alarm rate <= alpha; a mutant is detected if either rejects."""
     from specverify.bridge import STRESS_WINDOW, make_reference, make_target, mutant_verdict
     from specverify.harness.report import kills_markdown
-    from specverify.sampler.mutants import MUTANTS
+    from specverify.bridge.registry import MUTANTS
 
     from specverify.cli.commands import _device, _write, build_problem
 

@@ -218,8 +218,8 @@ def _writable(path: Path | None, flag: str, *, folder: bool = False) -> None:
 
 def check_names(args) -> None:
     from specverify.bridge import entry
-    from specverify.sampler.drafters import DRAFTERS
-    from specverify.sampler.mutants import MUTANTS
+    from specverify.bridge.registry import DRAFTERS
+    from specverify.bridge.registry import MUTANTS
 
     entry(args.problem)  # an unknown problem: UsageError naming the choices
     drafter = getattr(args, "drafter", None)
@@ -238,7 +238,7 @@ def check_args(args) -> None:
 
     cmd = args.command
     if args.steps is None:
-        from specverify.sampler.problems import PROBLEMS
+        from specverify.bridge.registry import PROBLEMS
 
         args.steps = getattr(PROBLEMS.get(args.problem), "default_steps", 100)
     _need(args.steps >= 1, f"--steps must be >= 1 (the number of chain steps), got {args.steps}")
@@ -278,7 +278,7 @@ def check_args(args) -> None:
 
 
 def accept_lists(args) -> tuple[list, list]:
-    from specverify.sampler.drafters import DRAFTERS
+    from specverify.bridge.registry import DRAFTERS
 
     drafters = [d for d in args.drafters.split(",") if d]
     unknown = [d for d in drafters if d not in DRAFTERS]

@@ -146,7 +146,7 @@ class _SampleTask:
 
 def merge_stats(parts: list[dict]):
     """One SpecStats from the shards' statistics: trajectories stacked, counts summed, in shard order."""
-    from specverify.sampler.speculative import SpecStats
+    from specverify.bridge.registry import SpecStats
 
     fields = {}
     for f in dataclasses.fields(SpecStats):
