@@ -46,8 +46,8 @@ def package_versions() -> dict:
 
 def atomic_write(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``: readers see the
-    old file or the whole new one, never a partial one. (The sampler's cache has its own: the halves share no
-    code.)"""
+    old file or the whole new one, never a partial one. Deliberate twin of ``specverify.sampler.cache.atomic_write``
+    (the halves share no code)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

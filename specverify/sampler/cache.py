@@ -48,12 +48,16 @@ def resolve(cache: Path | str | bool | None, *parts: str) -> Path | None:
 
 def atomic_write(path: Path | str, write: Callable[[Path], None]) -> Path:
     """Write ``path`` through ``write(tmp)`` on a temporary file in the same folder, then ``os.replace`` it into
-    place: readers (other processes included) see the old file or the whole new one, never a partial file."""
+    place: readers (other processes included) see the old file or the whole new one, never a partial file; the
+    temporary file is flushed to disk first (fsync), so a crash leaves no empty file in place. Deliberate twin of
+    ``specverify.harness.rundir.atomic_write`` (the halves share no code)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

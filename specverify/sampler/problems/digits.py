@@ -307,9 +307,6 @@ class DigitsProblem(DiffusionProblem):
 
     eps_model = model
 
-    def draft_model(self, betas, prediction: str = "eps") -> DigitsDenoiser:
-        return DigitsDenoiser(self._net(1), betas, prediction)
-
     def _make(self, which, steps, schedule, sampler, prediction, eta, name) -> GaussianChain:
         betas = beta_schedule(schedule, steps)
         model = DigitsDenoiser(self._net(which), betas, prediction)
