@@ -197,18 +197,21 @@ def min_n_markdown(res: dict, head: list[str]) -> str:
 
 
 def compare(args) -> dict:
-    """Two finished ``min-n --check`` runs (their JSON files, --inputs) on the same problem, alpha, configurations
-    and mutants, one per check; nothing is measured here."""
+    """Two finished ``min-n --check`` runs (their JSON files, --inputs) on the same problem, alpha, replicates and
+    configurations, one per check, compared on the mutants both measured; nothing is measured here."""
     runs = [json.loads(Path(f).read_text()) for f in (args.inputs or "").split(",") if f]
     if len(runs) != 2 or any(not r.get("check") for r in runs) or runs[0]["check"] == runs[1]["check"]:
         raise ValueError("compare takes --inputs A.json,B.json: two `power.py min-n --check` runs, one terminal "
                          "and one innovations")
     same = ("problem", "dim", "steps", "alpha", "replicates", "configs")
-    if [k for k in same if runs[0][k] != runs[1][k]] or \
-            [r["name"] for r in runs[0]["rows"]] != [r["name"] for r in runs[1]["rows"]]:
-        raise ValueError(f"the two runs differ in {[k for k in same if runs[0][k] != runs[1][k]] or 'mutants'}: "
-                         "compare runs of the same problem, alpha, replicates, configurations and mutants")
-    return {"study": "compare", "runs": {r["check"]: r for r in runs}}
+    names = [[r["name"] for r in run["rows"]] for run in runs]
+    both = [m for m in names[0] if m in names[1]]
+    differ = [k for k in same if runs[0][k] != runs[1][k]]
+    if differ or not both:
+        raise ValueError(f"the two runs differ in {differ or 'every mutant'}: compare runs of the same problem, "
+                         "alpha, replicates and configurations that share mutants")
+    only = {r["check"]: [m for m in ns if m not in both] for r, ns in zip(runs, names, strict=True)}
+    return {"study": "compare", "runs": {r["check"]: r for r in runs}, "mutants": both, "only": only}
 
 
 def _smallest(row: dict) -> tuple[str, int, bool]:
@@ -245,7 +248,12 @@ def compare_markdown(res: dict, head: list[str]) -> str:
            "| mutant | " + " | ".join(f"{c} ({v['drafter']}, L={v['window']}): terminal | innovations | ratio"
                                      for c, v in configs.items()) + " |",
            "|---|" + "---|---|---|" * len(configs)]
-    for rt, ri in zip(term["rows"], inn["rows"], strict=True):
+    rows = [{r["name"]: r for r in run["rows"]} for run in (term, inn)]
+    for name in res["mutants"]:
+        rt, ri = rows[0][name], rows[1][name]
         cells = [f"{_smallest(rt[c])[0]} | {_smallest(ri[c])[0]} | {_ratio(rt[c], ri[c])}" for c in configs]
-        out.append(f"| {rt['name']} | " + " | ".join(cells) + " |")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    only = [f"{check} run only: {', '.join(ms)}" for check, ms in res["only"].items() if ms]
+    if only:
+        out += ["", "Mutants measured by one run only (not compared): " + "; ".join(only) + "."]
     return "\n".join(out) + "\n"

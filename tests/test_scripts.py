@@ -108,9 +108,15 @@ def test_power_min_n_one_check_per_configuration_and_their_comparison(tmp_path, 
     text = page.read_text()
     assert runs["terminal"]["command"] in text and runs["innovations"]["command"] in text
     assert text.count("| no-reflection |") == 1 and "terminal | innovations | ratio" in text
+    fewer = runs["innovations"] | {"rows": runs["innovations"]["rows"][:1]}  # a run that measured fewer mutants
+    (tmp_path / "fewer.json").write_text(json.dumps(fewer))
+    assert power.main(["compare", "--inputs", f"{tmp_path / 'terminal.json'},{tmp_path / 'fewer.json'}",
+                       "--markdown", str(page)]) == 0
+    assert "| inverted-ratio |" not in page.read_text() and "terminal run only: inverted-ratio" in page.read_text()
     for argv in (["min-n", "--configs", "natural"], ["min-n", "--check", "terminal", "--configs", "natural,foo"],
                  ["seeds", "--check", "terminal"],
-                 ["compare", "--inputs", f"{tmp_path / 'terminal.json'},{tmp_path / 'terminal.json'}"]):
+                 ["compare", "--inputs", f"{tmp_path / 'terminal.json'},{tmp_path / 'terminal.json'}"],
+                 ["compare", "--inputs", f"{tmp_path / 'terminal.json'},{tmp_path / 'missing.json'}"]):
         with pytest.raises(SystemExit) as e:
             power.main(argv)
         assert e.value.code == 2, argv
