@@ -265,15 +265,6 @@ def _part_commit(res, part) -> str:
     return res.get("part_commit", {}).get(part, "unknown")
 
 
-def write_section(page: Path, section: str) -> None:
-    text = page.read_text() if page.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section
-    page.write_text(text)
-
-
 def _meta(s: Settings, command: str) -> dict:
     import torch
 
@@ -317,7 +308,9 @@ def main(argv=None) -> dict:
             res.setdefault("part_commit", {})[part] = res["commit"]
             args.out.mkdir(parents=True, exist_ok=True)
             store.write_text(json.dumps(res, indent=2) + "\n")  # after every part: a long run keeps what it has
-    write_section(args.out / "RESULTS.md", markdown(res))
+    from specverify.benchmarks import write_section
+
+    write_section(args.out / "RESULTS.md", markdown(res), BEGIN, END)
     print(f"wrote {store} and the images section of {args.out / 'RESULTS.md'}")
     return res
 

@@ -170,15 +170,6 @@ def results_section(runs: list[dict], commands: list[str], window: int = 8) -> s
     return "\n".join(out + ["", END]) + "\n"
 
 
-def write_section(page: Path, section: str) -> None:
-    text = page.read_text() if page.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section
-    page.write_text(text)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problems", default="gmm,digits", help="comma-separated: gmm, digits, images")
@@ -201,8 +192,10 @@ def main(argv=None) -> int:
     if args.render:
         runs = [json.loads(p.read_text()) for p in args.render]
         if args.section:
+            from specverify.benchmarks import write_section
+
             write_section(args.section, results_section([r for res in runs for r in res["runs"]],
-                                                        [res["command"] for res in runs]))
+                                                        [res["command"] for res in runs]), BEGIN, END)
         elif args.markdown:
             args.markdown.write_text(markdown(runs[0], runs[0]["command"]))
         return 0

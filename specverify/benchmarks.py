@@ -8,7 +8,8 @@ every size (``SMOKE``: seconds, for CI).
 
 Also here, because both the claims and ``paper_repro/train_digits.py`` use them: :func:`digits_quality` (sample
 quality of digits samples against the held-out digits, :mod:`specverify.harness.quality` on the problem's data)
-and :func:`save_grid` (a picture of digit samples).
+and :func:`save_grid` (a picture of digit samples); :func:`write_section`, the one way a script rewrites its own
+section of RESULTS.md (``images.py``, ``multidraft.py``).
 
 A face: it sees both halves (the problems and drafters through the bridge, the suite and the quality figures).
 """
@@ -24,7 +25,18 @@ from specverify.specs import ROUND_POLICIES
 
 __all__ = ["DIFFUSION_DRAFTERS", "LANGEVIN_DRAFTERS", "QUALITY_KEYS", "SMOKE", "Settings", "digits_classifier",
            "digits_quality", "drafters_for", "exactness", "quality", "save_grid", "setups", "speed",
-           "training_costs", "wall_clock"]
+           "training_costs", "wall_clock", "write_section"]
+
+def write_section(page: Path, section: str, begin: str, end: str) -> None:
+    """Put ``section`` (which starts with ``begin`` and ends with ``end`` and a newline) in ``page``: in place of the
+    text between the markers, or appended when they are absent."""
+    text = page.read_text() if page.exists() else ""
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) + 1:]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section
+    page.write_text(text)
+
 
 DIFFUSION_DRAFTERS = ("frozen-denoiser", "frozen-drift", "independent", "medusa")
 LANGEVIN_DRAFTERS = ("frozen-drift", "independent")  # a Langevin chain has no denoiser to freeze
