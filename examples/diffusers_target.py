@@ -4,15 +4,8 @@ Nothing here imports ``specverify.sampler``: the model, the scheduler, the sampl
 diffusers, torch and numpy alone (in ``examples/diffusers_pipelines.py``, next to this file); only the check itself
 (``__main__``) uses ``specverify.harness``.
 
-- :func:`make_unet_and_scheduler`: a small seeded random ``UNet2DModel`` (3 x 8 x 8, float64) and a
-  ``DDPMScheduler`` (1000 training steps, ``set_timesteps(20)``, ``clip_sample=False``) whose ``alphas_cumprod``
-  is moved to float64.
-- :class:`UNetTarget`: the user's target chain ``x_{k+1} = mean(x_k, k) + sigma_k eps``, with ``mean`` the DDPM
-  posterior mean at ``t = scheduler.timesteps[k]`` computed from the UNet's eps prediction with diffusers' own
-  coefficients, and ``sigma`` diffusers' own variance rule (0 at the last step, t = 0, where ``step`` adds no noise).
-- :class:`CallbackDDPMPipeline`: ``DDPMPipeline``'s loop (``scheduler.step``) with the ``callback_on_step_end(pipe,
-  i, t, callback_kwargs)`` convention of diffusers' other pipelines; :class:`SpeculativeDDPMPipeline`: the same
-  chain sampled speculatively (frozen-eps drafter, reflection maximal coupling, one batched UNet call per round).
+- The model (:func:`make_unet_and_scheduler`), the target (:class:`UNetTarget`) and the plain and speculative
+  pipelines: described in ``examples/diffusers_pipelines.py``, re-exported here.
 - Black boxes for the judge: :func:`plain`, :func:`candidate` (speculative) and :func:`candidate_no_reflection`
   (broken: a rejected step commits ``m_p + s z`` without the reflection). Each returns ``"trajectories"`` recorded
   by a :class:`TrajectoryRecorder` passed as ``callback_on_step_end``.
