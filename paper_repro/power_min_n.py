@@ -220,14 +220,16 @@ def _smallest(row: dict) -> tuple[str, int, bool]:
     return (str(row["min_n"]), row["min_n"], True) if row["min_n"] else (f"> {last}", last, False)
 
 
-def _ratio(term: dict, inn: dict) -> str:
-    """Terminal n over innovations n: a bound where either was not found within its grid."""
+def _ratio(term: dict, inn: dict, floors: tuple[int, int]) -> str:
+    """Terminal n over innovations n: a bound where either was not found within its grid; '*' where either was
+    found at its grid's first n (``floors``), below which it was not tried."""
     (_, a, fa), (_, b, fb) = _smallest(term), _smallest(inn)
+    mark = "*" if term["min_n"] == floors[0] or inn["min_n"] == floors[1] else ""
     if fa and fb:
-        return f"{a / b:.3g}"
+        return f"{a / b:.3g}{mark}"
     if not fb:
-        return "-" if not fa else f"< {a / b:.3g}"
-    return f"> {a / b:.3g}"
+        return "-" if not fa else f"< {a / b:.3g}{mark}"
+    return f"> {a / b:.3g}{mark}"
 
 
 def compare_markdown(res: dict, head: list[str]) -> str:
@@ -242,7 +244,10 @@ def compare_markdown(res: dict, head: list[str]) -> str:
            f"n trajectories) at which at least 95% of {term['replicates']} seeds reject, each configuration alone "
            f"at alpha = {term['alpha']}; '> n': not detected within the grid. Ratio: terminal n / innovations n "
            f"(a bound where one side was not found; both grids double, so a ratio is known to a factor of about 2 "
-           f"either way). Default n at this alpha: terminal "
+           f"either way); '*': one side was found at its grid's first n (terminal {term['grid'][0]}, "
+           f"innovations {inn['grid'][0]}), below which it was not tried, so its smallest n is at most that and "
+           f"the ratio only a bound (where both sides are at their first n, the ratio reflects where the grids "
+           f"start, not the checks). Default n at this alpha: terminal "
            + ", ".join(f"{c} {n}" for c, n in term["default_n"].items()) + "; innovations "
            + ", ".join(f"{c} {n}" for c, n in inn["default_n"].items()) + ".", "",
            "| mutant | " + " | ".join(f"{c} ({v['drafter']}, L={v['window']}): terminal | innovations | ratio"
@@ -251,7 +256,8 @@ def compare_markdown(res: dict, head: list[str]) -> str:
     rows = [{r["name"]: r for r in run["rows"]} for run in (term, inn)]
     for name in res["mutants"]:
         rt, ri = rows[0][name], rows[1][name]
-        cells = [f"{_smallest(rt[c])[0]} | {_smallest(ri[c])[0]} | {_ratio(rt[c], ri[c])}" for c in configs]
+        floors = (term["grid"][0], inn["grid"][0])
+        cells = [f"{_smallest(rt[c])[0]} | {_smallest(ri[c])[0]} | {_ratio(rt[c], ri[c], floors)}" for c in configs]
         out.append(f"| {name} | " + " | ".join(cells) + " |")
     only = [f"{check} run only: {', '.join(ms)}" for check, ms in res["only"].items() if ms]
     if only:
