@@ -145,7 +145,9 @@ class Innovations:
         families = ["serial", "drift"] + (["denoiser"] if target.coefs is not None else [])
         self.series = {(f, lag): _Series(np.zeros(T), np.zeros(T)) for f in families for lag in range(1, lags + 1)}
         r = min(d, SKETCH)
-        self.blocks = max(1, SKETCH // r)  # noisy step j feeds sketch block j mod blocks
+        # noisy step j feeds sketch block j mod blocks; no more blocks than noisy steps, so that none stays empty
+        # (an all-zero block would count as r dimensions of N(0, 1) in the closest-pair test's chi2 law)
+        self.blocks = max(1, min(SKETCH // r, int(self.noisy.sum())))
         self.q0, self.q = _orthonormal(d, min(d, SKETCH), [seed, 1]), _orthonormal(d, r, [seed, 2])
         self.sketch0, self.sketch = [], []
         block_of = np.cumsum(self.noisy) - 1
@@ -275,8 +277,11 @@ class Innovations:
 
     def duplicate_tests(self) -> list[TestResult]:
         """Trajectories that share their innovations, or their initial states (impossible under H0)."""
-        return [min_distance_test(np.concatenate(self.sketch), "duplicates[innovation sequences]", "innovation"),
-                min_distance_test(np.concatenate(self.sketch0), "duplicates[initial states]", "initial-state")]
+        if self.noisy.any():
+            paths = min_distance_test(np.concatenate(self.sketch), "duplicates[innovation sequences]", "innovation")
+        else:  # a noiseless chain has no innovations: its steps are checked by the zero-noise test alone
+            paths = TestResult("duplicates[innovation sequences]", float("nan"), 1.0, "no noisy step", self.n)
+        return [paths, min_distance_test(np.concatenate(self.sketch0), "duplicates[initial states]", "initial-state")]
 
     # ------------------------------------------------------------------------------------------------------
     # the diagnosis
