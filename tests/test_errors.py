@@ -117,7 +117,7 @@ def bad_cli_args(draw_):
                                   "drafter", "mutant", "components", "seed"]))
     if kind == "n":
         command = draw_(st.sampled_from(["check", "mutants", "accept", "sample"]))
-        low = {"check": 100, "mutants": 100, "accept": 2, "sample": 1}[command]
+        low = {"check": 2, "mutants": 2, "accept": 2, "sample": 1}[command]  # trajectories: 2 (--terminal: 100)
         return command, ["--n", str(draw_(st.integers(max_value=low - 1)))]
     if kind == "rate":
         command, flag = draw_(st.sampled_from(["check", "mutants"])), draw_(st.sampled_from(["alpha", "beta",
