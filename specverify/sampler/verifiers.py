@@ -29,7 +29,7 @@ from specverify.sampler.chains import _bcast
 from specverify.sampler.coupling import acceptance_probability, coupled_step
 from specverify.sampler.residual import normal_sf, residual_projection, tolerance
 
-__all__ = ["VERIFIERS", "TreeVerdict", "block_hazard", "block_prefix", "dgrs_coupling", "dgrs_select",
+__all__ = ["VERIFIERS", "TreeVerdict", "block_hazard", "block_prefix", "dgrs_coupling", "dgrs_node", "dgrs_select",
            "residual_state", "verifier_parts"]
 
 VERIFIERS = ("reflection", "block", "dgrs")
@@ -144,6 +144,21 @@ def dgrs_select(log_rho, dist, u, tol: float):
     return chosen, log_lam, torch.where(degenerate, 1.0, 1 - g)
 
 
+def dgrs_node(mean_p, mean_q, sigma, z, u, u_res, *, select=dgrs_select, projection=residual_projection,
+              validate=True):
+    """One D-GRS node: mean_p and mean_q (n, *event) the target and (shared) draft means, sigma (n,), z (n, K,
+    *event) the drafts' noise, u (n, K) their uniforms, u_res (n,) the residual's. Returns the chosen draft (n,)
+    (K: none), the residual draw (n, *event) (its part orthogonal to e from the first draft), the node's
+    acceptance probability (n,) and |D| (n,)."""
+    n, K = z.shape[:2]
+    root = coupled_step(mean_p.unsqueeze(1).expand_as(z), mean_q.unsqueeze(1).expand_as(z),
+                        sigma[:, None].expand(n, K), z, batch_ndim=2, validate=validate)
+    dist = root.dist[:, 0]
+    chosen, log_lam, p_accept = select(root.log_ratio, dist, u, tolerance(mean_p.dtype))
+    res = residual_state(mean_q, mean_p, sigma, torch.zeros_like(log_lam), log_lam, dist, z[:, 0], u_res, projection)
+    return chosen, res, p_accept, dist
+
+
 def dgrs_coupling(mean_p, means_q, sigma, z, u, *, select=dgrs_select):
     """D-GRS as a kernel: couple N(mean_p, sigma^2 I) with K i.i.d. drafts means_q[:, k] + sigma z[:, k].
 
@@ -156,13 +171,11 @@ def dgrs_coupling(mean_p, means_q, sigma, z, u, *, select=dgrs_select):
     if not torch.equal(means_q, means_q[:, :1].expand_as(means_q)):
         raise SamplerError("D-GRS couples i.i.d. drafts: every draft mean of a row must be the same")
     sigma = torch.as_tensor(sigma, dtype=mean_p.dtype, device=mean_p.device)
-    root = coupled_step(mean_p.unsqueeze(1).expand_as(z), means_q, sigma[:, None].expand(n, K), z, batch_ndim=2)
     u = torch.as_tensor(u, dtype=torch.float64, device=mean_p.device)
-    chosen, log_lam, _ = select(root.log_ratio, root.dist[:, 0], u[:, :K], tolerance(mean_p.dtype))
-    res = residual_state(means_q[:, 0], mean_p, sigma, torch.zeros_like(log_lam), log_lam, root.dist[:, 0], z[:, 0],
-                         u[:, K])
+    chosen, res, _, _ = dgrs_node(mean_p, means_q[:, 0], sigma, z, u[:, :K], u[:, K], select=select)
     took = chosen < K
-    x = torch.where(_bcast(took, res), _at(root.draft, torch.clamp(chosen, max=K - 1)), res)
+    drafts = means_q + sigma.view(n, 1, *[1] * (z.ndim - 2)) * z
+    x = torch.where(_bcast(took, res), _at(drafts, torch.clamp(chosen, max=K - 1)), res)
     return x, torch.where(took, chosen, -1)
 
 
@@ -225,13 +238,10 @@ def verify_tree(env, s, d, t, *, select=dgrs_select, projection=residual_project
     span, steps = d.span[::K], d.steps[::K]
     valid = env.pos[:L] < span[:, None]
     sig = torch.where(valid, env.sig[steps[:, :L]], 1.0)
-    s0 = sig[:, :1].expand(B, K)
-    root = coupled_step(mean_p[:, :1, 0].expand_as(z[:, :, 0]), mq[:, :1, 0].expand_as(z[:, :, 0]), s0,
-                        z[:, :, 0], batch_ndim=2, validate=False)
     u = torch.cat([d.noise.u[::K, :1], d.noise.extra_u[:, :K - 1]], 1)
-    chosen, log_lam, p0 = select(root.log_ratio, root.dist[:, 0], u, tolerance(d.Y.dtype))
-    res = residual_state(mq[:, 0, 0], mean_p[:, 0, 0], sig[:, 0], torch.zeros_like(log_lam), log_lam,
-                         root.dist[:, 0], z[:, 0, 0], d.noise.extra_u[:, K - 1], projection)
+    chosen, res, p0, dist0 = dgrs_node(mean_p[:, 0, 0], mq[:, 0, 0], sig[:, 0], z[:, :, 0], u,
+                                       d.noise.extra_u[:, K - 1], select=select, projection=projection,
+                                       validate=False)
     c = torch.clamp(chosen, max=K - 1)
     pick = lambda a: _at(a, c)  # noqa: E731
     sel = kernel.Draft(pick(Y), pick(mq), span, steps, d.fresh[::K],
@@ -241,7 +251,7 @@ def verify_tree(env, s, d, t, *, select=dgrs_select, projection=residual_project
     took = chosen < K
     out[:, 0] = torch.where(_bcast(took, res), sel.Y[:, 1], res)
     acc[:, 0] = took
-    dist[:, 0] = root.dist[:, 0]
+    dist[:, 0] = dist0
     p_accept = acceptance_probability(dist.to(torch.float64))
     p_accept[:, 0] = p0
     v = kernel.verdict(mp, out, acc, valid, dist, span, p_accept)
