@@ -4,10 +4,13 @@ Every user-facing error is a :class:`SpecverifyError`; each class is also the bu
 (``ValueError`` for bad input, ``RuntimeError`` for a run that broke). The command line maps any of them,
 and any unexpected exception, to exit code 2 (see :func:`specverify.cli.main`); exit 1 means exactness
 rejected and nothing else.
+
+One class lives elsewhere: the pytest plugin's ``OptionError`` (:mod:`specverify.pytest_plugin`) is also a
+``pytest.UsageError``, so pytest reports a bad option as a usage error, and this module does not import pytest.
 """
 
-__all__ = ["CandidateError", "ChainError", "ContractError", "SampleSizeError", "SamplerError", "SpecverifyError",
-           "StatsError", "UsageError"]
+__all__ = ["BudgetError", "CandidateError", "ChainError", "ContractError", "LawInputError", "PermutationError",
+           "PowerError", "SampleSizeError", "SamplerError", "ShardError", "SpecverifyError", "StatsError", "UsageError"]
 
 
 class SpecverifyError(Exception):
@@ -34,6 +37,22 @@ class SampleSizeError(StatsError):
     """Too few samples for the requested test or power."""
 
 
+class PowerError(SampleSizeError):
+    """The requested sample size cannot deliver the declared power; the message names the n that can."""
+
+
+class PermutationError(StatsError):
+    """Bad arguments to a permutation test (too few permutations for alpha, bad sizes)."""
+
+
+class LawInputError(StatsError):
+    """Samples or a law that cannot be tested (NaN, wrong shape, too few samples, degenerate covariance)."""
+
+
+class BudgetError(UsageError):
+    """An exactness assertion that the session budget cannot pay for."""
+
+
 class ContractError(SpecverifyError, ValueError):
     """A candidate (or reference) broke its contract: wrong type, shape, count, dtype, NaN or Inf, seed ignored."""
 
@@ -43,3 +62,14 @@ class CandidateError(ContractError, RuntimeError):
 
     Also a :class:`ContractError` (returning at all is part of the contract), so code that caught ContractError
     for a raising candidate still does; and a ``RuntimeError``, since the run broke rather than the input."""
+
+
+class ShardError(CandidateError):
+    """A shard failed for good (its candidate raised, or its worker died more often than the retries allow)."""
+
+    def __init__(self, message: str, status: dict | None = None):
+        super().__init__(message)
+        self.status = status or {}
+
+    def __reduce__(self):
+        return type(self), (str(self), self.status)

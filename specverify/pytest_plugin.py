@@ -32,14 +32,12 @@ import secrets
 
 import pytest
 
-from specverify.errors import UsageError
+from specverify.errors import BudgetError, LawInputError, UsageError
 from specverify.testing import (
     _SESSIONS,
     DEFAULT_ALPHA,
     DEFAULT_SEED,
     Budget,
-    BudgetError,
-    LawInputError,
     _Session,
     _test_seed,
     assert_matches_law,
@@ -50,7 +48,10 @@ __all__ = ["Budget", "BudgetError", "LawInputError", "OptionError", "assert_matc
 
 
 class OptionError(UsageError, pytest.UsageError):
-    """A bad --specverify-* option or marker argument (pytest reports it as a usage error)."""
+    """A bad --specverify-* option or marker argument (pytest reports it as a usage error).
+
+    The one error class outside :mod:`specverify.errors`: it is also a ``pytest.UsageError``, and that module
+    does not import pytest."""
 
 
 _KEY = pytest.StashKey[_Session]()

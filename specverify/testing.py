@@ -13,23 +13,15 @@ import dataclasses
 import math
 import zlib
 
-from specverify.errors import StatsError, UsageError
+from specverify.errors import BudgetError, LawInputError
 
-__all__ = ["Budget", "BudgetError", "LawInputError", "assert_matches_law", "assert_same_law"]
+__all__ = ["Budget", "assert_matches_law", "assert_same_law"]
 
 
 DEFAULT_ALPHA = 0.01
 
 
 DEFAULT_SEED = 0
-
-
-class BudgetError(UsageError):
-    """An exactness assertion that the session budget cannot pay for."""
-
-
-class LawInputError(StatsError):
-    """Samples or a law that cannot be tested (NaN, wrong shape, too few samples, degenerate covariance)."""
 
 
 @dataclasses.dataclass(eq=False)  # identity: the stack below removes this very session

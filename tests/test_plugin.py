@@ -23,9 +23,9 @@ import torch
 
 import specverify.harness.stats  # noqa: F401  (loaded before pytester's module snapshots: no re-imports inside)
 import specverify.harness.stats.omnibus  # noqa: F401
-from specverify.errors import SpecverifyError
+from specverify.errors import BudgetError, LawInputError, SpecverifyError
 from specverify.harness.reference import GaussianLaw
-from specverify.pytest_plugin import BudgetError, LawInputError, assert_matches_law, assert_same_law
+from specverify.pytest_plugin import assert_matches_law, assert_same_law
 
 pytest_plugins = ["pytester"]
 

@@ -28,25 +28,14 @@ import uuid
 
 import numpy as np
 
-from specverify.errors import CandidateError, SpecverifyError, UsageError
+from specverify.errors import ShardError, SpecverifyError, UsageError
 
-__all__ = ["Engine", "Shard", "ShardError", "pool", "require_ray", "shard_plan", "sharded"]
+__all__ = ["Engine", "Shard", "pool", "require_ray", "shard_plan", "sharded"]
 
 CONCATENATED = ("samples", "trajectories", "accepted", "predicted", "verified", "predicted_var")  # one per trajectory
 SUMMED = ("accepted_per_position", "verified_per_position", "predicted_per_position")  # totals
 RAY_EXTRA = "pip install 'specverify[ray]'"
 _TALLY: dict = {}  # (Ray session, job) -> the actor counting attempts (held here: an unheld one is collected)
-
-
-class ShardError(CandidateError):
-    """A shard failed for good (its candidate raised, or its worker died more often than the retries allow)."""
-
-    def __init__(self, message: str, status: dict | None = None):
-        super().__init__(message)
-        self.status = status or {}
-
-    def __reduce__(self):
-        return type(self), (str(self), self.status)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,9 @@ import pytest
 import torch
 from scipy import stats
 
+from specverify.errors import PermutationError
 from specverify.harness.stats.omnibus import two_sample_minp
-from specverify.harness.stats.permutation import PermutationError, min_permutations
+from specverify.harness.stats.permutation import min_permutations
 from specverify.harness.stats.sequential import (
     futility_limits,
     log_wealth,

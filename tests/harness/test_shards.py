@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from specverify.errors import UsageError
+from specverify.errors import ShardError, UsageError
 from specverify.harness.rundir import RunDir, atomic_write
-from specverify.harness.shards import Engine, ShardError, pool, shard_plan, sharded
+from specverify.harness.shards import Engine, pool, shard_plan, sharded
 
 ray = pytest.importorskip("ray")
 

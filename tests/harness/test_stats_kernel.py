@@ -16,6 +16,7 @@ import pytest
 import scipy.stats
 import torch
 
+from specverify.errors import PermutationError
 from specverify.harness.stats import two_sample_battery
 from specverify.harness.stats.kernel import (
     _RFF_ROWS,
@@ -36,7 +37,6 @@ from specverify.harness.stats.kernel import (
     sliced_constant,
 )
 from specverify.harness.stats.permutation import (
-    PermutationError,
     max_standardised,
     min_permutations,
     permutation_pvalue,

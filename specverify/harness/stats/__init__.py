@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import importlib
 
+from specverify.errors import PermutationError, PowerError
 from specverify.harness.stats.one_sample import MIN_SAMPLES, gaussian_one_sample, whiten, whitened_normal_battery
 from specverify.harness.stats.results import Battery, TestResult, holm
 from specverify.harness.stats.sizing import (
-    PowerError,
     PowerWarning,
     binomial_interval,
     check_power,
@@ -23,7 +23,6 @@ from specverify.harness.stats.sizing import (
 from specverify.harness.stats.two_sample import ks_battery, ks_tests, two_sample_battery
 
 _LAZY = {
-    "PermutationError": "specverify.harness.stats.permutation",
     "PermutationResult": "specverify.harness.stats.permutation",
     "min_permutations": "specverify.harness.stats.permutation",
     "permutation_pvalue": "specverify.harness.stats.permutation",

@@ -35,16 +35,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from specverify.errors import StatsError
+from specverify.errors import PermutationError
 
-__all__ = ["TIE_RTOL", "PermutationError", "PermutationResult", "draw_permutations", "evaluator", "group_indicator",
+__all__ = ["TIE_RTOL", "PermutationResult", "draw_permutations", "evaluator", "group_indicator",
            "max_standardised", "min_permutations", "permutation_matrix", "permutation_pvalue", "permutation_test"]
 
 TIE_RTOL = 1e-9
-
-
-class PermutationError(StatsError):
-    """Bad arguments to a permutation test (too few permutations for alpha, bad sizes)."""
 
 
 @dataclasses.dataclass(frozen=True)

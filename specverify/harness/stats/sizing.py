@@ -34,14 +34,10 @@ import warnings
 import numpy as np
 
 from specverify._validate import in_unit_interval, positive_int
-from specverify.errors import SampleSizeError, StatsError
+from specverify.errors import PowerError, StatsError
 
-__all__ = ["PowerError", "PowerWarning", "binomial_interval", "check_power", "ks_one_sample_n", "ks_two_sample_n",
+__all__ = ["PowerWarning", "binomial_interval", "check_power", "ks_one_sample_n", "ks_two_sample_n",
            "min_detectable_ks_one_sample", "min_detectable_ks_two_sample"]
-
-
-class PowerError(SampleSizeError):
-    """The requested sample size cannot deliver the declared power; the message names the n that can."""
 
 
 class PowerWarning(UserWarning):
