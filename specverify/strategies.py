@@ -17,6 +17,8 @@ from typing import NamedTuple
 import numpy as np
 from hypothesis import strategies as st
 
+from specverify.errors import UsageError
+
 __all__ = ["DrafterCase", "GaussianPair", "ProblemCase", "drafters", "gaussian_pairs", "problems", "windows"]
 
 FAST_PROBLEMS = ("gaussian", "gmm", "langevin-gaussian")  # langevin-model loads a data set
@@ -65,7 +67,7 @@ def gaussian_pairs(dims=PAIR_DIMS, batch=PAIR_BATCH, sigma=PAIR_SIGMA, distance=
     ``backend``: ``"torch"`` (float64 tensors) or ``"numpy"``.
     """
     if backend not in ("torch", "numpy"):
-        raise ValueError(f"backend must be 'torch' or 'numpy', got {backend!r}")
+        raise UsageError(f"backend must be 'torch' or 'numpy', got {backend!r}")
     return _pairs(_strategy(dims), _strategy(batch), _strategy(sigma), _strategy(distance), _strategy(mean_scale),
                   backend)
 
@@ -113,7 +115,7 @@ def problems(names=FAST_PROBLEMS, dims=PROBLEM_DIMS, steps=PROBLEM_STEPS) -> st.
 def windows(max_window: int = 8) -> st.SearchStrategy:
     """Window lengths 1 .. max_window (a window longer than the chain is allowed and must work)."""
     if max_window < 1:
-        raise ValueError(f"max_window must be >= 1, got {max_window}")
+        raise UsageError(f"max_window must be >= 1, got {max_window}")
     return st.integers(1, max_window)
 
 

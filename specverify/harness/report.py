@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from specverify.errors import UsageError
+
 __all__ = ["AcceptanceSummary", "PositionAcceptance", "Report", "ReportTest", "acceptance_line", "kills_markdown",
            "markdown", "markdown_kernel", "plots"]
 
@@ -192,7 +194,7 @@ def markdown(report: Report | Mapping, title: str = "specverify check") -> str:
     ``{**context, "verdict": "error", "error": message}`` as an error page."""
     if isinstance(report, Mapping):
         if report.get("verdict") != "error":
-            raise TypeError("markdown() renders a Report (or the error mapping of a check that stopped); "
+            raise UsageError("markdown() renders a Report (or the error mapping of a check that stopped); "
                             "pass the Report, not its to_dict()")
         return _error_markdown(report, title)
     r = report
@@ -368,7 +370,7 @@ def plots(report: Report, outdir) -> list[Path]:
         Path(outdir).mkdir(parents=True, exist_ok=True)
         return [diagnosis_figure(report.diagnosis, Path(outdir) / "innovations_per_step.png")]
     if report.data is None:
-        raise ValueError("the report holds no samples: build it with keep_samples=True")
+        raise UsageError("the report holds no samples: build it with keep_samples=True")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     x, y = report.data["x"], report.data.get("y")

@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from specverify.errors import SamplerError
 from specverify.sampler.chains import GaussianChain, beta_schedule, ddpm
 from specverify.sampler.drafters import make_drafter
 from specverify.sampler.problems.gmm import GMMProblem
@@ -65,7 +66,7 @@ class MLPEps(torch.nn.Module):
                  out_scale: float = 0.1):
         super().__init__()
         if depth < 2:
-            raise ValueError(f"depth must be >= 2 (input and output layers), got {depth}")
+            raise SamplerError(f"depth must be >= 2 (input and output layers), got {depth}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             sizes = [dim + time_dim] + [width] * (depth - 1) + [dim]
@@ -99,7 +100,7 @@ def build_chain(model: str, steps: int, dim: int, *, width: int, depth: int, see
     if model == "mlp":
         betas = beta_schedule("linear", steps)
         return ddpm(MLPEps(dim, betas, width=width, depth=depth, seed=seed), betas, (dim,), name="mlp-ddpm")
-    raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
+    raise SamplerError(f"unknown model {model!r}; choose from {MODELS}")
 
 
 def timed(fn, device: torch.device | str = "cpu"):

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from specverify.errors import UsageError
 from specverify.harness import AcceptanceSummary, Report, ReportTest, check_against_law, check_against_sampler
 from specverify.harness import report as R
 
@@ -125,7 +126,7 @@ def test_plots_draw_the_worst_coordinates(tmp_path, monkeypatch):
 def test_plots_with_acceptance(report, tmp_path):
     names = [p.name for p in R.plots(report, tmp_path)]
     assert names == ["qq_worst_coordinates.png", "squared_norm.png", "acceptance_per_position.png"]
-    with pytest.raises(ValueError, match="keep_samples=True"):
+    with pytest.raises(UsageError, match="keep_samples=True"):
         R.plots(dataclasses.replace(report, data=None), tmp_path)
 
 
@@ -136,7 +137,7 @@ def test_markdown_reads_the_records(report):
     first_row = page.split("|---|---|---|---|---|---|---|\n")[1].splitlines()[0]
     assert first_row.startswith(f"| {worst.name} | {worst.family} |")
     assert "| position | verified |" in page and R.acceptance_line(report.acceptance) in page
-    with pytest.raises(TypeError, match="pass the Report"):
+    with pytest.raises(UsageError, match="pass the Report"):
         R.markdown(report.to_dict())
 
 

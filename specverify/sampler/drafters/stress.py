@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from specverify.errors import SamplerError
 from specverify.sampler.chains import _bcast
 from specverify.sampler.drafters.base import Drafter
 
@@ -24,7 +25,7 @@ class Stress(Drafter):
 
     def __init__(self, delta: float = 1.2):
         if not math.isfinite(delta) or delta < 0:
-            raise ValueError(f"delta must be a finite number >= 0, got {delta}")
+            raise SamplerError(f"delta must be a finite number >= 0, got {delta}")
         self.delta = float(delta)
 
     @property
