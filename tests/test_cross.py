@@ -160,7 +160,7 @@ def test_speculative_sampler_matches_the_jax_reference_on_gmm(window, drafter):
     assert not b.reject, b.summary()
 
 
-def test_two_sample_battery_sees_a_wrong_schedule_on_gmm():
+def test_ks_battery_sees_a_wrong_schedule_on_gmm():
     """Negative control: the same battery tells 40 steps from 30 steps of the same model."""
     p = make_problem("gmm", dim=2)
     x = plain_sample(p.chain(30), N, seed=8, dtype=F64).numpy()

@@ -27,7 +27,7 @@ def test_one_sample_battery_passes_the_truth_and_rejects_a_scale_error():
     assert gaussian_one_sample(x, mean, lam * 1.05, q, ALPHA).reject
 
 
-def test_two_sample_battery_passes_same_law_and_rejects_a_rotation():
+def test_ks_battery_passes_same_law_and_rejects_a_one_coordinate_scale_error():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(5000, 8)), rng.normal(size=(5000, 8))
     assert not ks_battery(x, y, ALPHA).reject

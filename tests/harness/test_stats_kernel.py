@@ -17,7 +17,7 @@ import scipy.stats
 import torch
 
 from specverify.errors import PermutationError
-from specverify.harness.stats import two_sample_battery
+from specverify.harness.stats import holm
 from specverify.harness.stats.kernel import (
     _RFF_ROWS,
     MMD_SCALES,
@@ -390,23 +390,25 @@ def test_mmd_has_power_against_a_ten_percent_scale_error():
     assert rejections >= min_rejections(reps, 0.8), rejections
 
 
-# ------------------------------------------------------------------------------------------ the battery
+# ------------------------------------------------------------------------------------------ in a Holm family
 
 
-def test_two_sample_battery_holds_ks_and_kernel_tests_under_holm():
+def test_kernel_tests_with_the_fewest_permutations_a_holm_family_allows():
+    """In a Holm family of k tests a permutation test can be rejected first only if p <= ALPHA / k, so it needs
+    n_perm >= min_permutations(ALPHA / k); with exactly that many, MMD and energy pass the null and reject a mean
+    shift under Holm (at the smallest p-value they can reach), and one permutation fewer is refused."""
     rng = np.random.default_rng(8)
     x, y = rng.normal(size=(300, 2)), rng.normal(size=(300, 2))
-    b = two_sample_battery(x, y, ALPHA, n_projections=4)
-    names = [t.name for t in b.tests]
-    assert names[-2:] == ["mmd", "energy"] and len(names) == 2 + 1 + 4 + 2
-    need = min_permutations(ALPHA / 9)  # Holm's first step compares the smallest p with ALPHA / 9
-    assert need == 8999 and f"B={need}" in b.tests[-2].method and f"B={need}" in b.tests[-1].method
-    assert not b.reject
-    assert two_sample_battery(x, 1.3 * y, ALPHA, n_projections=4).reject
-    only = two_sample_battery(x, y + 0.5, ALPHA, ks=False)
-    assert [t.name for t in only.tests] == ["mmd", "energy"] and only.rejected == (True, True)
-    with pytest.raises(PermutationError, match=f"Holm family of 9 tests.*n_perm >= {need}"):
-        two_sample_battery(x, y, ALPHA, n_projections=4, n_perm=need - 1)
+    need = min_permutations(ALPHA / 9)  # beside 7 KS tests: Holm's first step compares the smallest p with ALPHA / 9
+    assert need == 8999
+    null = [test(x, y, n_perm=need, seed=0, alpha=ALPHA / 9) for test in (mmd_test, energy_test)]
+    assert all(f"B={need}" in t.method and t.pvalue > ALPHA / 9 for t in null), null
+    two = min_permutations(ALPHA / 2)
+    shifted = holm([test(x, y + 0.5, n_perm=two, seed=0, alpha=ALPHA / 2) for test in (mmd_test, energy_test)],
+                   ALPHA)
+    assert [t.name for t in shifted.tests] == ["mmd", "energy"] and shifted.rejected == (True, True)
+    with pytest.raises(PermutationError, match=f"cannot reject at alpha.*n_perm >= ceil\\(1/alpha\\) - 1 = {need}"):
+        mmd_test(x, y, n_perm=need - 1, seed=0, alpha=ALPHA / 9)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

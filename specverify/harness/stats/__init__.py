@@ -20,7 +20,7 @@ from specverify.harness.stats.sizing import (
     min_detectable_ks_one_sample,
     min_detectable_ks_two_sample,
 )
-from specverify.harness.stats.two_sample import ks_battery, ks_tests, two_sample_battery
+from specverify.harness.stats.two_sample import ks_battery, ks_tests
 
 _LAZY = {
     "PermutationResult": "specverify.harness.stats.permutation",
@@ -38,7 +38,7 @@ __all__ = ["MIN_SAMPLES", "Battery", "PermutationError", "PermutationResult", "P
            "TestResult", "binomial_interval", "check_power", "energy_statistic", "energy_test", "gaussian_one_sample",
            "holm", "ks_battery", "ks_one_sample_n", "ks_tests", "ks_two_sample_n", "median_heuristic",
            "min_detectable_ks_one_sample", "min_detectable_ks_two_sample", "min_permutations", "mmd2_unbiased",
-           "mmd_test", "permutation_pvalue", "permutation_test", "two_sample_battery", "whiten",
+           "mmd_test", "permutation_pvalue", "permutation_test", "whiten",
            "whitened_normal_battery"]
 
 
