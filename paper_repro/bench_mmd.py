@@ -2,7 +2,7 @@
 
 What is measured
     1. Side by side, on the same data in one run: x, y ~ N(0, I_d) iid, n per side (default 500, d = 64), seed 0.
-         ours-5bw   ``specverify.harness.stats.kernel.mmd_test`` with its defaults: MMD^2_u at 5 Gaussian bandwidths
+         ours-5bw   ``specverify.harness.stats.mmd.mmd_test`` with its defaults: MMD^2_u at 5 Gaussian bandwidths
                     (median heuristic x 0.25..4) combined by the max of standardised statistics, B permutations.
          ours-1bw   the same test at the median bandwidth only (``scales=(1.0,)``): the statistic hyppo computes.
          hyppo      ``hyppo.ksample.MMD().test(x, y, reps=B, auto=False)``: Gaussian kernel at the median
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from specverify.harness.stats.kernel import energy_test, mmd_test
+from specverify.harness.stats.mmd import energy_test, mmd_test
 
 
 def _timed(fn):

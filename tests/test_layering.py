@@ -141,7 +141,7 @@ def test_the_door_and_the_faces_are_the_only_modules_that_see_both_halves():
 
 PLANTED = [  # (module the violation is planted in, line)
     ("specverify.sampler.planted", "from specverify.harness import suite"),
-    ("specverify.sampler.drafters.planted", "import specverify.harness.stats.kernel"),
+    ("specverify.sampler.drafters.planted", "import specverify.harness.stats.mmd"),
     ("specverify.sampler.planted", "def f():\n    from specverify.bridge import make_setup"),
     ("specverify.sampler.planted", "from ..harness import contracts"),
     ("specverify.harness.planted", "from specverify.sampler.chains import ddpm"),

@@ -53,7 +53,7 @@ def sample_quality(samples, *, train, test, classifier, seed: int = 0, n_perm: i
     Returns ``{"n_heldout", "model", "train_floor", "gaussian_baseline"}``, each of the last three a dict of
     ``mmd_statistic``, ``mmd_pvalue``, ``frechet_proba``, ``classifier_confidence`` and ``classes``. At most the
     first ``len(test)`` samples are used; ``classifier`` has ``predict_proba`` (see :func:`fit_classifier`)."""
-    from specverify.harness.stats.kernel import mmd_test
+    from specverify.harness.stats.mmd import mmd_test
 
     train, test = _flat(train), _flat(test)
     rng = np.random.default_rng(seed)

@@ -1,6 +1,6 @@
 """The minP two-sample battery, the acceptance test and the joining of blocks.
 
-Exact checks first (observed statistics equal scipy's and the kernel module's; the minP arithmetic on small
+Exact checks first (observed statistics equal scipy's and the mmd module's; the minP arithmetic on small
 matrices), then statistical ones at declared ALPHA with fixed seeds.
 """
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from specverify.harness.stats import kernel
+from specverify.harness.stats import mmd
 from specverify.harness.stats.acceptance import acceptance_summary, acceptance_test
 from specverify.harness.stats.omnibus import minp_adjust, two_sample_minp
 from specverify.harness.stats.results import Battery, TestResult, bonferroni_blocks
@@ -33,10 +33,10 @@ def test_observed_statistics_are_the_textbook_ones(n, d):
                                                               abs=1e-6)
     nx, ny = (x**2).sum(1), (y**2).sum(1)
     assert b["ks[|x|^2]"].statistic == pytest.approx(scipy.stats.ks_2samp(nx, ny).statistic, abs=1e-6)
-    if len(x) + len(y) <= kernel.MAX_EXACT:
-        assert b["energy"].statistic == pytest.approx(kernel.energy_statistic(x, y), rel=1e-4)
+    if len(x) + len(y) <= mmd.MAX_EXACT:
+        assert b["energy"].statistic == pytest.approx(mmd.energy_statistic(x, y), rel=1e-4)
     elif d == 1:
-        assert b["energy"].statistic == pytest.approx(kernel.energy_statistic(x, y), rel=1e-4)
+        assert b["energy"].statistic == pytest.approx(mmd.energy_statistic(x, y), rel=1e-4)
 
 
 def test_ks_with_ties_matches_scipy():
@@ -51,7 +51,7 @@ def test_sliced_energy_in_one_dimension_is_the_exact_energy():
     x, y = rng.normal(size=(2500, 1)), rng.normal(0.2, 1, size=(2500, 1))
     b = _by_name(two_sample_minp(x, y, 0.05, n_perm=19))
     assert "sliced" in b["energy"].method
-    assert b["energy"].statistic == pytest.approx(kernel.energy_statistic(x, y), rel=1e-4)
+    assert b["energy"].statistic == pytest.approx(mmd.energy_statistic(x, y), rel=1e-4)
 
 
 def test_minp_arithmetic_on_a_small_matrix():

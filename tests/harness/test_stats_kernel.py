@@ -18,7 +18,7 @@ import torch
 
 from specverify.errors import PermutationError
 from specverify.harness.stats import holm
-from specverify.harness.stats.kernel import (
+from specverify.harness.stats.mmd import (
     _RFF_ROWS,
     MMD_SCALES,
     _cumsum_statistics,

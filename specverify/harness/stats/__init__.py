@@ -27,11 +27,11 @@ _LAZY = {
     "min_permutations": "specverify.harness.stats.permutation",
     "permutation_pvalue": "specverify.harness.stats.permutation",
     "permutation_test": "specverify.harness.stats.permutation",
-    "energy_statistic": "specverify.harness.stats.kernel",
-    "energy_test": "specverify.harness.stats.kernel",
-    "median_heuristic": "specverify.harness.stats.kernel",
-    "mmd2_unbiased": "specverify.harness.stats.kernel",
-    "mmd_test": "specverify.harness.stats.kernel",
+    "energy_statistic": "specverify.harness.stats.mmd",
+    "energy_test": "specverify.harness.stats.mmd",
+    "median_heuristic": "specverify.harness.stats.mmd",
+    "mmd2_unbiased": "specverify.harness.stats.mmd",
+    "mmd_test": "specverify.harness.stats.mmd",
 }
 
 __all__ = ["MIN_SAMPLES", "Battery", "PermutationError", "PermutationResult", "PowerError", "PowerWarning",

@@ -1,6 +1,6 @@
 """Permuted two-sample statistics from cumulative sums: the KS statistic of each column and the sliced energy.
 
-One implementation serves ``kernel.energy_test``'s sliced path and ``omnibus``'s KS (and sliced energy) columns.
+One implementation serves ``mmd.energy_test``'s sliced path and ``omnibus``'s KS (and sliced energy) columns.
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ does not depend on whether the other hypotheses hold), which holds for tests of 
 
 KS under permutation: sort the pooled values once per direction; a permutation's first-group indicator, read in
 that order and cumulated, gives n F_n at every order statistic, and D = max |F_n - G_m| over the ends of tie runs
-(float32 counts are exact up to 2^24 items); above ``kernel.MAX_EXACT`` the sliced energy comes from the same
-cumulative sums (both from ``cumsum._cumsum_statistics``, the implementation of ``kernel``'s sliced path). The
-other kernel statistics reuse ``kernel``'s vectorised builders (exact matrices up to ``kernel.MAX_EXACT`` pooled
+(float32 counts are exact up to 2^24 items); above ``mmd.MAX_EXACT`` the sliced energy comes from the same
+cumulative sums (both from ``cumsum._cumsum_statistics``, the implementation of ``mmd``'s sliced path). The
+other kernel statistics reuse ``mmd``'s vectorised builders (exact matrices up to ``mmd.MAX_EXACT`` pooled
 points, random features above).
 
 The exact KS screen (sequential engine only). A permutation p-value is never below 1 / (permutations + 1), so a
@@ -45,7 +45,7 @@ import torch
 
 from specverify._validate import in_unit_interval
 from specverify.errors import StatsError
-from specverify.harness.stats import cumsum, kernel
+from specverify.harness.stats import cumsum, mmd
 from specverify.harness.stats.permutation import permutation_matrix
 from specverify.harness.stats.results import Battery, TestResult
 from specverify.harness.stats.sequential import max_permutations
@@ -173,7 +173,7 @@ def _screened(statistic, cols, n: int, m: int, ks_cols, rtol, alpha: float, seed
     screen[:n_ks] = np.minimum(1.0, exact * n_ks / SCREEN_SHARE)
     a_perm = alpha * (1 - SCREEN_SHARE)
     observed, marginal, adjusted, suffix, used = _sequential(
-        statistic, n, m, ks_cols, rtol, a_perm, seed, kernel._batch(n + m, per_item, max_permutations(a_perm)),
+        statistic, n, m, ks_cols, rtol, a_perm, seed, mmd._batch(n + m, per_item, max_permutations(a_perm)),
         settled or bool((screen <= alpha).any()))
     adjusted = np.minimum(np.minimum(1.0, adjusted / (1 - SCREEN_SHARE)), screen)
     methods = [mt + (f"; exact KS p = {exact[j]:.3g} (scipy; screen: Bonferroni over {n_ks} KS tests at "
@@ -219,7 +219,7 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
     names.insert(n_coords, "ks[|x|^2]")
     proj = torch.as_tensor(np.stack(cols, 1))
     blocks = []  # (statistic, names, methods, tie rtol, per-item bytes), in column order
-    sliced = kernel_tests and n + m > kernel.MAX_EXACT
+    sliced = kernel_tests and n + m > mmd.MAX_EXACT
     # above MAX_EXACT, energy comes from the KS cumulative sums on the random directions (the coordinate if d = 1)
     e_cols = [0] if x.shape[1] == 1 else [i for i, nm in enumerate(names) if nm.startswith("ks[projection")]
     if sliced and e_cols:
@@ -232,20 +232,20 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
                        4 * (1 + len(names))))
     if kernel_tests:
         zt = torch.as_tensor(z)
-        dist = None if sliced else kernel._distances(zt)
-        med = kernel._pool_median(zt, kernel.MEDIAN_POINTS, seed, dist)
-        bw = kernel._check_bandwidths([med * s for s in kernel.MMD_SCALES])
+        dist = None if sliced else mmd._distances(zt)
+        med = mmd._pool_median(zt, mmd.MEDIAN_POINTS, seed, dist)
+        bw = mmd._check_bandwidths([med * s for s in mmd.MMD_SCALES])
         if sliced:
-            mmd, b1, detail = kernel._mmd_rff(zt, n, m, bw, kernel.N_FEATURES, seed)
+            mmd_statistic, b1, detail = mmd._mmd_rff(zt, n, m, bw, mmd.N_FEATURES, seed)
         else:
-            mmd, b1, detail = kernel._mmd_exact(zt, n, m, bw, torch.float32, dist)
+            mmd_statistic, b1, detail = mmd._mmd_exact(zt, n, m, bw, torch.float32, dist)
             del dist
-        blocks.append((mmd, [f"mmd[h={s:g} median]" for s in kernel.MMD_SCALES],
-                       [f"mmd2u-gaussian-perm ({detail}; h = {h:.4g})" for h in bw], kernel._tie_rtol(torch.float32),
+        blocks.append((mmd_statistic, [f"mmd[h={s:g} median]" for s in mmd.MMD_SCALES],
+                       [f"mmd2u-gaussian-perm ({detail}; h = {h:.4g})" for h in bw], mmd._tie_rtol(torch.float32),
                        b1))
         if not sliced:  # (sliced without random directions, d > 1 and n_projections = 0: no energy test)
-            energy, b2, detail = kernel._energy_exact(zt, n, m, torch.float32)
-            blocks.append((energy, ["energy"], [f"energy-V-perm ({detail})"], kernel._tie_rtol(torch.float32), b2))
+            energy, b2, detail = mmd._energy_exact(zt, n, m, torch.float32)
+            blocks.append((energy, ["energy"], [f"energy-V-perm ({detail})"], mmd._tie_rtol(torch.float32), b2))
     parts = [b[0] for b in blocks]
     names = [nm for b in blocks for nm in b[1]]
     methods = [mt for b in blocks for mt in b[2]]
@@ -261,7 +261,7 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
             statistic, cols, n, m, ks_cols, rtol, alpha, seed, per_item, methods, settled)
     else:
         raw = permutation_matrix(statistic, n + m, n_perm=n_perm, seed=seed, alpha=alpha,
-                                 batch_size=kernel._batch(n + m, per_item, n_perm)).numpy()
+                                 batch_size=mmd._batch(n + m, per_item, n_perm)).numpy()
         marginal, adjusted = minp_adjust(raw, rtol, _tails(ks_cols, n, m), rng=np.random.default_rng([seed, 7]))
         observed, used = raw[0], n_perm
         suffix = f"; minP-adjusted over {len(names)} tests, B={n_perm} shared permutations, seed={seed}"
