@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from controls import CONTROLS  # noqa: E402
 
 from specverify import bridge  # noqa: E402
-from specverify.cli.stress import rejected_steps, run_stress  # noqa: E402
+from specverify.cli.check_stress import rejected_steps, run_stress  # noqa: E402
 from specverify.harness.adapters import chain_candidate  # noqa: E402
-from specverify.harness.stress import STRESS, split_alpha  # noqa: E402
+from specverify.harness.stress_configs import STRESS, split_alpha  # noqa: E402
 
 
 def row(name, sampler, alpha, seed, n=None):

@@ -29,8 +29,8 @@ import specverify
 PACKAGE_DIR = Path(specverify.__file__).resolve().parent
 SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate")
 DOOR = ("specverify.bridge", "specverify.bridge.ours", "specverify.bridge.registry")
-FACES = ("specverify.cli", "specverify.cli.parser", "specverify.cli.commands", "specverify.cli.sharding", "specverify.cli.stress",
-         "specverify.cli.mutants",
+FACES = ("specverify.cli", "specverify.cli.parser", "specverify.cli.commands", "specverify.cli.sharding",
+         "specverify.cli.check_stress", "specverify.cli.mutants",
          "specverify.cli.__main__",
          "specverify.pytest_plugin", "specverify.testing", "specverify.strategies", "specverify.study",
          "specverify.calibration", "specverify.benchmarks")

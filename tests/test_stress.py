@@ -12,7 +12,7 @@ import torch
 from specverify import bridge
 from specverify.cli import main
 from specverify.harness.adapters import chain_candidate
-from specverify.harness.stress import STRESS, split_alpha
+from specverify.harness.stress_configs import STRESS, split_alpha
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTROLS_PY = ROOT / "paper_repro" / "controls.py"
@@ -95,7 +95,7 @@ def test_stress_runs_every_configuration_and_writes_each_report(tmp_path, capsys
 @pytest.mark.slow
 def test_the_correct_control_passes_both_and_a_rejection_path_bug_needs_the_stress_family():
     # default problem (gmm d=2, 100 steps, default n) at ALPHA; --stress: ALPHA / 2 there, ALPHA / 6 per config
-    from specverify.cli.stress import run_stress
+    from specverify.cli.check_stress import run_stress
 
     controls = _controls()
     setup = bridge.make_setup("gmm", dim=2, steps=100)

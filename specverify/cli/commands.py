@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from specverify.cli import sharding, stress
+from specverify.cli import check_stress, sharding
 from specverify.cli.mutants import cmd_mutants
 from specverify.cli.parser import accept_lists, ours
 from specverify.errors import UsageError
@@ -231,7 +231,7 @@ def _cmd_check(args) -> str:
     from specverify.harness.contracts import time_limit
     from specverify.harness.report import acceptance_line, markdown, plots
     from specverify.harness.shards import sharded
-    from specverify.harness.stress import split_alpha
+    from specverify.harness.stress_configs import split_alpha
 
     context = _context(args)
     if args.candidate and args.contract in ("auto", "kernel", "multidraft"):
@@ -245,7 +245,7 @@ def _cmd_check(args) -> str:
     stages = _Stages(sys.stderr.isatty() if args.progress is None else args.progress)
     try:
         device = _device(args.device)
-        bind = stress.binder(args, device) if args.stress else None  # a black box: usage error before the run
+        bind = check_stress.binder(args, device) if args.stress else None  # a black box: usage error before the run
         alpha, alpha_each = split_alpha(args.alpha) if args.stress else (args.alpha, None)
         setup = build_problem(args)
         reference, ref_text = _check_reference(args, setup, device)
@@ -290,7 +290,7 @@ def _cmd_check(args) -> str:
     verdict = report.verdict
     if args.stress:
         with time_limit(args.timeout):
-            out["stress"], stressed = stress.stress_block(args, bind, alpha, alpha_each)
+            out["stress"], stressed = check_stress.stress_block(args, bind, alpha, alpha_each)
         out.update(stress_alpha=alpha_each, main_alpha=alpha, main_verdict=report.verdict,
                    verdict="fail" if "fail" in (verdict, stressed) else "pass")
         verdict = out["verdict"]
