@@ -2,11 +2,11 @@
 
 Writes ``theory/multidraft.md`` (+ ``.json``); every figure is measured by the command printed at its top.
 
-1. Node acceptance: our D-GRS coupling (``specverify.sampler.verifiers.dgrs_coupling``) on ``--node-n`` random
-   nodes per (|D|, K), accepted share with its exact 99% interval, next to the harness's closed form
-   (``specverify.harness.predictions.dgrs_acceptance``).
-2. Runs: ``specverify accept``'s rows (``specverify.study.run_study``) per problem, verifier (reflection, block,
-   dgrs with K drafts at the window's first position) and window: acceptance per verified step against the sum of
+1. Node acceptance: our multi-draft couplings (``verifiers.dgrs_coupling``, ``rank.rank_coupling``) on
+   ``--node-n`` random nodes per (rule, |D|, K), accepted share with its exact 99% interval, next to the judge's
+   prediction (``harness.predictions.dgrs_acceptance``, ``harness.node_laws.rank_acceptance``).
+2. Runs: ``specverify accept``'s rows (``specverify.study.run_study``) per problem, verifier (``--verifiers``; the
+   multi-draft ones with K drafts at the window's first position) and window: acceptance per verified step against the sum of
    the verifier's own per-step predictions (99% interval), nfe_ratio measured and predicted, and target rows per
    sample and round (every drafted state of every child counts).
 3. Wall clock on a SIMULATED accelerator (every target call sleeps ``--latency-ms``; the table says so): plain
@@ -40,27 +40,39 @@ def _ci(k, n, level=0.99):
     return float(ci.low), float(ci.high)
 
 
-def node_table(n: int, seed: int) -> list[dict]:
+def _coupling(rule: str):
+    """Our multi-draft coupling for ``rule`` and the judge's prediction of its node acceptance (|D|, K) -> p."""
+    from specverify.harness.node_laws import rank_acceptance
     from specverify.harness.predictions import dgrs_acceptance
+    from specverify.sampler.rank import rank_coupling
     from specverify.sampler.verifiers import dgrs_coupling
 
+    if rule == "dgrs":
+        return dgrs_coupling, dgrs_acceptance
+    kind = rule.partition("-")[2] or "lp"
+    return (lambda *a: rank_coupling(*a, weights=kind)), (lambda d, K: rank_acceptance(d, K, kind))
+
+
+def node_table(n: int, seed: int, rules=("dgrs",)) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
     rows = []
-    for delta in (0.25, 0.5, 1.0, 2.0):
-        for K in (1, 2, 4, 8):
-            d = 4
-            e = torch.zeros(n, d, dtype=torch.float64)
-            e[:, 0] = 1.0
-            mean_p = torch.randn(n, d, generator=g, dtype=torch.float64)
-            means_q = (mean_p - delta * e).unsqueeze(1).expand(n, K, d).contiguous()
-            z = torch.randn(n, K, d, generator=g, dtype=torch.float64)
-            u = torch.rand(n, K + 1, generator=g, dtype=torch.float64)
-            _, index = dgrs_coupling(mean_p, means_q, torch.ones(n, dtype=torch.float64), z, u)
-            k = int((index >= 0).sum())
-            lo, hi = _ci(k, n)
-            p = float(dgrs_acceptance(delta, K))
-            rows.append({"delta": delta, "K": K, "n": n, "accepted": k / n, "ci99": [lo, hi], "predicted": p,
-                         "inside": lo <= p <= hi})
+    for rule in rules:
+        coupling, law = _coupling(rule)
+        for delta in (0.25, 0.5, 1.0, 2.0):
+            for K in (1, 2, 4, 8):
+                d = 4
+                e = torch.zeros(n, d, dtype=torch.float64)
+                e[:, 0] = 1.0
+                mean_p = torch.randn(n, d, generator=g, dtype=torch.float64)
+                means_q = (mean_p - delta * e).unsqueeze(1).expand(n, K, d).contiguous()
+                z = torch.randn(n, K, d, generator=g, dtype=torch.float64)
+                u = torch.rand(n, K + 1, generator=g, dtype=torch.float64)
+                _, index = coupling(mean_p, means_q, torch.ones(n, dtype=torch.float64), z, u)
+                k = int((index >= 0).sum())
+                lo, hi = _ci(k, n)
+                p = float(law(delta, K))
+                rows.append({"rule": rule, "delta": delta, "K": K, "n": n, "accepted": k / n, "ci99": [lo, hi],
+                             "predicted": p, "inside": lo <= p <= hi})
     return rows
 
 
@@ -113,18 +125,22 @@ def markdown(res: dict, command: str) -> str:
            "(phi(s - |D|) - lambda_K phi(s))_+), and the chosen child's chain by reflection. Every verifier keeps the "
            "round policy (accepted + 1 steps per round) and its anchor rule: the drafters freeze the latest target "
            "output, the committed state's parent, for every child alike.", "",
-           "## 1. Node acceptance of D-GRS: measured (our coupling) against 1 - G_(K+1) (the harness's closed form)",
+           "**rank** (and rank-max, rank-uniform) draft the same tree and decide the first position by rank selection "
+           "(PAWS / RASS): the r-th smallest projection with probability lambda_r(|D|, K) (LP-optimised, max, uniform), "
+           "accepted with min(1, f/g), else a residual draw from (f - g)_+.", "",
+           "## 1. Node acceptance: measured (our couplings) against the judge's prediction (D-GRS 1 - G_(K+1); "
+           "rank selection int min(f, g) by the judge's own LP and quadrature)",
            "", f"{res['node'][0]['n']} random nodes per row (d = 4); exact 99% Clopper-Pearson intervals. With "
            f"{len(res['node'])} independent rows at 99%, a correct rule misses at least one interval with probability "
            f"{1 - 0.99 ** len(res['node']):.2f}; here {sum(not r['inside'] for r in res['node'])} missed.", "",
-           "| abs(D) | K | measured | 99% interval | predicted | inside |", "|---|---|---|---|---|---|"]
+           "| rule | abs(D) | K | measured | 99% interval | predicted | inside |", "|---|---|---|---|---|---|---|"]
     for r in res["node"]:
-        out.append(f"| {r['delta']} | {r['K']} | {r['accepted']:.4f} | [{r['ci99'][0]:.4f}, {r['ci99'][1]:.4f}] | "
+        out.append(f"| {r.get('rule', 'dgrs')} | {r['delta']} | {r['K']} | {r['accepted']:.4f} | [{r['ci99'][0]:.4f}, {r['ci99'][1]:.4f}] | "
                    f"{r['predicted']:.4f} | {'yes' if r['inside'] else 'NO'} |")
     out += ["", "## 2. Runs: acceptance and nfe per verifier, K and window", "",
             f"n = {res['n']} trajectories per row, seed {res['seed']}, float64, CPU. Acceptance: accepted over verified "
             "drafted steps, with its 99% interval, against the mean of the verifier's own per-step predictions "
-            "(reflection 2 Phi(-|D|/2); dgrs 1 - G_(K+1)(|D|) at the first position; block P(tau >= j + 1 | tau >= j, "
+            "(reflection 2 Phi(-|D|/2); dgrs 1 - G_(K+1)(|D|) and rank int min(f, g) at the first position; block P(tau >= j + 1 | tau >= j, "
             "window)). Predicted nfe: the round model of `theory/rounds.md` fed with those per-step predictions "
             "(independent acceptances; for block an approximation). Rows/round: target rows per sample and round.", "",
             "| problem | steps | drafter | L | verifier | K | acceptance | 99% interval | predicted | inside | nfe_ratio | "
@@ -174,7 +190,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problems", default="gmm,digits", help="comma-separated: gmm, digits, images")
     ap.add_argument("--windows", default="1,2,4,8,16")
-    ap.add_argument("--drafts", default="2,4,8", help="the dgrs rows' K (reflection and block always run)")
+    ap.add_argument("--verifiers", default="reflection,block,dgrs,rank",
+                    help="comma-separated verifiers; the multi-draft ones (dgrs, rank*) run at each --drafts K")
+    ap.add_argument("--drafts", default="2,4,8", help="the multi-draft verifiers' K")
     ap.add_argument("--title", default="", help="a suffix of the page's title (e.g. the problem)")
     ap.add_argument("--n", type=int, default=1000, help="trajectories per run row")
     ap.add_argument("--node-n", type=int, default=200000)
@@ -205,8 +223,11 @@ def main(argv=None) -> int:
         return 2
     t0 = time.perf_counter()
     windows = [int(w) for w in args.windows.split(",")]
-    verifiers = [("reflection", 1), ("block", 1)] + [("dgrs", int(k)) for k in args.drafts.split(",") if k]
-    res = {"n": args.n, "seed": args.seed, "title": args.title, "node": node_table(args.node_n, args.seed)}
+    names = [v for v in args.verifiers.split(",") if v]
+    multi = [v for v in names if v == "dgrs" or v.startswith("rank")]
+    verifiers = [(v, 1) for v in names if v not in multi] + [(v, int(k)) for v in multi
+                                                              for k in args.drafts.split(",") if k]
+    res = {"n": args.n, "seed": args.seed, "title": args.title, "node": node_table(args.node_n, args.seed, multi)}
     res["runs"] = [r for p in problems for r in run_rows(p, windows, args.n, args.seed, verifiers)]
     res["wall"] = {"latency_ms": args.latency_ms, "window": args.wall_window, "batch": args.wall_batch,
                    "repeats": args.repeats, "rows": wall_table(args.latency_ms, args.wall_window, args.wall_batch,

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 PROBLEMS = ("gaussian", "gmm", "digits", "images")
-VERIFIERS = (("reflection", 1), ("block", 1), ("dgrs", 4))
+VERIFIERS = "reflection:1,block:1,dgrs:4,rank:4"  # verifier:K
 
 
 def _row(problem, verifier, K, terminal, alpha, seed):
@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--terminal", default="gaussian,gmm",
                     help="the problems whose terminal battery also runs (digits' and images' cost minutes to hours "
                          "on 2 cores: their two-sample battery at the n epsilon asks for)")
+    ap.add_argument("--verifiers", default=VERIFIERS, help="comma-separated verifier:K (default %(default)s)")
     ap.add_argument("--alpha", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows = []
     for problem in [p for p in args.problems.split(",") if p]:
-        for verifier, K in VERIFIERS:
+        for verifier, K in [(v, int(k)) for v, _, k in (s.partition(":") for s in args.verifiers.split(",") if s)]:
             for terminal in (False, True)[:2 if problem in args.terminal.split(",") else 1]:
                 rows.append(_row(problem, verifier, K, terminal, args.alpha, args.seed))
                 print(rows[-1], file=sys.stderr, flush=True)

@@ -46,7 +46,7 @@ def test_broken_contracts_are_errors():
     with pytest.raises(ContractError, match="shape"):
         check_multidraft(lambda mp, mq, s, z, u: (mp[:, :0], torch.zeros(mp.shape[0])), n=100)
     with pytest.raises(ContractError, match="rule"):
-        check_multidraft(dgrs_coupling, rule="rank")
+        check_multidraft(dgrs_coupling, rule="paws")
 
 
 def test_cli(tmp_path, capsys):
@@ -91,10 +91,12 @@ def test_multidraft_script_smoke(tmp_path):
     spec.loader.exec_module(mod)
     js, md = tmp_path / "m.json", tmp_path / "m.md"
     assert mod.main(["--problems", "gmm", "--windows", "4", "--n", "50", "--node-n", "20000", "--drafts", "2",
+                     "--verifiers", "reflection,block,rank",
                      "--repeats", "1", "--wall-batch", "2", "--latency-ms", "1", "--json", str(js),
                      "--markdown", str(md)]) == 0
     res = json.loads(js.read_text())
     assert len(res["node"]) == 16 and len(res["runs"]) == 3 and len(res["wall"]["rows"]) == 4
+    assert {r["rule"] for r in res["node"]} == {"rank"}
     assert sum(not r["inside"] for r in res["node"]) <= 1  # 16 intervals at 99%: one miss is plausible, two rare
     assert "SIMULATED" in md.read_text()
     assert mod.main(["--problems", "nope"]) == 2

@@ -8,7 +8,7 @@ import time
 
 from specverify.cli import check_stress, sharding
 from specverify.cli.mutants import cmd_mutants
-from specverify.cli.parser import accept_lists, ours
+from specverify.cli.parser import MULTI_DRAFT, accept_lists, ours
 from specverify.errors import UsageError
 
 
@@ -169,7 +169,7 @@ def _cmd_check_kernel(args, fn, context) -> int:
 
     if args.contract == "multidraft":
         r = check_multidraft(fn, n=args.n or 20000, alpha=args.alpha, seed=args.seed,
-                             rule="dgrs" if args.verifier == "dgrs" else None)
+                             rule=args.verifier if args.verifier in MULTI_DRAFT else None)
     else:
         r = check_coupling(fn, n=args.n or 20000, alpha=args.alpha, seed=args.seed)
     out = {**context, **r.to_dict()}

@@ -13,7 +13,9 @@ from specverify.specs import ROUND_POLICIES
 
 __all__ = ["accept_lists", "build_parser", "check_args", "check_names", "ours"]
 
-VERIFIERS = ("reflection", "block", "dgrs")  # specverify.sampler.verifiers.VERIFIERS (a test keeps them equal)
+# specverify.sampler.verifiers.VERIFIERS and MULTI_DRAFT (a test keeps them equal)
+VERIFIERS = ("reflection", "block", "dgrs", "rank", "rank-max", "rank-uniform")
+MULTI_DRAFT = ("dgrs", "rank", "rank-max", "rank-uniform")
 
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
@@ -35,8 +37,10 @@ def _add_verifier_args(p: argparse.ArgumentParser, policy: bool = True) -> None:
                        help="round policy (theory/rounds.md): accepted+1 (default) or window-start")
     p.add_argument("--verifier", choices=VERIFIERS, default=VERIFIERS[0],
                    help="how drafts are checked (theory/multidraft.md): reflection (default), block (the window's "
-                        "prefix jointly) or dgrs (--drafts drafts at each window's first position)")
-    p.add_argument("--drafts", type=int, default=1, help="dgrs: drafts per window's first position K (>= 1)")
+                        "prefix jointly), or with --drafts drafts at each window's first position dgrs or rank "
+                        "selection (rank: LP-optimised weights, rank-max, rank-uniform)")
+    p.add_argument("--drafts", type=int, default=1,
+                   help="dgrs and rank*: drafts per window's first position K (>= 1)")
 
 
 def ours(args):
@@ -249,9 +253,9 @@ def check_args(args) -> None:
     _need(getattr(args, "window", 1) >= 1, f"--window must be >= 1 (drafted steps per window), got "
                                            f"{getattr(args, 'window', None)}")
     _need(getattr(args, "drafts", 1) >= 1, f"--drafts must be >= 1, got {getattr(args, 'drafts', None)}")
-    _need(getattr(args, "drafts", 1) == 1 or args.verifier == "dgrs",
-          f"--drafts {getattr(args, 'drafts', None)} needs --verifier dgrs (the other verifiers take one draft per "
-          "step)")
+    _need(getattr(args, "drafts", 1) == 1 or args.verifier in MULTI_DRAFT,
+          f"--drafts {getattr(args, 'drafts', None)} needs --verifier {' or '.join(MULTI_DRAFT)} (the other "
+          "verifiers take one draft per step)")
     _need(getattr(args, "max_batch", None) is None or args.max_batch >= 1, "--max-batch must be >= 1")
     _need(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
     if cmd in ("check", "mutants"):

@@ -5,8 +5,9 @@ means of a row are equal: one draft law), sigma (n,), u (n, K + 1) uniforms. The
 y_k = means_q[:, k] + sigma z[:, k]; ``index`` (n,) is the draft returned (x must then equal it) or -1 where x
 is drawn otherwise (a residual). Checked here: every index is in -1 .. K - 1 and an accepted draft comes back
 as drafted (exact), the output is N(mean_p, sigma^2 I) (whitened battery and the coordinate along
-e = (mean_p - mean_q) / |mean_p - mean_q|, where a wrong residual shows first), and with ``rule="dgrs"`` the
-acceptance matches D-GRS's 1 - G_{K+1} (exact binomial test); Holm over every test of every case.
+e = (mean_p - mean_q) / |mean_p - mean_q|, where a wrong residual shows first), and with a ``rule`` (``RULES``) the
+acceptance matches that rule's (D-GRS's 1 - G_{K+1}, rank selection's int min(f, g); exact binomial test); Holm
+over every test of every case.
 """
 
 from __future__ import annotations
@@ -19,11 +20,17 @@ from scipy import stats
 from specverify.errors import CandidateError, ContractError
 from specverify.harness.contracts import _to_numpy
 from specverify.harness.coupling_check import CouplingResult, CouplingTest, ExactCase, _case_inputs
+from specverify.harness.node_laws import rank_acceptance
 from specverify.harness.predictions import dgrs_acceptance
 from specverify.harness.stats.one_sample import whitened_normal_battery
 from specverify.harness.stats.results import TestResult, holm
 
-__all__ = ["CASES", "check_multidraft"]
+__all__ = ["CASES", "RULES", "check_multidraft"]
+
+RULES = {"dgrs": ("D-GRS 1 - G_(K+1)", dgrs_acceptance),
+         "rank": ("rank selection (LP weights) int min(f, g)", lambda d, K: rank_acceptance(d, K, "lp")),
+         "rank-max": ("rank selection (max) int min(f, g)", lambda d, K: rank_acceptance(d, K, "max")),
+         "rank-uniform": ("rank selection (uniform) int min(f, g)", lambda d, K: rank_acceptance(d, K, "uniform"))}
 
 CASES = ((1, 0.5, 2), (1, 2.0, 4), (8, 1.0, 8), (64, 0.3, 4))  # (dimension, |D|, drafts K)
 _EXACT_RTOL = 1e-9
@@ -68,19 +75,20 @@ def _case(fn, rng, n, d, dist, K, rule):
     tests = list(whitened_normal_battery(w, 0.5, prefix=tag).tests)  # alpha here only labels; Holm is below
     r = stats.kstest((w * e).sum(1), stats.norm.cdf, method="asymp")
     tests.append(TestResult(f"{tag}ks[along e]", float(r.statistic), float(r.pvalue), "ks-1samp-asymp", n))
-    if rule == "dgrs":
-        p = float(dgrs_acceptance(dist, K))
+    if rule is not None:
+        label, law = RULES[rule]
+        p = float(law(dist, K))
         b = stats.binomtest(int(took.sum()), n, p)
         tests.append(TestResult(f"{tag}acceptance", float(took.mean()), float(b.pvalue),
-                                f"binomtest vs D-GRS 1 - G_(K+1) = {p:.4f}", n))
+                                f"binomtest vs {label} = {p:.4f}", n))
     return ExactCase(d, dist, 0, bad), tests
 
 
 def check_multidraft(fn, *, n: int = 20000, alpha: float = 0.01, seed: int = 0, rule: str | None = None
                      ) -> CouplingResult:
-    """Check a multi-draft coupling over ``CASES``; ``rule="dgrs"`` also tests its acceptance against D-GRS."""
-    if rule not in (None, "dgrs"):
-        raise ContractError(f"rule must be None or 'dgrs', got {rule!r}")
+    """Check a multi-draft coupling over ``CASES``; a ``rule`` (a key of ``RULES``) also tests its acceptance."""
+    if rule is not None and rule not in RULES:
+        raise ContractError(f"rule must be None or one of {', '.join(RULES)}, got {rule!r}")
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     exact, tests = [], []

@@ -14,7 +14,7 @@ import functools
 import torch
 
 from specverify.errors import SamplerError
-from specverify.sampler import kernel, verifiers
+from specverify.sampler import kernel, rank, verifiers
 from specverify.sampler.coupling import accept, coupled_step, select
 from specverify.sampler.kernel import Parts
 from specverify.sampler.residual import residual_projection
@@ -105,7 +105,22 @@ def _block(**kw):
 
 
 def _tree(**kw):
-    return dataclasses.replace(verifiers.verifier_parts("dgrs"), verify=functools.partial(verifiers.verify_tree, **kw))
+    return verifiers.tree_parts(functools.partial(verifiers.dgrs_node, **kw))
+
+
+def _unsorted_pick(proj, dist, log_lam, u):
+    """Rank selection that takes the r-th draft in drafting order instead of the r-th smallest projection."""
+    r = (torch.exp(log_lam).cumsum(1)[:, :-1] < u[:, None]).sum(1)
+    return r
+
+
+def _realised_pick(proj, dist, log_lam, u):
+    """Rank selection that picks the draft with the largest f / g in the realised list (weights read from it)."""
+    return rank.log_f_over_g(proj, dist[:, None], log_lam).argmax(1)
+
+
+def _ranked(pick):
+    return verifiers.tree_parts(functools.partial(rank.rank_node, pick=pick))
 
 
 _BRACKET = functools.partial(residual_projection, span=1.0)  # a bracket [t, t + 1]: the tail above it is cut
@@ -154,6 +169,10 @@ MUTANTS = {m.name: m for m in [
            _tree(select=_sorted_select), _S, "dgrs", 4),
     Mutant("dgrs-bracket", "D-GRS's residual bisection brackets [t, t + 1]: the tail above t + 1 is cut",
            _tree(projection=_BRACKET), _S, "dgrs", 4),
+    Mutant("rank-unsorted", "rank selection takes the r-th draft in drafting order, not the r-th smallest projection",
+           _ranked(_unsorted_pick), _S, "rank", 4),
+    Mutant("rank-realised", "rank selection picks the draft with the largest f / g in the realised list",
+           _ranked(_realised_pick), _S, "rank", 4),
 ]}
 
 

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-__all__ = ["BISECTIONS", "NEWTON", "SPAN", "crossing", "log_mass_above", "mass_above", "normal_sf", "residual_projection",
+__all__ = ["BISECTIONS", "NEWTON", "SPAN", "compose_state", "crossing", "log_mass_above", "mass_above", "normal_sf", "residual_projection",
            "tolerance"]
 
 BISECTIONS = 24  # halvings of the bracket: a width of 40 ends near 2.4e-6
@@ -27,6 +27,16 @@ SPAN = 40.0  # the bracket is [t, t + SPAN]: the residual's mass above t + 40 is
 def normal_sf(x: torch.Tensor) -> torch.Tensor:
     """Q(x) = 1 - Phi(x), accurate in the upper tail (``torch.special.ndtr(-x)`` is 0 from x = 15 on)."""
     return 0.5 * torch.special.erfc(x / math.sqrt(2))
+
+
+def compose_state(mean_q, mean_p, sigma, dist, z, proj) -> torch.Tensor:
+    """m_q + sigma (S e + W): e = (m_p - m_q) / (sigma |D|), W the part of ``z`` orthogonal to e, S = ``proj``.
+    Means and z (B, *shape); sigma, dist and proj (B,)."""
+    shape = (-1, *[1] * (mean_q.ndim - 1))
+    e = (mean_p - mean_q).flatten(1) / (sigma * dist.clamp_min(torch.finfo(dist.dtype).tiny))[:, None]
+    zf = z.flatten(1)
+    w = zf - (zf * e).sum(1, keepdim=True) * e
+    return mean_q + sigma.view(shape) * (proj.to(mean_q.dtype)[:, None] * e + w).view_as(z)
 
 
 def tolerance(dtype: torch.dtype) -> float:

@@ -12,6 +12,8 @@ policy (a round commits its accepted drafts plus one drawn step) and its anchor 
   then a residual draw), the chosen child's chain by reflection. Why K children at the first position only: a
   full tree grows as K^L rows, while the first position is the only one every round reaches (a later position
   only after every earlier one is accepted), so extra drafts there pay in every round.
+- ``rank``, ``rank-max``, ``rank-uniform``: the same tree, its first position decided by rank selection
+  (:mod:`specverify.sampler.rank`) with LP-optimised, max or uniform weights.
 
 Every drafted state is a target row (``target_evaluations``); the drafts' own model calls are counted per drafted
 state. ``drafts`` > 1 and ``block`` need ``GeneratorNoise`` (the default): a noise table holds one draw per step.
@@ -20,6 +22,7 @@ state. ``drafts`` > 1 and ``block`` need ``GeneratorNoise`` (the default): a noi
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 
@@ -27,28 +30,21 @@ from specverify.errors import SamplerError
 from specverify.sampler import kernel
 from specverify.sampler.chains import _bcast
 from specverify.sampler.coupling import acceptance_probability, coupled_step
-from specverify.sampler.residual import normal_sf, residual_projection, tolerance
+from specverify.sampler.rank import rank_node
+from specverify.sampler.residual import compose_state, normal_sf, residual_projection, tolerance
 
-__all__ = ["VERIFIERS", "TreeVerdict", "block_hazard", "block_prefix", "dgrs_coupling", "dgrs_node", "dgrs_select",
-           "residual_state", "verifier_parts"]
+__all__ = ["MULTI_DRAFT", "VERIFIERS", "TreeVerdict", "block_hazard", "block_prefix", "dgrs_coupling", "dgrs_node",
+           "dgrs_select", "residual_state", "tree_parts", "verifier_parts"]
 
-VERIFIERS = ("reflection", "block", "dgrs")
-
-
-def _flat(t):
-    return t.flatten(1)
+VERIFIERS = ("reflection", "block", "dgrs", "rank", "rank-max", "rank-uniform")
+MULTI_DRAFT = ("dgrs", "rank", "rank-max", "rank-uniform")  # the verifiers that take drafts > 1
 
 
 def residual_state(mean_q, mean_p, sigma, log_a, log_b, dist, z, u, projection=residual_projection) -> torch.Tensor:
     """m_q + sigma (S e + W): S from (a phi(s - |D|) - b phi(s))_+ at the uniform u, e = (m_p - m_q) / |m_p - m_q|,
     W the part of ``z`` orthogonal to e. Means and z (B, *shape); sigma, log a, log b, dist, u (B,).
     ``projection``: the 1-D draw (a mutant replaces it)."""
-    s = _bcast(sigma, mean_q)
-    e = _flat(mean_p - mean_q) / (sigma * dist.clamp_min(torch.finfo(dist.dtype).tiny))[:, None]
-    zf = _flat(z)
-    w = zf - (zf * e).sum(1, keepdim=True) * e
-    proj = projection(log_a, log_b, dist.to(torch.float64), u).to(mean_q.dtype)
-    return mean_q + s * (proj[:, None] * e + w).view_as(z)
+    return compose_state(mean_q, mean_p, sigma, dist, z, projection(log_a, log_b, dist.to(torch.float64), u))
 
 
 def block_hazard(log_c, dist, tol: float) -> torch.Tensor:
@@ -227,10 +223,10 @@ def target_call_tree(env, s, d) -> kernel.Targets:
     return kernel.Targets(F.flatten(0, 1), need_tree, need & bad.any(1))
 
 
-def verify_tree(env, s, d, t, *, select=dgrs_select, projection=residual_projection) -> TreeVerdict:
-    """D-GRS at the first position over the K children, reflection down the chosen child's chain (a row that
-    draws the residual reads the last child's window, whose later positions do not count). ``select`` and
-    ``projection`` are for mutants (see :func:`dgrs_select`, :func:`residual_state`)."""
+def verify_tree(env, s, d, t, *, node=dgrs_node) -> TreeVerdict:
+    """A multi-draft ``node`` at the first position over the K children (D-GRS, or rank selection
+    :func:`specverify.sampler.rank.rank_node`), reflection down the chosen child's chain (a row that draws the
+    residual reads the last child's window, whose later positions do not count)."""
     B, K, L = s.x.shape[0], env.drafts, env.L
     kids = lambda a: a.view(B, K, *a.shape[1:])  # noqa: E731
     mean_p = kids(kernel.target_means(env, d, t))
@@ -239,9 +235,8 @@ def verify_tree(env, s, d, t, *, select=dgrs_select, projection=residual_project
     valid = env.pos[:L] < span[:, None]
     sig = torch.where(valid, env.sig[steps[:, :L]], 1.0)
     u = torch.cat([d.noise.u[::K, :1], d.noise.extra_u[:, :K - 1]], 1)
-    chosen, res, p0, dist0 = dgrs_node(mean_p[:, 0, 0], mq[:, 0, 0], sig[:, 0], z[:, :, 0], u,
-                                       d.noise.extra_u[:, K - 1], select=select, projection=projection,
-                                       validate=False)
+    chosen, res, p0, dist0 = node(mean_p[:, 0, 0], mq[:, 0, 0], sig[:, 0], z[:, :, 0], u, d.noise.extra_u[:, K - 1],
+                                  validate=False)
     c = torch.clamp(chosen, max=K - 1)
     pick = lambda a: _at(a, c)  # noqa: E731
     sel = kernel.Draft(pick(Y), pick(mq), span, steps, d.fresh[::K],
@@ -265,17 +260,25 @@ def commit_tree(env, s, d, t, v: TreeVerdict):
     return new, dataclasses.replace(info, evaluations=t.need.sum(1), nonfinite=t.nonfinite)
 
 
+def tree_parts(node=dgrs_node) -> kernel.Parts:
+    """The round's parts for K children at the first position decided by ``node``."""
+    return kernel.Parts(noise=tree_noise, draft=draft_tree, target_call=target_call_tree,
+                        verify=functools.partial(verify_tree, node=node), commit=commit_tree)
+
+
 def verifier_parts(name: str, drafts: int = 1) -> kernel.Parts:
     """The round's parts for the verifier ``name`` with ``drafts`` drafts at the window's first position."""
     if name not in VERIFIERS:
         raise SamplerError(f"unknown verifier {name!r}; choose one of {', '.join(VERIFIERS)}")
     if not isinstance(drafts, int) or isinstance(drafts, bool) or drafts < 1:
         raise SamplerError(f"drafts must be an int >= 1, got {drafts!r}")
-    if drafts > 1 and name != "dgrs":
-        raise SamplerError(f"the {name} verifier takes one draft per step; use --verifier dgrs for --drafts {drafts}")
+    if drafts > 1 and name not in MULTI_DRAFT:
+        raise SamplerError(f"the {name} verifier takes one draft per step; use one of {', '.join(MULTI_DRAFT)} for "
+                           f"--drafts {drafts}")
     if name == "block":
         return kernel.Parts(noise=block_noise, verify=verify_block)
     if name == "dgrs":
-        return kernel.Parts(noise=tree_noise, draft=draft_tree, target_call=target_call_tree, verify=verify_tree,
-                            commit=commit_tree)
+        return tree_parts()
+    if name.startswith("rank"):
+        return tree_parts(functools.partial(rank_node, weights=name.partition("-")[2] or "lp"))
     return kernel.Parts()

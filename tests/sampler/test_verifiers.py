@@ -189,9 +189,12 @@ def test_bad_verifier_options():
     table = TableNoise.draw(4, chain.n_steps, chain.shape, dtype=torch.float32)
     with pytest.raises(SamplerError, match="fresh noise"):
         speculative_sample(chain, d, 4, window=2, verifier="block", noise=table)
+    from specverify.cli.parser import MULTI_DRAFT as CLI_MULTI
     from specverify.cli.parser import VERIFIERS as CLI_VERIFIERS
+    from specverify.sampler.verifiers import MULTI_DRAFT
 
-    assert VERIFIERS == CLI_VERIFIERS == ("reflection", "block", "dgrs")  # the parser's copy (no torch at --help)
+    assert VERIFIERS == CLI_VERIFIERS == ("reflection", "block", "dgrs", "rank", "rank-max", "rank-uniform")
+    assert MULTI_DRAFT == CLI_MULTI  # the parser's copies (no torch at --help)
 
 
 def _poor_drafter(chain):
