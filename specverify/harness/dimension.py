@@ -2,8 +2,7 @@
 linear-Gaussian ``gaussian`` problem and the predicted acceptance E[2 Phi(-|D| / 2)], computed exactly (Imhof).
 
 The chain's coefficients come from :func:`specverify.harness.reference.schedules.diffusion_transition` (the
-harness's one copy of DDPM / DDIM; importing it loads the reference package, JAX in 64-bit mode). The names here
-are also importable from :mod:`specverify.harness.predictions`, where they lived first.
+harness's one copy of DDPM / DDIM; importing it loads the reference package, JAX in 64-bit mode).
 
 Contract: pure functions of plain numbers and arrays; numpy (scipy where used), never torch or the sampler.
 """

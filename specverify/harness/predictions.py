@@ -7,8 +7,9 @@ Three groups, each formula written once:
   bounds on rounds (ours and the paper's with a bonus step).
 - Sample sizes (``theory/sizing.md``): Hoeffding for a bounded mean, exact binomial for an acceptance rate.
   The DKW sizes for KS tests live in :mod:`specverify.harness.stats.sizing`.
-- Acceptance against dimension (``theory/dimension.md``): lives in :mod:`specverify.harness.dimension` (it
-  reads the reference schedules); its public names are also importable from here, loaded on first use.
+- Acceptance against dimension (``theory/dimension.md``) lives in :mod:`specverify.harness.dimension` (it reads
+  the reference schedules); per-node acceptance of the multi-draft rules beyond D-GRS in
+  :mod:`specverify.harness.node_laws`.
 
 Contract: pure functions of plain numbers and arrays; numpy only at import (scipy where used, never torch).
 """
@@ -28,18 +29,6 @@ __all__ = ["RoundMoments", "acceptance_probability", "accepted_length_variance",
            "dgrs_acceptance",
            "expected_accepted_length", "expected_rounds", "first_zero_noise", "hoeffding_n", "hoeffding_radius",
            "round_moments", "rounds_lower_bound", "steps_per_round"]
-
-_DIMENSION = ("AcceptancePrediction", "gaussian_mean_acceptance", "predicted_acceptance")
-
-
-def __getattr__(name):
-    """The acceptance-against-dimension names, from :mod:`specverify.harness.dimension` (imported on first use:
-    it imports this module and loads the reference package)."""
-    if name in _DIMENSION:
-        from specverify.harness import dimension
-
-        return getattr(dimension, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _rate(name, value):
