@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 
-__all__ = ["cmd_mutants"]
+__all__ = ["cmd_mutants", "kills_markdown"]
 
 
 def cmd_mutants(args) -> str:
     """Each sampler is checked under two configurations (the given drafter and the stress drafter) at alpha / 2
     each, so that its verdict has false-alarm rate <= alpha; a mutant is detected if either rejects."""
     from specverify.bridge import STRESS_WINDOW, make_reference, make_target, mutant_verdict
-    from specverify.harness.report import kills_markdown
     from specverify.bridge.registry import MUTANTS
 
     from specverify.cli.commands import _device, _write, build_problem
@@ -49,3 +49,41 @@ def cmd_mutants(args) -> str:
     print(f"kill rate {out['kill_rate']:.2f} ({sum(m['detected'] for m in mutants)}/{len(mutants)}); "
           f"correct sampler {'FALSELY REJECTED' if correct['detected'] else 'passes'}")
     return "fail" if correct["detected"] else "pass"
+
+
+def _few(names: list, k: int = 4) -> str:
+    if not names:
+        return "-"
+    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _seconds(out: Mapping) -> str:
+    return f" ({out['seconds']:.0f} s)" if "seconds" in out else ""
+
+
+def _secs(cfg: Mapping) -> str:
+    return f"{cfg['seconds']:.0f}" if "seconds" in cfg else "-"
+
+
+def kills_markdown(out: Mapping, argv: str) -> str:
+    """The `specverify mutants` kills table from its JSON (rows of ``bridge.mutant_verdict``); ``argv``: the
+    command line that measured it."""
+    c = out["configurations"]
+    lines = [f"# Mutants against the suite: {out['problem']} d={out['dim']}, {out['steps']} steps", "",
+             f"Measured by `specverify {argv}`{_seconds(out)}. Check: {out.get('check', 'terminal battery')}. "
+             f"Each sampler is checked under the default "
+             f"configuration ({c['default']['drafter']}, L={c['default']['window']}) and the stress configuration "
+             f"(stress drafter, L={c['stress']['window']}) at alpha / 2 = {out['alpha'] / 2} each; detected if "
+             f"either rejects (the stress configuration is skipped once the default one has rejected).", "",
+             f"Kill rate {out['kill_rate']:.2f}; correct sampler "
+             f"{'FALSELY REJECTED' if out['reference_false_alarm'] else 'passes'}.", "",
+             "| sampler | bug | detected | min adjusted p | n | rejected by (default) | rejected by (stress) | "
+             "permutations (default / stress) | seconds (default / stress) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in [out["correct"], *out["mutants"]]:
+        cfg = r["configurations"]
+        lines.append(f"| {r['name']} | {r.get('description') or '(none)'} | {'yes' if r['detected'] else 'no'} | "
+                     f"{r['min_adjusted_pvalue']:.3g} | {cfg['default']['n']} | "
+                     f"{_few(cfg['default']['rejected_tests'])} | {_few(cfg['stress']['rejected_tests'])} | "
+                     f"{cfg['default'].get('permutations')} / {cfg['stress'].get('permutations')} | "
+                     f"{_secs(cfg['default'])} / {_secs(cfg['stress'])} |")
+    return "\n".join(lines) + "\n"

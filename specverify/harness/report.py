@@ -2,8 +2,8 @@
 
 - :class:`Report` (the suite's verdict) holds :class:`ReportTest` records and an :class:`AcceptanceSummary`;
   ``to_dict()`` is the JSON that ``specverify check --json`` writes.
-- :func:`markdown`, :func:`markdown_kernel` (a ``coupling_check.CouplingResult``) and :func:`kills_markdown`
-  (the `specverify mutants` table) render pages; :func:`plots` draws QQ plots of the worst coordinates (read
+- :func:`markdown` and :func:`markdown_kernel` (a ``coupling_check.CouplingResult``) render pages (the
+  `specverify mutants` table is the face's: ``specverify.cli.mutants.kills_markdown``); :func:`plots` draws QQ plots of the worst coordinates (read
   from the records' ``coord``), the squared norm's histogram and acceptance per window position.
 
 matplotlib is imported on first use, with the Agg backend.
@@ -19,7 +19,7 @@ import numpy as np
 
 from specverify.errors import UsageError
 
-__all__ = ["AcceptanceSummary", "PositionAcceptance", "Report", "ReportTest", "acceptance_line", "kills_markdown",
+__all__ = ["AcceptanceSummary", "PositionAcceptance", "Report", "ReportTest", "acceptance_line",
            "markdown", "markdown_kernel", "plots"]
 
 
@@ -244,44 +244,6 @@ def acceptance_line(acc: AcceptanceSummary) -> str:
     return (f"Accepted {acc.accepted} of {acc.verified} verified steps: rate {acc.acceptance_rate:.4f} "
             f"[{acc.ci_low:.4f}, {acc.ci_high:.4f}] ({acc.confidence:.0%} Clopper-Pearson), predicted "
             f"{acc.predicted_acceptance_rate:.4f}.")
-
-
-def _few(names: list, k: int = 4) -> str:
-    if not names:
-        return "-"
-    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
-
-
-def _seconds(out: Mapping) -> str:
-    return f" ({out['seconds']:.0f} s)" if "seconds" in out else ""
-
-
-def _secs(cfg: Mapping) -> str:
-    return f"{cfg['seconds']:.0f}" if "seconds" in cfg else "-"
-
-
-def kills_markdown(out: Mapping, argv: str) -> str:
-    """The `specverify mutants` kills table from its JSON (rows of ``bridge.mutant_verdict``); ``argv``: the
-    command line that measured it."""
-    c = out["configurations"]
-    lines = [f"# Mutants against the suite: {out['problem']} d={out['dim']}, {out['steps']} steps", "",
-             f"Measured by `specverify {argv}`{_seconds(out)}. Check: {out.get('check', 'terminal battery')}. "
-             f"Each sampler is checked under the default "
-             f"configuration ({c['default']['drafter']}, L={c['default']['window']}) and the stress configuration "
-             f"(stress drafter, L={c['stress']['window']}) at alpha / 2 = {out['alpha'] / 2} each; detected if "
-             f"either rejects (the stress configuration is skipped once the default one has rejected).", "",
-             f"Kill rate {out['kill_rate']:.2f}; correct sampler "
-             f"{'FALSELY REJECTED' if out['reference_false_alarm'] else 'passes'}.", "",
-             "| sampler | bug | detected | min adjusted p | n | rejected by (default) | rejected by (stress) | "
-             "permutations (default / stress) | seconds (default / stress) |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in [out["correct"], *out["mutants"]]:
-        cfg = r["configurations"]
-        lines.append(f"| {r['name']} | {r.get('description') or '(none)'} | {'yes' if r['detected'] else 'no'} | "
-                     f"{r['min_adjusted_pvalue']:.3g} | {cfg['default']['n']} | "
-                     f"{_few(cfg['default']['rejected_tests'])} | {_few(cfg['stress']['rejected_tests'])} | "
-                     f"{cfg['default'].get('permutations')} / {cfg['stress'].get('permutations')} | "
-                     f"{_secs(cfg['default'])} / {_secs(cfg['stress'])} |")
-    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------------------

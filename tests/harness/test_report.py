@@ -144,28 +144,3 @@ def test_markdown_reads_the_records(report):
 def test_markdown_of_a_check_that_stopped():
     page = R.markdown({"problem": "gmm", "verdict": "error", "error": "no such file"})
     assert page.startswith("# specverify check: ERROR") and "no such file" in page and "problem=gmm" in page
-
-
-def _kills():
-    def row(name, description, detected, rejected):
-        cfg = {"drafter": "d", "window": 4, "verdict": "fail" if rejected else "pass", "n": 300,
-               "min_adjusted_pvalue": 0.001 if rejected else 0.5, "rejected_tests": rejected,
-               "permutations": 1700 if rejected else 50, "seconds": 9.4 if rejected else 3.0}
-        return {"name": name, "description": description, "configurations": {"default": cfg, "stress": cfg},
-                "detected": detected, "min_adjusted_pvalue": cfg["min_adjusted_pvalue"]}
-
-    return {"problem": "gaussian", "dim": 2, "steps": 20, "alpha": 0.01,
-            "configurations": {"default": {"drafter": "frozen-denoiser", "window": 8},
-                               "stress": {"drafter": "stress", "window": 4}},
-            "correct": row("correct", None, False, []),
-            "mutants": [row("no-reflection", "rejected steps are not reflected", True, [f"t{i}" for i in range(6)])],
-            "kill_rate": 1.0, "reference_false_alarm": False, "seconds": 12.0}
-
-
-def test_kills_markdown():
-    page = R.kills_markdown(_kills(), "mutants --problem gaussian")
-    assert "Measured by `specverify mutants --problem gaussian` (12 s)" in page and "alpha / 2 = 0.005" in page
-    rows = [line for line in page.splitlines() if line.startswith("| ") and not line.startswith("| sampler")]
-    assert rows[0] == "| correct | (none) | no | 0.5 | 300 | - | - | 50 / 50 | 3 / 3 |"
-    assert rows[1] == ("| no-reflection | rejected steps are not reflected | yes | 0.001 | 300 | "
-                       "t0, t1, t2, t3 and 2 more | t0, t1, t2, t3 and 2 more | 1700 / 1700 | 9 / 9 |")
