@@ -10,16 +10,13 @@ Batches keep a fixed shape: every row drafts ``window`` positions and the target
 and drafted states in one call; masks (not index compaction) say which positions count. The only host read of
 a round is the caller's "all done?" check.
 
-Round policies (``theory/rounds.md``):
-
-- ``"accepted+1"`` (the default): every round commits accepted + 1 steps. A rejection at position r commits r
-  drafts and the reflected draw; a fully accepted window also takes a bonus step, an exact draw from the target
-  transition at its last drafted state (whose target output the round computed). Drafters that need a target
-  output anchor on the latest one computed, the committed state's parent: no round is spent on a warm-up. A row
-  with nothing to draft (its first step, for an anchored drafter, or a zero-noise step) takes one target step.
-- ``"window-start"``: a fresh anchor at every window start, paid for with a warm-up round after each rejection,
-  no bonus step; a fully accepted window keeps its last target output as the next window's anchor, and a
-  zero-noise step whose output is at hand is free.
+Round policies (``theory/rounds.md``) replace parts of the round (:class:`RoundPolicy`), chosen once per run by
+name. This module's round is the default, ``"accepted+1"``: every round commits accepted + 1 steps. A rejection
+at position r commits r drafts and the reflected draw; a fully accepted window also takes a bonus step, an exact
+draw from the target transition at its last drafted state (whose target output the round computed). Drafters
+that need a target output anchor on the latest one computed, the committed state's parent: no round is spent on a
+warm-up. A row with nothing to draft (its first step, for an anchored drafter, or a zero-noise step) takes one
+target step. ``"window-start"`` lives in :mod:`specverify.sampler.window_start`.
 """
 
 from __future__ import annotations
@@ -33,11 +30,10 @@ from specverify.sampler.chains import GaussianChain, _bcast, first_zero_noise
 from specverify.sampler.coupling import acceptance_probability, couple
 from specverify.sampler.drafters.base import Drafter
 from specverify.sampler.noise import NoiseSource
-from specverify.specs import ROUND_POLICIES
 
-__all__ = ["Draft", "Env", "Parts", "ROUND_POLICIES", "RecordedRound", "RoundInfo", "RoundNoise", "RoundState",
-           "Targets", "Verdict", "commit", "draft", "draw_noise", "init_state", "make_env", "round_step", "target_call",
-           "target_means", "verdict", "verify"]
+__all__ = ["Draft", "Env", "Parts", "RecordedRound", "RoundInfo", "RoundNoise", "RoundPolicy", "RoundState", "Targets",
+           "Verdict", "anchor_latest", "commit", "commit_accepted_plus_one", "draft", "draw_noise", "init_state",
+           "make_env", "round_info", "round_step", "target_call", "target_means", "verdict", "verify"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,9 +164,28 @@ class Parts:
                 object.__setattr__(self, name, default)
 
 
+@dataclasses.dataclass(frozen=True)
+class RoundPolicy:
+    """A round policy as the parts of the round it fixes (the defaults: accepted+1's); ``name`` for reports.
+    ``start(env, s) -> (s, free)``: steps taken before the round's noise, and the rows that took one (None: none;
+    they count as direct steps). ``anchor(env, s) -> (fresh, ready)``: the rows whose anchor is the target output
+    at the window start itself (the call reuses it), and the rows an anchored drafter may draft.
+    ``commit(env, s, d, t, v) -> (s, info)``: what the round commits and the next anchor (:func:`commit`)."""
+
+    name: str
+    start: Callable = None
+    anchor: Callable = None
+    commit: Callable = None
+
+    def __post_init__(self):
+        for name, default in (("start", _no_start), ("anchor", anchor_latest), ("commit", commit_accepted_plus_one)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Env:
-    """What a run fixes: the chain, drafter, noise, window L, policy, parts, and per-step tensors on the
+    """What a run fixes: the chain, drafter, noise, window L, round policy, parts, and per-step tensors on the
     states' device: ``sig`` (T,), ``stop`` (T + 1,) the first zero-noise step at or after k, ``pos`` 0 .. L;
     ``core``: the round after its noise, ``(env, state, noise) -> (state, info)`` (``torch.compile``-d if asked);
     ``record``: the core returns a :class:`RecordedRound` (the window Y with the info); ``drafts``: the drafts
@@ -180,7 +195,7 @@ class Env:
     drafter: Drafter
     noise: NoiseSource
     L: int
-    policy: str
+    policy: RoundPolicy
     parts: Parts
     T: int
     sig: torch.Tensor
@@ -192,7 +207,7 @@ class Env:
     drafts: int = 1
 
 
-def make_env(chain, drafter, noise, window: int, policy: str, parts: Parts, like: torch.Tensor,
+def make_env(chain, drafter, noise, window: int, policy: RoundPolicy, parts: Parts, like: torch.Tensor,
              compile: bool | str = False, record: bool = False, drafts: int = 1) -> Env:
     """``vectorise``: affine drafters draft a whole window at once, where every a_k > 0 (see :func:`_draft_affine`).
     ``compile``: run the round's deterministic core through ``torch.compile`` (True: its default backend, or a
@@ -214,13 +229,15 @@ def init_state(x: torch.Tensor, ids: torch.Tensor) -> RoundState:
 
 
 def round_step(env: Env, state: RoundState) -> tuple[RoundState, RoundInfo]:
-    """One round: its noise, then the core: draft, one target call, verify, commit (window-start: free
-    zero-noise steps first; a free step's state is then the core's window start, Y[:, 0] at ``info.k``)."""
-    free = None
-    if env.policy == "window-start":
-        state, free = free_steps(env, state)
+    """One round: the policy's start (window-start: free steps; a free step's state is then the core's window
+    start, Y[:, 0] at ``info.k``), the round's noise, then the core: draft, one target call, verify, commit."""
+    state, free = env.policy.start(env, state)
     state, info = env.core(env, state, env.parts.noise(env, state))
     return state, (info if free is None else dataclasses.replace(info, direct=info.direct | free))
+
+
+def _no_start(env: Env, s: RoundState) -> tuple[RoundState, None]:
+    return s, None
 
 
 def _core(env: Env, state: RoundState, noise: RoundNoise) -> tuple[RoundState, RoundInfo]:
@@ -243,18 +260,17 @@ def draw_noise(env: Env, s: RoundState) -> RoundNoise:
     return RoundNoise(z, env.noise.uniform(ids[:, :-1], steps[:, :-1]))
 
 
-def _fresh(env: Env, s: RoundState) -> torch.Tensor:
-    """Rows whose anchor is the target output at the current state (never under accepted+1)."""
-    if env.policy == "accepted+1":
-        return torch.zeros_like(s.anchored)
-    return s.anchored & (s.anchor_k == s.k)
+def anchor_latest(env: Env, s: RoundState) -> tuple[torch.Tensor, torch.Tensor]:
+    """accepted+1: an anchored drafter drafts from the latest target output once it has one; no row's anchor is
+    at its window start (the start's output is computed in the round's call)."""
+    return torch.zeros_like(s.anchored), s.anchored
 
 
 def draft(env: Env, s: RoundState, noise: RoundNoise) -> Draft:
     """Draft every row's window: y_{j+1} = m_q(y_j, k + j) + sigma_{k+j} z_j, masked to ``span`` positions."""
     chain, drafter, L, T = env.chain, env.drafter, env.L, env.T
-    fresh = _fresh(env, s)
-    ready = (fresh if env.policy == "window-start" else s.anchored) if drafter.needs_anchor else s.k >= 0
+    fresh, ready = env.policy.anchor(env, s)
+    ready = ready if drafter.needs_anchor else s.k >= 0
     span = torch.where(ready, torch.clamp(env.stop[s.k] - s.k, max=L), 0)
     steps = torch.clamp(s.k[:, None] + env.pos, max=T - 1)
     z = noise.z[:, :L]
@@ -336,8 +352,13 @@ def _gather(t: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
 
 def commit(env: Env, s: RoundState, d: Draft, t: Targets, v: Verdict) -> tuple[RoundState, RoundInfo]:
     """Commit a round under the env's policy; returns the next state and the round's info record."""
-    if env.policy == "window-start":
-        return _commit_window_start(env, s, d, t, v)
+    return env.policy.commit(env, s, d, t, v)
+
+
+def commit_accepted_plus_one(env: Env, s: RoundState, d: Draft, t: Targets,
+                             v: Verdict) -> tuple[RoundState, RoundInfo]:
+    """Commit the accepted drafts and one step: the reflected draw, or the bonus step at Y[span] (a row with no
+    draft: a direct step); the next anchor is the new state's parent."""
     T = env.T
     active = s.k < T
     j = torch.where(v.rejected, v.n_acc, d.span)  # the parent of the new state: Y[j] at step k + j
@@ -351,45 +372,12 @@ def commit(env: Env, s: RoundState, d: Draft, t: Targets, v: Verdict) -> tuple[R
     k = torch.where(active, torch.clamp(k_parent + 1, max=T), s.k)
     new = RoundState(x, k, s.ids, parent, kb, f_parent, active | s.anchored)
     took = active & ~v.rejected & (k_parent < T)
-    info = _info(d, t, v, s.k, bonus=took & (d.span > 0), direct=took & (d.span == 0),
-                 warmup=torch.zeros_like(active))
+    info = round_info(d, t, v, s.k, bonus=took & (d.span > 0), direct=took & (d.span == 0),
+                      warmup=torch.zeros_like(active))
     return new, info
 
 
-def _commit_window_start(env, s, d, t, v):
-    """Rejection: r drafts and the reflected draw, no anchor. Full window: its drafts, and its last target
-    output as the next anchor. No draft: a zero-noise step (direct), else a warm-up (anchor, no step)."""
-    T = env.T
-    active = s.k < T
-    end = s.k + d.span
-    none = active & (d.span == 0)
-    direct = none & (env.sig[d.steps[:, 0]] == 0)
-    warm = none & ~direct
-    f0, x_direct = t.F[:, 0], v.mean_p[:, 0]
-    x = torch.where(_bcast(v.rejected, s.x), _gather(v.out, v.first), _gather(d.Y, d.span))
-    x = torch.where(_bcast(direct, s.x), x_direct, x)
-    x = torch.where(_bcast(active & ~warm, s.x), x, s.x)
-    k = torch.where(v.rejected, s.k + v.first + 1, torch.where(direct, s.k + 1, end))
-    k = torch.where(active, k, s.k)
-    f_end = _gather(t.F, d.span)
-    keep = active & ~v.rejected & (d.span > 0) & (end < T)
-    anchored = keep | warm
-    new = RoundState(x, k, s.ids, torch.where(_bcast(warm, s.x), s.x, x),
-                     torch.clamp(torch.where(warm, s.k, k), max=T - 1), torch.where(_bcast(warm, s.x), f0, f_end),
-                     anchored)
-    info = _info(d, t, v, s.k, bonus=torch.zeros_like(active), direct=direct, warmup=warm)
-    return new, info
-
-
-def free_steps(env: Env, s: RoundState) -> tuple[RoundState, torch.Tensor]:
-    """Window-start policy: a zero-noise step whose target output is at hand (the anchor) costs no call.
-    Returns the new state and the rows that took one."""
-    kc = torch.clamp(s.k, max=env.T - 1)
-    free = _fresh(env, s) & (s.k < env.T) & (env.sig[kc] == 0)
-    x = torch.where(_bcast(free, s.x), env.chain.mean_from(s.x, kc, s.anchor_f), s.x)
-    return dataclasses.replace(s, x=x, k=torch.where(free, s.k + 1, s.k), anchored=s.anchored & ~free), free
-
-
-def _info(d, t, v, k, *, bonus, direct, warmup) -> RoundInfo:
+def round_info(d, t, v, k, *, bonus, direct, warmup) -> RoundInfo:
+    """The round's info record from its parts' outputs and the kinds of step its commit took."""
     return RoundInfo(k, d.span, v.n_acc, v.rejected, v.dist, v.p_accept, t.need.sum(1), bonus, direct, warmup,
                      t.nonfinite)

@@ -81,7 +81,7 @@ def _commit_whole_window(env, s, d, t, v):
                             torch.where(r, kernel._gather(d.Y, last), new.anchor_x),
                             torch.where(rej, s.k + last, new.anchor_k),
                             torch.where(r, kernel._gather(t.F, last), new.anchor_f),
-                            torch.where(rej, env.policy == "accepted+1", new.anchored))
+                            new.anchored)  # the policy's anchor rule: a rejection re-anchors under accepted+1 only
     return new, info
 
 

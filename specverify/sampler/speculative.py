@@ -2,12 +2,14 @@
 
 Speculative sampling (De Bortoli, Galashov, Gretton, Doucet, ICML 2025), batched over samples that each sit at
 their own step. One round is one batched target call; :mod:`specverify.sampler.kernel` writes it as four pure
-parts (draft -> target call -> verify -> commit) under one of two policies:
+parts (draft -> target call -> verify -> commit) under one of two policies (:data:`POLICIES`, each a
+:class:`specverify.sampler.kernel.RoundPolicy`):
 
 - ``"accepted+1"`` (default): every round commits its accepted drafts plus one step (the reflected draw at the
   first rejection, or a bonus step from the target after a full window); drafters anchor on the latest target
   output (the committed state's parent), so there is no warm-up round.
-- ``"window-start"``: a fresh anchor at every window start (a warm-up round after each rejection), no bonus step.
+- ``"window-start"``: a fresh anchor at every window start (a warm-up round after each rejection), no bonus step
+  (:mod:`specverify.sampler.window_start`).
 
 :class:`SpecStats` is a fold of the rounds' records (:mod:`specverify.sampler.tally`).
 """
@@ -22,12 +24,18 @@ import torch
 from specverify.errors import ChainError, SamplerError
 from specverify.sampler.chains import GaussianChain, _bcast
 from specverify.sampler.drafters.base import Drafter
-from specverify.sampler.kernel import ROUND_POLICIES, Parts, init_state, make_env, round_step
+from specverify.sampler.kernel import Parts, RoundPolicy, init_state, make_env, round_step
 from specverify.sampler.noise import GeneratorNoise, NoiseSource
 from specverify.sampler.tally import Tally
 from specverify.sampler.verifiers import VERIFIERS, verifier_parts
+from specverify.sampler.window_start import WINDOW_START
+from specverify.specs import ROUND_POLICIES
 
-__all__ = ["ROUND_POLICIES", "VERIFIERS", "SpecStats", "plain_sample", "speculative_sample"]
+__all__ = ["POLICIES", "ROUND_POLICIES", "VERIFIERS", "SpecStats", "plain_sample", "speculative_sample"]
+
+# The round policies by name (the names: ROUND_POLICIES): accepted+1 is the kernel's round as it stands,
+# window-start replaces three of its parts. Looked up once per run.
+POLICIES = {p.name: p for p in (RoundPolicy("accepted+1"), WINDOW_START)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +198,7 @@ def _check_args(window, drafter, max_batch, policy, verifier, drafts):
         raise SamplerError(f"max_batch must be a positive int or None, got {max_batch!r}")
     if policy not in ROUND_POLICIES:
         raise SamplerError(f"policy must be one of {', '.join(ROUND_POLICIES)}, got {policy!r}")
-    return verifier_parts(verifier, drafts)
+    return POLICIES[policy], verifier_parts(verifier, drafts)
 
 
 @torch.no_grad()
@@ -218,14 +226,14 @@ def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window
     first position (``"dgrs"`` only); every verifier keeps the contract. ``_parts`` replaces the round's parts
     (:class:`specverify.sampler.kernel.Parts`), for the mutation tests only.
     """
-    parts = _check_args(window, drafter, max_batch, policy, verifier, drafts)
+    round_policy, parts = _check_args(window, drafter, max_batch, policy, verifier, drafts)
     drafter.check(chain)
     chain, noise, x = _setup(chain, n, seed, noise, x0, device, dtype)
     drafter = drafter.to(device=x.device, dtype=x.dtype)
     T, L, dev = chain.n_steps, window, x.device
     if max_batch is None:
         max_batch = max(1, _CHUNK_ELEMENTS // ((L + 1) * drafts * chain.dim))
-    env = make_env(chain, drafter, noise, L, policy, _parts or parts, x, compile=compile, record=bool(path),
+    env = make_env(chain, drafter, noise, L, round_policy, _parts or parts, x, compile=compile, record=bool(path),
                    drafts=drafts)
     tally = Tally(n, T, L, dev)
     states = None

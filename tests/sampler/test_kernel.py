@@ -12,14 +12,14 @@ from specverify.sampler.drafters.medusa import Heads
 from specverify.sampler.mutants import MUTANTS
 from specverify.sampler.noise import TableNoise
 from specverify.sampler.problems import GMMProblem
-from specverify.sampler.speculative import ROUND_POLICIES
+from specverify.sampler.speculative import POLICIES, ROUND_POLICIES
 
 
 def _env(drafter, policy="accepted+1", *, vectorise=True, window=6, steps=30, n=16):
     chain = GMMProblem(dim=3).chain(steps, sampler="ddim", eta=0.7).to(dtype=torch.float64)
     noise = TableNoise.draw(n, steps, chain.shape, seed=0, dtype=torch.float64)
     x = chain.prior(n, torch.Generator().manual_seed(1), dtype=torch.float64)
-    env = kernel.make_env(chain, drafter, noise, window, policy, kernel.Parts(), x)
+    env = kernel.make_env(chain, drafter, noise, window, POLICIES[policy], kernel.Parts(), x)
     return dataclasses.replace(env, vectorise=vectorise), kernel.init_state(x, torch.arange(n))
 
 
@@ -71,6 +71,17 @@ def test_accepted_plus_one_commits_accepted_plus_one():
         new, info = kernel.round_step(env, state)
         assert ((new.k - state.k) <= env.L).all() and (new.k[info.warmup] == state.k[info.warmup]).all()
         state = new
+
+
+def test_policies_are_replaced_parts_of_the_default_round():
+    """Every policy name has its record; accepted+1 is the kernel's round as it stands, window-start replaces parts
+    of it (its own module) and keeps the rest."""
+    from specverify.sampler import window_start
+
+    assert tuple(POLICIES) == ROUND_POLICIES and all(p.name == name for name, p in POLICIES.items())
+    default, ws = POLICIES["accepted+1"], POLICIES["window-start"]
+    assert default.commit is kernel.commit_accepted_plus_one and default.anchor is kernel.anchor_latest
+    assert (ws.start, ws.anchor, ws.commit) == (window_start.free_steps, window_start.fresh_anchor, window_start.commit)
 
 
 def test_every_mutant_replaces_exactly_one_part():

@@ -5,13 +5,14 @@ transition is consistent with the chain (zero-noise steps are the mean, the plai
 injected noise), batches and compaction change nothing, the compiled core records the same path, mutants record.
 """
 
+import dataclasses
 import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from specverify.sampler import kernel
+from specverify.sampler import kernel, window_start
 from specverify.sampler import speculative as spec_mod
 from specverify.sampler.chains import gaussian_chain
 from specverify.sampler.drafters import make_drafter
@@ -126,14 +127,14 @@ def test_window_start_free_steps_are_recorded(policy, monkeypatch):
     """The zero-noise chain takes free steps under window-start (checked), and their states are in the path:
     the transitions stay consistent and the oracle path is still the plain one."""
     taken = []
-    free_steps = kernel.free_steps
 
     def counting(env, s):
-        new, free = free_steps(env, s)
+        new, free = window_start.free_steps(env, s)
         taken.append(int(free.sum()))
         return new, free
 
-    monkeypatch.setattr(kernel, "free_steps", counting)
+    monkeypatch.setitem(spec_mod.POLICIES, "window-start", dataclasses.replace(window_start.WINDOW_START,
+                                                                                 start=counting))
     chain, n = _zero_chain(), 40
     path, _ = speculative_sample(chain, make_drafter("frozen-drift"), n, window=4, seed=1, x0=_x0(chain, n),
                                  dtype=F64, policy=policy, path=True)
@@ -214,10 +215,10 @@ def test_no_window_is_returned_without_path():
     chain = _gmm().to(dtype=F64)
     x = _x0(chain, 6)
     env = kernel.make_env(chain, make_drafter("frozen-denoiser"), TableNoise.draw(6, 20, (2,), dtype=F64), 3,
-                          "accepted+1", kernel.Parts(), x)
+                          spec_mod.POLICIES["accepted+1"], kernel.Parts(), x)
     _, info = kernel.round_step(env, kernel.init_state(x, torch.arange(6)))
     assert type(info) is kernel.RoundInfo
     env = kernel.make_env(chain, make_drafter("frozen-denoiser"), TableNoise.draw(6, 20, (2,), dtype=F64), 3,
-                          "accepted+1", kernel.Parts(), x, record=True)
+                          spec_mod.POLICIES["accepted+1"], kernel.Parts(), x, record=True)
     _, info = kernel.round_step(env, kernel.init_state(x, torch.arange(6)))
     assert isinstance(info, kernel.RecordedRound) and info.Y.shape == (6, 4, 2)
