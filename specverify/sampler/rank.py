@@ -30,7 +30,8 @@ __all__ = ["GRID", "KEY_STEPS", "RANK_WEIGHTS", "REACH", "lp_weights", "rank_cou
 RANK_WEIGHTS = ("lp", "max", "uniform")
 KEY_STEPS = 64  # the LP weights are those at |D| rounded to 2^(j / 64): a relative step of 1.1%
 LP_POINTS, LP_REACH = 241, 8.0  # the LP's grid: 241 points on [-8, |D| + 8], trapezoid weights
-GRID, REACH, REFINE = 128, 10.0, 60  # the residual's sign-change grid and its bisections
+GRID, REACH = 128, 10.0  # the residual's sign-change grid
+ROOT_HALVINGS, GOLDEN, REFINE = 32, 40, 56  # halvings of a root's cell, golden-section steps, halvings of the draw
 
 _log_ndtr = torch.special.log_ndtr
 
@@ -43,13 +44,11 @@ def weight_key(dist: torch.Tensor) -> torch.Tensor:
 def log_order_density(s: torch.Tensor, log_lam: torch.Tensor) -> torch.Tensor:
     """log b(Phi(s)) = log g(s) - log phi(s); s (B, ...), log_lam (B, K)."""
     K = log_lam.shape[1]
-    lam = log_lam.view(*log_lam.shape, *[1] * (s.ndim - 1))
-    lu, lv = _log_ndtr(s), _log_ndtr(-s)
-    out = torch.full_like(s, -torch.inf)
-    for r in range(K):  # Beta_{r+1, K-r}(u) = K C(K-1, r) u^r (1-u)^(K-1-r)
-        c = math.log(K) + math.lgamma(K) - math.lgamma(r + 1) - math.lgamma(K - r)
-        out = torch.logaddexp(out, lam[:, r] + c + r * lu + (K - 1 - r) * lv)
-    return out
+    r = torch.arange(K, dtype=s.dtype, device=s.device)  # Beta_{r+1, K-r}(u) = K C(K-1, r) u^r (1-u)^(K-1-r)
+    c = math.log(K) + math.lgamma(K) - torch.lgamma(r + 1) - torch.lgamma(K - r)
+    lam = log_lam.view(log_lam.shape[0], *[1] * (s.ndim - 1), K)
+    terms = lam + c + r * _log_ndtr(s)[..., None] + (K - 1 - r) * _log_ndtr(-s)[..., None]
+    return torch.logsumexp(terms, -1)
 
 
 def log_f_over_g(s, delta, log_lam) -> torch.Tensor:
@@ -96,16 +95,6 @@ def rank_weights(dist: torch.Tensor, K: int, kind: str = "lp") -> torch.Tensor:
     return torch.tensor([table[j] for j in keys.tolist()], dtype=torch.float64, device=dist.device).view(-1, K)
 
 
-def _excess_below(s, delta, cum):
-    """F(s) - G(s): the mass of f - g below s; cum (B, 1, K + 1) = Lambda_0 .. Lambda_K."""
-    return torch.special.ndtr(s - delta) - (_binomial_pmf(s, cum.shape[-1] - 1) * cum).sum(-1)
-
-
-def _excess_above(s, delta, cum):
-    """(1 - F(s)) - (1 - G(s)): the mass of f - g above s."""
-    return normal_sf(s - delta) - (_binomial_pmf(s, cum.shape[-1] - 1) * (1 - cum)).sum(-1)
-
-
 def _binomial_pmf(s, K):
     """P(Binomial(K, Phi(s)) = j) for j = 0 .. K, on a new last axis, in log space (exact in both tails)."""
     j = torch.arange(K + 1, dtype=s.dtype, device=s.device)
@@ -113,12 +102,19 @@ def _binomial_pmf(s, K):
     return torch.exp(log_c + j * _log_ndtr(s)[..., None] + (K - j) * _log_ndtr(-s)[..., None])
 
 
-def _mass(a, b, delta, cum):
-    """int_a^b (f - g), a <= b: below |D| / 2 from the CDFs, above it from the tails (no cancellation of ~1s)."""
-    mid = delta / 2
-    lo = _excess_below(torch.minimum(b, mid), delta, cum) - _excess_below(torch.minimum(a, mid), delta, cum)
-    hi = _excess_above(torch.maximum(a, mid), delta, cum) - _excess_above(torch.maximum(b, mid), delta, cum)
-    return lo + hi
+def _excess(s, delta, cum):
+    """The mass of f - g below s, F(s) - G(s), and above s, (1 - F(s)) - (1 - G(s)); cum (B, 1, K + 1) =
+    Lambda_0 .. Lambda_K (G(s) = sum_j pmf_j(s) Lambda_j)."""
+    pmf = _binomial_pmf(s, cum.shape[-1] - 1)
+    return torch.special.ndtr(s - delta) - (pmf * cum).sum(-1), normal_sf(s - delta) - (pmf * (1 - cum)).sum(-1)
+
+
+def _cumulative(s, delta, cum, at_mid=None):
+    """C(s) = int (f - g) below s, up to a constant: below |D| / 2 from the CDFs, above it from the tails (so no
+    difference of two numbers near 1), joined at |D| / 2; ``at_mid``: :func:`_excess` at |D| / 2, if known."""
+    below_mid, above_mid = _excess(delta / 2, delta, cum) if at_mid is None else at_mid
+    below, above = _excess(s, delta, cum)
+    return torch.where(s <= delta / 2, below - above_mid, below_mid - above)
 
 
 def _first(mask, m):
@@ -128,45 +124,52 @@ def _first(mask, m):
 
 
 def _bisect_root(a, b, delta, log_lam):
-    """The sign change of log f - log g in [a, b] (signs differ at the ends), by REFINE halvings."""
+    """The sign change of log f - log g in [a, b] (signs differ at the ends), by ROOT_HALVINGS halvings."""
     left = log_f_over_g(a, delta, log_lam) > 0
-    for _ in range(REFINE):
+    for _ in range(ROOT_HALVINGS):  # a root's error moves the pieces' masses only at second order (f = g there)
         mid = (a + b) / 2
         same = (log_f_over_g(mid, delta, log_lam) > 0) == left
         a, b = torch.where(same, mid, a), torch.where(same, b, mid)
     return (a + b) / 2
 
 
+def _golden_min(a, b, fn):
+    """argmin of ``fn`` on [a, b] (unimodal), by GOLDEN golden-section steps, one evaluation each."""
+    g = (math.sqrt(5) - 1) / 2
+    x1, x2 = b - g * (b - a), a + g * (b - a)
+    f1, f2 = fn(x1), fn(x2)
+    for _ in range(GOLDEN):
+        lower = f1 < f2  # the minimum is in [a, x2]
+        a, b = torch.where(lower, a, x1), torch.where(lower, x2, b)
+        p = torch.where(lower, b - g * (b - a), a + g * (b - a))
+        fp = fn(p)
+        x1, f1, x2, f2 = (torch.where(lower, p, x2), torch.where(lower, fp, f2),
+                          torch.where(lower, x1, p), torch.where(lower, f1, fp))
+    return (a + b) / 2
+
+
 def _pockets(grid, h, delta, log_lam):
     """Pairs of sign changes inside two grid cells that the grid's signs miss: at a grid point where |h| has a
-    local minimum with one sign around it, the extremum of h (golden section on its two cells) is found, and if
-    its sign is the other one, the roots on both sides of it. Returns (B, 2 m) roots, inf where none."""
+    local minimum with one sign around it, the extremum of h on its two cells is found, and if its sign is the
+    other one, there is a root on each side of it. Returns the brackets (lo, hi) (B, 2 m) of those roots, and
+    whether each is one."""
     inner = (h[:, 1:-1].sign() == h[:, :-2].sign()) & (h[:, 1:-1].sign() == h[:, 2:].sign())
     dip = inner & (h[:, 1:-1].abs() < h[:, :-2].abs()) & (h[:, 1:-1].abs() <= h[:, 2:].abs())
     m = int(dip.sum(1).max()) if dip.numel() else 0
-    if m == 0:
-        return grid[:, :0]
     j = _first(dip, m)
     found = j < dip.shape[1]
-    j = j.clamp(max=dip.shape[1] - 1)
-    a, b = grid.gather(1, j), grid.gather(1, j + 2)
-    sign = h.gather(1, j + 1).sign()  # minimise sign * h
-    golden = (math.sqrt(5) - 1) / 2
-    for _ in range(REFINE):
-        c, d = b - golden * (b - a), a + golden * (b - a)
-        lower = sign * log_f_over_g(c, delta, log_lam) < sign * log_f_over_g(d, delta, log_lam)
-        a, b = torch.where(lower, a, c), torch.where(lower, d, b)
-    ext = (a + b) / 2
-    flips = found & (sign * log_f_over_g(ext, delta, log_lam) < 0)
+    j = j.clamp(max=max(dip.shape[1] - 1, 0))
     lo, hi = grid.gather(1, j), grid.gather(1, j + 2)
-    roots = torch.cat([_bisect_root(lo, ext, delta, log_lam), _bisect_root(ext, hi, delta, log_lam)], 1)
-    return torch.where(flips.repeat(1, 2), roots, torch.inf)
+    sign = h.gather(1, j + 1).sign()  # minimise sign * h
+    ext = _golden_min(lo, hi, lambda x: sign * log_f_over_g(x, delta, log_lam))
+    flips = (found & (sign * log_f_over_g(ext, delta, log_lam) < 0)).repeat(1, 2)
+    return torch.cat([lo, ext], 1), torch.cat([ext, hi], 1), flips
 
 
 def _crossings(delta, log_lam):
     """The sign changes of log f - log g (B, m) ascending (padded with the grid's end), the grid's ends (B, 1) and
-    whether f > g at the left end (B, 1). A change between grid points is refined by bisection; a pair of
-    changes inside two cells (a pocket the grid's signs miss) by :func:`_pockets`."""
+    whether f > g at the left end (B, 1). A change between grid points, and a pair of changes inside two cells
+    (a pocket the grid's signs miss, :func:`_pockets`), are refined by one batch of bisections."""
     B = delta.shape[0]
     lo = torch.full_like(delta, -REACH)
     hi = delta + REACH
@@ -174,13 +177,14 @@ def _crossings(delta, log_lam):
     h = log_f_over_g(grid, delta, log_lam)
     pos = h > 0
     change = pos[:, 1:] != pos[:, :-1]
-    m = max(int(change.sum(1).max()), 1) if B else 1
-    idx = _first(change, m)
+    idx = _first(change, max(int(change.sum(1).max()), 1) if B else 1)
     found = idx < GRID - 1
     idx = idx.clamp(max=GRID - 2)
-    roots = torch.where(found, _bisect_root(grid.gather(1, idx), grid.gather(1, idx + 1), delta, log_lam), torch.inf)
-    roots = torch.cat([roots, _pockets(grid, h, delta, log_lam)], 1).sort(1).values
-    return torch.minimum(roots, hi), lo, hi, pos[:, :1]
+    p_lo, p_hi, p_found = _pockets(grid, h, delta, log_lam)
+    a = torch.cat([grid.gather(1, idx), p_lo], 1)
+    b = torch.cat([grid.gather(1, idx + 1), p_hi], 1)
+    roots = torch.where(torch.cat([found, p_found], 1), _bisect_root(a, b, delta, log_lam), torch.inf)
+    return torch.minimum(roots.sort(1).values, hi), lo, hi, pos[:, :1]
 
 
 def _segments(delta, lam):
@@ -192,7 +196,8 @@ def _segments(delta, lam):
     odd = torch.arange(a.shape[1], device=a.device) % 2 == 1
     positive = first ^ odd
     cum = torch.cat([torch.zeros_like(lam[:, :1]), lam.cumsum(1)], 1)[:, None]
-    return a, b, torch.where(positive, _mass(a, b, delta, cum).clamp_min(0.0), 0.0), cum
+    mass = _cumulative(b, delta, cum) - _cumulative(a, delta, cum)
+    return a, b, torch.where(positive, mass.clamp_min(0.0), 0.0), cum
 
 
 def residual_mass(dist: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -200,19 +205,21 @@ def residual_mass(dist: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     return _segments(dist.to(torch.float64), lam)[2].sum(1)
 
 
-def residual_projection(dist, lam, u) -> tuple[torch.Tensor, torch.Tensor]:
-    """S from (f - g)_+ / (1 - A) at the uniform u (B,), by the inverse CDF, and 1 - A (B,); float64."""
+def residual_projection(dist, lam, u, segments=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """S from (f - g)_+ / (1 - A) at the uniform u (B,), by the inverse CDF, and 1 - A (B,); float64.
+    ``segments``: :func:`_segments` of (dist, lam), if known."""
     delta = dist.to(torch.float64)
-    a, b, mass, cum = _segments(delta, lam)
+    a, b, mass, cum = _segments(delta, lam) if segments is None else segments
     total = mass.sum(1)
     goal = u * total
     before = mass.cumsum(1) - mass
     i = ((before + mass) < goal[:, None]).sum(1, keepdim=True).clamp(max=mass.shape[1] - 1)
     lo, hi = a.gather(1, i), b.gather(1, i)
-    start, want = lo, goal[:, None] - before.gather(1, i)
-    for _ in range(REFINE):  # the mass of (f - g) on [start, s] grows with s inside a positive piece
+    at_mid = _excess(delta[:, None] / 2, delta[:, None], cum)
+    want = goal[:, None] - before.gather(1, i) + _cumulative(lo, delta[:, None], cum, at_mid)
+    for _ in range(REFINE):  # C grows with s inside a positive piece
         mid = (lo + hi) / 2
-        low = _mass(start, mid, delta[:, None], cum) < want
+        low = _cumulative(mid, delta[:, None], cum, at_mid) < want
         lo, hi = torch.where(low, mid, lo), torch.where(low, hi, mid)
     s = torch.where(total[:, None] > 0, (lo + hi) / 2, delta[:, None] / 2)
     return s[:, 0], total
@@ -247,8 +254,14 @@ def rank_node(mean_p, mean_q, sigma, z, u, u_res, *, weights: str = "lp", pick=r
     log_fg = log_f_over_g(s_sel, dist[:, None], log_lam)[:, 0]
     degenerate = dist <= tolerance(mean_p.dtype)
     take = (torch.log(u[:, 0].to(torch.float64)) <= log_fg) | degenerate
-    s_res, miss = residual_projection(torch.where(degenerate, 1.0, dist), lam, u_res.to(torch.float64))
-    res = compose_state(mean_q, mean_p, sigma, dist.to(mean_p.dtype), z[:, 0], s_res)
+    safe = torch.where(degenerate, 1.0, dist)
+    segments = _segments(safe, lam)
+    miss = segments[2].sum(1)
+    if bool(take.all()):  # no row draws the residual (one host read saves the inverse CDF)
+        res = mean_p
+    else:
+        s_res, _ = residual_projection(safe, lam, u_res.to(torch.float64), segments)
+        res = compose_state(mean_q, mean_p, sigma, dist.to(mean_p.dtype), z[:, 0], s_res)
     chosen = torch.where(degenerate, 0, torch.where(take, child, K))
     return chosen, res, torch.where(degenerate, 1.0, 1 - miss), dist.to(mean_p.dtype)
 
