@@ -1,4 +1,4 @@
-"""SpecStats as a fold over the rounds' :class:`specverify.sampler.kernel.RoundInfo` records.
+"""SpecStats as a fold over the rounds' :class:`specverify.sampler.records.RoundInfo` records.
 
 :class:`Tally` holds the per-trajectory and per-(chain step, window position) sums; everything per window
 position is derived from the per-step tables (``per_step.sum(0)``), never accumulated twice. Records are
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from specverify.sampler.kernel import RoundInfo
+from specverify.sampler.records import RoundInfo
 
 __all__ = ["Tally"]
 
