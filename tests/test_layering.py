@@ -3,7 +3,8 @@
 - ``specverify/sampler/`` (the system under test) never imports ``specverify.harness``, the door or the faces;
 - ``specverify/harness/`` (the judge) never imports ``specverify.sampler``, the door or the faces;
 - ``specverify/harness/reference/`` also imports no torch;
-- the shared plain modules (``errors``, ``specs``, ``_validate`` and the package ``__init__``) import neither half;
+- the shared plain modules (``errors``, ``specs``, ``contract``, ``_validate`` and the package ``__init__``) import
+  neither half;
 - only the door (``bridge``) and the faces (``cli``, ``pytest_plugin``, ``testing``, ``strategies``, ``study``,
   ``calibration``, ``benchmarks``)
   see both halves; every module of the package is in exactly one of these places.
@@ -27,7 +28,7 @@ import pytest
 import specverify
 
 PACKAGE_DIR = Path(specverify.__file__).resolve().parent
-SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate")
+SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate", "specverify.contract")
 DOOR = ("specverify.bridge", "specverify.bridge.ours", "specverify.bridge.registry")
 FACES = ("specverify.cli", "specverify.cli.parser", "specverify.cli.commands", "specverify.cli.sharding",
          "specverify.cli.check_stress", "specverify.cli.mutants",

@@ -7,7 +7,7 @@ file; its folder goes on ``sys.path`` while it loads, so sibling imports work). 
 - ``black-box``: ``candidate(n, seed)`` returns an (n, d) array (numpy, torch or JAX), or a mapping with it
   under ``"samples"`` and optional acceptance counts (see ``specverify.harness.contracts``).
 - ``chain``: ``sampler(view, n, seed)`` runs on a built-in problem's third-party view
-  (``specverify.sampler.problems.base.ThirdPartyView``: ``eps_model(x, t)`` + betas, or ``mean(x, k)`` + ``sigma``) and
+  (``specverify.contract.ThirdPartyView``: ``eps_model(x, t)`` + betas, or ``mean(x, k)`` + ``sigma``) and
   returns the same as a black box. :func:`chain_candidate` turns it into a black box for one problem.
 - ``kernel``: ``coupling(mean_p, mean_q, sigma, z, u) -> (x, accepted)``, or ``(mean_p, mean_q, sigma, seed)``
   (``specverify.harness.coupling_check``).

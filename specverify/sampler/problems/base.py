@@ -13,33 +13,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from specverify.contract import ThirdPartyView  # the contract's type, torch-free (re-exported here)
 from specverify.errors import ChainError
 from specverify.sampler.chains import GaussianChain, TimestepModel, beta_schedule, ddim, ddpm
 
 __all__ = ["DiffusionProblem", "ThirdPartyView", "X0Denoiser"]
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class ThirdPartyView:
-    """A problem as an outside sampler sees it.
-
-    ``mean(x, k)`` and ``sigma[k]``: chain step k maps x_k to N(mean(x_k, k), sigma_k^2 I) (always present).
-    ``eps_model(x, t)``, ``betas``, ``timesteps``, ``eta``: the diffusion-model view (None for Langevin
-    problems). Chain step k runs the model at diffusion time ``timesteps[k]``.
-    ``prior_mean``, ``prior_std``: the initial law, x_0 ~ N(prior_mean, prior_std^2 I) (always present).
-    """
-
-    shape: tuple[int, ...]
-    n_steps: int
-    mean: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    sigma: np.ndarray
-    eps_model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
-    betas: np.ndarray | None = None
-    timesteps: np.ndarray | None = None
-    eta: float | None = None
-    sampler: str = ""
-    prior_mean: float = 0.0
-    prior_std: float = 1.0
 
 
 class X0Denoiser(torch.nn.Module):
