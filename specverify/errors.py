@@ -3,14 +3,24 @@
 Every user-facing error is a :class:`SpecverifyError`; each class is also the builtin a caller would catch
 (``ValueError`` for bad input, ``RuntimeError`` for a run that broke). The command line maps any of them,
 and any unexpected exception, to exit code 2 (see :func:`specverify.cli.main`); exit 1 means exactness
-rejected and nothing else.
+rejected and nothing else. :data:`EXIT_CODES` and :func:`exit_code` are that one map, read by the command line
+and by every result record's ``exit_code``.
 
 One class lives elsewhere: the pytest plugin's ``OptionError`` (:mod:`specverify.pytest_plugin`) is also a
 ``pytest.UsageError``, so pytest reports a bad option as a usage error, and this module does not import pytest.
 """
 
-__all__ = ["BudgetError", "CandidateError", "ChainError", "ContractError", "LawInputError", "PermutationError",
-           "PowerError", "SampleSizeError", "SamplerError", "ShardError", "SpecverifyError", "StatsError", "UsageError"]
+__all__ = ["EXIT_CODES", "BudgetError", "CandidateError", "ChainError", "ContractError", "LawInputError", "PermutationError",
+           "PowerError", "SampleSizeError", "SamplerError", "ShardError", "SpecverifyError", "StatsError", "UsageError",
+           "exit_code"]
+
+EXIT_CODES = {"pass": 0, "fail": 1, "error": 2}  # an outcome -> the process's exit status
+
+
+def exit_code(outcome: str) -> int:
+    """The one exit-code map: "pass" (exactness not rejected, or a command that succeeded) 0, "fail" (rejected) 1,
+    anything else ("error": bad arguments, a broken candidate, too few samples, any unexpected exception) 2."""
+    return EXIT_CODES.get(outcome, EXIT_CODES["error"])
 
 
 class SpecverifyError(Exception):

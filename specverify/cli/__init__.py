@@ -15,17 +15,9 @@ from pathlib import Path
 
 from specverify.cli.commands import COMMANDS, _write, _write_partial
 from specverify.cli.parser import _ArgumentError, build_parser, check_args, check_names
-from specverify.errors import SpecverifyError
+from specverify.errors import EXIT_CODES, SpecverifyError, exit_code
 
 __all__ = ["EXIT_CODES", "exit_code", "main"]
-
-EXIT_CODES = {"pass": 0, "fail": 1, "error": 2}  # a command's outcome -> the process's exit status
-
-
-def exit_code(outcome: str) -> int:
-    """The one exit-code map: "pass" (exactness not rejected, or a command that succeeded) 0, "fail" (rejected) 1,
-    "error" 2 (bad arguments, a broken candidate, too few samples, any unexpected exception)."""
-    return EXIT_CODES.get(outcome, EXIT_CODES["error"])
 
 
 def _message(e: BaseException) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 from specverify.errors import CandidateError, ContractError
+from specverify.errors import exit_code as _exit_code
 from specverify.harness.contracts import _to_numpy
 from specverify.harness.predictions import acceptance_probability
 from specverify.harness.stats.one_sample import whitened_normal_battery
@@ -78,7 +79,7 @@ class CouplingResult:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.verdict == "pass" else 1
+        return _exit_code(self.verdict)
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from specverify.errors import UsageError
+from specverify.errors import exit_code as _exit_code
 
 __all__ = ["AcceptanceSummary", "PositionAcceptance", "Report", "ReportTest", "acceptance_line",
            "markdown", "markdown_kernel", "plots"]
@@ -127,7 +128,7 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.verdict == "pass" else 1
+        return _exit_code(self.verdict)
 
     @property
     def caught_by(self) -> tuple[str, ...]:
