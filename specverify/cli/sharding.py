@@ -31,9 +31,6 @@ _RESULT_ARGS = {
     "accept": ("drafters", "windows", "policies", "verifier", "drafts", "n", "seed", "device"),
 }
 _PROBLEM_ARGS = ("problem", "dim", "steps", "chain", "eta", "schedule", "prediction", "components", "step_size")
-_STACKED = ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample",
-            "predicted_var_per_sample")  # per trajectory
-_SAME = ("n_steps", "window", "drafter", "policy", "verifier", "drafts")
 
 
 def add_shard_args(p: argparse.ArgumentParser) -> None:
@@ -145,17 +142,19 @@ class _SampleTask:
 
 
 def merge_stats(parts: list[dict]):
-    """One SpecStats from the shards' statistics: trajectories stacked, counts summed, in shard order."""
+    """One SpecStats from the shards' statistics by each field's kind (``SpecStats.kind``): settings equal,
+    trajectories stacked in shard order, counts and tables summed."""
     from specverify.bridge.registry import SpecStats
 
     fields = {}
     for f in dataclasses.fields(SpecStats):
         values = [p[f.name] for p in parts]
-        if f.name in _SAME:
+        kind = SpecStats.kind(f.name)
+        if kind == "setting":
             if any(not np.array_equal(v, values[0]) for v in values):
                 raise UsageError(f"shards disagree on {f.name}; the run directory mixes runs")
             fields[f.name] = values[0].item()
-        elif f.name in _STACKED:
+        elif kind == "sample":
             fields[f.name] = np.concatenate(values)
         else:
             total = np.sum(values, axis=0)

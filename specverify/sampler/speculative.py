@@ -31,11 +31,21 @@ from specverify.sampler.verifiers import VERIFIERS, verifier_parts
 from specverify.sampler.window_start import WINDOW_START
 from specverify.specs import ROUND_POLICIES
 
-__all__ = ["POLICIES", "ROUND_POLICIES", "VERIFIERS", "SpecStats", "plain_sample", "speculative_sample"]
+__all__ = ["KINDS", "POLICIES", "ROUND_POLICIES", "VERIFIERS", "SpecStats", "plain_sample", "speculative_sample"]
 
 # The round policies by name (the names: ROUND_POLICIES): accepted+1 is the kernel's round as it stands,
 # window-start replaces three of its parts. Looked up once per run.
 POLICIES = {p.name: p for p in (RoundPolicy("accepted+1"), WINDOW_START)}
+
+
+KINDS = {"setting": "the run's setting: equal across shards, serialised",
+         "count": "a count or a per-position table: summed across shards, serialised",
+         "sample": "one value per trajectory: stacked across shards, not serialised",
+         "step": "a (n_steps, window) table: summed across shards, not serialised"}
+
+
+def _kind(kind: str):
+    return dataclasses.field(metadata={"kind": kind})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,40 +57,41 @@ class SpecStats:
     the sum of 2 Phi(-|D| / 2) over the verified steps (the expectation of ``accepted`` given the path).
     The ``*_per_sample`` arrays hold the same three counts per trajectory (the acceptance test's unit; with
     ``predicted_var_per_sample``, the sum of p (1 - p) over those steps: the variance of accepted - predicted),
-    and the
-    ``*_per_step`` arrays, of shape (n_steps, window), per chain step k (row) and window position j (column);
-    the per-position totals are their column sums. Steps taken by the target without a draft: ``bonus_steps``
+    and the ``*_per_step`` arrays, of shape (n_steps, window), per chain step k (row) and window position j
+    (column); the per-position totals are their column sums. Steps taken by the target without a draft: ``bonus_steps``
     (after a fully accepted window), ``direct_steps`` (a row with nothing to draft: an anchored drafter's first
     step, a zero-noise step); ``warmup_evaluations``: window-start rounds that only fetched an anchor.
+    Every field declares its kind (:data:`KINDS`, :meth:`kind`): how shards pool it and whether ``to_dict``
+    writes it.
     """
 
-    n_samples: int
-    n_steps: int
-    window: int
-    drafter: str
-    policy: str
-    verifier: str
-    drafts: int
-    rounds: np.ndarray
-    rounds_total: int
-    target_evaluations: int
-    draft_evaluations: int
-    windows: int
-    warmup_evaluations: int
-    direct_steps: int
-    bonus_steps: int
-    proposed_per_position: np.ndarray
-    verified_per_position: np.ndarray
-    accepted_per_position: np.ndarray
-    predicted_accepted_per_position: np.ndarray
-    accepted_per_sample: np.ndarray
-    verified_per_sample: np.ndarray
-    predicted_per_sample: np.ndarray
-    predicted_var_per_sample: np.ndarray
-    proposed_per_step: np.ndarray
-    verified_per_step: np.ndarray
-    accepted_per_step: np.ndarray
-    predicted_per_step: np.ndarray
+    n_samples: int = _kind("count")
+    n_steps: int = _kind("setting")
+    window: int = _kind("setting")
+    drafter: str = _kind("setting")
+    policy: str = _kind("setting")
+    verifier: str = _kind("setting")
+    drafts: int = _kind("setting")
+    rounds: np.ndarray = _kind("sample")
+    rounds_total: int = _kind("count")
+    target_evaluations: int = _kind("count")
+    draft_evaluations: int = _kind("count")
+    windows: int = _kind("count")
+    warmup_evaluations: int = _kind("count")
+    direct_steps: int = _kind("count")
+    bonus_steps: int = _kind("count")
+    proposed_per_position: np.ndarray = _kind("count")
+    verified_per_position: np.ndarray = _kind("count")
+    accepted_per_position: np.ndarray = _kind("count")
+    predicted_accepted_per_position: np.ndarray = _kind("count")
+    accepted_per_sample: np.ndarray = _kind("sample")
+    verified_per_sample: np.ndarray = _kind("sample")
+    predicted_per_sample: np.ndarray = _kind("sample")
+    predicted_var_per_sample: np.ndarray = _kind("sample")
+    proposed_per_step: np.ndarray = _kind("step")
+    verified_per_step: np.ndarray = _kind("step")
+    accepted_per_step: np.ndarray = _kind("step")
+    predicted_per_step: np.ndarray = _kind("step")
 
     @property
     def rounds_mean(self) -> float:
@@ -105,15 +116,19 @@ class SpecStats:
         """Accepted drafted steps per window."""
         return _ratio(self.accepted_per_position.sum(), self.windows)
 
+    @classmethod
+    def kind(cls, name: str) -> str:
+        """How field ``name`` pools and serialises: a key of :data:`KINDS`."""
+        return cls.__dataclass_fields__[name].metadata["kind"]
+
     def to_dict(self) -> dict:
         out = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
-        for name in ("rounds", "accepted_per_sample", "verified_per_sample", "predicted_per_sample",
-                     "predicted_var_per_sample", "proposed_per_step", "verified_per_step", "accepted_per_step",
-                     "predicted_per_step"):
-            del out[name]
+        for f in dataclasses.fields(self):
+            if f.metadata["kind"] in ("sample", "step"):
+                del out[f.name]
         for name in ("rounds_mean", "nfe_ratio", "acceptance_rate", "predicted_acceptance_rate",
                      "mean_accepted_length"):
             out[name] = getattr(self, name)

@@ -299,3 +299,30 @@ def test_one_sample_battery_has_power():
                           seed=11, dtype=torch.float64)
     assert st.acceptance_rate < 0.99  # the rejection path is exercised
     assert _battery(x.numpy(), m, v).rejected
+
+
+def test_stats_fields_declare_their_kind_and_pool_by_it():
+    """Every SpecStats field has a kind; two halves of a run pooled by kind give the whole run's counts (but
+    rounds_total, the batch loop's rounds, which adds up per shard), and to_dict writes the setting and count
+    fields (and the derived rates), not the per-trajectory and per-step ones."""
+    import dataclasses
+
+    from specverify.cli.sharding import merge_stats
+    from specverify.sampler.speculative import KINDS, SpecStats
+
+    assert {SpecStats.kind(f.name) for f in dataclasses.fields(SpecStats)} == set(KINDS)
+    chain = _chains()["gmm-ddpm"]
+    table = TableNoise.draw(8, chain.n_steps, chain.shape, seed=1, dtype=torch.float64)
+    x0 = chain.prior(8, torch.Generator().manual_seed(2), dtype=torch.float64)
+    kw = dict(window=4, dtype=torch.float64)
+    _, whole = speculative_sample(chain, make_drafter("frozen-denoiser"), 8, noise=table, x0=x0, **kw)
+    halves = [speculative_sample(chain, make_drafter("frozen-denoiser"), 4, x0=x0[i:i + 4],
+                                 noise=TableNoise(table.z[i:i + 4], table.u[i:i + 4]), **kw)[1] for i in (0, 4)]
+    merged = merge_stats([{f.name: np.asarray(getattr(h, f.name)) for f in dataclasses.fields(h)} for h in halves])
+    m, w = merged.to_dict(), whole.to_dict()
+    assert m.pop("rounds_total") == sum(h.rounds_total for h in halves)  # batch loops: each shard runs its own
+    w.pop("rounds_total")
+    assert m == w
+    assert np.array_equal(merged.rounds, whole.rounds)
+    written = {f.name for f in dataclasses.fields(SpecStats) if SpecStats.kind(f.name) in ("setting", "count")}
+    assert written <= set(whole.to_dict()) and not {"rounds", "accepted_per_step"} & set(whole.to_dict())
