@@ -58,7 +58,13 @@ def test_correct_sampler_passes_under_stress(setup):
     assert not b.reject, b.summary()
 
 
-@pytest.mark.parametrize("name", list(MUTANTS))
+# The rank mutants' stress runs take ~17 s each (a rank node is CPU-heavy at low acceptance); the default lane
+# catches them with tests/sampler/test_rank.py's exact-law battery, so here they run in the slow lane.
+_SLOW = {"rank-unsorted", "rank-realised"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow(seconds=60)) if n in _SLOW else n
+                                  for n in MUTANTS])
 def test_every_mutant_is_caught_under_stress(setup, name):
     chain, law = setup
     x, _ = mutant_sample(name, chain, make_drafter("stress", delta=1.2), N, window=4, seed=1, dtype=torch.float64)
