@@ -19,6 +19,7 @@ import numpy as np
 
 from specverify.errors import UsageError
 from specverify.errors import exit_code as _exit_code
+from specverify.harness.ledger import AlphaLedger
 
 __all__ = ["AcceptanceSummary", "PositionAcceptance", "Report", "ReportTest", "acceptance_line",
            "markdown", "markdown_kernel", "plots"]
@@ -102,8 +103,8 @@ class Report:
 
     ``permutations``: the permutations the distribution block drew (None: no permutation test);
     ``rejection_path``: rejected drafted steps, the fraction of trajectories with one, and a note when too few
-    (``suite.rejection_path``); ``ledger``: how alpha was split and n sized (transition-level checks);
-    ``diagnosis``: per-step z-scores and the deviating steps (transition-level checks); ``data``
+    (``suite.rejection_path``); ``ledger``: how alpha was split and n sized (``ledger.AlphaLedger``, its kind
+    terminal or transition); ``diagnosis``: per-step z-scores, deviating steps (transition level); ``data``
     (samples, for :func:`plots`) is kept only with ``keep_samples=True``; it is not in the JSON.
     """
 
@@ -122,7 +123,7 @@ class Report:
     warnings: tuple[str, ...]
     permutations: int | None = None
     rejection_path: dict | None = None
-    ledger: dict | None = None
+    ledger: AlphaLedger | None = None
     diagnosis: dict | None = None
     data: dict | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -131,14 +132,19 @@ class Report:
         return _exit_code(self.verdict)
 
     @property
+    def transition_level(self) -> bool:
+        """A transition-level check (trajectories against the target's transitions), not the terminal battery."""
+        return self.ledger is not None and self.ledger.kind == "transition"
+
+    @property
     def caught_by(self) -> tuple[str, ...]:
         """The blocks (distribution, independence, acceptance) with a rejected test, in the family's order."""
         return tuple(dict.fromkeys(t.family for t in self.tests if t.rejected))
 
     def to_dict(self) -> dict:
-        out = _fields(self)
+        out = _fields(self) | {"ledger": None if self.ledger is None else self.ledger.to_dict()}
         del out["data"]
-        for key in ("ledger", "diagnosis"):  # transition-level checks only
+        for key in ("ledger", "diagnosis"):  # the diagnosis: transition-level checks only
             if out[key] is None:
                 del out[key]
         return out | {"caught_by": list(self.caught_by), "tests": [t.to_dict() for t in self.tests],
@@ -203,15 +209,16 @@ def markdown(report: Report | Mapping, title: str = "specverify check") -> str:
            f"- reference: {r.reference}; alpha = {r.alpha} (family-wise, {r.correction})",
            f"- n = {r.n}, seed = {r.seed}; " + (
                f"smallest KS distance detected with power {1 - r.beta:.3g}: {r.min_detectable_ks:.4f}"
-               if r.ledger is None else "trajectories (transition level: see the ledger below)"),
+               if not r.transition_level else "trajectories (transition level: see the ledger below)"),
            f"- {r.seconds:.1f} s" + ("" if r.permutations is None else f"; {r.permutations} permutations")]
     out += [f"- caught by: {', '.join(r.caught_by)}"] if r.caught_by else []
     out += _rejection_markdown(r.rejection_path)
     out += [f"- warning: {w}" for w in r.warnings]
-    if r.ledger is not None:
-        from specverify.harness.report_innovations import ledger_markdown
+    out += [] if r.ledger is None else r.ledger.markdown()
+    if r.diagnosis is not None:
+        from specverify.harness.report_innovations import diagnosis_markdown
 
-        out += ledger_markdown(r.ledger, r.diagnosis)
+        out += diagnosis_markdown(r.diagnosis)
     out += _independence_markdown(r)
     if r.acceptance is not None:
         out += _acceptance_markdown(r.acceptance)

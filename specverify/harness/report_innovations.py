@@ -1,4 +1,4 @@
-"""The transition-level check's sections of a report: the alpha ledger, the diagnosis table and its figure."""
+"""The transition-level check's sections of a report: the diagnosis table and its figure."""
 
 from __future__ import annotations
 
@@ -6,25 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["diagnosis_figure", "ledger_markdown"]
+__all__ = ["diagnosis_figure", "diagnosis_markdown"]
 
 
-def ledger_markdown(ledger: dict, diagnosis: dict | None) -> list[str]:
-    """Markdown lines: how alpha was split and n sized, then the steps where innovations deviate."""
-    out = ["", "## Alpha ledger and sizing", "",
-           f"- {ledger['n']} trajectories ({ledger['n_needed']} needed) x {ledger['noisy_steps']} noisy steps; "
-           f"trajectories' dtype {ledger['trajectory_dtype']}; mean from {ledger['mean_from']}",
-           f"- {ledger['correction']}; one projection test at alpha {ledger['projection_test_alpha']:.3g}; "
-           f"smallest detectable per-step shift {ledger['smallest_detectable_shift']:.4f} sd "
-           f"(declared {ledger['delta']}, power {1 - ledger['beta']:.3g}); lags 1 .. {ledger['lags']}", "",
-           "| block | tests | alpha |", "|---|---|---|"]
-    out += [f"| {name} | {b['tests']} | {b['alpha']:.4g} |" for name, b in ledger["blocks"].items()]
-    if diagnosis is None:
-        return out
-    out += ["", "## Diagnosis", "",
-            f"Steps whose per-step z-score (norm, mean, or a projection at some lag) exceeds "
-            f"{diagnosis['threshold_z']:.2f} in absolute value (Bonferroni over steps and statistics): "
-            f"{diagnosis['deviating_steps']}."]
+def diagnosis_markdown(diagnosis: dict) -> list[str]:
+    """Markdown lines: the steps where innovations deviate (after the ledger, ``AlphaLedger.markdown``)."""
+    out = ["", "## Diagnosis", "",
+           f"Steps whose per-step z-score (norm, mean, or a projection at some lag) exceeds "
+           f"{diagnosis['threshold_z']:.2f} in absolute value (Bonferroni over steps and statistics): "
+           f"{diagnosis['deviating_steps']}."]
     if diagnosis["worst"]:
         out += ["", "| step | statistic | z |", "|---|---|---|"]
         out += [f"| {r['step']} | {r['statistic']} | {r['z']:.2f} |" for r in diagnosis["worst"]]

@@ -1,7 +1,7 @@
 """The transition-level check: a candidate's trajectories against the target's exact transitions.
 
 Blocks, each corrected within by Holm and joined by Bonferroni (alpha / blocks each), their shares in the
-report's ``alpha_ledger``:
+report's ``ledger`` (an :class:`~specverify.harness.ledger.AlphaLedger` of kind "transition"):
 
 - initial law: x_0 against the prior;
 - innovations: zero-noise steps, then the battery of :mod:`specverify.harness.innovations`;
@@ -27,6 +27,7 @@ from specverify._validate import in_unit_interval, positive_int
 from specverify.errors import SampleSizeError, UsageError
 from specverify.harness.contracts import Probe, probed, run_paths
 from specverify.harness.innovations import Innovations, trajectories_needed
+from specverify.harness.ledger import AlphaLedger, Block, validate_levels
 from specverify.harness.report import Report
 from specverify.harness.stats import MIN_SAMPLES
 from specverify.harness.stats.results import holm
@@ -52,7 +53,7 @@ def _n_innovation_tests(target: Transition, lags: int) -> int:
     return 7 + int((np.asarray(target.sigma) == 0).any()) + 2 * lags * families
 
 
-def plan(target: Transition, *, alpha: float, beta: float, delta: float, lags: int, counts: bool) -> dict:
+def plan(target: Transition, *, alpha: float, beta: float, delta: float, lags: int, counts: bool) -> AlphaLedger:
     """The alpha ledger and the sizing, before any sampling: blocks, tests per block, the level of one
     projection test and the trajectories it needs."""
     blocks = {"initial law": 4, "innovations": _n_innovation_tests(target, lags), "independence": 3}
@@ -63,9 +64,9 @@ def plan(target: Transition, *, alpha: float, beta: float, delta: float, lags: i
     noisy = int((np.asarray(target.sigma) > 0).sum())
     floor = MIN_SAMPLES if counts else MIN_TRAJECTORIES  # the acceptance t-test needs its own minimum
     needed = max(floor, trajectories_needed(a_test, beta, delta, noisy))
-    return {"alpha": alpha, "beta": beta, "delta": delta, "correction": "Bonferroni over blocks, Holm within",
-            "blocks": {name: {"tests": k, "alpha": a_block} for name, k in blocks.items()},
-            "projection_test_alpha": a_test, "noisy_steps": noisy, "lags": lags, "n_needed": needed}
+    return AlphaLedger("transition", alpha, beta, {name: Block(k, a_block) for name, k in blocks.items()},
+                       "Bonferroni over blocks, Holm within", a_test, needed, delta,
+                       extra={"noisy_steps": noisy, "lags": lags})
 
 
 def _smallest_shift(n: int, a_test: float, beta: float, noisy: int) -> float:
@@ -99,8 +100,7 @@ def _np_dtype(name: str):
 
 
 def _validate(alpha, beta, delta, n, lags):
-    in_unit_interval(alpha, "alpha (the family-wise false-alarm rate)", UsageError)
-    in_unit_interval(beta, "beta (the miss rate at delta)", UsageError)
+    validate_levels(alpha, beta, "delta")
     in_unit_interval(delta, "delta (the smallest per-step shift, in innovation standard deviations)", UsageError,
                      upper_closed=True)
     positive_int(lags, "lags", " (steps back to look for drafter directions)", error=UsageError)
@@ -126,8 +126,8 @@ def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 
     counts = first.counts
     untested = counts and n is not None and n < MIN_SAMPLES  # too few trajectories for the acceptance t-test
     ledger = plan(target, alpha=alpha, beta=beta, delta=delta, lags=lags, counts=counts and not untested)
-    a_block = alpha / len(ledger["blocks"])
-    n = ledger["n_needed"] if n is None else int(n)
+    a_block = alpha / len(ledger.blocks)
+    n = ledger.n_needed if n is None else int(n)
     inn, acc, dtype = _collect(candidate, target, n, seed, lags, target.dim)
     acc = None if untested else acc
     blocks = [("initial law", holm(inn.initial_tests(), a_block)),
@@ -135,13 +135,14 @@ def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 
               ("independence", holm([*inn.duplicate_tests(), hygiene_test(candidate, seed, HYGIENE_ROWS, first)],
                                      a_block)),
               *_acceptance_block(acc, a_block)]
-    shift = _smallest_shift(n, ledger["projection_test_alpha"], beta, ledger["noisy_steps"])
-    ledger |= {"n": n, "smallest_detectable_shift": shift, "trajectory_dtype": dtype, "mean_from": target.source}
+    noisy = ledger.extra["noisy_steps"]
+    shift = _smallest_shift(n, ledger.test_alpha, beta, noisy)
+    ledger = ledger.used(n, shift, trajectory_dtype=dtype, mean_from=target.source)
     series = len(inn.series) + 2
-    threshold = float(stats.norm.isf(a_block / (2 * max(ledger["noisy_steps"], 1) * series)))
-    warnings = () if n >= ledger["n_needed"] else (
+    threshold = float(stats.norm.isf(a_block / (2 * max(noisy, 1) * series)))
+    warnings = () if n >= ledger.n_needed else (
         f"n={n} trajectories detect a per-step shift >= {shift:.4f} with power {1 - beta}, not {delta}: use n >= "
-        f"{ledger['n_needed']} (or leave --n out)",)
+        f"{ledger.n_needed} (or leave --n out)",)
     if untested:
         warnings += (f"the acceptance counts were not tested: the t-test needs n >= {MIN_SAMPLES} trajectories",)
     data = {"diagnosis": inn} if keep_samples else None
@@ -150,7 +151,7 @@ def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 
     return _with(report, ledger, inn.diagnosis(threshold))
 
 
-def _with(report: Report, ledger: dict, diagnosis: dict) -> Report:
+def _with(report: Report, ledger: AlphaLedger, diagnosis: dict) -> Report:
     import dataclasses
 
     return dataclasses.replace(report, ledger=ledger, diagnosis=diagnosis, seconds=report.seconds)
