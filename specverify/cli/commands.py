@@ -154,7 +154,7 @@ def _target(args):
 
 def _sizing_line(report) -> str:
     head = f"n={report.n} alpha={report.alpha} over {len(report.tests)} tests ({report.correction}); "
-    if report.ledger is None:
+    if not report.transition_level:
         return head + f"min detectable KS distance={report.min_detectable_ks:.4f} (power {1 - report.beta})"
     led = report.ledger
     return (f"{report.n} trajectories x {led['noisy_steps']} noisy steps, alpha={report.alpha} over "
@@ -272,8 +272,8 @@ def _cmd_check(args) -> str:
     note = (report.rejection_path or {}).get("note")
     for w in report.warnings + ((note,) if note else ()):
         print(f"specverify check: warning: {w}", file=sys.stderr)
-    against = ref_text if report.ledger is None else f"target's transitions ({report.ledger['mean_from']})"
-    where = f"{args.problem} d={args.dim} steps={args.steps}" if not (args.target and report.ledger) else \
+    against = ref_text if not report.transition_level else f"target's transitions ({report.ledger['mean_from']})"
+    where = f"{args.problem} d={args.dim} steps={args.steps}" if not (args.target and report.transition_level) else \
         f"--target {args.target}"
     print(f"{report.verdict.upper()}: {what} on {where} against the {against}")
     print(f"  {_sizing_line(report)}")

@@ -25,6 +25,7 @@ import numpy as np
 from specverify._validate import in_unit_interval, positive_int
 from specverify.errors import SampleSizeError, UsageError
 from specverify.harness.contracts import Probe, probed, run, shared_rows
+from specverify.harness.ledger import AlphaLedger, Block, validate_levels
 from specverify.harness.report import AcceptanceSummary, Report, ReportTest
 from specverify.harness.stats import MIN_SAMPLES, gaussian_one_sample
 from specverify.harness.stats.acceptance import acceptance_summary, acceptance_test
@@ -40,7 +41,7 @@ from specverify.harness.stats.sizing import (
 __all__ = ["Report", "check_against_law", "check_against_sampler", "terminal_plan"]
 
 N_PROJECTIONS, MAX_COORDS = 16, 64
-N_KERNEL_TESTS = 6  # MMD at five bandwidths and energy (stats.omnibus)
+INDEPENDENCE_TESTS = 3  # exact duplicates, nearest neighbours, seed hygiene (_independence)
 REFERENCE_SEED_OFFSET = 1_000_003  # the reference draws from another stream than the candidate
 
 
@@ -59,8 +60,7 @@ def _bh(pvalues):
 
 def _levels(alpha, beta, epsilon, n) -> None:
     """Validate the verdict's levels and n before any sampling; messages name the fix."""
-    in_unit_interval(alpha, "alpha (the family-wise false-alarm rate)", UsageError)
-    in_unit_interval(beta, "beta (the miss rate at epsilon)", UsageError)
+    validate_levels(alpha, beta, "epsilon")
     in_unit_interval(epsilon, "epsilon (the KS distance to detect)", UsageError, upper_closed=True)
     if n is not None:
         positive_int(n, "n", " (samples per side)", error=UsageError)
@@ -124,8 +124,9 @@ def _acceptance_block(acc, a_block: float) -> list:
     return [("acceptance", Battery((t,), (t.pvalue,), (t.pvalue <= a_block,), a_block, "single"))]
 
 
-def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data):
-    """The verdict from ``blocks`` (family name, battery); ``acc``: the candidate's counts (summary, rejection path)."""
+def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data, ledger=None):
+    """The verdict from ``blocks`` (family name, battery); ``acc``: the candidate's counts (summary, rejection path);
+    ``ledger``: the check's :class:`AlphaLedger` (the transition level adds its own after its diagnosis)."""
     family = bonferroni_blocks([b for _, b in blocks], alpha)
     labels = [name for name, b in blocks for _ in b.tests]
     bh = _bh([t.pvalue for t in family.tests])
@@ -134,24 +135,30 @@ def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnin
     summary = None if acc is None else _acceptance(acc)
     return Report("fail" if family.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, family.correction,
                   tests, summary, time.perf_counter() - t0, warnings, family.permutations, rejection_path(acc, mdk),
-                  data=data)
+                  ledger=ledger, data=data)
 
 
 def terminal_plan(kind: str, dim: int, *, alpha: float, beta: float, epsilon: float, counts: bool,
-                  n_perm: int | None = None) -> dict:
-    """The terminal battery's sizing before any sampling: the level of one block and of one distribution test, and
+                  n_perm: int | None = None) -> AlphaLedger:
+    """The terminal battery's alpha ledger before any sampling: its blocks, the level of one distribution test, and
     the n that detects a KS distance ``epsilon`` with power 1 - beta at it. ``kind``: "exact" (one-sample against
-    the law: d coordinates and the squared norm) or "sampler" (two-sample, minP); ``counts``: the candidate
-    reports acceptance counts (a third block)."""
-    from specverify.harness.stats.omnibus import SCREEN_SHARE
+    the law: d coordinates and the squared norm, Holm) or "sampler" (two-sample, minP over the battery's own
+    tests, ``stats.omnibus.n_tests``); ``counts``: the candidate reports acceptance counts (a third block)."""
+    from specverify.harness.stats.omnibus import SCREEN_SHARE, n_tests
 
-    a_block = alpha / (3 if counts else 2)  # distribution, independence (and acceptance)
+    validate_levels(alpha, beta, "epsilon")  # before the sizing below (the record validates the rest)
     if kind == "exact":
-        a_test = a_block / (dim + 1)
-        return {"block_alpha": a_block, "test_alpha": a_test, "n_needed": ks_one_sample_n(a_test, beta, epsilon)}
-    k = min(dim, MAX_COORDS) + 1 + (N_PROJECTIONS if dim > 1 else 0) + N_KERNEL_TESTS
-    a_test = a_block / k * (1 - SCREEN_SHARE if n_perm is None else 1)  # minP spends 1 - SCREEN_SHARE of a_block
-    return {"block_alpha": a_block, "test_alpha": a_test, "n_needed": ks_two_sample_n(a_test, beta, epsilon)}
+        k, screen, battery = dim + 1, None, "one-sample against the exact law (Holm)"
+    else:
+        k, screen = n_tests(dim, N_PROJECTIONS, MAX_COORDS), SCREEN_SHARE if n_perm is None else None
+        battery = "two-sample against a reference sampler (minP" + (", exact KS screen)" if screen else ")")
+    blocks = {"distribution": k, "independence": INDEPENDENCE_TESTS} | ({"acceptance": 1} if counts else {})
+    a_block = alpha / len(blocks)
+    a_test = a_block / k * (1 - screen if screen is not None else 1)  # minP spends 1 - SCREEN_SHARE of a_block
+    needed = ks_one_sample_n(a_test, beta, epsilon) if kind == "exact" else ks_two_sample_n(a_test, beta, epsilon)
+    return AlphaLedger("terminal", alpha, beta, {name: Block(t, a_block) for name, t in blocks.items()},
+                       "Bonferroni over blocks", a_test, needed, epsilon, screen_share=screen,
+                       extra={"battery": battery, "dim": int(dim)})
 
 
 def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
@@ -162,20 +169,20 @@ def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.0
     _levels(alpha, beta, epsilon, n)
     d = len(mean)
     counts = probed(candidate, seed, probe).counts
-    sizing = terminal_plan("exact", d, alpha=alpha, beta=beta, epsilon=epsilon, counts=counts)
-    a_block, a_test, needed = sizing["block_alpha"], sizing["test_alpha"], sizing["n_needed"]
+    ledger = terminal_plan("exact", d, alpha=alpha, beta=beta, epsilon=epsilon, counts=counts)
+    a_block, needed = ledger.blocks["distribution"].alpha, ledger.n_needed
     n = needed if n is None else int(n)
     x, acc = run(candidate, n, seed, dim=d)
     battery = gaussian_one_sample(x, np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs), a_block)
     z = np.random.default_rng([seed, REFERENCE_SEED_OFFSET]).standard_normal(x.shape)
     y = np.asarray(mean) + (z * np.sqrt(np.asarray(eigvals))) @ np.asarray(eigvecs).T  # draws of the exact law
     independence = _independence(candidate, x, y, a_block, seed)
-    mdk = min_detectable_ks_one_sample(n, a_test, beta)
+    mdk = min_detectable_ks_one_sample(n, ledger.test_alpha, beta)
     data = {"x": x, "law": (np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs))} if keep_samples else None
     blocks = [("distribution", battery), ("independence", independence), *_acceptance_block(acc, a_block)]
     return _report(blocks, acc, kind="exact", alpha=alpha,
                    beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
-                   warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
+                   warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data, ledger=ledger.used(n, mdk))
 
 
 def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
@@ -190,9 +197,9 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
 
     t0 = time.perf_counter()
     _levels(alpha, beta, epsilon, n)
-    sizing = terminal_plan("sampler", dim, alpha=alpha, beta=beta, epsilon=epsilon,
+    ledger = terminal_plan("sampler", dim, alpha=alpha, beta=beta, epsilon=epsilon,
                            counts=probed(candidate, seed, probe).counts, n_perm=n_perm)
-    a_block, a_test, needed = sizing["block_alpha"], sizing["test_alpha"], sizing["n_needed"]
+    a_block, needed = ledger.blocks["distribution"].alpha, ledger.n_needed
     n = needed if n is None else int(n)
     x, acc = run(candidate, n, seed, dim=dim)
     y = run(reference, n, seed + REFERENCE_SEED_OFFSET, dim=dim, what="reference")[0]
@@ -201,9 +208,9 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
     settled = independence.reject or any(b.reject for _, b in accept)
     battery = two_sample_minp(x, y, a_block, n_perm=n_perm, n_projections=N_PROJECTIONS, max_coords=MAX_COORDS,
                               seed=seed, settled=settled)
-    mdk = min_detectable_ks_two_sample(n, n, a_test, beta)
+    mdk = min_detectable_ks_two_sample(n, n, ledger.test_alpha, beta)
     data = {"x": x, "y": y} if keep_samples else None
     blocks = [("distribution", battery), ("independence", independence), *accept]
     return _report(blocks, acc, kind="sampler", alpha=alpha,
                    beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
-                   warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data)
+                   warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data, ledger=ledger.used(n, mdk))

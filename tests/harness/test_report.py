@@ -13,7 +13,7 @@ from specverify.harness import report as R
 
 LAW = (np.array([1.0, -0.5]), np.array([0.5, 2.0]), np.array([[0.6, 0.8], [-0.8, 0.6]]))
 REPORT_KEYS = ["verdict", "alpha", "beta", "epsilon", "n", "min_detectable_ks", "reference", "seed", "correction",
-               "tests", "acceptance", "seconds", "warnings", "permutations", "rejection_path", "caught_by"]
+               "tests", "acceptance", "seconds", "warnings", "permutations", "rejection_path", "ledger", "caught_by"]
 TEST_KEYS = ["name", "family", "statistic", "pvalue", "adjusted_pvalue", "rejected", "bh_qvalue", "method", "n"]
 ACCEPTANCE_KEYS = ["trajectories", "accepted", "predicted_accepted", "verified", "acceptance_rate",
                    "predicted_acceptance_rate", "confidence", "ci_low", "ci_high", "per_position"]
@@ -53,8 +53,9 @@ def test_to_dict_values_are_the_record_fields(report):
         assert row == {k: getattr(t, k) for k in TEST_KEYS}
     assert d["acceptance"] == report.acceptance.to_dict()
     assert AcceptanceSummary.from_dict(d["acceptance"]) == report.acceptance  # the summary round-trips
-    plain = [k for k in REPORT_KEYS if k not in ("tests", "acceptance", "warnings", "caught_by")]
+    plain = [k for k in REPORT_KEYS if k not in ("tests", "acceptance", "warnings", "caught_by", "ledger")]
     assert {k: d[k] for k in plain} == {k: getattr(report, k) for k in plain}
+    assert d["ledger"] == report.ledger.to_dict() == dict(report.ledger)
     assert d["caught_by"] == list(report.caught_by)
 
 

@@ -50,11 +50,14 @@ from specverify.harness.stats.permutation import permutation_matrix
 from specverify.harness.stats.results import Battery, TestResult
 from specverify.harness.stats.sequential import max_permutations
 
-__all__ = ["DEFAULT_PERMUTATIONS", "SCREEN_SHARE", "ks_screen", "minp_adjust", "two_sample_minp"]
+__all__ = ["DEFAULT_PERMUTATIONS", "KERNEL_TESTS", "SCREEN_SHARE", "ks_screen", "minp_adjust", "n_tests",
+           "two_sample_minp"]
 
 DEFAULT_PERMUTATIONS = 999
 SCREEN_SHARE = 0.1  # of the sequential battery's alpha, spent on the exact KS p-values (Bonferroni)
 SETTLED_PERMUTATIONS = 256  # counted permutations once the family is rejected elsewhere (descriptive p-values)
+MMD_TESTS = tuple(f"mmd[h={s:g} median]" for s in mmd.MMD_SCALES)
+KERNEL_TESTS = (*MMD_TESTS, "energy")  # the battery's tests after its KS columns
 _KS_RTOL = 1e-5  # relative tie tolerance of float32 statistics (KS values are multiples of 1 / lcm(n, m))
 
 
@@ -195,6 +198,13 @@ def _directions(x: np.ndarray, n_projections: int, max_coords: int, seed: int):
     return names, np.concatenate(mats, axis=1)
 
 
+def n_tests(dim: int, n_projections: int = 16, max_coords: int = 64, kernel_tests: bool = True) -> int:
+    """The number of tests :func:`two_sample_minp` runs on d-dimensional samples: KS on min(d, max_coords)
+    coordinates, on the squared norm and (d > 1) on ``n_projections`` projections, then :data:`KERNEL_TESTS` (above
+    ``mmd.MAX_EXACT`` pooled points with d > 1 and no projections, the sliced energy test is left out)."""
+    return min(dim, max_coords) + 1 + (n_projections if dim > 1 else 0) + (len(KERNEL_TESTS) if kernel_tests else 0)
+
+
 def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projections: int = 16, max_coords: int = 64,
                     kernel_tests: bool = True, seed: int = 0, settled: bool = False) -> Battery:
     """KS, MMD and energy tests of x (n, d) against y (m, d), minP-adjusted on shared permutations.
@@ -240,7 +250,7 @@ def two_sample_minp(x, y, alpha: float, *, n_perm: int | None = None, n_projecti
         else:
             mmd_statistic, b1, detail = mmd._mmd_exact(zt, n, m, bw, torch.float32, dist)
             del dist
-        blocks.append((mmd_statistic, [f"mmd[h={s:g} median]" for s in mmd.MMD_SCALES],
+        blocks.append((mmd_statistic, list(MMD_TESTS),
                        [f"mmd2u-gaussian-perm ({detail}; h = {h:.4g})" for h in bw], mmd._tie_rtol(torch.float32),
                        b1))
         if not sliced:  # (sliced without random directions, d > 1 and n_projections = 0: no energy test)
