@@ -76,11 +76,11 @@ def node_table(n: int, seed: int, rules=("dgrs",)) -> list[dict]:
     return rows
 
 
-def run_rows(problem: str, windows: list[int], n: int, seed: int, verifiers=VERIFIERS) -> list[dict]:
+def run_rows(problem: str, windows: list[int], n: int, seed: int, verifiers=VERIFIERS, steps=None) -> list[dict]:
     from specverify.bridge import make_setup
     from specverify.study import run_study
 
-    cfg = PROBLEMS[problem]
+    cfg = {**PROBLEMS[problem], **({"steps": steps} if steps else {})}
     setup = make_setup(problem, dim=cfg["dim"], steps=cfg["steps"])
     rows = []
     for verifier, K in verifiers:
@@ -196,6 +196,7 @@ def main(argv=None) -> int:
     ap.add_argument("--verifiers", default="reflection,block,dgrs,rank",
                     help="comma-separated verifiers; the multi-draft ones (dgrs, rank*) run at each --drafts K")
     ap.add_argument("--drafts", default="2,4,8", help="the multi-draft verifiers' K")
+    ap.add_argument("--steps", type=int, default=None, help="chain steps of every problem (default: each one's own)")
     ap.add_argument("--title", default="", help="a suffix of the page's title (e.g. the problem)")
     ap.add_argument("--n", type=int, default=1000, help="trajectories per run row")
     ap.add_argument("--node-n", type=int, default=200000)
@@ -231,7 +232,7 @@ def main(argv=None) -> int:
     verifiers = [(v, 1) for v in names if v not in multi] + [(v, int(k)) for v in multi
                                                               for k in args.drafts.split(",") if k]
     res = {"n": args.n, "seed": args.seed, "title": args.title, "node": node_table(args.node_n, args.seed, multi)}
-    res["runs"] = [r for p in problems for r in run_rows(p, windows, args.n, args.seed, verifiers)]
+    res["runs"] = [r for p in problems for r in run_rows(p, windows, args.n, args.seed, verifiers, args.steps)]
     res["wall"] = {"latency_ms": args.latency_ms, "window": args.wall_window, "batch": args.wall_batch,
                    "repeats": args.repeats, "rows": wall_table(args.latency_ms, args.wall_window, args.wall_batch,
                                                                args.repeats, args.seed, verifiers)}
