@@ -177,7 +177,10 @@ def results_section(runs: list[dict], commands: list[str], window: int = 8) -> s
            "prediction, with the target rows each round evaluates per sample; gain = nfe_ratio over reflection's.", "",
            "| problem | steps | drafter | verifier | K | rows/round | nfe_ratio | predicted | gain |",
            "|---|---|---|---|---|---|---|---|---|"]
-    base = {r["problem"]: r["nfe_ratio"] for r in runs if r["window"] == window and r["verifier"] == "reflection"}
+    base = {}  # reflection's nfe_ratio per (problem, steps), from the first run that has it
+    for r in runs:
+        if r["window"] == window and r["verifier"] == "reflection":
+            base.setdefault((r["problem"], r["steps"]), r["nfe_ratio"])
     seen = set()
     for r in runs:  # a row measured by two runs is shown once, from the first
         key = (r["problem"], r["steps"], r["verifier"], r["drafts"], r["window"])
@@ -185,7 +188,7 @@ def results_section(runs: list[dict], commands: list[str], window: int = 8) -> s
             seen.add(key)
             out.append(f"| {r['problem']} | {r['steps']} | {r['drafter']} | {r['verifier']} | {r['drafts']} | "
                        f"{r['rows_per_round']:.1f} | **{r['nfe_ratio']:.3f}** | {r['predicted_nfe_ratio']:.3f} | "
-                       f"{r['nfe_ratio'] / base[r['problem']]:.3f} |")
+                       f"{r['nfe_ratio'] / base[(r['problem'], r['steps'])]:.3f} |")
     return "\n".join(out + ["", END]) + "\n"
 
 

@@ -100,3 +100,22 @@ def test_multidraft_script_smoke(tmp_path):
     assert sum(not r["inside"] for r in res["node"]) <= 1  # 16 intervals at 99%: one miss is plausible, two rare
     assert "SIMULATED" in md.read_text()
     assert mod.main(["--problems", "nope"]) == 2
+
+
+def test_results_section_gains_are_against_reflection_at_the_same_steps():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "paper_repro" / "multidraft.py"
+    spec = importlib.util.spec_from_file_location("multidraft", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def row(steps, verifier, nfe):
+        return {"problem": "images", "steps": steps, "drafter": "d", "verifier": verifier, "drafts": 1, "window": 8,
+                "rows_per_round": 9.0, "nfe_ratio": nfe, "predicted_nfe_ratio": nfe}
+
+    runs = [row(250, "reflection", 1.5), row(1000, "reflection", 3.0), row(250, "rank", 1.8), row(1000, "rank", 3.3),
+            row(250, "rank", 9.9)]  # the last repeats a row: shown once, from the first run
+    lines = [x for x in mod.results_section(runs, ["cmd"]).splitlines() if x.startswith("| images")]
+    assert [x.rsplit("|", 2)[-2].strip() for x in lines] == ["1.000", "1.000", "1.200", "1.100"]
