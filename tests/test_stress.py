@@ -12,7 +12,7 @@ import torch
 from specverify import bridge
 from specverify.cli import main
 from specverify.harness.adapters import chain_candidate
-from specverify.harness.stress_configs import STRESS, split_alpha
+from specverify.harness.stress_configs import STRESS, stress_split
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTROLS_PY = ROOT / "paper_repro" / "controls.py"
@@ -57,7 +57,8 @@ def test_a_sampler_that_starts_from_the_views_prior_passes_and_one_that_ignores_
 
 
 def test_the_alpha_split_is_bonferroni():
-    main_alpha, each = split_alpha(0.01)
+    split = stress_split(0.01)
+    main_alpha, each = split["main"], split[STRESS[0].name]
     assert main_alpha == 0.005 and each == pytest.approx(0.005 / len(STRESS))
     assert main_alpha + each * len(STRESS) == pytest.approx(0.01)
 
@@ -88,6 +89,7 @@ def test_stress_runs_every_configuration_and_writes_each_report(tmp_path, capsys
     assert [s["name"] for s in out["stress"]] == [c.name for c in STRESS]
     assert out["main_alpha"] == out["alpha"] == ALPHA / 2 and out["stress_alpha"] == pytest.approx(ALPHA / 6)
     assert all(s["alpha"] == out["stress_alpha"] and s["rejection_path"]["rejected_steps"] > 0 for s in out["stress"])
+    assert out["alpha_split"]["checks"] == {"main": ALPHA / 2, **{c.name: out["stress_alpha"] for c in STRESS}}
     printed = capsys.readouterr().out
     assert "Bonferroni" in printed and all(c.name in printed for c in STRESS)
 
@@ -103,7 +105,8 @@ def test_the_correct_control_passes_both_and_a_rejection_path_bug_needs_the_stre
     def verdicts(sampler):  # the terminal battery (the controls' final samples)
         cand = chain_candidate(sampler, setup.view())
         default = bridge.check(setup, cand, alpha=ALPHA, seed=0, terminal=True).verdict
-        main_alpha, each = split_alpha(ALPHA)
+        split = stress_split(ALPHA)
+        main_alpha, each = split["main"], split[STRESS[0].name]
         stressed = [bridge.check(setup, cand, alpha=main_alpha, seed=0, terminal=True).verdict]
         stressed += [r.verdict for _, r in run_stress(lambda s: chain_candidate(sampler, s.view()), each, beta=0.05,
                                                       epsilon=0.05, n=None, seed=0, terminal=True)]

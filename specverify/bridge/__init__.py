@@ -20,9 +20,9 @@ from specverify._validate import positive_int
 from specverify.bridge.ours import Ours, make_builtin_drafter, make_candidate, run_ours
 from specverify.errors import UsageError
 
-__all__ = ["REGISTRY", "STRESS_WINDOW", "Ours", "ProblemEntry", "Setup", "check", "entry", "make_builtin_drafter",
-           "make_candidate", "make_reference", "make_setup", "make_target", "mutant_verdict", "reference_name",
-           "run_ours"]
+__all__ = ["MUTANT_CONFIGURATIONS", "REGISTRY", "STRESS_WINDOW", "Ours", "ProblemEntry", "Setup", "check", "entry",
+           "make_builtin_drafter", "make_candidate", "make_reference", "make_setup", "make_target", "mutant_split",
+           "mutant_verdict", "reference_name", "run_ours"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +134,14 @@ def _delta(setup: Setup, target, delta):
 
 
 STRESS_WINDOW = 4
+MUTANT_CONFIGURATIONS = ("default", "stress")  # each mutant is checked under both, alpha shared by Bonferroni
+
+
+def mutant_split(alpha: float):
+    """How ``mutant_verdict`` shares alpha (``ledger.split_family``): alpha / 2 for each configuration."""
+    from specverify.harness.ledger import split_family
+
+    return split_family(alpha, MUTANT_CONFIGURATIONS)
 
 
 def mutant_verdict(setup: Setup, reference, mutant: str | None, *, drafter: str = "frozen-denoiser",
@@ -148,7 +156,8 @@ def mutant_verdict(setup: Setup, reference, mutant: str | None, *, drafter: str 
     verdict, n, min adjusted p-value, the tests that rejected and the blocks that caught it."""
     from specverify.sampler.mutants import MUTANTS
 
-    configs = {"default": (drafter, window), "stress": ("stress", STRESS_WINDOW)}
+    configs = dict(zip(MUTANT_CONFIGURATIONS, ((drafter, window), ("stress", STRESS_WINDOW)), strict=True))
+    split = mutant_split(alpha)
     row = {"name": mutant or "correct", "description": MUTANTS[mutant].description if mutant in MUTANTS else None,
            "configurations": {}}
     for label, (d, w) in configs.items():
@@ -159,7 +168,7 @@ def mutant_verdict(setup: Setup, reference, mutant: str | None, *, drafter: str 
             continue
         cand = make_candidate(setup, drafter=d, window=w, mutant=mutant, stress_delta=stress_delta, device=device,
                               path=not terminal)
-        rep = check(setup, cand, reference, alpha=alpha / len(configs), beta=beta, epsilon=epsilon, n=n, seed=seed,
+        rep = check(setup, cand, reference, alpha=split[label], beta=beta, epsilon=epsilon, n=n, seed=seed,
                     terminal=terminal, delta=delta, lags=w + 1, target=target)
         row["configurations"][label] = {"drafter": d, "window": w, "verdict": rep.verdict, "n": rep.n,
                                         "min_adjusted_pvalue": min(t.adjusted_pvalue for t in rep.tests),

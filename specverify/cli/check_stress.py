@@ -1,7 +1,7 @@
 """`specverify check --stress`: the check on the problem given and on each stress configuration.
 
 A chain-level candidate (``sampler(view, n, seed)``) or our own sampler is bound to each configuration of
-:data:`specverify.harness.stress_configs.STRESS` in turn; alpha is split by Bonferroni (:func:`split_alpha`: alpha / 2
+:data:`specverify.harness.stress_configs.STRESS` in turn; alpha is split by Bonferroni (:func:`stress_split`: alpha / 2
 for the problem given, alpha / 2 shared equally by the stress configurations), and the verdict fails if any
 configuration rejects. A black box is bound to one problem, so ``--stress`` with one is a usage error.
 """

@@ -231,7 +231,7 @@ def _cmd_check(args) -> str:
     from specverify.harness.contracts import time_limit
     from specverify.harness.report import acceptance_line, markdown, plots
     from specverify.harness.shards import sharded
-    from specverify.harness.stress_configs import split_alpha
+    from specverify.harness.stress_configs import STRESS, stress_split
 
     context = _context(args)
     if args.candidate and args.contract in ("auto", "kernel", "multidraft"):
@@ -246,7 +246,8 @@ def _cmd_check(args) -> str:
     try:
         device = _device(args.device)
         bind = check_stress.binder(args, device) if args.stress else None  # a black box: usage error before the run
-        alpha, alpha_each = split_alpha(args.alpha) if args.stress else (args.alpha, None)
+        split = stress_split(args.alpha) if args.stress else None
+        alpha, alpha_each = (split["main"], split[STRESS[0].name]) if args.stress else (args.alpha, None)
         setup = build_problem(args)
         reference, ref_text = _check_reference(args, setup, device)
         candidate, what = _check_candidate(args, setup, device)
@@ -291,8 +292,8 @@ def _cmd_check(args) -> str:
     if args.stress:
         with time_limit(args.timeout):
             out["stress"], stressed = check_stress.stress_block(args, bind, alpha, alpha_each)
-        out.update(stress_alpha=alpha_each, main_alpha=alpha, main_verdict=report.verdict,
-                   verdict="fail" if "fail" in (verdict, stressed) else "pass")
+        out.update(stress_alpha=alpha_each, main_alpha=alpha, alpha_split=split.to_dict(),
+                   main_verdict=report.verdict, verdict="fail" if "fail" in (verdict, stressed) else "pass")
         verdict = out["verdict"]
     _write(args.json, json.dumps(out, indent=2) + "\n")
     if low_power:

@@ -13,7 +13,7 @@ __all__ = ["cmd_mutants", "kills_markdown"]
 def cmd_mutants(args) -> str:
     """Each sampler is checked under two configurations (the given drafter and the stress drafter) at alpha / 2
     each, so that its verdict has false-alarm rate <= alpha; a mutant is detected if either rejects."""
-    from specverify.bridge import STRESS_WINDOW, make_reference, make_target, mutant_verdict
+    from specverify.bridge import STRESS_WINDOW, make_reference, make_target, mutant_split, mutant_verdict
     from specverify.bridge.registry import MUTANTS
 
     from specverify.cli.commands import _device, _write, build_problem
@@ -41,6 +41,7 @@ def cmd_mutants(args) -> str:
            "check": "terminal battery (final samples)" if args.terminal else "transition level (trajectories)",
            "configurations": {"default": {"drafter": args.drafter, "window": args.window},
                               "stress": {"drafter": "stress", "window": STRESS_WINDOW}},
+           "alpha_split": mutant_split(args.alpha).to_dict(),
            "mutants": mutants, "kill_rate": sum(m["detected"] for m in mutants) / len(mutants),
            "reference_false_alarm": correct["detected"], "correct": correct}
     _write(args.json, json.dumps(out, indent=2) + "\n")

@@ -5,6 +5,7 @@ block, and n sized so that one test at its own level detects the declared smalle
 :class:`AlphaLedger` is that split, built once by the check's own plan (``suite.terminal_plan``,
 ``trajectory_check.plan``) before any sampling, completed with the n used and the smallest effect it detects,
 validated once (``__post_init__``) and carried in the report (``Report.ledger``: JSON and Markdown).
+A family of checks (``check --stress``, ``specverify mutants``) shares alpha by :func:`split_family`.
 
 Contract: the blocks' alphas add up to at most alpha, one test's level is at most its block's; the record reads
 as its JSON mapping (``ledger["blocks"]``), and a transition-level ledger's JSON keeps the keys it had before
@@ -14,13 +15,13 @@ the record existed (its kind, effect unit and screen share are implied by the ch
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 
 from specverify._validate import in_unit_interval, is_positive_int, real
 from specverify.errors import UsageError
 
-__all__ = ["KINDS", "AlphaLedger", "Block", "validate_levels"]
+__all__ = ["KINDS", "AlphaLedger", "Block", "FamilySplit", "split_family", "validate_levels"]
 
 KINDS = {  # the check's kind -> (its declared effect's name, the effect's unit)
     "terminal": ("epsilon", "KS distance"),
@@ -149,3 +150,29 @@ class AlphaLedger(Mapping):
         return ["", "## Alpha ledger", "",
                 f"- {self.correction}; one distribution test at alpha {self.test_alpha:.3g}{screen}, power "
                 f"{1 - self.beta:.3g}{sized}", *table]
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilySplit:
+    """How a family of checks shares alpha (Bonferroni): each member's alpha, adding up to at most alpha."""
+
+    alpha: float
+    members: Mapping[str, float]
+
+    def __getitem__(self, name: str) -> float:
+        return self.members[name]
+
+    def to_dict(self) -> dict:
+        return {"alpha": self.alpha, "correction": "Bonferroni over the checks", "checks": dict(self.members)}
+
+
+def split_family(alpha: float, members: Sequence[str], main: str | None = None) -> FamilySplit:
+    """Bonferroni over a family of checks: ``main`` (if given) gets alpha / 2 and the ``members`` share the other
+    half equally; without one, the members share alpha equally. The family's false-alarm rate is <= alpha."""
+    in_unit_interval(alpha, "alpha (the family-wise false-alarm rate)", UsageError)
+    m = len(members)
+    if m < 1:
+        raise UsageError(f"the family needs at least one configuration, got {m}")
+    each = alpha / (2 * m) if main is not None else alpha / m
+    shares = ({main: alpha / 2} if main is not None else {}) | {name: each for name in members}
+    return FamilySplit(alpha, MappingProxyType(shares))

@@ -5,7 +5,7 @@ that freezes the target's output at the window start (frozen drift, frozen denoi
 bug on the rejection path (the acceptance rule, the rejection output, the step after it, the bonus step) moves
 the law by enough to show. Data only: each entry names a problem and its options (keywords of
 ``specverify.bridge.make_setup``); the door builds them. ``specverify check --stress`` runs a chain-level
-candidate on the problem given and on each of these, alpha split by :func:`split_alpha`.
+candidate on the problem given and on each of these, alpha split by :func:`stress_split`.
 
 Per-step acceptance of our frozen drafters (window 4, n = 2000, seed 0; ``specverify accept --drafters
 frozen-denoiser,frozen-drift --windows 4 --policies accepted+1 --n 2000`` with the options below), against
@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from specverify._validate import in_unit_interval
-from specverify.errors import UsageError
+from specverify.harness.ledger import FamilySplit, split_family
 
-__all__ = ["STRESS", "StressConfig", "split_alpha"]
+__all__ = ["STRESS", "StressConfig", "stress_split"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +50,7 @@ STRESS = (
 )
 
 
-def split_alpha(alpha: float, m: int = len(STRESS)) -> tuple[float, float]:
-    """Bonferroni: alpha / 2 for the problem given, alpha / 2 shared equally by the ``m`` stress configurations.
-    Returns (the main check's alpha, each stress check's alpha); the verdict's false-alarm rate is <= alpha."""
-    in_unit_interval(alpha, "alpha (the family-wise false-alarm rate)", UsageError)
-    if m < 1:
-        raise UsageError(f"the stress family needs at least one configuration, got {m}")
-    return alpha / 2, alpha / (2 * m)
+def stress_split(alpha: float) -> FamilySplit:
+    """The stress family's split (``ledger.split_family``, Bonferroni): alpha / 2 for the problem given ("main"),
+    alpha / 2 shared equally by the :data:`STRESS` configurations; the verdict's false-alarm rate is <= alpha."""
+    return split_family(alpha, [c.name for c in STRESS], main="main")

@@ -1,14 +1,17 @@
-"""The alpha ledger: validated once, its blocks never spend more than alpha, carried in the terminal report."""
+"""The alpha ledger: validated once, its blocks never spend more than alpha, carried in the terminal report, and
+one Bonferroni split for the families of checks (--stress, mutants)."""
 
 import json
 
 import numpy as np
 import pytest
 
+from specverify import bridge
 from specverify.errors import UsageError
 from specverify.harness import check_against_law
-from specverify.harness.ledger import AlphaLedger, Block
+from specverify.harness.ledger import AlphaLedger, Block, split_family
 from specverify.harness.report import markdown
+from specverify.harness.stress_configs import STRESS, stress_split
 from specverify.harness.suite import terminal_plan
 
 MEAN, LAM, Q = np.zeros(2), np.ones(2), np.eye(2)
@@ -42,6 +45,8 @@ def test_the_checks_refuse_bad_levels_with_the_same_messages():
         terminal_plan("exact", 2, alpha=0.01, beta=0.0, epsilon=0.05, counts=False)
     with pytest.raises(UsageError, match=r"alpha \(the family-wise false-alarm rate\)"):
         check_against_law(lambda n, s: np.zeros((n, 2)), MEAN, LAM, Q, alpha=2.0)
+    with pytest.raises(UsageError, match=r"alpha \(the family-wise false-alarm rate\)"):
+        stress_split(0.0)
 
 
 @pytest.mark.parametrize("kind", ["exact", "sampler"])
@@ -88,3 +93,15 @@ def test_the_transition_ledger_keeps_the_keys_it_had_as_a_dict():
     done = led.used(500, 0.03, trajectory_dtype="float64", mean_from="x")
     assert list(done)[-5:] == ["n_needed", "n", "smallest_detectable_shift", "trajectory_dtype", "mean_from"]
     assert done["n"] == 500 and done["blocks"]["distribution"] == {"tests": 3, "alpha": 0.005}
+
+
+def test_families_of_checks_share_alpha_by_one_bonferroni_split():
+    s = stress_split(0.01)
+    assert s["main"] == 0.005 and all(s[c.name] == 0.01 / (2 * len(STRESS)) for c in STRESS)
+    assert sum(s.members.values()) <= 0.01 * (1 + 1e-12)
+    m = bridge.mutant_split(0.01)
+    assert dict(m.members) == {"default": 0.005, "stress": 0.005}
+    assert m.to_dict() == {"alpha": 0.01, "correction": "Bonferroni over the checks",
+                           "checks": {"default": 0.005, "stress": 0.005}}
+    with pytest.raises(UsageError, match="at least one configuration"):
+        split_family(0.01, [])
