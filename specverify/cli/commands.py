@@ -163,9 +163,8 @@ def _sizing_line(report) -> str:
 
 
 def _cmd_check_kernel(args, fn, context) -> int:
-    from specverify.harness.coupling_check import check_coupling
+    from specverify.harness.coupling_check import check_coupling, markdown_kernel
     from specverify.harness.multidraft_check import check_multidraft
-    from specverify.harness.report import markdown_kernel
 
     if args.contract == "multidraft":
         r = check_multidraft(fn, n=args.n or 20000, alpha=args.alpha, seed=args.seed,

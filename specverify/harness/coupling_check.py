@@ -31,7 +31,7 @@ from specverify.harness.predictions import acceptance_probability
 from specverify.harness.stats.one_sample import whitened_normal_battery
 from specverify.harness.stats.results import TestResult, holm
 
-__all__ = ["CASES", "CouplingResult", "CouplingTest", "ExactCase", "check_coupling", "coupling_form",
+__all__ = ["CASES", "CouplingResult", "CouplingTest", "ExactCase", "check_coupling", "coupling_form", "markdown_kernel",
            "reference_coupling"]
 
 CASES = ((1, 0.5), (1, 2.0), (8, 1.0), (64, 0.3))  # (dimension, |D|)
@@ -65,7 +65,7 @@ class CouplingTest:
 class CouplingResult:
     """The kernel-level verdict; ``exact`` and ``exact_ok`` (None for the seeded form) come from the exact
     comparison, ``tests`` from the statistical one. ``to_dict()`` is the JSON of `specverify check` on a
-    coupling (report.markdown_kernel renders it)."""
+    coupling (:func:`markdown_kernel` renders it)."""
 
     verdict: str
     form: str
@@ -177,3 +177,17 @@ def check_coupling(fn, *, n: int = 20000, alpha: float = 0.01, seed: int = 0) ->
                     for t, a, r in zip(battery.tests, battery.adjusted, battery.rejected, strict=True))
     return CouplingResult(verdict, form, alpha, n, seed, tuple(exact), exact_ok if form == "injected" else None,
                           results, time.perf_counter() - t0)
+
+
+def markdown_kernel(r, title: str) -> str:
+    """A kernel-level result (``coupling_check.CouplingResult``) as Markdown."""
+    out = [f"# {title}: {r.verdict.upper()}", "", f"- form: {r.form}; n = {r.n} per case; alpha = "
+           f"{r.alpha} (Holm over {len(r.tests)} tests); seed = {r.seed}; {r.seconds:.1f} s"]
+    if r.exact:
+        out += ["", "## Exact comparison with the reflection coupling (injected noise)", "",
+                "| d | abs D | flag mismatches | output mismatches |", "|---|---|---|---|"]
+        out += [f"| {e.dim} | {e.distance} | {e.flag_mismatches} | {e.output_mismatches} |" for e in r.exact]
+    out += ["", "## Tests", "", "| test | statistic | p | adjusted p | rejected |", "|---|---|---|---|---|"]
+    out += [f"| {t.name} | {t.statistic:.4g} | {t.pvalue:.3g} | {t.adjusted_pvalue:.3g} | "
+            f"{'**yes**' if t.rejected else 'no'} |" for t in sorted(r.tests, key=lambda t: t.adjusted_pvalue)]
+    return "\n".join(out) + "\n"

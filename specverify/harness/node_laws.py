@@ -34,7 +34,7 @@ def _beta_densities(s, K):
     return stats.norm.pdf(s)[..., None] * stats.beta.pdf(stats.norm.cdf(s)[..., None], r, K - r + 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rank_lp_weights(key: int, K: int) -> tuple:
     """The weights maximising A on the LP grid at |D| = 2^(key / 64) (``scipy.optimize.linprog``, HiGHS)."""
     from scipy import stats

@@ -2,9 +2,10 @@
 
 - :class:`Report` (the suite's verdict) holds :class:`ReportTest` records and an :class:`AcceptanceSummary`;
   ``to_dict()`` is the JSON that ``specverify check --json`` writes.
-- :func:`markdown` and :func:`markdown_kernel` (a ``coupling_check.CouplingResult``) render pages (the
-  `specverify mutants` table is the face's: ``specverify.cli.mutants.kills_markdown``); :func:`plots` draws QQ plots of the worst coordinates (read
-  from the records' ``coord``), the squared norm's histogram and acceptance per window position.
+- :func:`markdown` renders the check's page (``coupling_check.markdown_kernel`` a kernel-level result's; the
+  `specverify mutants` table is the face's: ``specverify.cli.mutants.kills_markdown``); :func:`plots` draws QQ
+  plots of the worst coordinates (read from the records' ``coord``), the squared norm's histogram and acceptance
+  per window position.
 
 matplotlib is imported on first use, with the Agg backend.
 """
@@ -22,7 +23,7 @@ from specverify.errors import exit_code as _exit_code
 from specverify.harness.ledger import AlphaLedger
 
 __all__ = ["AcceptanceSummary", "PositionAcceptance", "Report", "ReportTest", "acceptance_line",
-           "markdown", "markdown_kernel", "plots"]
+           "markdown", "plots"]
 
 
 def _fields(record) -> dict:
@@ -227,20 +228,6 @@ def markdown(report: Report | Mapping, title: str = "specverify check") -> str:
     out += [f"| {t.name} | {t.family} | {t.statistic:.4g} | {t.pvalue:.3g} | {t.adjusted_pvalue:.3g} | "
             f"{t.bh_qvalue:.3g} | {_yes(t.rejected)} |"
             for t in sorted(r.tests, key=lambda t: (t.adjusted_pvalue, t.pvalue))]
-    return "\n".join(out) + "\n"
-
-
-def markdown_kernel(r, title: str) -> str:
-    """A kernel-level result (``coupling_check.CouplingResult``) as Markdown."""
-    out = [f"# {title}: {r.verdict.upper()}", "", f"- form: {r.form}; n = {r.n} per case; alpha = "
-           f"{r.alpha} (Holm over {len(r.tests)} tests); seed = {r.seed}; {r.seconds:.1f} s"]
-    if r.exact:
-        out += ["", "## Exact comparison with the reflection coupling (injected noise)", "",
-                "| d | abs D | flag mismatches | output mismatches |", "|---|---|---|---|"]
-        out += [f"| {e.dim} | {e.distance} | {e.flag_mismatches} | {e.output_mismatches} |" for e in r.exact]
-    out += ["", "## Tests", "", "| test | statistic | p | adjusted p | rejected |", "|---|---|---|---|---|"]
-    out += [f"| {t.name} | {t.statistic:.4g} | {t.pvalue:.3g} | {t.adjusted_pvalue:.3g} | {_yes(t.rejected)} |"
-            for t in sorted(r.tests, key=lambda t: t.adjusted_pvalue)]
     return "\n".join(out) + "\n"
 
 

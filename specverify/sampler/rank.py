@@ -56,7 +56,7 @@ def log_f_over_g(s, delta, log_lam) -> torch.Tensor:
     return delta * s - delta**2 / 2 - log_order_density(s, log_lam)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lp_weights(key: int, K: int) -> tuple:
     """The rank weights maximising A = int min(f, g) on the LP grid at |D| = 2^(key / KEY_STEPS)."""
     import numpy as np

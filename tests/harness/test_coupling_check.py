@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from specverify.harness import report as R
-from specverify.harness.coupling_check import CASES, CouplingResult, check_coupling, reference_coupling
+from specverify.harness.coupling_check import CASES, CouplingResult, check_coupling, markdown_kernel, reference_coupling
 
 ALPHA, N = 0.01, 2000  # the check's family-wise false-alarm rate; seed fixed below
 RESULT_KEYS = ["verdict", "form", "alpha", "n", "seed", "exact", "exact_ok", "tests", "seconds"]
@@ -61,7 +60,7 @@ def test_the_seeded_form_has_no_exact_comparison():
 
 
 def test_markdown_kernel_reads_the_record(ok):
-    page = R.markdown_kernel(ok, "k")
+    page = markdown_kernel(ok, "k")
     assert page.startswith("# k: PASS") and f"Holm over {len(ok.tests)} tests" in page
     assert "| 64 | 0.3 | 0 | 0 |" in page
     worst = min(ok.tests, key=lambda t: t.adjusted_pvalue)
