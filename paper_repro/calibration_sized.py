@@ -11,15 +11,6 @@ import argparse
 import json
 from pathlib import Path
 
-ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-ap.add_argument("out", type=Path)
-ap.add_argument("pages", type=Path, nargs="+")
-ap.add_argument("--title", default="Calibration at the default sizing (n from alpha, 100 steps)")
-ap.add_argument("--note", default="", help="a paragraph after the standard introduction")
-ap.add_argument("--keep", type=Path, help="an earlier page of this script: runs named here but absent come from it")
-args = ap.parse_args()
-out, pages = args.out, args.pages
-
 
 def summary_row(r: dict) -> str:
     workers = f" ({r['workers']} workers)" if r.get("workers", 1) > 1 else ""
@@ -38,23 +29,32 @@ def kept_runs(page: Path) -> dict[str, tuple[list[str], str]]:
     return {s.split("\n", 1)[0].strip(): ([r], "## Run: " + s) for r, s in zip(rows, sections, strict=True)}
 
 
-kept = kept_runs(args.keep) if args.keep else {}
-runs = []  # (summary rows, section) per page, in the order given
-for p in pages:
-    if p.exists():
-        section = p.read_text().replace("\n## ", "\n### ").replace("# Calibration of the suite under the null",
-                                                                   "## Run: " + p.stem, 1)
-        runs.append(([summary_row(r) for r in json.loads(p.with_suffix(".json").read_text())], section))
-    elif p.stem in kept:
-        runs.append(kept[p.stem])
-    else:
-        raise SystemExit(f"error: {p} does not exist" + (f" and {args.keep} has no run {p.stem}" if kept else ""))
-lines = ["| configuration | alpha | n (sized) | replicates | rejections | 99% Clopper-Pearson | holds alpha? | "
-         "permutations (median / max) | wall s per replicate |", "|---|---|---|---|---|---|---|---|---|"]
-lines += [row for rows, _ in runs for row in rows]
-carried = ", ".join(p.stem for p in pages if not p.exists())
-carried = f" (runs carried over unchanged from the page's previous version: {carried})" if carried else ""
-intro = f"""# {args.title}
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("pages", type=Path, nargs="+")
+    ap.add_argument("--title", default="Calibration at the default sizing (n from alpha, 100 steps)")
+    ap.add_argument("--note", default="", help="a paragraph after the standard introduction")
+    ap.add_argument("--keep", type=Path, help="an earlier page of this script: runs named here but absent come from it")
+    args = ap.parse_args(argv)
+    out, pages = args.out, args.pages
+    kept = kept_runs(args.keep) if args.keep else {}
+    runs = []  # (summary rows, section) per page, in the order given
+    for p in pages:
+        if p.exists():
+            section = p.read_text().replace("\n## ", "\n### ").replace("# Calibration of the suite under the null",
+                                                                       "## Run: " + p.stem, 1)
+            runs.append(([summary_row(r) for r in json.loads(p.with_suffix(".json").read_text())], section))
+        elif p.stem in kept:
+            runs.append(kept[p.stem])
+        else:
+            raise SystemExit(f"error: {p} does not exist" + (f" and {args.keep} has no run {p.stem}" if kept else ""))
+    lines = ["| configuration | alpha | n (sized) | replicates | rejections | 99% Clopper-Pearson | holds alpha? | "
+             "permutations (median / max) | wall s per replicate |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [row for rows, _ in runs for row in rows]
+    carried = ", ".join(p.stem for p in pages if not p.exists())
+    carried = f" (runs carried over unchanged from the page's previous version: {carried})" if carried else ""
+    intro = f"""# {args.title}
 
 `--n auto` sizes n as `specverify check` does (from alpha, beta = 0.05, epsilon = 0.05 and the number of tests);
 `--n-perm sequential` is the sequential permutation engine that `check` uses by default. The n = 500, 20-step
@@ -67,4 +67,11 @@ with fewer than 1000 replicates have wider intervals (their cost per replicate i
 {args.note}
 
 """ + "\n".join(lines) + "\n"
-out.write_text("\n".join([intro] + [section for _, section in runs]))
+    out.write_text("\n".join([intro] + [section for _, section in runs]))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

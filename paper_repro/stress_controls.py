@@ -23,14 +23,15 @@ from controls import CONTROLS  # noqa: E402
 from specverify import bridge  # noqa: E402
 from specverify.cli.check_stress import rejected_steps, run_stress  # noqa: E402
 from specverify.harness.adapters import chain_candidate  # noqa: E402
-from specverify.harness.stress_configs import STRESS, split_alpha  # noqa: E402
+from specverify.harness.stress_configs import STRESS, stress_split  # noqa: E402
 
 
 def row(name, sampler, alpha, seed, n=None):
     setup = bridge.make_setup("gmm", dim=2, steps=100)
     cand = chain_candidate(sampler, setup.view())
     default = bridge.check(setup, cand, alpha=alpha, n=n, seed=seed)
-    main_alpha, each = split_alpha(alpha)
+    split = stress_split(alpha)
+    main_alpha, each = split["main"], split[STRESS[0].name]
     stressed = []  # cheapest first (the exact-law Langevin check); stop at the first rejection: --stress fails then
     for c in sorted(STRESS, key=lambda c: c.problem != "langevin-gaussian"):
         stressed += run_stress(lambda s: chain_candidate(sampler, s.view()), each, beta=0.05, epsilon=0.05, n=n,
