@@ -2,13 +2,13 @@
 
 Writes ``theory/multidraft.md`` (+ ``.json``); every figure is measured by the command printed at its top.
 
-1. Node acceptance: our multi-draft couplings (``verifiers.dgrs_coupling``, ``rank.rank_coupling``) on
+1. Node acceptance: our multi-draft couplings (``verifiers.dgrs_coupling``, ``verifiers.rank_coupling``) on
    ``--node-n`` random nodes per (rule, |D|, K), accepted share with its exact 99% interval, next to the judge's
    prediction (``harness.predictions.dgrs_acceptance``, ``harness.node_laws.rank_acceptance``).
 2. Runs: ``specverify accept``'s rows (``specverify.study.run_study``) per problem, verifier (``--verifiers``; the
-   multi-draft ones with K drafts at the window's first position) and window: acceptance per verified step against the sum of
-   the verifier's own per-step predictions (99% interval), nfe_ratio measured and predicted, and target rows per
-   sample and round (every drafted state of every child counts).
+   multi-draft ones with K drafts at the window's first position) and window: acceptance per verified step
+   against the sum of the verifier's own per-step predictions (99% interval), nfe_ratio measured and predicted,
+   and target rows per sample and round (every drafted state of every child counts).
 3. Wall clock on a SIMULATED accelerator (every target call sleeps ``--latency-ms``; the table says so): plain
    and each verifier timed in turn, ``--repeats`` rounds, medians with min-max.
 
@@ -44,8 +44,7 @@ def _coupling(rule: str):
     """Our multi-draft coupling for ``rule`` and the judge's prediction of its node acceptance (|D|, K) -> p."""
     from specverify.harness.node_laws import rank_acceptance
     from specverify.harness.predictions import dgrs_acceptance
-    from specverify.sampler.rank import rank_coupling
-    from specverify.sampler.verifiers import dgrs_coupling
+    from specverify.sampler.verifiers import dgrs_coupling, rank_coupling
 
     if rule == "dgrs":
         return dgrs_coupling, dgrs_acceptance

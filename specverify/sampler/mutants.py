@@ -110,8 +110,7 @@ def _tree(**kw):
 
 def _unsorted_pick(proj, dist, log_lam, u):
     """Rank selection that takes the r-th draft in drafting order instead of the r-th smallest projection."""
-    r = (torch.exp(log_lam).cumsum(1)[:, :-1] < u[:, None]).sum(1)
-    return r
+    return rank.rank_index(log_lam, u)
 
 
 def _realised_pick(proj, dist, log_lam, u):

@@ -24,7 +24,7 @@ import torch
 from specverify.errors import SamplerError
 from specverify.sampler.residual import compose_state, normal_sf, tolerance
 
-__all__ = ["GRID", "KEY_STEPS", "RANK_WEIGHTS", "REACH", "lp_weights", "rank_coupling", "rank_node", "rank_pick",
+__all__ = ["GRID", "KEY_STEPS", "RANK_WEIGHTS", "REACH", "lp_weights", "rank_index", "rank_node", "rank_pick",
            "rank_weights", "residual_mass"]
 
 RANK_WEIGHTS = ("lp", "max", "uniform")
@@ -225,14 +225,15 @@ def residual_projection(dist, lam, u, segments=None) -> tuple[torch.Tensor, torc
     return s[:, 0], total
 
 
+def rank_index(log_lam, u):
+    """The rank r (0-based) drawn with probability lambda_r at the uniform u (B,)."""
+    return (torch.exp(log_lam).cumsum(1)[:, :-1] < u[:, None]).sum(1)
+
+
 def rank_pick(proj, dist, log_lam, u):
-    """The selected draft (B,): rank r (ascending projections, 0-based) with probability lambda_r at the uniform
-    u (B,). ``proj`` (B, K) the projections S_k; ``dist`` and ``log_lam`` for mutants that read them."""
-    K = proj.shape[1]
-    if K == 1:
-        return torch.zeros(proj.shape[0], dtype=torch.long, device=proj.device)
-    r = (torch.exp(log_lam).cumsum(1)[:, :-1] < u[:, None]).sum(1)
-    return torch.argsort(proj, 1).gather(1, r[:, None])[:, 0]
+    """The selected draft (B,): the draft of rank :func:`rank_index` among the ascending projections ``proj``
+    (B, K) (K = 1: the one draft); ``dist`` for mutants that read it."""
+    return torch.argsort(proj, 1).gather(1, rank_index(log_lam, u)[:, None])[:, 0]
 
 
 def rank_node(mean_p, mean_q, sigma, z, u, u_res, *, weights: str = "lp", pick=rank_pick, validate=True):
@@ -264,20 +265,3 @@ def rank_node(mean_p, mean_q, sigma, z, u, u_res, *, weights: str = "lp", pick=r
         res = compose_state(mean_q, mean_p, sigma, dist.to(mean_p.dtype), z[:, 0], s_res)
     chosen = torch.where(degenerate, 0, torch.where(take, child, K))
     return chosen, res, torch.where(degenerate, 1.0, 1 - miss), dist.to(mean_p.dtype)
-
-
-def rank_coupling(mean_p, means_q, sigma, z, u, *, weights: str = "lp", pick=rank_pick):
-    """Rank selection as a kernel, in the multi-draft contract of
-    :func:`specverify.sampler.verifiers.dgrs_coupling`: u (n, K + 1) the node's uniforms (acceptance, rank,
-    unused ...) then the residual's. Returns ``(x, index)``, index -1 where x is the residual draw."""
-    n, K = means_q.shape[:2]
-    if not torch.equal(means_q, means_q[:, :1].expand_as(means_q)):
-        raise SamplerError("rank selection couples i.i.d. drafts: every draft mean of a row must be the same")
-    sigma = torch.as_tensor(sigma, dtype=mean_p.dtype, device=mean_p.device)
-    u = torch.as_tensor(u, dtype=torch.float64, device=mean_p.device)
-    chosen, res, _, _ = rank_node(mean_p, means_q[:, 0], sigma, z, u[:, :K], u[:, K], weights=weights, pick=pick)
-    took = chosen < K
-    drafts = means_q + sigma.view(n, 1, *[1] * (z.ndim - 2)) * z
-    kept = drafts.gather(1, torch.clamp(chosen, max=K - 1).view(n, 1, *[1] * (z.ndim - 2)).expand(n, 1, *z.shape[2:]))
-    x = torch.where(took.view(n, *[1] * (z.ndim - 2)), kept[:, 0], res)
-    return x, torch.where(took, chosen, -1)

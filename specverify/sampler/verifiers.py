@@ -30,11 +30,11 @@ from specverify.errors import SamplerError
 from specverify.sampler import kernel
 from specverify.sampler.chains import _bcast
 from specverify.sampler.coupling import acceptance_probability, coupled_step
-from specverify.sampler.rank import rank_node
+from specverify.sampler.rank import rank_node, rank_pick
 from specverify.sampler.residual import compose_state, normal_sf, residual_projection, tolerance
 
 __all__ = ["MULTI_DRAFT", "VERIFIERS", "TreeVerdict", "block_hazard", "block_prefix", "dgrs_coupling", "dgrs_node",
-           "dgrs_select", "residual_state", "tree_parts", "verifier_parts"]
+           "dgrs_select", "node_coupling", "rank_coupling", "residual_state", "tree_parts", "verifier_parts"]
 
 VERIFIERS = ("reflection", "block", "dgrs", "rank", "rank-max", "rank-uniform")
 MULTI_DRAFT = ("dgrs", "rank", "rank-max", "rank-uniform")  # the verifiers that take drafts > 1
@@ -155,24 +155,37 @@ def dgrs_node(mean_p, mean_q, sigma, z, u, u_res, *, select=dgrs_select, project
     return chosen, res, p_accept, dist
 
 
-def dgrs_coupling(mean_p, means_q, sigma, z, u, *, select=dgrs_select):
-    """D-GRS as a kernel: couple N(mean_p, sigma^2 I) with K i.i.d. drafts means_q[:, k] + sigma z[:, k].
+def node_coupling(node, rule: str, mean_p, means_q, sigma, z, u):
+    """A multi-draft ``node`` (:func:`dgrs_node`, :func:`specverify.sampler.rank.rank_node`) as a kernel: couple
+    N(mean_p, sigma^2 I) with K i.i.d. drafts means_q[:, k] + sigma z[:, k].
 
     Shapes: mean_p (n, *event), means_q and z (n, K, *event) (the K draft means equal: one draft law), sigma
-    (n,), u (n, K + 1) (the drafts' uniforms, then the residual's). Returns ``(x, index)``: x (n, *event) an exact
+    (n,), u (n, K + 1) (the node's uniforms, then the residual's). Returns ``(x, index)``: x (n, *event) an exact
     draw from the target, ``index`` (n,) the accepted draft, or -1 where x is the residual draw (whose part
     orthogonal to e comes from the first draft). The multi-draft kernel contract
-    (``specverify.harness.multidraft_check``); ``select``: for mutants (see :func:`dgrs_select`)."""
+    (``specverify.harness.multidraft_check``); ``rule`` names the node in errors."""
     n, K = means_q.shape[:2]
     if not torch.equal(means_q, means_q[:, :1].expand_as(means_q)):
-        raise SamplerError("D-GRS couples i.i.d. drafts: every draft mean of a row must be the same")
+        raise SamplerError(f"{rule} couples i.i.d. drafts: every draft mean of a row must be the same")
     sigma = torch.as_tensor(sigma, dtype=mean_p.dtype, device=mean_p.device)
     u = torch.as_tensor(u, dtype=torch.float64, device=mean_p.device)
-    chosen, res, _, _ = dgrs_node(mean_p, means_q[:, 0], sigma, z, u[:, :K], u[:, K], select=select)
+    chosen, res, _, _ = node(mean_p, means_q[:, 0], sigma, z, u[:, :K], u[:, K])
     took = chosen < K
     drafts = means_q + sigma.view(n, 1, *[1] * (z.ndim - 2)) * z
     x = torch.where(_bcast(took, res), _at(drafts, torch.clamp(chosen, max=K - 1)), res)
     return x, torch.where(took, chosen, -1)
+
+
+def dgrs_coupling(mean_p, means_q, sigma, z, u, *, select=dgrs_select):
+    """D-GRS as a kernel (:func:`node_coupling`); ``select``: for mutants (see :func:`dgrs_select`)."""
+    return node_coupling(functools.partial(dgrs_node, select=select), "D-GRS", mean_p, means_q, sigma, z, u)
+
+
+def rank_coupling(mean_p, means_q, sigma, z, u, *, weights: str = "lp", pick=rank_pick):
+    """Rank selection as a kernel (:func:`node_coupling`; the node's uniforms are the acceptance's, then the
+    rank's); ``weights`` one of ``rank.RANK_WEIGHTS``, ``pick``: for mutants (see ``rank.rank_pick``)."""
+    node = functools.partial(rank_node, weights=weights, pick=pick)
+    return node_coupling(node, "rank selection", mean_p, means_q, sigma, z, u)
 
 
 @dataclasses.dataclass(frozen=True)

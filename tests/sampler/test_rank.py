@@ -15,7 +15,7 @@ from scipy import integrate, stats
 
 from specverify.harness.multidraft_check import check_multidraft
 from specverify.harness.node_laws import rank_acceptance
-from specverify.sampler import rank
+from specverify.sampler import rank, verifiers
 from specverify.sampler.drafters import make_drafter
 from specverify.sampler.mutants import _realised_pick, _unsorted_pick
 from specverify.sampler.noise import TableNoise
@@ -90,7 +90,7 @@ def _node(kind, K, delta, n, seed, pick=rank.rank_pick):
     mp[:, 0] = delta
     z = torch.randn(n, K, d, generator=g, dtype=F64)
     u = torch.rand(n, K + 1, generator=g, dtype=F64)
-    x, index = rank.rank_coupling(mp, torch.zeros(n, K, d, dtype=F64), torch.ones(n, dtype=F64), z, u,
+    x, index = verifiers.rank_coupling(mp, torch.zeros(n, K, d, dtype=F64), torch.ones(n, dtype=F64), z, u,
                                   weights=kind, pick=pick)
     return x.numpy(), (index >= 0).numpy()
 
@@ -116,8 +116,8 @@ def test_node_test_has_power(pick):
 def test_kernel_contract_passes_and_catches_a_realised_pick():
     import functools
 
-    assert check_multidraft(rank.rank_coupling, rule="rank", n=20000, seed=0).verdict == "pass"
-    bad = functools.partial(rank.rank_coupling, pick=_realised_pick)
+    assert check_multidraft(verifiers.rank_coupling, rule="rank", n=20000, seed=0).verdict == "pass"
+    bad = functools.partial(verifiers.rank_coupling, pick=_realised_pick)
     assert check_multidraft(bad, rule="rank", n=4000, seed=0).verdict == "fail"
 
 
