@@ -22,6 +22,7 @@ import math
 import torch
 
 from specverify.errors import SamplerError
+from specverify.sampler.coupling import _scale
 from specverify.sampler.residual import compose_state, normal_sf, tolerance
 
 __all__ = ["GRID", "KEY_STEPS", "RANK_WEIGHTS", "REACH", "lp_weights", "rank_index", "rank_node", "rank_pick",
@@ -241,9 +242,8 @@ def rank_node(mean_p, mean_q, sigma, z, u, u_res, *, weights: str = "lp", pick=r
     *event), sigma (n,), z (n, K, *event) the drafts' noise, u (n, K) (the acceptance's uniform, then the rank's),
     u_res (n,). Returns the chosen draft (n,) (K: none), the residual draw, the acceptance probability A (n,)
     and |D| (n,). ``pick``: for mutants (see :func:`rank_pick`)."""
-    n, K = z.shape[:2]
-    if validate and not bool((sigma > 0).all()):
-        raise SamplerError("sigma must be > 0 at every verified step")
+    K = z.shape[1]
+    sigma = _scale(sigma, mean_p, 1, validate)
     diff = (mean_p - mean_q).flatten(1).to(torch.float64) / sigma.to(torch.float64)[:, None]
     dist = diff.norm(dim=1)
     e = diff / dist.clamp_min(1e-300)[:, None]
