@@ -201,8 +201,8 @@ def test_the_readme_shows_a_pass_a_fail_and_a_diagnosis():
 
 
 def test_the_printed_formats_are_the_codes():
-    """The cheap half of (d): the lines the excerpts open with are printed by specverify/cli/commands.py."""
-    src = (ROOT / "specverify" / "cli" / "commands.py").read_text()
+    """The cheap half of (d): the lines the excerpts open with are printed by specverify/cli/check.py."""
+    src = (ROOT / "specverify" / "cli" / "check.py").read_text()
     assert 'print(f"{report.verdict.upper()}: {what} on {where} against the {against}")' in src
     assert 'print(f"  caught by: {\', \'.join(report.caught_by)}")' in src
 

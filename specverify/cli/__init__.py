@@ -13,7 +13,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from specverify.cli.commands import COMMANDS, _write, _write_partial
+from specverify.cli.commands import COMMANDS
+from specverify.cli.common import write, write_partial
 from specverify.cli.parser import _ArgumentError, build_parser, check_args, check_names
 from specverify.errors import EXIT_CODES, SpecverifyError, exit_code
 
@@ -47,7 +48,7 @@ def _outcome(args) -> str:
     except Exception as e:  # noqa: BLE001 - the exit-code map: every error is exit 2 with one line
         message = " ".join(_message(e).split())
         if args.command in ("check", "mutants", "accept"):
-            _write_partial(args, message)
+            write_partial(args, message)
         if args.debug:
             traceback.print_exception(e, file=sys.stderr)
         print(f"specverify {args.command}: error: {message}", file=sys.stderr)
@@ -68,7 +69,7 @@ def _unparsed_report(argv: list, e: _ArgumentError) -> None:
         text = json.dumps(partial, indent=2) + "\n" if name == "--json" else \
             f"# specverify {command}: ERROR\n\n{e}\n\nNo verdict: fix the error above and run again.\n"
         try:
-            _write(Path(value), text)
+            write(Path(value), text)
         except Exception:  # noqa: BLE001, S110 - the error being reported matters more than its report
             pass
 

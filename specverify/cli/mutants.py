@@ -7,6 +7,8 @@ import sys
 import time
 from collections.abc import Mapping
 
+from specverify.cli.common import build_problem, torch_device, write
+
 __all__ = ["cmd_mutants", "kills_markdown"]
 
 
@@ -16,10 +18,8 @@ def cmd_mutants(args) -> str:
     from specverify.bridge import STRESS_WINDOW, make_reference, make_target, mutant_split, mutant_verdict
     from specverify.bridge.registry import MUTANTS
 
-    from specverify.cli.commands import _device, _write, build_problem
-
     t0 = time.perf_counter()
-    device = _device(args.device)
+    device = torch_device(args.device)
     setup = build_problem(args)
     reference = make_reference(setup) if args.terminal else None
     target = None if args.terminal else make_target(setup)
@@ -44,9 +44,9 @@ def cmd_mutants(args) -> str:
            "alpha_split": mutant_split(args.alpha).to_dict(),
            "mutants": mutants, "kill_rate": sum(m["detected"] for m in mutants) / len(mutants),
            "reference_false_alarm": correct["detected"], "correct": correct}
-    _write(args.json, json.dumps(out, indent=2) + "\n")
+    write(args.json, json.dumps(out, indent=2) + "\n")
     out["seconds"] = time.perf_counter() - t0
-    _write(args.markdown, kills_markdown(out, " ".join(sys.argv[1:]) if args.markdown else ""))
+    write(args.markdown, kills_markdown(out, " ".join(sys.argv[1:]) if args.markdown else ""))
     print(f"kill rate {out['kill_rate']:.2f} ({sum(m['detected'] for m in mutants)}/{len(mutants)}); "
           f"correct sampler {'FALSELY REJECTED' if correct['detected'] else 'passes'}")
     return "fail" if correct["detected"] else "pass"
