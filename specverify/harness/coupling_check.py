@@ -29,9 +29,9 @@ from specverify.errors import exit_code as _exit_code
 from specverify.harness.contracts import _to_numpy
 from specverify.harness.predictions import acceptance_probability
 from specverify.harness.stats.one_sample import whitened_normal_battery
-from specverify.harness.stats.results import TestResult, holm
+from specverify.harness.stats.results import AdjustedTest, TestResult, holm
 
-__all__ = ["CASES", "CouplingResult", "CouplingTest", "ExactCase", "check_coupling", "coupling_form", "markdown_kernel",
+__all__ = ["CASES", "CouplingResult", "ExactCase", "check_coupling", "coupling_form", "markdown_kernel",
            "reference_coupling"]
 
 CASES = ((1, 0.5), (1, 2.0), (8, 1.0), (64, 0.3))  # (dimension, |D|)
@@ -49,19 +49,6 @@ class ExactCase:
 
 
 @dataclasses.dataclass(frozen=True)
-class CouplingTest:
-    """One statistical test of the coupling check, Holm-adjusted over all cases."""
-
-    name: str
-    statistic: float
-    pvalue: float
-    adjusted_pvalue: float
-    rejected: bool
-    method: str
-    n: int
-
-
-@dataclasses.dataclass(frozen=True)
 class CouplingResult:
     """The kernel-level verdict; ``exact`` and ``exact_ok`` (None for the seeded form) come from the exact
     comparison, ``tests`` from the statistical one. ``to_dict()`` is the JSON of `specverify check` on a
@@ -74,7 +61,7 @@ class CouplingResult:
     seed: int
     exact: tuple[ExactCase, ...]
     exact_ok: bool | None
-    tests: tuple[CouplingTest, ...]
+    tests: tuple[AdjustedTest, ...]
     seconds: float
 
     @property
@@ -84,7 +71,7 @@ class CouplingResult:
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return out | {"exact": [dataclasses.asdict(e) for e in self.exact],
-                      "tests": [dataclasses.asdict(t) for t in self.tests]}
+                      "tests": [t.to_dict() for t in self.tests]}
 
 
 def reference_coupling(mean_p, mean_q, sigma, z, u):
@@ -173,10 +160,8 @@ def check_coupling(fn, *, n: int = 20000, alpha: float = 0.01, seed: int = 0) ->
     battery = holm(tests, alpha)
     exact_ok = all(e.flag_mismatches == 0 and e.output_mismatches == 0 for e in exact)
     verdict = "pass" if exact_ok and not battery.reject else "fail"
-    results = tuple(CouplingTest(t.name, t.statistic, t.pvalue, a, r, t.method, t.n)
-                    for t, a, r in zip(battery.tests, battery.adjusted, battery.rejected, strict=True))
     return CouplingResult(verdict, form, alpha, n, seed, tuple(exact), exact_ok if form == "injected" else None,
-                          results, time.perf_counter() - t0)
+                          battery.adjusted_tests(), time.perf_counter() - t0)
 
 
 def markdown_kernel(r, title: str) -> str:

@@ -1,6 +1,6 @@
 """The report type: a check's result as frozen records, and its JSON (``to_dict``), Markdown and PNG figures.
 
-- :class:`Report` (the suite's verdict) holds :class:`ReportTest` records and an :class:`AcceptanceSummary`;
+- :class:`Report` (the suite's verdict) holds one :class:`~specverify.harness.stats.results.AdjustedTest` per test and an :class:`AcceptanceSummary`;
   ``to_dict()`` is the JSON that ``specverify check --json`` writes.
 - :func:`markdown` renders the check's page (``coupling_check.markdown_kernel`` a kernel-level result's; the
   `specverify mutants` table is the face's: ``specverify.cli.mutants.kills_markdown``); :func:`plots` draws QQ
@@ -21,40 +21,15 @@ import numpy as np
 from specverify.errors import UsageError
 from specverify.errors import exit_code as _exit_code
 from specverify.harness.ledger import AlphaLedger
+from specverify.harness.stats.results import AdjustedTest
 
-__all__ = ["AcceptanceSummary", "PositionAcceptance", "Report", "ReportTest", "acceptance_line",
+__all__ = ["AcceptanceSummary", "PositionAcceptance", "Report", "acceptance_line",
            "markdown", "plots"]
 
 
 def _fields(record) -> dict:
     """A record's fields by name, in declaration order (shallow: nested records stay records)."""
     return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
-
-
-@dataclasses.dataclass(frozen=True)
-class ReportTest:
-    """One test of a verdict's family.
-
-    ``family``: "distribution" or "acceptance" (the Bonferroni block); ``adjusted_pvalue`` and ``rejected``:
-    family-wise, at the report's alpha; ``bh_qvalue``: Benjamini-Hochberg over all tests (exploratory);
-    ``coord``: the coordinate a per-coordinate test looks at, None for the others (not in the JSON).
-    """
-
-    name: str
-    family: str
-    statistic: float
-    pvalue: float
-    adjusted_pvalue: float
-    rejected: bool
-    bh_qvalue: float
-    method: str
-    n: int
-    coord: int | None = None
-
-    def to_dict(self) -> dict:
-        out = _fields(self)
-        del out["coord"]
-        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +93,7 @@ class Report:
     reference: str
     seed: int
     correction: str
-    tests: tuple[ReportTest, ...]
+    tests: tuple[AdjustedTest, ...]
     acceptance: AcceptanceSummary | None
     seconds: float
     warnings: tuple[str, ...]

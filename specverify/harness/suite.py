@@ -26,11 +26,11 @@ from specverify._validate import in_unit_interval, positive_int
 from specverify.errors import SampleSizeError, UsageError
 from specverify.harness.contracts import Probe, probed, run, shared_rows
 from specverify.harness.ledger import AlphaLedger, Block, validate_levels
-from specverify.harness.report import AcceptanceSummary, Report, ReportTest
+from specverify.harness.report import AcceptanceSummary, Report
 from specverify.harness.stats import MIN_SAMPLES, gaussian_one_sample
 from specverify.harness.stats.acceptance import acceptance_summary, acceptance_test
 from specverify.harness.stats.independence import nearest_neighbour_test
-from specverify.harness.stats.results import Battery, TestResult, bonferroni_blocks, holm
+from specverify.harness.stats.results import AdjustedTest, Battery, TestResult, bonferroni_blocks, holm
 from specverify.harness.stats.sizing import (
     ks_one_sample_n,
     ks_two_sample_n,
@@ -130,7 +130,7 @@ def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnin
     family = bonferroni_blocks([b for _, b in blocks], alpha)
     labels = [name for name, b in blocks for _ in b.tests]
     bh = _bh([t.pvalue for t in family.tests])
-    tests = tuple(ReportTest(t.name, f, t.statistic, t.pvalue, a, r, float(q), t.method, t.n, t.coord)
+    tests = tuple(AdjustedTest.of(t, a, r, family=f, bh_qvalue=float(q))
                   for t, f, a, r, q in zip(family.tests, labels, family.adjusted, family.rejected, bh, strict=True))
     summary = None if acc is None else _acceptance(acc)
     return Report("fail" if family.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, family.correction,

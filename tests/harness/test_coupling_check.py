@@ -37,7 +37,7 @@ def test_the_formula_passes_with_the_old_keys(ok):
     assert [list(e) for e in d["exact"]] == [EXACT_KEYS] * len(CASES)
     assert all(list(t) == TEST_KEYS for t in d["tests"]) and len(d["tests"]) == len(ok.tests)
     assert [(e["dim"], e["distance"]) for e in d["exact"]] == list(CASES)
-    assert d["tests"][0] == dataclasses.asdict(ok.tests[0])
+    assert d["tests"][0] == ok.tests[0].to_dict()
 
 
 def test_the_result_is_frozen(ok):

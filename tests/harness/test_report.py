@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from specverify.errors import UsageError
-from specverify.harness import AcceptanceSummary, Report, ReportTest, check_against_law, check_against_sampler
+from specverify.harness import AcceptanceSummary, AdjustedTest, Report, check_against_law, check_against_sampler
 from specverify.harness import report as R
 
 LAW = (np.array([1.0, -0.5]), np.array([0.5, 2.0]), np.array([[0.6, 0.8], [-0.8, 0.6]]))
@@ -94,7 +94,8 @@ def test_coord_of_a_two_sample_subset_matches_the_tested_coordinate():
 
 def _fake(pvalues_by_coord, *, name="t"):
     """A Report whose tests' names say nothing of their coordinates: only ``coord`` does."""
-    tests = tuple(ReportTest(f"{name}{i}", "distribution", 0.0, p, p, False, p, "m", 200, coord)
+    tests = tuple(AdjustedTest(name=f"{name}{i}", family="distribution", statistic=0.0, pvalue=p, adjusted_pvalue=p,
+                               rejected=False, bh_qvalue=p, method="m", n=200, coord=coord)
                   for i, (coord, p) in enumerate(pvalues_by_coord))
     x = np.random.default_rng(0).normal(size=(200, 6))
     return Report("pass", 0.01, 0.05, 0.05, 200, 0.1, "sampler", 0, "holm", tests, None, 0.0, (),

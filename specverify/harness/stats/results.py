@@ -8,7 +8,7 @@ import numpy as np
 
 from specverify.errors import StatsError
 
-__all__ = ["Battery", "TestResult", "bonferroni_blocks", "holm", "holm_arrays"]
+__all__ = ["AdjustedTest", "Battery", "TestResult", "bonferroni_blocks", "holm", "holm_arrays"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +24,36 @@ class TestResult:
     method: str
     n: int
     coord: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AdjustedTest:
+    """One test of a verdict's family: a :class:`TestResult` with its family-wise adjusted p-value and decision at
+    the verdict's alpha; ``family`` (its Bonferroni block) and ``bh_qvalue`` (Benjamini-Hochberg over all tests,
+    exploratory) where the verdict has them. ``to_dict()`` leaves out ``coord`` and the fields that are None."""
+
+    __test__ = False  # not a pytest class
+
+    name: str
+    family: str | None = None
+    statistic: float
+    pvalue: float
+    adjusted_pvalue: float
+    rejected: bool
+    bh_qvalue: float | None = None
+    method: str
+    n: int
+    coord: int | None = None
+
+    @classmethod
+    def of(cls, test: TestResult, adjusted: float, rejected: bool, **where) -> AdjustedTest:
+        """``test`` adjusted; ``where``: ``family`` and ``bh_qvalue``, where the verdict has them."""
+        return cls(name=test.name, statistic=test.statistic, pvalue=test.pvalue, adjusted_pvalue=adjusted,
+                   rejected=rejected, method=test.method, n=test.n, coord=test.coord, **where)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "coord" and not (f.default is None and getattr(self, f.name) is None)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +80,9 @@ class Battery:
     def worst(self, k: int = 3) -> list[TestResult]:
         order = np.argsort(self.adjusted)[:k]
         return [self.tests[i] for i in order]
+
+    def adjusted_tests(self) -> tuple[AdjustedTest, ...]:
+        return tuple(AdjustedTest.of(t, a, r) for t, a, r in zip(self.tests, self.adjusted, self.rejected, strict=True))
 
     def summary(self) -> str:
         verdict = "REJECT" if self.reject else "pass"
