@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from specverify.sampler.diffusers import chain_from_diffusers
     from specverify.sampler.drafters import make_drafter
+    from specverify.sampler.options import SampleOptions
     from specverify.sampler.speculative import plain_sample, speculative_sample
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
     chain = chain_from_diffusers(unet, scheduler, num_inference_steps=None if args.steps == n_train else args.steps)
     chain = chain.to(device=device, dtype=dtype)
     drafter = make_drafter(args.drafter)
-    common = dict(seed=args.seed, device=device, dtype=dtype)
+    common = dict(seed=args.seed, options=SampleOptions(device=device, dtype=dtype))
     print(f"cifar10: {ckpt} ({chain.name}, {chain.n_steps} steps of {n_train}, shape {chain.shape}, "
           f"variance_type={scheduler.config.variance_type}, prediction_type={scheduler.config.prediction_type}); "
           f"{device}, {args.dtype}, n={args.n}, {args.drafter} L={args.window}, seed {args.seed}", flush=True)

@@ -148,11 +148,12 @@ def _diffusers_candidate(chain, window):
     import torch
 
     from specverify.sampler.drafters import make_drafter
+    from specverify.sampler.options import SampleOptions
     from specverify.sampler.speculative import speculative_sample
 
     def candidate(n, seed):
         x, st = speculative_sample(chain, make_drafter("frozen-denoiser"), n, window=window, seed=seed,
-                                   dtype=torch.float64)
+                                   options=SampleOptions(dtype=torch.float64))
         return {"samples": x.reshape(n, -1).cpu().numpy(), "accepted": st.accepted_per_sample,
                 "predicted": st.predicted_per_sample, "verified": st.verified_per_sample}
 

@@ -32,6 +32,18 @@ def _ops(fn):
     return out, events
 
 
+def _options_kw(args) -> dict:
+    """The run's policy and compile as this checkout takes them: in ``options=SampleOptions(...)``, as keywords
+    (older checkouts), or not at all (checkouts without them)."""
+    known = inspect.signature(speculative_sample).parameters
+    opts = ({"policy": args.policy} if args.policy else {}) | ({"compile": True} if args.compile else {})
+    if "options" in known:
+        from specverify.sampler.options import SampleOptions
+
+        return {"options": SampleOptions(**opts)} if opts else {}
+    return {k: v for k, v in opts.items() if k in known}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="digits", choices=("digits", "gmm", "mlp"))
@@ -47,9 +59,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     chain = build_chain(args.model, args.steps, args.dim, width=256, depth=3, seed=0).to(dtype=torch.float32)
     drafter = make_drafter(args.drafter)
-    known = inspect.signature(speculative_sample).parameters
-    kw = {"policy": args.policy} if args.policy and "policy" in known else {}
-    kw |= {"compile": True} if args.compile and "compile" in known else {}
+    kw = _options_kw(args)
 
     def plain():
         return plain_sample(chain, args.batch, seed=0)
@@ -62,7 +72,8 @@ def main(argv=None) -> None:
     (_, st), spec_ev = _ops(spec)
     units = {"plain step": (plain_ev, chain.n_steps), "speculative round": (spec_ev, st.rounds_total)}
     print(f"profile: {args.model} ({chain.n_steps} steps), {args.drafter}, L={args.window}, batch {args.batch}, "
-          f"{kw.get('policy', 'default policy')}{', compiled' if kw.get('compile') else ''}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"{args.policy or 'default policy'}{', compiled' if args.compile else ''}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
     for name, (ev, n) in units.items():
         top = collections.Counter(e.name.removeprefix("aten::") for e in ev).most_common(8)
         print(f"  {name:<18} {len(ev) / n:7.1f} torch ops   most frequent: "

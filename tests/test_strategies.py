@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from specverify.sampler.coupling import acceptance_probability, log_acceptance_ratio, reflection_coupling
 from specverify.sampler.noise import TableNoise
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems import PROBLEMS
 from specverify.sampler.speculative import plain_sample, speculative_sample
 from specverify.strategies import (
@@ -84,8 +85,8 @@ def test_sampler_counters_and_oracle_identity(problem, drafter, window, seed):
     n = 6
     noise = TableNoise.draw(n, chain.n_steps, chain.shape, seed=seed, dtype=torch.float64)
     x0 = chain.prior(n, torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-    out, stats = speculative_sample(chain, drafter.make(problem), n, window=window, noise=noise, x0=x0,
-                                    dtype=torch.float64)
+    out, stats = speculative_sample(chain, drafter.make(problem), n, window=window,
+                                    options=SampleOptions(noise=noise, x0=x0, dtype=torch.float64))
     assert out.shape == (n, problem.dim) and torch.isfinite(out).all()
     assert (stats.accepted_per_position <= stats.verified_per_position).all()
     assert (stats.verified_per_position <= stats.proposed_per_position).all()
@@ -93,7 +94,7 @@ def test_sampler_counters_and_oracle_identity(problem, drafter, window, seed):
     assert stats.verified_per_sample.sum() == stats.verified_per_position.sum()
     if drafter.name == "oracle" or dict(drafter.options).get("delta") == 0.0:
         assert (stats.accepted_per_position == stats.verified_per_position).all()
-        assert torch.equal(out, plain_sample(chain, n, noise=noise, x0=x0, dtype=torch.float64))
+        assert torch.equal(out, plain_sample(chain, n, options=SampleOptions(noise=noise, x0=x0, dtype=torch.float64)))
 
 
 @given(problems(), windows(3), drafters())

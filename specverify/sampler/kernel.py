@@ -33,7 +33,8 @@ from specverify.sampler.noise import NoiseSource
 from specverify.sampler.records import Draft, RecordedRound, RoundInfo, RoundNoise, RoundState, Targets, Verdict
 
 # the round's records (specverify.sampler.records) are named here too: the parts take and return them
-__all__ = ["Draft", "Env", "Parts", "RecordedRound", "RoundInfo", "RoundNoise", "RoundPolicy", "RoundState", "Targets",
+__all__ = ["Draft", "Env", "Parts", "RecordedRound", "RoundConfig", "RoundInfo", "RoundNoise", "RoundPolicy",
+           "RoundState", "Targets",
            "Verdict", "anchor_latest", "commit", "commit_accepted_plus_one", "draft", "draw_noise", "init_state",
            "make_env", "round_info", "round_step", "target_call", "target_means", "verdict", "verify"]
 
@@ -99,15 +100,29 @@ class Env:
     drafts: int = 1
 
 
-def make_env(chain, drafter, noise, window: int, policy: RoundPolicy, parts: Parts, like: torch.Tensor,
-             compile: bool | str = False, record: bool = False, drafts: int = 1) -> Env:
-    """``vectorise``: affine drafters draft a whole window at once, where every a_k > 0 (see :func:`_draft_affine`).
-    ``compile``: run the round's deterministic core through ``torch.compile`` (True: its default backend, or a
-    backend's name). ``record``: every round's info also carries its window Y (:class:`RecordedRound`)."""
+@dataclasses.dataclass(frozen=True)
+class RoundConfig:
+    """What a run fixes about its rounds besides the chain, drafter and noise: the ``window`` L, the round
+    ``policy``, the ``parts``, the ``drafts`` per node at the window's first position; ``compile``: run the round's
+    deterministic core through ``torch.compile`` (True: its default backend, or a backend's name); ``record``:
+    every round's info also carries its window Y (:class:`RecordedRound`)."""
+
+    window: int
+    policy: RoundPolicy = dataclasses.field(default_factory=lambda: RoundPolicy("accepted+1"))
+    parts: Parts = dataclasses.field(default_factory=Parts)
+    drafts: int = 1
+    compile: bool | str = False
+    record: bool = False
+
+
+def make_env(chain, drafter, noise, like: torch.Tensor, config: RoundConfig) -> Env:
+    """The run's Env on the device of ``like``. ``vectorise``: affine drafters draft a whole window at once, where
+    every a_k > 0 (see :func:`_draft_affine`)."""
+    c = config
     stop = torch.as_tensor(first_zero_noise(chain.sigma), device=like.device)
-    return Env(chain, drafter, noise, window, policy, parts, chain.n_steps, chain.coefs(like)[2], stop,
-               torch.arange(window + 1, device=like.device), bool((chain.a > 0).all()),
-               _compiled(compile) if compile else _core, record, drafts)
+    return Env(chain, drafter, noise, c.window, c.policy, c.parts, chain.n_steps, chain.coefs(like)[2], stop,
+               torch.arange(c.window + 1, device=like.device), bool((chain.a > 0).all()),
+               _compiled(c.compile) if c.compile else _core, c.record, c.drafts)
 
 
 def _compiled(backend):
@@ -210,12 +225,17 @@ def verify(env: Env, s: RoundState, d: Draft, t: Targets) -> Verdict:
     kv = d.steps[:, :L]
     mean_p = target_means(env, d, t)
     sig = torch.where(valid, env.sig[kv], 1.0)  # positions that do not count: any finite values, masked below
-    out, acc, dist = env.parts.coupling(mean_p[:, :L], d.mean_q, sig, d.z, d.noise.u, batch_ndim=2)
-    return verdict(mean_p, out, acc, valid, dist, d.span, acceptance_probability(dist.to(torch.float64)))
+    return verdict(mean_p, env.parts.coupling(mean_p[:, :L], d.mean_q, sig, d.z, d.noise.u, batch_ndim=2), valid,
+                   d.span)
 
 
-def verdict(mean_p, out, acc, valid, dist, span, p_accept) -> Verdict:
-    """The Verdict of per-position acceptances ``acc`` (B, L): the first rejection among the valid positions."""
+def verdict(mean_p, coupled, valid, span, p_accept=None) -> Verdict:
+    """The Verdict of a window's coupled positions: ``coupled`` the coupling's ``(out, acc, dist)`` (B, L), decided
+    at the first rejection among the ``valid`` positions; ``p_accept`` (B, L) float64 each position's acceptance
+    probability (default: reflection's, 2 Phi(-|D| / 2) from ``dist``)."""
+    out, acc, dist = coupled
+    if p_accept is None:
+        p_accept = acceptance_probability(dist.to(torch.float64))
     rej = ~acc & valid
     rejected = rej.any(1)
     first = rej.to(torch.uint8).argmax(1) if rej.shape[0] else torch.zeros(0, dtype=torch.long, device=rej.device)
@@ -264,12 +284,14 @@ def commit_accepted_plus_one(env: Env, s: RoundState, d: Draft, t: Targets,
     k = torch.where(active, torch.clamp(k_parent + 1, max=T), s.k)
     new = RoundState(x, k, s.ids, parent, kb, f_parent, active | s.anchored)
     took = active & ~v.rejected & (k_parent < T)
-    info = round_info(d, t, v, s.k, bonus=took & (d.span > 0), direct=took & (d.span == 0),
-                      warmup=torch.zeros_like(active))
-    return new, info
+    return new, round_info(d, t, v, s.k, took=took)
 
 
-def round_info(d, t, v, k, *, bonus, direct, warmup) -> RoundInfo:
-    """The round's info record from its parts' outputs and the kinds of step its commit took."""
+def round_info(d, t, v, k, *, took, warmup=None) -> RoundInfo:
+    """The round's info record from its parts' outputs: ``took`` (B,) the rows that took a step from the target
+    without a draft, a bonus step after a window's drafts or a direct step where there were none; ``warmup`` the
+    rows that fetched only an anchor (default: none)."""
+    bonus, direct = took & (d.span > 0), took & (d.span == 0)
+    warmup = torch.zeros_like(took) if warmup is None else warmup
     return RoundInfo(k, d.span, v.n_acc, v.rejected, v.dist, v.p_accept, t.need.sum(1), bonus, direct, warmup,
                      t.nonfinite)

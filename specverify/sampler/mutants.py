@@ -1,9 +1,10 @@
 """Known-broken speculative samplers: negative controls that prove a check can catch real bugs.
 
 Each mutant is the reference speculative sampler with one part of its round replaced by a broken one
-(``speculative_sample(..., _parts=...)``, see :class:`specverify.sampler.kernel.Parts`): coupling-level bugs
-replace the coupling, sampler-level bugs replace ``draft``, ``verify`` or ``commit``. None of them is exact; some only show when the rejection path is exercised (drafters with
-acceptance well below 1), which is why the harness also runs a degraded "stress" drafter.
+(``SampleOptions(parts=...)``, see :class:`specverify.sampler.kernel.Parts`; :func:`mutant_options` builds them):
+coupling-level bugs replace the coupling, sampler-level bugs replace ``draft``, ``verify`` or ``commit``. None of
+them is exact; some only show when the rejection path is exercised (drafters with acceptance well below 1), which
+is why the harness also runs a degraded "stress" drafter.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from specverify.errors import SamplerError
 from specverify.sampler import kernel, rank, verifiers
 from specverify.sampler.coupling import accept, coupled_step, select
 from specverify.sampler.kernel import Parts
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.residual import residual_projection
-from specverify.sampler.speculative import speculative_sample
 
-__all__ = ["MUTANTS", "Mutant", "mutant_sample"]
+__all__ = ["MUTANTS", "Mutant", "mutant_options"]
 
 
 def _rule(log_ratio_fn, rejected_fn):
@@ -100,7 +101,7 @@ def _sorted_select(log_rho, dist, u, tol):
 
 
 def _block(**kw):
-    verify = functools.partial(verifiers.verify_block, **kw)
+    verify = functools.partial(verifiers.verify_block, rule=verifiers.BlockRule(**kw))
     return dataclasses.replace(verifiers.verifier_parts("block"), verify=verify)
 
 
@@ -175,12 +176,13 @@ MUTANTS = {m.name: m for m in [
 ]}
 
 
-def mutant_sample(name: str, chain, drafter, n: int, *, window: int, **kwargs):
-    """Run the named mutant like :func:`specverify.sampler.speculative.speculative_sample`; returns ``(x_T, stats)``,
-    or ``(path, stats)`` with ``path=True`` (the mutant's committed path, (n, T + 1, *shape), recorded by the same
-    rule)."""
+def mutant_options(name: str, options: SampleOptions | None = None) -> SampleOptions:
+    """``options`` (default ``SampleOptions()``) with the named mutant's parts, its verifier, and its drafts per
+    node unless ``options`` asks for more: ``speculative_sample(chain, drafter, n, window=..., seed=...,
+    options=mutant_options(name))`` runs the mutant (with ``path=True`` in ``options``, its committed path,
+    recorded by the same rule)."""
     if name not in MUTANTS:
         raise SamplerError(f"unknown mutant {name!r}; choose one of {', '.join(MUTANTS)}")
-    m = MUTANTS[name]
-    kwargs.update(verifier=m.verifier, drafts=max(kwargs.get("drafts", 1), m.drafts))
-    return speculative_sample(chain, drafter, n, window=window, _parts=m.parts, **kwargs)
+    m, o = MUTANTS[name], options or SampleOptions()
+    return dataclasses.replace(o, parts=m.parts, verifier=m.verifier, drafts=max(o.drafts, m.drafts))
+

@@ -23,7 +23,8 @@ import torch
 
 from specverify.errors import SamplerError
 from specverify.sampler.coupling import _scale
-from specverify.sampler.residual import compose_state, normal_sf, tolerance
+from specverify.sampler.records import NodeInputs
+from specverify.sampler.residual import Frame, compose_state, normal_sf, tolerance
 
 __all__ = ["GRID", "KEY_STEPS", "RANK_WEIGHTS", "REACH", "lp_weights", "rank_index", "rank_node", "rank_pick",
            "rank_weights", "residual_mass"]
@@ -237,13 +238,13 @@ def rank_pick(proj, dist, log_lam, u):
     return torch.argsort(proj, 1).gather(1, rank_index(log_lam, u)[:, None])[:, 0]
 
 
-def rank_node(mean_p, mean_q, sigma, z, u, u_res, *, weights: str = "lp", pick=rank_pick, validate=True):
-    """One rank-selection node, in :func:`specverify.sampler.verifiers.dgrs_node`'s terms: mean_p and mean_q (n,
-    *event), sigma (n,), z (n, K, *event) the drafts' noise, u (n, K) (the acceptance's uniform, then the rank's),
-    u_res (n,). Returns the chosen draft (n,) (K: none), the residual draw, the acceptance probability A (n,)
-    and |D| (n,). ``pick``: for mutants (see :func:`rank_pick`)."""
+def rank_node(x: NodeInputs, *, weights: str = "lp", pick=rank_pick):
+    """One rank-selection node, in :func:`specverify.sampler.verifiers.dgrs_node`'s terms (``x.u``: the
+    acceptance's uniform, then the rank's). Returns the chosen draft (n,) (K: none), the residual draw, the
+    acceptance probability A (n,) and |D| (n,). ``pick``: for mutants (see :func:`rank_pick`)."""
+    mean_p, mean_q, z, u = x.mean_p, x.mean_q, x.z, x.u
     K = z.shape[1]
-    sigma = _scale(sigma, mean_p, 1, validate)
+    sigma = _scale(x.sigma, mean_p, 1, x.validate)
     diff = (mean_p - mean_q).flatten(1).to(torch.float64) / sigma.to(torch.float64)[:, None]
     dist = diff.norm(dim=1)
     e = diff / dist.clamp_min(1e-300)[:, None]
@@ -261,7 +262,7 @@ def rank_node(mean_p, mean_q, sigma, z, u, u_res, *, weights: str = "lp", pick=r
     if bool(take.all()):  # no row draws the residual (one host read saves the inverse CDF)
         res = mean_p
     else:
-        s_res, _ = residual_projection(safe, lam, u_res.to(torch.float64), segments)
-        res = compose_state(mean_q, mean_p, sigma, dist.to(mean_p.dtype), z[:, 0], s_res)
+        s_res, _ = residual_projection(safe, lam, x.u_res.to(torch.float64), segments)
+        res = compose_state(Frame(mean_q, mean_p, sigma, dist.to(mean_p.dtype)), z[:, 0], s_res)
     chosen = torch.where(degenerate, 0, torch.where(take, child, K))
     return chosen, res, torch.where(degenerate, 1.0, 1 - miss), dist.to(mean_p.dtype)

@@ -11,7 +11,7 @@ import dataclasses
 
 import torch
 
-__all__ = ["Draft", "RecordedRound", "RoundInfo", "RoundNoise", "RoundState", "Targets", "Verdict"]
+__all__ = ["Draft", "NodeInputs", "RecordedRound", "RoundInfo", "RoundNoise", "RoundState", "Targets", "Verdict"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +92,22 @@ class Verdict:
     first: torch.Tensor
     n_acc: torch.Tensor
     p_accept: torch.Tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeInputs:
+    """A multi-draft node's inputs (``verifiers.dgrs_node``, ``rank.rank_node``): the target and (shared) draft
+    means ``mean_p``, ``mean_q`` (n, *event), ``sigma`` (n,), the K drafts' noise ``z`` (n, K, *event), the node's
+    uniforms ``u`` (n, K) and the residual's ``u_res`` (n,); ``validate=False`` skips the sigma > 0 check (a host
+    read), for callers that guarantee it."""
+
+    mean_p: torch.Tensor
+    mean_q: torch.Tensor
+    sigma: torch.Tensor
+    z: torch.Tensor
+    u: torch.Tensor
+    u_res: torch.Tensor
+    validate: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

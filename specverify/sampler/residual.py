@@ -12,12 +12,13 @@ takes log a, log b (a may underflow).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 
-__all__ = ["BISECTIONS", "NEWTON", "SPAN", "compose_state", "crossing", "log_mass_above", "mass_above", "normal_sf", "residual_projection",
-           "tolerance"]
+__all__ = ["BISECTIONS", "NEWTON", "SPAN", "Frame", "compose_state", "crossing", "log_mass_above", "mass_above",
+           "normal_sf", "residual_projection", "tolerance"]
 
 BISECTIONS = 24  # halvings of the bracket: a width of 40 ends near 2.4e-6
 NEWTON = 6  # then Newton steps: quadratic from there (linear only within ~1e-6 of t)
@@ -29,11 +30,23 @@ def normal_sf(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.special.erfc(x / math.sqrt(2))
 
 
-def compose_state(mean_q, mean_p, sigma, dist, z, proj) -> torch.Tensor:
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """Where a residual draw lives: the step's draft and target means ``mean_q``, ``mean_p`` (B, *shape), its
+    ``sigma`` (B,) and ``dist`` |D| = |m_p - m_q| / sigma (B,); e = (m_p - m_q) / (sigma |D|)."""
+
+    mean_q: torch.Tensor
+    mean_p: torch.Tensor
+    sigma: torch.Tensor
+    dist: torch.Tensor
+
+
+def compose_state(frame: Frame, z, proj) -> torch.Tensor:
     """m_q + sigma (S e + W): e = (m_p - m_q) / (sigma |D|), W the part of ``z`` orthogonal to e, S = ``proj``.
-    Means and z (B, *shape); sigma, dist and proj (B,)."""
+    z (B, *shape), proj (B,)."""
+    mean_q, sigma, dist = frame.mean_q, frame.sigma, frame.dist
     shape = (-1, *[1] * (mean_q.ndim - 1))
-    e = (mean_p - mean_q).flatten(1) / (sigma * dist.clamp_min(torch.finfo(dist.dtype).tiny))[:, None]
+    e = (frame.mean_p - mean_q).flatten(1) / (sigma * dist.clamp_min(torch.finfo(dist.dtype).tiny))[:, None]
     zf = z.flatten(1)
     w = zf - (zf * e).sum(1, keepdim=True) * e
     return mean_q + sigma.view(shape) * (proj.to(mean_q.dtype)[:, None] * e + w).view_as(z)

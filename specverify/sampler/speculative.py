@@ -24,14 +24,16 @@ import torch
 from specverify.errors import ChainError, SamplerError
 from specverify.sampler.chains import GaussianChain, _bcast
 from specverify.sampler.drafters.base import Drafter
-from specverify.sampler.kernel import Parts, RoundPolicy, init_state, make_env, round_step
-from specverify.sampler.noise import GeneratorNoise, NoiseSource
+from specverify.sampler.kernel import RoundConfig, RoundPolicy, init_state, make_env, round_step
+from specverify.sampler.noise import GeneratorNoise
+from specverify.sampler.options import SampleOptions, check_plain
 from specverify.sampler.tally import Tally
 from specverify.sampler.verifiers import VERIFIERS, verifier_parts
 from specverify.sampler.window_start import WINDOW_START
 from specverify.specs import ROUND_POLICIES
 
-__all__ = ["KINDS", "POLICIES", "ROUND_POLICIES", "VERIFIERS", "SpecStats", "plain_sample", "speculative_sample"]
+__all__ = ["KINDS", "POLICIES", "ROUND_POLICIES", "VERIFIERS", "SampleOptions", "SpecStats", "plain_sample",
+           "speculative_sample"]
 
 # The round policies by name (the names: ROUND_POLICIES): accepted+1 is the kernel's round as it stands,
 # window-start replaces three of its parts. Looked up once per run.
@@ -142,14 +144,23 @@ def _ratio(num, den) -> float:
     return float(num / den) if den else float("nan")
 
 
-def _setup(chain, n, seed, noise, x0, device, dtype):
+def _options(options) -> SampleOptions:
+    if options is None:
+        return SampleOptions()
+    if not isinstance(options, SampleOptions):
+        raise SamplerError(f"options must be a SampleOptions (specverify.SampleOptions(dtype=..., ...)) or None, got "
+                           f"{type(options).__name__}")
+    return options
+
+
+def _setup(chain, n, seed, o: SampleOptions):
+    """The chain on the run's device and dtype, the noise and the initial states (checked)."""
     if not isinstance(chain, GaussianChain):
         raise SamplerError(f"chain must be a GaussianChain, got {type(chain).__name__}")
     if not isinstance(n, int) or n < 1:
         raise SamplerError(f"n must be a positive int, got {n!r}")
-    if dtype not in (torch.float32, torch.float64):
-        raise SamplerError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    device = torch.device(device) if device is not None else (x0.device if x0 is not None else torch.device("cpu"))
+    x0, dtype = o.x0, o.dtype
+    device = torch.device(o.device) if o.device is not None else (x0.device if x0 is not None else torch.device("cpu"))
     chain = chain.to(device=device, dtype=dtype)
     gen = torch.Generator(device=device)
     gen.manual_seed(seed) if seed is not None else gen.seed()
@@ -160,7 +171,7 @@ def _setup(chain, n, seed, noise, x0, device, dtype):
     if not torch.isfinite(x0).all():
         raise SamplerError("x0 has NaN or Inf entries")
     x0 = x0.to(device=device, dtype=dtype)
-    return chain, (noise if noise is not None else GeneratorNoise(gen)), x0.clone()
+    return chain, (o.noise if o.noise is not None else GeneratorNoise(gen)), x0.clone()
 
 
 def _progress(total, enabled, desc):
@@ -172,19 +183,23 @@ def _progress(total, enabled, desc):
 
 
 @torch.no_grad()
-def plain_sample(chain: GaussianChain, n: int, *, seed: int | None = None, noise: NoiseSource | None = None,
-                 x0: torch.Tensor | None = None, device=None, dtype=torch.float32, progress=False,
-                 path: bool = False) -> torch.Tensor:
+def plain_sample(chain: GaussianChain, n: int, *, seed: int | None = None,
+                 options: SampleOptions | None = None) -> torch.Tensor:
     """Run the chain step by step (one target call per step). Returns x_T of shape (n, *shape); with
-    ``path=True``, the whole path instead, of shape (n, T + 1, *shape): path[:, k] the state after k steps
-    (path[:, 0] the initial states, path[:, T] = x_T, bit for bit the x_T of the same run without path)."""
-    chain, noise, x = _setup(chain, n, seed, noise, x0, device, dtype)
+    ``options.path``, the whole path instead, of shape (n, T + 1, *shape): path[:, k] the state after k steps
+    (path[:, 0] the initial states, path[:, T] = x_T, bit for bit the x_T of the same run without path).
+    ``options`` (:class:`SampleOptions`): noise, x0, device, dtype, progress and path; the speculative sampler's
+    own options (policy, verifier, drafts, max_batch, compile, parts) are refused away from their defaults."""
+    o = _options(options)
+    check_plain(o)
+    chain, noise, x = _setup(chain, n, seed, o)
+    path = o.path
     _, _, sig = chain.coefs(x)
     ids = torch.arange(n, device=x.device)
     states = x.new_empty((n, chain.n_steps + 1, *chain.shape)) if path else None
     if states is not None:
         states[:, 0] = x
-    bar = _progress(chain.n_steps, progress, "plain")
+    bar = _progress(chain.n_steps, o.progress, "plain")
     for k in range(chain.n_steps):
         kk = torch.full((n,), k, device=x.device, dtype=torch.long)
         m = chain.mean(x, kk)
@@ -204,64 +219,56 @@ _FOLD_EVERY = 64  # rounds whose records are kept before they are folded into th
 _COMPACT_MIN = 32  # a batch is compacted (finished rows dropped) once at most half of it, and >= this, is done
 
 
-def _check_args(window, drafter, max_batch, policy, verifier, drafts):
+def _check_args(window, drafter):
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
         raise SamplerError(f"window must be an int >= 1, got {window!r}")
     if not isinstance(drafter, Drafter):
         raise SamplerError(f"drafter must be a Drafter (see specverify.sampler.drafters.make_drafter), got {drafter!r}")
-    if max_batch is not None and (not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1):
-        raise SamplerError(f"max_batch must be a positive int or None, got {max_batch!r}")
-    if policy not in ROUND_POLICIES:
-        raise SamplerError(f"policy must be one of {', '.join(ROUND_POLICIES)}, got {policy!r}")
-    return POLICIES[policy], verifier_parts(verifier, drafts)
 
 
 @torch.no_grad()
 def speculative_sample(chain: GaussianChain, drafter: Drafter, n: int, *, window: int, seed: int | None = None,
-                       noise: NoiseSource | None = None, x0: torch.Tensor | None = None, device=None,
-                       dtype=torch.float32, max_batch: int | None = None, policy: str = "accepted+1",
-                       progress=False, compile: bool | str = False, path: bool = False,
-                       verifier: str = "reflection", drafts: int = 1,
-                       _parts: Parts | None = None) -> tuple[torch.Tensor, SpecStats]:
-    """Speculative sampling of ``chain`` with ``drafter`` and windows of up to ``window`` drafted steps.
+                       options: SampleOptions | None = None) -> tuple[torch.Tensor, SpecStats]:
+    """Speculative sampling of ``chain`` with ``drafter`` and windows of up to ``window`` drafted steps; the rest
+    of the run's settings in ``options`` (:class:`SampleOptions`; default ``SampleOptions()``).
 
-    Contract: for any drafter and either ``policy`` (see :data:`ROUND_POLICIES`), the output has exactly the law
-    of :func:`plain_sample` (the discretised chain), and with ``TableNoise`` and the oracle drafter it equals
-    plain_sample's output under the same noise. Samples run in batches of at most ``max_batch`` (default: as
-    many as keep one (batch, window + 1, *shape) block under 2^25 elements), one after the other;
-    ``rounds_total`` counts the calls of all batches. ``compile=True`` (or a backend's name) runs each round's
-    deterministic core through ``torch.compile`` (opt-in: the first rounds pay tens of seconds of compilation,
-    and the output is the same law; a batch that shrinks as its rows finish recompiles once, with dynamic shapes;
-    ``paper_repro/bench_sampler.py --compile`` measures what it buys).
-    Returns ``(x_T, stats)``; with ``path=True``, ``(path, stats)``: the committed path, of shape
+    Contract: for any drafter, either ``options.policy`` (see :data:`ROUND_POLICIES`) and every ``options.verifier``
+    (one of :data:`specverify.sampler.verifiers.VERIFIERS`, with ``options.drafts`` drafts at each window's first
+    position), the output has exactly the law of :func:`plain_sample` (the discretised chain), and with
+    ``TableNoise`` and the oracle drafter it equals plain_sample's output under the same noise. Samples run in
+    batches of at most ``options.max_batch`` (default: as many as keep one (batch, window + 1, *shape) block under
+    2^25 elements), one after the other; ``rounds_total`` counts the calls of all batches. ``options.compile``
+    (True or a backend's name) runs each round's deterministic core through ``torch.compile`` (opt-in: the first
+    rounds pay tens of seconds of compilation, and the output is the same law; a batch that shrinks as its rows
+    finish recompiles once, with dynamic shapes; ``paper_repro/bench_sampler.py --compile`` measures what it buys).
+    Returns ``(x_T, stats)``; with ``options.path``, ``(path, stats)``: the committed path, of shape
     (n, T + 1, *shape), path[:, k] the state at step k (path[:, 0] the initial states, path[:, T] bit for bit the
     x_T of the same run without path; drafts committed by a round, a bonus step's parent, a free zero-noise step
-    all appear at their steps). Without it nothing is recorded. ``verifier`` (one of
-    :data:`specverify.sampler.verifiers.VERIFIERS`) checks the drafts, with ``drafts`` drafts at each window's
-    first position (``"dgrs"`` only); every verifier keeps the contract. ``_parts`` replaces the round's parts
+    all appear at their steps). Without it nothing is recorded. ``options.parts`` replaces the round's parts
     (:class:`specverify.sampler.kernel.Parts`), for the mutation tests only.
     """
-    round_policy, parts = _check_args(window, drafter, max_batch, policy, verifier, drafts)
+    o = _options(options)
+    _check_args(window, drafter)
     drafter.check(chain)
-    chain, noise, x = _setup(chain, n, seed, noise, x0, device, dtype)
+    chain, noise, x = _setup(chain, n, seed, o)
     drafter = drafter.to(device=x.device, dtype=x.dtype)
     T, L, dev = chain.n_steps, window, x.device
-    if max_batch is None:
-        max_batch = max(1, _CHUNK_ELEMENTS // ((L + 1) * drafts * chain.dim))
-    env = make_env(chain, drafter, noise, L, round_policy, _parts or parts, x, compile=compile, record=bool(path),
-                   drafts=drafts)
+    max_batch = o.max_batch or max(1, _CHUNK_ELEMENTS // ((L + 1) * o.drafts * chain.dim))
+    config = RoundConfig(L, POLICIES[o.policy], o.parts or verifier_parts(o.verifier, o.drafts), o.drafts, o.compile,
+                         bool(o.path))
+    env = make_env(chain, drafter, noise, x, config)
     tally = Tally(n, T, L, dev)
     states = None
-    if path:  # NaN until committed; one row more: the positions a round did not commit go there (no host read)
+    if o.path:  # NaN until committed; one row more: the positions a round did not commit go there (no host read)
         states = torch.full((n + 1, T + 1, *chain.shape), torch.nan, dtype=x.dtype, device=dev)
         states[:n, 0] = x
-    bar = _progress(n * T, progress, f"speculative ({drafter.name}, L={L})")
+    bar = _progress(n * T, o.progress, f"speculative ({drafter.name}, L={L})")
     for start in range(0, n, max_batch):
         sl = slice(start, min(n, start + max_batch))
         x[sl] = _run_batch(env, x[sl], torch.arange(sl.start, sl.stop, device=dev), tally, bar, states)
     if bar is not None:
         bar.close()
-    return (x if states is None else states[:n]), _stats(tally, n, T, L, drafter, policy, verifier, drafts)
+    return (x if states is None else states[:n]), _stats(tally, drafter, o)
 
 
 def _record(states: torch.Tensor, env, state, info) -> None:
@@ -319,8 +326,9 @@ def _compact(n_active: int, state) -> bool:
     return B - n_active >= _COMPACT_MIN and 2 * n_active <= B
 
 
-def _stats(tally: Tally, n, T, L, drafter, policy, verifier, drafts) -> SpecStats:
+def _stats(tally: Tally, drafter, o: SampleOptions) -> SpecStats:
     c = tally.totals()
+    n, drafts = tally.sample["rounds"].shape[0], o.drafts
     proposed = tally.per_position("proposed")
 
     def arr(t, integer=True):
@@ -328,7 +336,8 @@ def _stats(tally: Tally, n, T, L, drafter, policy, verifier, drafts) -> SpecStat
         return a.astype(np.int64) if integer else a
 
     return SpecStats(
-        n_samples=n, n_steps=T, window=L, drafter=drafter.name, policy=policy, verifier=verifier, drafts=drafts,
+        n_samples=n, n_steps=tally.T, window=tally.L, drafter=drafter.name, policy=o.policy, verifier=o.verifier,
+        drafts=drafts,
         rounds=arr(tally.sample["rounds"]), draft_evaluations=int(drafter.cost * drafts * proposed.sum()),
         proposed_per_position=arr(proposed), verified_per_position=arr(tally.per_position("verified")),
         accepted_per_position=arr(tally.per_position("accepted")),

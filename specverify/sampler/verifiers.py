@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import torch
 
@@ -30,21 +31,23 @@ from specverify.errors import SamplerError
 from specverify.sampler import kernel
 from specverify.sampler.chains import _bcast
 from specverify.sampler.coupling import acceptance_probability, coupled_step
-from specverify.sampler.rank import rank_node, rank_pick
-from specverify.sampler.residual import compose_state, normal_sf, residual_projection, tolerance
+from specverify.sampler.rank import rank_node
+from specverify.sampler.records import NodeInputs
+from specverify.sampler.residual import Frame, compose_state, normal_sf, residual_projection, tolerance
 
-__all__ = ["MULTI_DRAFT", "VERIFIERS", "TreeVerdict", "block_hazard", "block_prefix", "dgrs_coupling", "dgrs_node",
-           "dgrs_select", "node_coupling", "rank_coupling", "residual_state", "tree_parts", "verifier_parts"]
+__all__ = ["MULTI_DRAFT", "VERIFIERS", "BlockRule", "NodeCoupling", "TreeVerdict", "block_hazard", "block_prefix",
+           "check_verifier", "dgrs_coupling", "dgrs_node", "dgrs_select", "rank_coupling", "residual_state",
+           "tree_parts", "verifier_parts"]
 
 VERIFIERS = ("reflection", "block", "dgrs", "rank", "rank-max", "rank-uniform")
 MULTI_DRAFT = ("dgrs", "rank", "rank-max", "rank-uniform")  # the verifiers that take drafts > 1
 
 
-def residual_state(mean_q, mean_p, sigma, log_a, log_b, dist, z, u, projection=residual_projection) -> torch.Tensor:
-    """m_q + sigma (S e + W): S from (a phi(s - |D|) - b phi(s))_+ at the uniform u, e = (m_p - m_q) / |m_p - m_q|,
-    W the part of ``z`` orthogonal to e. Means and z (B, *shape); sigma, log a, log b, dist, u (B,).
+def residual_state(frame: Frame, log_a, log_b, z, u, projection=residual_projection) -> torch.Tensor:
+    """m_q + sigma (S e + W) in ``frame``: S from (a phi(s - |D|) - b phi(s))_+ at the uniform u,
+    e = (m_p - m_q) / |m_p - m_q|, W the part of ``z`` orthogonal to e. z (B, *shape); log a, log b, u (B,).
     ``projection``: the 1-D draw (a mutant replaces it)."""
-    return compose_state(mean_q, mean_p, sigma, dist, z, projection(log_a, log_b, dist.to(torch.float64), u))
+    return compose_state(frame, z, projection(log_a, log_b, frame.dist.to(torch.float64), u))
 
 
 def block_hazard(log_c, dist, tol: float) -> torch.Tensor:
@@ -85,24 +88,33 @@ def _at(t, j):
     return kernel._gather(t, j)
 
 
-def verify_block(env, s, d, t, *, hazard=block_hazard, residual_weight=None,
-                 projection=residual_projection) -> kernel.Verdict:
+@dataclasses.dataclass(frozen=True)
+class BlockRule:
+    """The parts of block verification a mutant replaces: ``hazard`` (see :func:`block_prefix`),
+    ``residual_weight`` (log c_tau -> log a; None: log c_tau itself) and ``projection`` (see :func:`residual_state`)."""
+
+    hazard: Callable = block_hazard
+    residual_weight: Callable | None = None
+    projection: Callable = residual_projection
+
+
+def verify_block(env, s, d, t, *, rule: BlockRule = BlockRule()) -> kernel.Verdict:
     """Block verification of every row's window; the first position after the accepted prefix takes the
-    residual draw (c_tau f_tg - f_dr)_+, with fresh noise (``noise.extra_z``, ``noise.extra_u``). The keywords
-    are for mutants: ``hazard`` (see :func:`block_prefix`), ``residual_weight`` (log c_tau -> log a) and
-    ``projection`` (see :func:`residual_state`)."""
+    residual draw (c_tau f_tg - f_dr)_+, with fresh noise (``noise.extra_z``, ``noise.extra_u``). ``rule``: for
+    mutants (:class:`BlockRule`)."""
     L = env.L
     valid = env.pos[:L] < d.span[:, None]
     mean_p = kernel.target_means(env, d, t)
     sig = torch.where(valid, env.sig[d.steps[:, :L]], 1.0)
     step = coupled_step(mean_p[:, :L], d.mean_q, sig, d.z, batch_ndim=2, validate=False)
-    tau, log_c, p_accept = block_prefix(step.log_ratio, step.dist, d.span, d.noise.u, tolerance(d.Y.dtype), hazard)
-    log_a = log_c if residual_weight is None else residual_weight(log_c)
+    tau, log_c, p_accept = block_prefix(step.log_ratio, step.dist, d.span, d.noise.u, tolerance(d.Y.dtype),
+                                        rule.hazard)
+    log_a = log_c if rule.residual_weight is None else rule.residual_weight(log_c)
     rejected = tau < d.span
     first = torch.clamp(tau, max=L - 1)
     zero = torch.zeros_like(log_c)
-    res = residual_state(_at(d.mean_q, first), _at(mean_p, first), _at(sig, first), log_a, zero,
-                         _at(step.dist, first), d.noise.extra_z, d.noise.extra_u, projection)
+    frame = Frame(_at(d.mean_q, first), _at(mean_p, first), _at(sig, first), _at(step.dist, first))
+    res = residual_state(frame, log_a, zero, d.noise.extra_z, d.noise.extra_u, rule.projection)
     here = (env.pos[:L] == first[:, None]) & rejected[:, None]
     out = torch.where(_bcast(here, step.draft), res.unsqueeze(1), step.draft)
     return kernel.Verdict(mean_p, out, valid, step.dist, rejected, first, torch.where(rejected, tau, d.span),
@@ -140,52 +152,58 @@ def dgrs_select(log_rho, dist, u, tol: float):
     return chosen, log_lam, torch.where(degenerate, 1.0, 1 - g)
 
 
-def dgrs_node(mean_p, mean_q, sigma, z, u, u_res, *, select=dgrs_select, projection=residual_projection,
-              validate=True):
-    """One D-GRS node: mean_p and mean_q (n, *event) the target and (shared) draft means, sigma (n,), z (n, K,
-    *event) the drafts' noise, u (n, K) their uniforms, u_res (n,) the residual's. Returns the chosen draft (n,)
-    (K: none), the residual draw (n, *event) (its part orthogonal to e from the first draft), the node's
-    acceptance probability (n,) and |D| (n,)."""
+def dgrs_node(x: NodeInputs, *, select=dgrs_select, projection=residual_projection):
+    """One D-GRS node on its inputs ``x`` (:class:`specverify.sampler.records.NodeInputs`; ``x.u``: the drafts'
+    uniforms). Returns the chosen draft (n,) (K: none), the residual draw (n, *event) (its part orthogonal to e
+    from the first draft), the node's acceptance probability (n,) and |D| (n,)."""
+    z = x.z
     n, K = z.shape[:2]
-    root = coupled_step(mean_p.unsqueeze(1).expand_as(z), mean_q.unsqueeze(1).expand_as(z),
-                        sigma[:, None].expand(n, K), z, batch_ndim=2, validate=validate)
+    root = coupled_step(x.mean_p.unsqueeze(1).expand_as(z), x.mean_q.unsqueeze(1).expand_as(z),
+                        x.sigma[:, None].expand(n, K), z, batch_ndim=2, validate=x.validate)
     dist = root.dist[:, 0]
-    chosen, log_lam, p_accept = select(root.log_ratio, dist, u, tolerance(mean_p.dtype))
-    res = residual_state(mean_q, mean_p, sigma, torch.zeros_like(log_lam), log_lam, dist, z[:, 0], u_res, projection)
+    chosen, log_lam, p_accept = select(root.log_ratio, dist, x.u, tolerance(x.mean_p.dtype))
+    frame = Frame(x.mean_q, x.mean_p, x.sigma, dist)
+    res = residual_state(frame, torch.zeros_like(log_lam), log_lam, z[:, 0], x.u_res, projection)
     return chosen, res, p_accept, dist
 
 
-def node_coupling(node, rule: str, mean_p, means_q, sigma, z, u):
-    """A multi-draft ``node`` (:func:`dgrs_node`, :func:`specverify.sampler.rank.rank_node`) as a kernel: couple
-    N(mean_p, sigma^2 I) with K i.i.d. drafts means_q[:, k] + sigma z[:, k].
+@dataclasses.dataclass(frozen=True)
+class NodeCoupling:
+    """A multi-draft ``node`` (:func:`dgrs_node`, :func:`specverify.sampler.rank.rank_node`) as a kernel with the
+    multi-draft contract ``(mean_p, means_q, sigma, z, u) -> (x, index)`` (``specverify.harness.multidraft_check``):
+    couple N(mean_p, sigma^2 I) with K i.i.d. drafts means_q[:, k] + sigma z[:, k]; ``rule`` names it in errors.
 
     Shapes: mean_p (n, *event), means_q and z (n, K, *event) (the K draft means equal: one draft law), sigma
     (n,), u (n, K + 1) (the node's uniforms, then the residual's). Returns ``(x, index)``: x (n, *event) an exact
     draw from the target, ``index`` (n,) the accepted draft, or -1 where x is the residual draw (whose part
-    orthogonal to e comes from the first draft). The multi-draft kernel contract
-    (``specverify.harness.multidraft_check``); ``rule`` names the node in errors."""
-    n, K = means_q.shape[:2]
-    if not torch.equal(means_q, means_q[:, :1].expand_as(means_q)):
-        raise SamplerError(f"{rule} couples i.i.d. drafts: every draft mean of a row must be the same")
-    sigma = torch.as_tensor(sigma, dtype=mean_p.dtype, device=mean_p.device)
-    u = torch.as_tensor(u, dtype=torch.float64, device=mean_p.device)
-    chosen, res, _, _ = node(mean_p, means_q[:, 0], sigma, z, u[:, :K], u[:, K])
-    took = chosen < K
-    drafts = means_q + sigma.view(n, 1, *[1] * (z.ndim - 2)) * z
-    x = torch.where(_bcast(took, res), _at(drafts, torch.clamp(chosen, max=K - 1)), res)
-    return x, torch.where(took, chosen, -1)
+    orthogonal to e comes from the first draft)."""
+
+    node: Callable
+    rule: str
+
+    def __call__(self, mean_p, means_q, sigma, z, u):
+        n, K = means_q.shape[:2]
+        if not torch.equal(means_q, means_q[:, :1].expand_as(means_q)):
+            raise SamplerError(f"{self.rule} couples i.i.d. drafts: every draft mean of a row must be the same")
+        sigma = torch.as_tensor(sigma, dtype=mean_p.dtype, device=mean_p.device)
+        u = torch.as_tensor(u, dtype=torch.float64, device=mean_p.device)
+        chosen, res, _, _ = self.node(NodeInputs(mean_p, means_q[:, 0], sigma, z, u[:, :K], u[:, K]))
+        took = chosen < K
+        drafts = means_q + sigma.view(n, 1, *[1] * (z.ndim - 2)) * z
+        x = torch.where(_bcast(took, res), _at(drafts, torch.clamp(chosen, max=K - 1)), res)
+        return x, torch.where(took, chosen, -1)
 
 
 def dgrs_coupling(mean_p, means_q, sigma, z, u, *, select=dgrs_select):
-    """D-GRS as a kernel (:func:`node_coupling`); ``select``: for mutants (see :func:`dgrs_select`)."""
-    return node_coupling(functools.partial(dgrs_node, select=select), "D-GRS", mean_p, means_q, sigma, z, u)
+    """D-GRS as a kernel (:class:`NodeCoupling`); ``select``: for mutants (see :func:`dgrs_select`)."""
+    return NodeCoupling(functools.partial(dgrs_node, select=select), "D-GRS")(mean_p, means_q, sigma, z, u)
 
 
-def rank_coupling(mean_p, means_q, sigma, z, u, *, weights: str = "lp", pick=rank_pick):
-    """Rank selection as a kernel (:func:`node_coupling`; the node's uniforms are the acceptance's, then the
-    rank's); ``weights`` one of ``rank.RANK_WEIGHTS``, ``pick``: for mutants (see ``rank.rank_pick``)."""
-    node = functools.partial(rank_node, weights=weights, pick=pick)
-    return node_coupling(node, "rank selection", mean_p, means_q, sigma, z, u)
+def rank_coupling(mean_p, means_q, sigma, z, u, *, weights: str = "lp"):
+    """Rank selection as a kernel (:class:`NodeCoupling`; the node's uniforms are the acceptance's, then the
+    rank's); ``weights`` one of ``rank.RANK_WEIGHTS`` (a mutant's pick: ``NodeCoupling(functools.partial(rank_node,
+    pick=...), "rank selection")``)."""
+    return NodeCoupling(functools.partial(rank_node, weights=weights), "rank selection")(mean_p, means_q, sigma, z, u)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,8 +266,8 @@ def verify_tree(env, s, d, t, *, node=dgrs_node) -> TreeVerdict:
     valid = env.pos[:L] < span[:, None]
     sig = torch.where(valid, env.sig[steps[:, :L]], 1.0)
     u = torch.cat([d.noise.u[::K, :1], d.noise.extra_u[:, :K - 1]], 1)
-    chosen, res, p0, dist0 = node(mean_p[:, 0, 0], mq[:, 0, 0], sig[:, 0], z[:, :, 0], u, d.noise.extra_u[:, K - 1],
-                                  validate=False)
+    chosen, res, p0, dist0 = node(NodeInputs(mean_p[:, 0, 0], mq[:, 0, 0], sig[:, 0], z[:, :, 0], u,
+                                             d.noise.extra_u[:, K - 1], validate=False))
     c = torch.clamp(chosen, max=K - 1)
     pick = lambda a: _at(a, c)  # noqa: E731
     sel = kernel.Draft(pick(Y), pick(mq), span, steps, d.fresh[::K],
@@ -262,7 +280,7 @@ def verify_tree(env, s, d, t, *, node=dgrs_node) -> TreeVerdict:
     dist[:, 0] = dist0
     p_accept = acceptance_probability(dist.to(torch.float64))
     p_accept[:, 0] = p0
-    v = kernel.verdict(mp, out, acc, valid, dist, span, p_accept)
+    v = kernel.verdict(mp, (out, acc, dist), valid, span, p_accept)
     targets = kernel.Targets(pick(kids(t.F)), t.need, t.nonfinite)
     return TreeVerdict(**{f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, draft=sel, targets=targets)
 
@@ -279,8 +297,8 @@ def tree_parts(node=dgrs_node) -> kernel.Parts:
                         verify=functools.partial(verify_tree, node=node), commit=commit_tree)
 
 
-def verifier_parts(name: str, drafts: int = 1) -> kernel.Parts:
-    """The round's parts for the verifier ``name`` with ``drafts`` drafts at the window's first position."""
+def check_verifier(name: str, drafts: int = 1) -> None:
+    """Refuse an unknown verifier, a drafts count that is not an int >= 1, or drafts > 1 for a one-draft verifier."""
     if name not in VERIFIERS:
         raise SamplerError(f"unknown verifier {name!r}; choose one of {', '.join(VERIFIERS)}")
     if not isinstance(drafts, int) or isinstance(drafts, bool) or drafts < 1:
@@ -288,6 +306,11 @@ def verifier_parts(name: str, drafts: int = 1) -> kernel.Parts:
     if drafts > 1 and name not in MULTI_DRAFT:
         raise SamplerError(f"the {name} verifier takes one draft per step; use one of {', '.join(MULTI_DRAFT)} for "
                            f"--drafts {drafts}")
+
+
+def verifier_parts(name: str, drafts: int = 1) -> kernel.Parts:
+    """The round's parts for the verifier ``name`` with ``drafts`` drafts at the window's first position."""
+    check_verifier(name, drafts)
     if name == "block":
         return kernel.Parts(noise=block_noise, verify=verify_block)
     if name == "dgrs":

@@ -56,7 +56,7 @@ def commit(env: Env, s: RoundState, d: Draft, t: Targets, v: Verdict) -> tuple[R
     new = RoundState(x, k, s.ids, torch.where(_bcast(warm, s.x), s.x, x),
                      torch.clamp(torch.where(warm, s.k, k), max=T - 1), torch.where(_bcast(warm, s.x), f0, f_end),
                      anchored)
-    info = kernel.round_info(d, t, v, s.k, bonus=torch.zeros_like(active), direct=direct, warmup=warm)
+    info = kernel.round_info(d, t, v, s.k, took=direct, warmup=warm)
     return new, info
 
 

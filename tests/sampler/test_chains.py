@@ -17,6 +17,7 @@ from scipy import integrate
 
 from specverify.errors import ChainError
 from specverify.sampler.chains import GaussianChain, beta_schedule, ddim, ddpm, gaussian_chain, langevin
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems.gmm import GMMDenoiser, GMMProblem, GMMSpec
 from specverify.sampler.speculative import plain_sample
 
@@ -390,7 +391,7 @@ def test_sampling_leaves_the_callers_chains_alone():
     c64 = chain.to(dtype=F64)
     x, k = _states(10, (3,), seed=10), _all_steps(10)
     before = c64.mean(x, k)
-    plain_sample(chain, 2, seed=0, dtype=torch.float32)
+    plain_sample(chain, 2, seed=0, options=SampleOptions(dtype=torch.float32))
     _close(c64.mean(x, k), before, rtol=0, atol=0)
 
 

@@ -20,6 +20,7 @@ from specverify.errors import ChainError
 from specverify.harness import reference as ref
 from specverify.sampler.drafters import make_drafter
 from specverify.sampler.noise import TableNoise
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems import ImagesProblem, fixed_dim, make_problem
 from specverify.sampler.problems.gmm import GMMDenoiser
 from specverify.sampler.problems.images import diffusers_unet, image_crops
@@ -101,8 +102,9 @@ def test_oracle_accepts_everything_and_equals_plain(dtype):
     chain = _small().chain(20, sampler="ddim", eta=0.8)
     noise = TableNoise.draw(12, chain.n_steps, chain.shape, seed=1, dtype=dtype)
     x0 = chain.prior(12, torch.Generator().manual_seed(2), dtype=dtype)
-    plain = plain_sample(chain, 12, noise=noise, x0=x0, dtype=dtype)
-    spec, st = speculative_sample(chain, make_drafter("oracle"), 12, window=4, noise=noise, x0=x0, dtype=dtype)
+    plain = plain_sample(chain, 12, options=SampleOptions(noise=noise, x0=x0, dtype=dtype))
+    spec, st = speculative_sample(chain, make_drafter("oracle"), 12, window=4,
+                                  options=SampleOptions(noise=noise, x0=x0, dtype=dtype))
     assert st.acceptance_rate == 1.0 and torch.equal(plain, spec)
 
 
@@ -246,10 +248,11 @@ def test_samplers_match_the_jax_reference_in_law(drafter):
     p = _small()
     chain = p.chain(30)
     if drafter == "plain":
-        x = plain_sample(chain, N_LAW, seed=11, dtype=F64)
+        x = plain_sample(chain, N_LAW, seed=11, options=SampleOptions(dtype=F64))
     else:
         kw = {"draft_chain": p.draft_chain(30)} if drafter == "independent" else {}
-        x, _ = speculative_sample(chain, make_drafter(drafter, **kw), N_LAW, window=4, seed=12, dtype=F64)
+        x, _ = speculative_sample(chain, make_drafter(drafter, **kw), N_LAW, window=4, seed=12,
+                                  options=SampleOptions(dtype=F64))
     b = ks_battery(x.reshape(N_LAW, -1).numpy(), _reference(p, 30, seed=13), ALPHA)
     assert not b.reject, b.summary()
 
@@ -261,5 +264,5 @@ def test_the_battery_sees_the_wrong_crops():
     from specverify.harness.stats import ks_battery
 
     p = _small()
-    x = plain_sample(p.chain(30), N_LAW, seed=14, dtype=F64).reshape(N_LAW, -1).numpy()
+    x = plain_sample(p.chain(30), N_LAW, seed=14, options=SampleOptions(dtype=F64)).reshape(N_LAW, -1).numpy()
     assert ks_battery(x, _reference(p, 30, seed=15, crop_seed=1), ALPHA).reject

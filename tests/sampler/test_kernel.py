@@ -11,6 +11,7 @@ from specverify.sampler.drafters import make_drafter
 from specverify.sampler.drafters.medusa import Heads
 from specverify.sampler.mutants import MUTANTS
 from specverify.sampler.noise import TableNoise
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems import GMMProblem
 from specverify.sampler.speculative import POLICIES, ROUND_POLICIES
 
@@ -19,7 +20,7 @@ def _env(drafter, policy="accepted+1", *, vectorise=True, window=6, steps=30, n=
     chain = GMMProblem(dim=3).chain(steps, sampler="ddim", eta=0.7).to(dtype=torch.float64)
     noise = TableNoise.draw(n, steps, chain.shape, seed=0, dtype=torch.float64)
     x = chain.prior(n, torch.Generator().manual_seed(1), dtype=torch.float64)
-    env = kernel.make_env(chain, drafter, noise, window, POLICIES[policy], kernel.Parts(), x)
+    env = kernel.make_env(chain, drafter, noise, x, kernel.RoundConfig(window, POLICIES[policy]))
     return dataclasses.replace(env, vectorise=vectorise), kernel.init_state(x, torch.arange(n))
 
 
@@ -99,7 +100,8 @@ def _gmm_run(**kw):
     from specverify.sampler.speculative import speculative_sample
 
     chain = GMMProblem(dim=3).chain(12)
-    return speculative_sample(chain, make_drafter("frozen-denoiser"), 8, window=3, seed=5, dtype=torch.float64, **kw)
+    return speculative_sample(chain, make_drafter("frozen-denoiser"), 8, window=3, seed=5,
+                              options=SampleOptions(dtype=torch.float64, **kw))
 
 
 @pytest.mark.parametrize("policy", ROUND_POLICIES)
@@ -124,7 +126,8 @@ def test_compiled_core_is_not_recompiled_for_every_batch_size():
 
     torch._dynamo.reset()
     chain = GMMProblem(dim=2).chain(40)
-    _, st = speculative_sample(chain, make_drafter("frozen-drift"), 512, window=4, seed=0, compile=counting)
+    _, st = speculative_sample(chain, make_drafter("frozen-drift"), 512, window=4, seed=0,
+                               options=SampleOptions(compile=counting))
     sizes = {int(r) for r in st.rounds}
     assert len(sizes) > 3  # rows finish in different rounds, so the batch is compacted more than once
     assert len(graphs) <= 2, f"the core was compiled {len(graphs)} times"

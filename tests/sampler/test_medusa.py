@@ -13,6 +13,7 @@ from specverify.sampler import cache
 from specverify.sampler.drafters import make_drafter
 from specverify.sampler.drafters.medusa import Heads, Medusa, cache_path, load_or_train, train_heads
 from specverify.sampler.noise import TableNoise
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems import make_problem
 from specverify.sampler.speculative import speculative_sample
 from specverify.specs import beta_schedule
@@ -30,10 +31,10 @@ def gmm():
 def test_untrained_heads_are_the_frozen_denoiser():
     chain = make_problem("gmm", dim=2).chain(30)
     noise = TableNoise.draw(200, chain.n_steps, chain.shape, seed=3, dtype=torch.float64)
-    a, sa = speculative_sample(chain, Medusa(Heads(2, 30, 6).double()), 200, window=6, noise=noise, seed=4,
-                               dtype=torch.float64)
-    b, sb = speculative_sample(chain, make_drafter("frozen-denoiser"), 200, window=6, noise=noise, seed=4,
-                               dtype=torch.float64)
+    a, sa = speculative_sample(chain, Medusa(Heads(2, 30, 6).double()), 200, window=6, seed=4,
+                               options=SampleOptions(noise=noise, dtype=torch.float64))
+    b, sb = speculative_sample(chain, make_drafter("frozen-denoiser"), 200, window=6, seed=4,
+                               options=SampleOptions(noise=noise, dtype=torch.float64))
     assert torch.equal(a, b) and (sa.rounds == sb.rounds).all()
 
 
@@ -72,7 +73,7 @@ def test_medusa_raises_acceptance_over_the_frozen_denoiser(gmm):
     chain, heads = gmm
     rates = []
     for d, seed in [(Medusa(heads), 1), (make_drafter("frozen-denoiser"), 2)]:
-        _, st = speculative_sample(chain, d, 3000, window=6, seed=seed, dtype=torch.float64)
+        _, st = speculative_sample(chain, d, 3000, window=6, seed=seed, options=SampleOptions(dtype=torch.float64))
         rates.append(st.predicted_per_sample / st.verified_per_sample)
     r = stats.ttest_ind(rates[0], rates[1], equal_var=False, alternative="greater")
     assert r.pvalue < ALPHA, (rates[0].mean(), rates[1].mean())
@@ -83,7 +84,7 @@ def test_medusa_output_has_the_exact_law():
     chain = p.chain(20)
     law = ref.gaussian_chain_law(p.spec, ref.diffusion_transition(beta_schedule("linear", 20), "ddpm")).final
     x, _ = speculative_sample(chain, Medusa(train_heads(chain, 4, **SMALL)), 20000, window=4, seed=5,
-                              dtype=torch.float64)
+                              options=SampleOptions(dtype=torch.float64))
     b = gaussian_one_sample(x.numpy(), law.mean, law.eigvals, law.eigvecs, ALPHA)
     assert not b.reject, b.summary()
 

@@ -11,7 +11,8 @@ from scipy import stats
 from specverify.harness import reference as ref
 from specverify.harness.stats import gaussian_one_sample
 from specverify.sampler.drafters import make_drafter
-from specverify.sampler.mutants import MUTANTS, mutant_sample
+from specverify.sampler.mutants import MUTANTS, mutant_options
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems import make_problem
 from specverify.sampler.speculative import speculative_sample
 from specverify.specs import beta_schedule
@@ -42,7 +43,7 @@ def test_stress_drafter_accepts_at_its_designed_rate(setup):
     the verified count is a martingale with variance p (1 - p) E[verified]: a z-test at ALPHA."""
     chain, _ = setup
     d = make_drafter("stress", delta=1.2)
-    _, st = speculative_sample(chain, d, 5000, window=4, seed=3, dtype=torch.float64)
+    _, st = speculative_sample(chain, d, 5000, window=4, seed=3, options=SampleOptions(dtype=torch.float64))
     p = d.acceptance
     a, v = st.accepted_per_position.sum(), st.verified_per_position.sum()
     z = (a - p * v) / math.sqrt(p * (1 - p) * v)
@@ -52,7 +53,8 @@ def test_stress_drafter_accepts_at_its_designed_rate(setup):
 
 def test_correct_sampler_passes_under_stress(setup):
     chain, law = setup
-    x, st = speculative_sample(chain, make_drafter("stress", delta=1.2), N, window=4, seed=1, dtype=torch.float64)
+    x, st = speculative_sample(chain, make_drafter("stress", delta=1.2), N, window=4, seed=1,
+                               options=SampleOptions(dtype=torch.float64))
     assert 0.4 < st.acceptance_rate < 0.7
     b = _battery(x, law)
     assert not b.reject, b.summary()
@@ -67,10 +69,11 @@ _SLOW = {"rank-unsorted", "rank-realised"}
                                   for n in MUTANTS])
 def test_every_mutant_is_caught_under_stress(setup, name):
     chain, law = setup
-    x, _ = mutant_sample(name, chain, make_drafter("stress", delta=1.2), N, window=4, seed=1, dtype=torch.float64)
+    x, _ = speculative_sample(chain, make_drafter("stress", delta=1.2), N, window=4, seed=1,
+                              options=mutant_options(name, SampleOptions(dtype=torch.float64)))
     assert _battery(x, law).reject, f"{name} ({MUTANTS[name].description}) was not detected"
 
 
 def test_unknown_mutant(setup):
     with pytest.raises(ValueError, match="unknown mutant"):
-        mutant_sample("nope", setup[0], make_drafter("oracle"), 10, window=2)
+        speculative_sample(setup[0], make_drafter("oracle"), 10, window=2, options=mutant_options("nope"))

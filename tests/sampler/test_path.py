@@ -16,8 +16,9 @@ from specverify.sampler import kernel, window_start
 from specverify.sampler import speculative as spec_mod
 from specverify.sampler.chains import gaussian_chain
 from specverify.sampler.drafters import make_drafter
-from specverify.sampler.mutants import mutant_sample
+from specverify.sampler.mutants import mutant_options
 from specverify.sampler.noise import TableNoise
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems import GMMProblem
 from specverify.sampler.speculative import ROUND_POLICIES, plain_sample, speculative_sample
 
@@ -79,20 +80,21 @@ def test_path_ends_where_the_run_ends(policy, window, drafter, chain_name):
     those of the run without path; every transition is consistent with the chain."""
     chain = _gmm() if chain_name == "gmm" else _zero_chain()
     n = 40
-    kw = dict(window=window, seed=7, x0=_x0(chain, n), dtype=F64, policy=policy)
-    x, st = speculative_sample(chain, _drafter(drafter, chain), n, **kw)
-    path, stp = speculative_sample(chain, _drafter(drafter, chain), n, path=True, **kw)
+    o = SampleOptions(x0=_x0(chain, n), dtype=F64, policy=policy)
+    x, st = speculative_sample(chain, _drafter(drafter, chain), n, window=window, seed=7, options=o)
+    path, stp = speculative_sample(chain, _drafter(drafter, chain), n, window=window, seed=7,
+                                   options=dataclasses.replace(o, path=True))
     assert path.shape == (n, chain.n_steps + 1, *chain.shape) and path.dtype == F64
     assert torch.equal(path[:, -1], x)
-    assert torch.equal(path[:, 0], kw["x0"])
+    assert torch.equal(path[:, 0], o.x0)
     assert st.to_dict() == stp.to_dict()
     _check_transitions(chain, path)
 
 
 def test_plain_path_ends_where_the_run_ends():
     chain = _zero_chain()
-    x = plain_sample(chain, 30, seed=4, x0=_x0(chain, 30), dtype=F64)
-    path = plain_sample(chain, 30, seed=4, x0=_x0(chain, 30), dtype=F64, path=True)
+    x = plain_sample(chain, 30, seed=4, options=SampleOptions(x0=_x0(chain, 30), dtype=F64))
+    path = plain_sample(chain, 30, seed=4, options=SampleOptions(x0=_x0(chain, 30), dtype=F64, path=True))
     assert path.shape == (30, chain.n_steps + 1, 2)
     assert torch.equal(path[:, -1], x) and torch.equal(path[:, 0], _x0(chain, 30))
 
@@ -105,9 +107,10 @@ def test_oracle_path_is_the_plain_path(policy, window, chain_name):
     chain = _gmm() if chain_name == "gmm" else _zero_chain()
     n = 24
     noise = TableNoise.draw(n, chain.n_steps, chain.shape, seed=1, dtype=F64)
-    plain = plain_sample(chain, n, noise=noise, x0=_x0(chain, n), dtype=F64, path=True)
-    path, st = speculative_sample(chain, make_drafter("oracle"), n, window=window, noise=noise, x0=_x0(chain, n),
-                                  dtype=F64, policy=policy, path=True)
+    o = SampleOptions(noise=noise, x0=_x0(chain, n), dtype=F64, path=True)
+    plain = plain_sample(chain, n, options=o)
+    path, st = speculative_sample(chain, make_drafter("oracle"), n, window=window,
+                                  options=dataclasses.replace(o, policy=policy))
     assert st.acceptance_rate == 1.0
     assert torch.equal(path, plain)
 
@@ -117,7 +120,7 @@ def test_plain_path_innovations_are_the_injected_noise(chain_name):
     chain = _gmm() if chain_name == "gmm" else _zero_chain()
     n = 30
     noise = TableNoise.draw(n, chain.n_steps, chain.shape, seed=3, dtype=F64)
-    path = plain_sample(chain, n, noise=noise, x0=_x0(chain, n), dtype=F64, path=True)
+    path = plain_sample(chain, n, options=SampleOptions(noise=noise, x0=_x0(chain, n), dtype=F64, path=True))
     z = _check_transitions(chain, path)
     torch.testing.assert_close(z, noise.z[:, chain.sigma > 0], rtol=0, atol=1e-10)
 
@@ -136,8 +139,8 @@ def test_window_start_free_steps_are_recorded(policy, monkeypatch):
     monkeypatch.setitem(spec_mod.POLICIES, "window-start", dataclasses.replace(window_start.WINDOW_START,
                                                                                  start=counting))
     chain, n = _zero_chain(), 40
-    path, _ = speculative_sample(chain, make_drafter("frozen-drift"), n, window=4, seed=1, x0=_x0(chain, n),
-                                 dtype=F64, policy=policy, path=True)
+    path, _ = speculative_sample(chain, make_drafter("frozen-drift"), n, window=4, seed=1,
+                                 options=SampleOptions(x0=_x0(chain, n), dtype=F64, policy=policy, path=True))
     _check_transitions(chain, path)
     assert (sum(taken) > 0) == (policy == "window-start")
 
@@ -156,11 +159,12 @@ def test_batches_and_compaction_record_the_same_path(policy, monkeypatch):
     monkeypatch.setattr(spec_mod, "_compact", counting)
     chain, n = _gmm(), 100
     noise = TableNoise.draw(n, chain.n_steps, chain.shape, seed=5, dtype=F64)
-    kw = dict(window=3, noise=noise, x0=_x0(chain, n), dtype=F64, policy=policy, path=True)
-    one, st1 = speculative_sample(chain, make_drafter("frozen-denoiser"), n, **kw)
+    o = SampleOptions(noise=noise, x0=_x0(chain, n), dtype=F64, policy=policy, path=True)
+    one, st1 = speculative_sample(chain, make_drafter("frozen-denoiser"), n, window=3, options=o)
     assert any(compactions)
     compactions.clear()
-    many, st2 = speculative_sample(chain, make_drafter("frozen-denoiser"), n, max_batch=40, **kw)
+    many, st2 = speculative_sample(chain, make_drafter("frozen-denoiser"), n, window=3,
+                                   options=dataclasses.replace(o, max_batch=40))
     assert any(compactions)
     assert torch.equal(one, many)
     assert np.array_equal(st1.rounds, st2.rounds)
@@ -168,8 +172,8 @@ def test_batches_and_compaction_record_the_same_path(policy, monkeypatch):
 
 def _compile_run(policy, **kw):
     chain = _gmm(10)
-    return speculative_sample(chain, make_drafter("frozen-denoiser"), 8, window=3, seed=5, x0=_x0(chain, 8),
-                              dtype=F64, policy=policy, **kw)
+    return speculative_sample(chain, make_drafter("frozen-denoiser"), 8, window=3, seed=5,
+                              options=SampleOptions(x0=_x0(chain, 8), dtype=F64, policy=policy, **kw))
 
 
 _NO_DYNAMO = not hasattr(torch, "compile") or not torch._dynamo.is_dynamo_supported()
@@ -202,11 +206,12 @@ def test_inductor_core_records_the_same_path(policy):
 @pytest.mark.parametrize("name", ["continue-after-reject", "noise-reused", "no-reflection"])
 def test_mutants_record_their_path(name):
     chain, n = _gmm(), 30
-    kw = dict(window=4, seed=2, x0=_x0(chain, n), dtype=F64)
-    x, _ = mutant_sample(name, chain, make_drafter("stress"), n, **kw)
-    path, _ = mutant_sample(name, chain, make_drafter("stress"), n, path=True, **kw)
+    o = SampleOptions(x0=_x0(chain, n), dtype=F64)
+    x, _ = speculative_sample(chain, make_drafter("stress"), n, window=4, seed=2, options=mutant_options(name, o))
+    path, _ = speculative_sample(chain, make_drafter("stress"), n, window=4, seed=2,
+                                 options=mutant_options(name, dataclasses.replace(o, path=True)))
     assert path.shape == (n, chain.n_steps + 1, 2)
-    assert torch.equal(path[:, -1], x) and torch.equal(path[:, 0], kw["x0"])
+    assert torch.equal(path[:, -1], x) and torch.equal(path[:, 0], o.x0)
     assert torch.isfinite(path).all()
 
 
@@ -214,11 +219,11 @@ def test_no_window_is_returned_without_path():
     """Without path the core returns the plain RoundInfo (nothing extra kept or computed)."""
     chain = _gmm().to(dtype=F64)
     x = _x0(chain, 6)
-    env = kernel.make_env(chain, make_drafter("frozen-denoiser"), TableNoise.draw(6, 20, (2,), dtype=F64), 3,
-                          spec_mod.POLICIES["accepted+1"], kernel.Parts(), x)
+    config = kernel.RoundConfig(3, spec_mod.POLICIES["accepted+1"], kernel.Parts())
+    env = kernel.make_env(chain, make_drafter("frozen-denoiser"), TableNoise.draw(6, 20, (2,), dtype=F64), x, config)
     _, info = kernel.round_step(env, kernel.init_state(x, torch.arange(6)))
     assert type(info) is kernel.RoundInfo
-    env = kernel.make_env(chain, make_drafter("frozen-denoiser"), TableNoise.draw(6, 20, (2,), dtype=F64), 3,
-                          spec_mod.POLICIES["accepted+1"], kernel.Parts(), x, record=True)
+    env = kernel.make_env(chain, make_drafter("frozen-denoiser"), TableNoise.draw(6, 20, (2,), dtype=F64), x,
+                          dataclasses.replace(config, record=True))
     _, info = kernel.round_step(env, kernel.init_state(x, torch.arange(6)))
     assert isinstance(info, kernel.RecordedRound) and info.Y.shape == (6, 4, 2)

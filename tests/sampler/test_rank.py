@@ -7,6 +7,8 @@ tests of the output law and of the kernel contract (declared alpha, fixed seeds)
 linear-Gaussian chain against its exact law and innovations; the two rank mutants fail the same tests.
 """
 
+import dataclasses
+import functools
 import math
 
 import pytest
@@ -19,6 +21,7 @@ from specverify.sampler import rank, verifiers
 from specverify.sampler.drafters import make_drafter
 from specverify.sampler.mutants import _realised_pick, _unsorted_pick
 from specverify.sampler.noise import TableNoise
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.speculative import plain_sample, speculative_sample
 from tests.sampler.test_speculative import _chains
 from tests.sampler.test_verifiers import _run, _TableAndFresh
@@ -90,8 +93,8 @@ def _node(kind, K, delta, n, seed, pick=rank.rank_pick):
     mp[:, 0] = delta
     z = torch.randn(n, K, d, generator=g, dtype=F64)
     u = torch.rand(n, K + 1, generator=g, dtype=F64)
-    x, index = verifiers.rank_coupling(mp, torch.zeros(n, K, d, dtype=F64), torch.ones(n, dtype=F64), z, u,
-                                  weights=kind, pick=pick)
+    coupling = verifiers.NodeCoupling(functools.partial(rank.rank_node, weights=kind, pick=pick), "rank selection")
+    x, index = coupling(mp, torch.zeros(n, K, d, dtype=F64), torch.ones(n, dtype=F64), z, u)
     return x.numpy(), (index >= 0).numpy()
 
 
@@ -114,10 +117,8 @@ def test_node_test_has_power(pick):
 
 
 def test_kernel_contract_passes_and_catches_a_realised_pick():
-    import functools
-
     assert check_multidraft(verifiers.rank_coupling, rule="rank", n=20000, seed=0).verdict == "pass"
-    bad = functools.partial(verifiers.rank_coupling, pick=_realised_pick)
+    bad = verifiers.NodeCoupling(functools.partial(rank.rank_node, pick=_realised_pick), "rank selection")
     assert check_multidraft(bad, rule="rank", n=4000, seed=0).verdict == "fail"
 
 
@@ -129,11 +130,11 @@ def test_oracle_equals_plain_and_counts_every_row(verifier, drafts):
     n = 12
     table = TableNoise.draw(n, chain.n_steps, chain.shape, seed=1, dtype=F64)
     x0 = chain.prior(n, torch.Generator().manual_seed(2), dtype=F64)
-    kw = dict(window=4, x0=x0, dtype=F64)
-    plain = plain_sample(chain, n, noise=table, x0=x0, dtype=F64)
-    _, one = speculative_sample(chain, make_drafter("oracle"), n, noise=_TableAndFresh(table, 3), **kw)
-    spec, st = speculative_sample(chain, make_drafter("oracle"), n, noise=_TableAndFresh(table, 3),
-                                  verifier=verifier, drafts=drafts, **kw)
+    o = SampleOptions(noise=_TableAndFresh(table, 3), x0=x0, dtype=F64)
+    plain = plain_sample(chain, n, options=SampleOptions(noise=table, x0=x0, dtype=F64))
+    _, one = speculative_sample(chain, make_drafter("oracle"), n, window=4, options=o)
+    spec, st = speculative_sample(chain, make_drafter("oracle"), n, window=4,
+                                  options=dataclasses.replace(o, verifier=verifier, drafts=drafts))
     assert st.acceptance_rate == 1.0 and torch.equal(plain, spec) and (st.rounds == one.rounds).all()
     starts = int(one.rounds.sum())
     assert st.target_evaluations - starts == drafts * (one.target_evaluations - starts)
@@ -144,8 +145,8 @@ def test_sampler_prediction_matches_its_acceptance(verifier):
     """Accepted steps against the sum of the sampler's per-step predictions (1 - residual mass at position 0,
     2 Phi(-|D| / 2) below), z-test with the exact variance sum p (1 - p), two-sided at ALPHA."""
     chain = _chains()["gmm-ddpm"]
-    _, st = speculative_sample(chain, make_drafter("frozen-denoiser"), 400, window=4, seed=3, verifier=verifier,
-                               drafts=4)
+    _, st = speculative_sample(chain, make_drafter("frozen-denoiser"), 400, window=4, seed=3,
+                               options=SampleOptions(verifier=verifier, drafts=4))
     z = (st.accepted_per_sample.sum() - st.predicted_per_sample.sum()) / math.sqrt(st.predicted_var_per_sample.sum())
     assert abs(z) < stats.norm.isf(ALPHA / 2)
 

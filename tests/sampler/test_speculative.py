@@ -5,6 +5,8 @@ zero-noise steps, bad input), then one-sample tests of the speculative output ag
 linear-Gaussian chain (declared alpha, fixed seeds).
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -12,8 +14,9 @@ import torch
 from specverify.errors import ChainError, SamplerError
 from specverify.sampler.chains import gaussian_chain, langevin
 from specverify.sampler.drafters import make_drafter
-from specverify.sampler.mutants import mutant_sample
+from specverify.sampler.mutants import mutant_options
 from specverify.sampler.noise import TableNoise
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems import GMMProblem
 from specverify.sampler.speculative import ROUND_POLICIES, plain_sample, speculative_sample
 from tests._stats import standard_normal_battery
@@ -46,8 +49,9 @@ def _chains():
 def _run_pair(chain, drafter, n, window, dtype, seed=1, policy="accepted+1"):
     noise = TableNoise.draw(n, chain.n_steps, chain.shape, seed=seed, dtype=dtype)
     x0 = chain.prior(n, torch.Generator().manual_seed(seed + 1), dtype=dtype)
-    plain = plain_sample(chain, n, noise=noise, x0=x0, dtype=dtype)
-    spec, st = speculative_sample(chain, drafter, n, window=window, noise=noise, x0=x0, dtype=dtype, policy=policy)
+    plain = plain_sample(chain, n, options=SampleOptions(noise=noise, x0=x0, dtype=dtype))
+    spec, st = speculative_sample(chain, drafter, n, window=window,
+                                  options=SampleOptions(noise=noise, x0=x0, dtype=dtype, policy=policy))
     return plain, spec, st
 
 
@@ -81,12 +85,13 @@ def test_batch_invariance(drafter):
     n = 40
     noise = TableNoise.draw(n, chain.n_steps, chain.shape, seed=3, dtype=torch.float64)
     x0 = chain.prior(n, torch.Generator().manual_seed(4), dtype=torch.float64)
-    whole, _ = speculative_sample(chain, make_drafter(drafter), n, window=6, noise=noise, x0=x0, dtype=torch.float64)
+    whole, _ = speculative_sample(chain, make_drafter(drafter), n, window=6,
+                                  options=SampleOptions(noise=noise, x0=x0, dtype=torch.float64))
     parts = []
     for sl in (slice(0, 13), slice(13, n)):
         part_noise = TableNoise(noise.z[sl], noise.u[sl])
-        out, _ = speculative_sample(chain, make_drafter(drafter), sl.stop - sl.start, window=6, noise=part_noise,
-                                    x0=x0[sl], dtype=torch.float64)
+        out, _ = speculative_sample(chain, make_drafter(drafter), sl.stop - sl.start, window=6,
+                                    options=SampleOptions(noise=part_noise, x0=x0[sl], dtype=torch.float64))
         parts.append(out)
     assert torch.equal(whole, torch.cat(parts))
 
@@ -98,9 +103,10 @@ def test_batching_changes_nothing_but_the_call_count(max_batch):
     n = 40
     noise = TableNoise.draw(n, chain.n_steps, chain.shape, seed=5, dtype=torch.float64)
     x0 = chain.prior(n, torch.Generator().manual_seed(6), dtype=torch.float64)
-    kw = dict(window=5, noise=noise, x0=x0, dtype=torch.float64)
-    ref, st_ref = speculative_sample(chain, make_drafter("frozen-drift"), n, **kw)
-    out, st = speculative_sample(chain, make_drafter("frozen-drift"), n, max_batch=max_batch, **kw)
+    o = SampleOptions(noise=noise, x0=x0, dtype=torch.float64)
+    ref, st_ref = speculative_sample(chain, make_drafter("frozen-drift"), n, window=5, options=o)
+    out, st = speculative_sample(chain, make_drafter("frozen-drift"), n, window=5,
+                                 options=dataclasses.replace(o, max_batch=max_batch))
     assert torch.equal(ref, out)
     np.testing.assert_array_equal(st.rounds, st_ref.rounds)
     assert (st.accepted_per_position == st_ref.accepted_per_position).all()
@@ -122,7 +128,7 @@ def test_counting_identities(name, drafter, window, policy):
     else:
         d = make_drafter(drafter)
     n = 50
-    x, st = speculative_sample(chain, d, n, window=window, seed=0, policy=policy)
+    x, st = speculative_sample(chain, d, n, window=window, seed=0, options=SampleOptions(policy=policy))
     T, n_zero = chain.n_steps, int((chain.sigma == 0).sum())
     assert st.policy == policy
     assert (st.accepted_per_position <= st.verified_per_position).all()
@@ -167,7 +173,8 @@ def test_frozen_drafters_accept_first_position():
     """Window-start policy: frozen at the window start, the first drafted step IS the target step: D = 0."""
     chain = GMMProblem(dim=2).chain(50)
     for name in ("frozen-drift", "frozen-denoiser"):
-        _, st = speculative_sample(chain, make_drafter(name), 300, window=8, seed=2, policy="window-start")
+        _, st = speculative_sample(chain, make_drafter(name), 300, window=8, seed=2,
+                                   options=SampleOptions(policy="window-start"))
         assert st.accepted_per_position[0] == st.verified_per_position[0] > 0
         assert st.predicted_accepted_per_position[0] == pytest.approx(st.verified_per_position[0], rel=1e-6)
 
@@ -188,17 +195,20 @@ def test_zero_noise_step_policy(policy):
     p = GMMProblem(dim=2)
     betas = beta_schedule("linear", 20)
     first = 30 if policy == "accepted+1" else 0
-    _, st = speculative_sample(p.chain(20), make_drafter("frozen-drift"), 30, window=4, seed=0, policy=policy)
+    _, st = speculative_sample(p.chain(20), make_drafter("frozen-drift"), 30, window=4, seed=0,
+                               options=SampleOptions(policy=policy))
     assert st.proposed_per_step[-1].sum() == 0
     assert st.direct_steps == 30 + first if policy == "window-start" else st.direct_steps >= first
     ch = ddpm(p.eps_model(betas), betas, (2,), variance="beta")
-    _, st = speculative_sample(ch, make_drafter("frozen-drift"), 30, window=4, seed=0, policy=policy)
+    _, st = speculative_sample(ch, make_drafter("frozen-drift"), 30, window=4, seed=0,
+                               options=SampleOptions(policy=policy))
     assert st.direct_steps == first
 
 
 def test_bad_policy():
     with pytest.raises(SamplerError, match="policy must be one of accepted"):
-        speculative_sample(GMMProblem(dim=2).chain(10), make_drafter("oracle"), 5, window=2, policy="paper")
+        speculative_sample(GMMProblem(dim=2).chain(10), make_drafter("oracle"), 5, window=2,
+                           options=SampleOptions(policy="paper"))
 
 
 @pytest.mark.parametrize("window", [0, -1, 1.5, True, "8"])
@@ -210,13 +220,14 @@ def test_bad_window(window):
 @pytest.mark.parametrize("max_batch", [0, 2.5, False])
 def test_bad_max_batch(max_batch):
     with pytest.raises(SamplerError, match="max_batch"):
-        speculative_sample(GMMProblem(dim=2).chain(10), make_drafter("oracle"), 5, window=2, max_batch=max_batch)
+        speculative_sample(GMMProblem(dim=2).chain(10), make_drafter("oracle"), 5, window=2,
+                           options=SampleOptions(max_batch=max_batch))
 
 
 def test_bad_inputs():
     chain = GMMProblem(dim=2).chain(10)
     with pytest.raises(SamplerError, match="x0"):
-        speculative_sample(chain, make_drafter("oracle"), 5, window=2, x0=torch.zeros(5, 3))
+        speculative_sample(chain, make_drafter("oracle"), 5, window=2, options=SampleOptions(x0=torch.zeros(5, 3)))
     with pytest.raises(SamplerError, match="n must be"):
         plain_sample(chain, 0)
     with pytest.raises(SamplerError, match="unknown drafter"):
@@ -227,7 +238,7 @@ def test_bad_inputs():
     with pytest.raises(SamplerError, match="same schedule"):
         speculative_sample(chain, make_drafter("independent", draft_chain=other), 5, window=2)
     with pytest.raises(SamplerError, match="dtype"):
-        plain_sample(chain, 5, dtype=torch.float16)
+        plain_sample(chain, 5, options=SampleOptions(dtype=torch.float16))
 
 
 def test_model_nan_is_an_error_naming_the_step():
@@ -246,8 +257,9 @@ def test_cuda_matches_cpu_oracle_identity():
     chain = GMMProblem(dim=8).chain(30)
     noise = TableNoise.draw(64, 30, (8,), seed=0, device="cuda", dtype=torch.float64)
     x0 = torch.randn(64, 8, dtype=torch.float64, device="cuda")
-    a = plain_sample(chain, 64, noise=noise, x0=x0, dtype=torch.float64)
-    b, st = speculative_sample(chain, make_drafter("oracle"), 64, window=8, noise=noise, x0=x0, dtype=torch.float64)
+    a = plain_sample(chain, 64, options=SampleOptions(noise=noise, x0=x0, dtype=torch.float64))
+    b, st = speculative_sample(chain, make_drafter("oracle"), 64, window=8,
+                               options=SampleOptions(noise=noise, x0=x0, dtype=torch.float64))
     assert a.device.type == "cuda" and torch.equal(a, b) and st.acceptance_rate == 1.0
 
 
@@ -285,7 +297,7 @@ def test_speculative_output_has_the_exact_law(drafter, window, policy):
     if drafter == "independent":  # a deliberately poor draft: acceptance well below 1
         kw["draft_chain"] = gaussian_chain(lambda x, k: 0.7 * x, chain.sigma, chain.shape)
     x, st = speculative_sample(chain, make_drafter(drafter, **kw), 20000, window=window, seed=11,
-                               dtype=torch.float64, policy=policy)
+                               options=SampleOptions(dtype=torch.float64, policy=policy))
     assert st.acceptance_rate < 0.99  # the rejection path is exercised
     result = _battery(x.numpy(), m, v)
     assert not result.rejected, result.summary()
@@ -295,8 +307,8 @@ def test_one_sample_battery_has_power():
     """Negative control: the same battery rejects a sampler whose reflection is skipped (the no-reflection mutant)."""
     chain, m, v = _linear_chain()
     bad = gaussian_chain(lambda x, k: 0.7 * x, chain.sigma, chain.shape)
-    x, st = mutant_sample("no-reflection", chain, make_drafter("independent", draft_chain=bad), 20000, window=8,
-                          seed=11, dtype=torch.float64)
+    x, st = speculative_sample(chain, make_drafter("independent", draft_chain=bad), 20000, window=8, seed=11,
+                               options=mutant_options("no-reflection", SampleOptions(dtype=torch.float64)))
     assert st.acceptance_rate < 0.99  # the rejection path is exercised
     assert _battery(x.numpy(), m, v).rejected
 
@@ -314,10 +326,10 @@ def test_stats_fields_declare_their_kind_and_pool_by_it():
     chain = _chains()["gmm-ddpm"]
     table = TableNoise.draw(8, chain.n_steps, chain.shape, seed=1, dtype=torch.float64)
     x0 = chain.prior(8, torch.Generator().manual_seed(2), dtype=torch.float64)
-    kw = dict(window=4, dtype=torch.float64)
-    _, whole = speculative_sample(chain, make_drafter("frozen-denoiser"), 8, noise=table, x0=x0, **kw)
-    halves = [speculative_sample(chain, make_drafter("frozen-denoiser"), 4, x0=x0[i:i + 4],
-                                 noise=TableNoise(table.z[i:i + 4], table.u[i:i + 4]), **kw)[1] for i in (0, 4)]
+    o = SampleOptions(noise=table, x0=x0, dtype=torch.float64)
+    _, whole = speculative_sample(chain, make_drafter("frozen-denoiser"), 8, window=4, options=o)
+    halves = [speculative_sample(chain, make_drafter("frozen-denoiser"), 4, window=4, options=dataclasses.replace(
+        o, x0=x0[i:i + 4], noise=TableNoise(table.z[i:i + 4], table.u[i:i + 4])))[1] for i in (0, 4)]
     merged = merge_stats([{f.name: np.asarray(getattr(h, f.name)) for f in dataclasses.fields(h)} for h in halves])
     m, w = merged.to_dict(), whole.to_dict()
     assert m.pop("rounds_total") == sum(h.rounds_total for h in halves)  # batch loops: each shard runs its own

@@ -6,6 +6,7 @@ tests of the output law (declared alpha, fixed seeds), then one-sample tests of 
 of a linear-Gaussian chain; the new mutants fail the same tests.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,8 +17,9 @@ from scipy import integrate, stats
 from specverify.errors import SamplerError
 from specverify.sampler.coupling import accept, acceptance_probability
 from specverify.sampler.drafters import make_drafter
-from specverify.sampler.mutants import mutant_sample
+from specverify.sampler.mutants import mutant_options
 from specverify.sampler.noise import GeneratorNoise, TableNoise
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.residual import log_mass_above, residual_projection
 from specverify.sampler.speculative import plain_sample, speculative_sample
 from specverify.sampler.verifiers import VERIFIERS, block_prefix, dgrs_select
@@ -146,9 +148,10 @@ def test_oracle_equals_plain(name, verifier, drafts, policy):
     n = 12
     table = TableNoise.draw(n, chain.n_steps, chain.shape, seed=1, dtype=F64)
     x0 = chain.prior(n, torch.Generator().manual_seed(2), dtype=F64)
-    plain = plain_sample(chain, n, noise=table, x0=x0, dtype=F64)
-    spec, st = speculative_sample(chain, make_drafter("oracle"), n, window=4, noise=_TableAndFresh(table, 3), x0=x0,
-                                  dtype=F64, policy=policy, verifier=verifier, drafts=drafts)
+    plain = plain_sample(chain, n, options=SampleOptions(noise=table, x0=x0, dtype=F64))
+    o = SampleOptions(noise=_TableAndFresh(table, 3), x0=x0, dtype=F64, policy=policy, verifier=verifier,
+                      drafts=drafts)
+    spec, st = speculative_sample(chain, make_drafter("oracle"), n, window=4, options=o)
     assert st.acceptance_rate == 1.0 and torch.equal(plain, spec)
     assert (st.verifier, st.drafts) == (verifier, drafts)
 
@@ -157,11 +160,12 @@ def test_dgrs_counts_every_target_row():
     """Under the oracle the rounds are the same; each round evaluates its start and K times the drafted rows."""
     chain = _chains()["gmm-ddpm"]
     table = TableNoise.draw(10, chain.n_steps, chain.shape, seed=1, dtype=F64)
-    kw = dict(window=5, x0=chain.prior(10, torch.Generator().manual_seed(2), dtype=F64), dtype=F64)
-    _, one = speculative_sample(chain, make_drafter("oracle"), 10, noise=_TableAndFresh(table, 3), **kw)
+    o = SampleOptions(noise=_TableAndFresh(table, 3), x0=chain.prior(10, torch.Generator().manual_seed(2), dtype=F64),
+                      dtype=F64)
+    _, one = speculative_sample(chain, make_drafter("oracle"), 10, window=5, options=o)
     for K in (2, 5):
-        _, st = speculative_sample(chain, make_drafter("oracle"), 10, noise=_TableAndFresh(table, 3),
-                                   verifier="dgrs", drafts=K, **kw)
+        _, st = speculative_sample(chain, make_drafter("oracle"), 10, window=5,
+                                   options=dataclasses.replace(o, verifier="dgrs", drafts=K))
         assert st.rounds_total == one.rounds_total and (st.rounds == one.rounds).all()
         starts = int(one.rounds.sum())  # every row's round evaluates its window start once
         assert st.target_evaluations - starts == K * (one.target_evaluations - starts)
@@ -171,9 +175,10 @@ def test_dgrs_counts_every_target_row():
 @pytest.mark.parametrize("verifier,drafts", [("block", 1), ("dgrs", 4)])
 def test_path_ends_at_the_samples(verifier, drafts):
     chain = _chains()["gmm-ddpm"]
-    kw = dict(window=4, seed=5, dtype=F64, verifier=verifier, drafts=drafts)
-    x, _ = speculative_sample(chain, make_drafter("frozen-denoiser"), 30, **kw)
-    path, _ = speculative_sample(chain, make_drafter("frozen-denoiser"), 30, path=True, **kw)
+    o = SampleOptions(dtype=F64, verifier=verifier, drafts=drafts)
+    x, _ = speculative_sample(chain, make_drafter("frozen-denoiser"), 30, window=4, seed=5, options=o)
+    path, _ = speculative_sample(chain, make_drafter("frozen-denoiser"), 30, window=4, seed=5,
+                                 options=dataclasses.replace(o, path=True))
     assert torch.equal(path[:, -1], x) and bool(torch.isfinite(path).all())
 
 
@@ -181,14 +186,14 @@ def test_bad_verifier_options():
     chain = _chains()["gmm-ddpm"]
     d = make_drafter("frozen-drift")
     with pytest.raises(SamplerError, match="unknown verifier"):
-        speculative_sample(chain, d, 4, window=2, verifier="medusa")
+        speculative_sample(chain, d, 4, window=2, options=SampleOptions(verifier="medusa"))
     with pytest.raises(SamplerError, match="one draft per step"):
-        speculative_sample(chain, d, 4, window=2, drafts=2)
+        speculative_sample(chain, d, 4, window=2, options=SampleOptions(drafts=2))
     with pytest.raises(SamplerError, match="drafts must be an int >= 1"):
-        speculative_sample(chain, d, 4, window=2, verifier="dgrs", drafts=0)
+        speculative_sample(chain, d, 4, window=2, options=SampleOptions(verifier="dgrs", drafts=0))
     table = TableNoise.draw(4, chain.n_steps, chain.shape, dtype=torch.float32)
     with pytest.raises(SamplerError, match="fresh noise"):
-        speculative_sample(chain, d, 4, window=2, verifier="block", noise=table)
+        speculative_sample(chain, d, 4, window=2, options=SampleOptions(verifier="block", noise=table))
     from specverify.cli.parser import MULTI_DRAFT as CLI_MULTI
     from specverify.cli.parser import VERIFIERS as CLI_VERIFIERS
     from specverify.sampler.verifiers import MULTI_DRAFT
@@ -220,12 +225,11 @@ def _innovations(chain, path):
 def _run(verifier, drafts, policy, mutant=None):
     """The linear chain's paths under a poor drafter: the terminal samples whitened, and the pooled innovations."""
     chain, m, v = _linear_chain()
-    kw = dict(window=6, seed=11, dtype=F64, path=True)
     if mutant:
-        path, st = mutant_sample(mutant, chain, _poor_drafter(chain), N_PATHS, **kw)
+        o = mutant_options(mutant, SampleOptions(dtype=F64, path=True))
     else:
-        path, st = speculative_sample(chain, _poor_drafter(chain), N_PATHS, policy=policy, verifier=verifier,
-                                      drafts=drafts, **kw)
+        o = SampleOptions(dtype=F64, path=True, policy=policy, verifier=verifier, drafts=drafts)
+    path, st = speculative_sample(chain, _poor_drafter(chain), N_PATHS, window=6, seed=11, options=o)
     assert st.acceptance_rate < 0.99  # the rejection path is exercised
     return standard_normal_battery([(path[:, -1].numpy() - m) / np.sqrt(v), *_innovations(chain, path)], ALPHA,
                                    method="asymp")
