@@ -4,7 +4,8 @@ What is measured
     1. Side by side, on the same data in one run: x, y ~ N(0, I_d) iid, n per side (default 500, d = 64), seed 0.
          ours-5bw   ``specverify.harness.stats.mmd.mmd_test`` with its defaults: MMD^2_u at 5 Gaussian bandwidths
                     (median heuristic x 0.25..4) combined by the max of standardised statistics, B permutations.
-         ours-1bw   the same test at the median bandwidth only (``scales=(1.0,)``): the statistic hyppo computes.
+         ours-1bw   the same test at the median bandwidth only (``kernel=GaussianKernels(scales=(1.0,))``): the
+                    statistic hyppo computes.
          hyppo      ``hyppo.ksample.MMD().test(x, y, reps=B, auto=False)``: Gaussian kernel at the median
                     heuristic, B permutations (hyppo's defaults otherwise, workers=1).
        Each timing is one call after an untimed warm-up call on tiny data (which excludes torch's first-call setup
@@ -16,8 +17,8 @@ What is measured
     multi-threaded operations most: a busy core stalls each parallel operation).
 
 hyppo is optional: without it (or with ``--no-hyppo``) its column is skipped with a message. ``--smoke`` runs tiny
-sizes in seconds (for CI), with the large run's approximate paths forced on (``max_exact=256``). ``--json PATH``
-saves the rows. Every printed number is measured by this run.
+sizes in seconds (for CI), with the large run's approximate paths forced on (``path=KernelPath(max_exact=256)``).
+``--json PATH`` saves the rows. Every printed number is measured by this run.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from specverify.harness.stats.mmd import energy_test, mmd_test
+from specverify.harness.stats.mmd import GaussianKernels, KernelPath, Permutations, energy_test, mmd_test
 
 
 def _timed(fn):
@@ -58,9 +59,9 @@ def _data(n: int, d: int, seed: int):
 def side_by_side(n: int, d: int, reps: int, use_hyppo: bool) -> dict:
     x, y = _data(n, d, 0)
     wx, wy = _data(20, d, 1)
-    _, warm_ours = _timed(lambda: mmd_test(wx, wy, n_perm=reps))
-    ours5, t5 = _timed(lambda: mmd_test(x, y, n_perm=reps))
-    ours1, t1 = _timed(lambda: mmd_test(x, y, n_perm=reps, scales=(1.0,)))
+    _, warm_ours = _timed(lambda: mmd_test(wx, wy, Permutations(reps)))
+    ours5, t5 = _timed(lambda: mmd_test(x, y, Permutations(reps)))
+    ours1, t1 = _timed(lambda: mmd_test(x, y, Permutations(reps), kernel=GaussianKernels(scales=(1.0,))))
     row = {"n": n, "dim": d, "reps": reps, "ours_5bw_s": t5, "ours_5bw_p": ours5.pvalue, "ours_1bw_s": t1,
            "ours_1bw_p": ours1.pvalue, "ours_method": ours5.method, "ours_warmup_s": warm_ours,
            "hyppo_s": None, "hyppo_p": None, "hyppo_warmup_s": None, "ratio_5bw": None, "ratio_1bw": None,
@@ -79,10 +80,10 @@ def side_by_side(n: int, d: int, reps: int, use_hyppo: bool) -> dict:
 
 def large(n: int, d: int, reps: int, max_exact: int | None = None) -> list[dict]:
     x, y = _data(n, d, 2)
-    extra = {} if max_exact is None else {"max_exact": max_exact}
+    path = KernelPath() if max_exact is None else KernelPath(max_exact=max_exact)
     rows = []
     for name, fn in (("mmd", mmd_test), ("energy", energy_test)):
-        res, t = _timed(lambda fn=fn: fn(x, y, n_perm=reps, **extra))
+        res, t = _timed(lambda fn=fn: fn(x, y, Permutations(reps), path=path))
         rows.append({"test": name, "n": n, "dim": d, "reps": reps, "seconds": t, "pvalue": res.pvalue,
                      "method": res.method})
     return rows

@@ -208,15 +208,15 @@ def assert_same_law(x, y, *, alpha: float | None = None, n_perm: int | None = No
     Returns the :class:`~specverify.harness.stats.Battery`; raises AssertionError with its worst tests on rejection.
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
-    from specverify.harness.stats.omnibus import two_sample_minp
+    from specverify.harness.stats.omnibus import BatteryTests, Permutations, two_sample_minp
 
     x, y = _samples(x, "x"), _samples(y, "y")
     if x.shape[1] != y.shape[1]:
         raise LawInputError(f"x has dimension {x.shape[1]} and y {y.shape[1]}: compare samples of one problem")
     level, source = _level(alpha)
     seed = _current().seed if seed is None else int(seed)
-    battery = two_sample_minp(x, y, level, n_perm=n_perm, n_projections=n_projections, max_coords=max_coords,
-                              kernel_tests=kernel_tests, seed=seed)
+    battery = two_sample_minp(x, y, level, Permutations(n_perm, seed=seed),
+                              tests=BatteryTests(n_projections, max_coords, kernel_tests))
     _record(battery)
     if battery.reject:
         raise _failure(f"x (n={len(x)}) and y (m={len(y)}, d={x.shape[1]}) do not have the same law", battery,

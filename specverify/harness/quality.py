@@ -53,7 +53,7 @@ def sample_quality(samples, *, train, test, classifier, seed: int = 0, n_perm: i
     Returns ``{"n_heldout", "model", "train_floor", "gaussian_baseline"}``, each of the last three a dict of
     ``mmd_statistic``, ``mmd_pvalue``, ``frechet_proba``, ``classifier_confidence`` and ``classes``. At most the
     first ``len(test)`` samples are used; ``classifier`` has ``predict_proba`` (see :func:`fit_classifier`)."""
-    from specverify.harness.stats.mmd import mmd_test
+    from specverify.harness.stats.mmd import Permutations, mmd_test
 
     train, test = _flat(train), _flat(test)
     rng = np.random.default_rng(seed)
@@ -62,7 +62,7 @@ def sample_quality(samples, *, train, test, classifier, seed: int = 0, n_perm: i
     out = {"n_heldout": m}
     for name, x in [("model", _flat(samples)[:m]), ("train_floor", train[rng.choice(len(train), m, replace=False)]),
                     ("gaussian_baseline", rng.multivariate_normal(train.mean(0), np.cov(train.T), size=m))]:
-        res = mmd_test(x, test, n_perm=n_perm, seed=seed)
+        res = mmd_test(x, test, Permutations(n_perm, seed=seed))
         proba = classifier.predict_proba(x)
         out[name] = {"mmd_statistic": res.statistic, "mmd_pvalue": res.pvalue,
                      "frechet_proba": frechet(proba, test_proba),

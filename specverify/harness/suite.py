@@ -28,7 +28,7 @@ from specverify.harness.contracts import Probe, probed, run, shared_rows
 from specverify.harness.ledger import AlphaLedger, Block, validate_levels
 from specverify.harness.report import AcceptanceSummary, Report
 from specverify.harness.stats import MIN_SAMPLES, gaussian_one_sample
-from specverify.harness.stats.acceptance import acceptance_summary, acceptance_test
+from specverify.harness.stats.acceptance import PerPosition, acceptance_summary, acceptance_test
 from specverify.harness.stats.independence import nearest_neighbour_test
 from specverify.harness.stats.results import AdjustedTest, Battery, TestResult, bonferroni_blocks, holm
 from specverify.harness.stats.sizing import (
@@ -73,10 +73,10 @@ def _acceptance(acc) -> AcceptanceSummary:
     verified = acc.get("verified")
     if verified is None:
         verified = np.zeros_like(acc["accepted"])
-    return AcceptanceSummary.from_dict(acceptance_summary(
-        acc["accepted"], acc["predicted"], verified, accepted_per_position=acc.get("accepted_per_position"),
-        verified_per_position=acc.get("verified_per_position"),
-        predicted_per_position=acc.get("predicted_per_position")))
+    per_position = None if acc.get("accepted_per_position") is None else PerPosition(
+        acc["accepted_per_position"], acc.get("verified_per_position"), acc.get("predicted_per_position"))
+    return AcceptanceSummary.from_dict(acceptance_summary(acc["accepted"], acc["predicted"], verified,
+                                                          per_position=per_position))
 
 
 def _independence(candidate, x, y, alpha, seed) -> Battery:
@@ -144,13 +144,13 @@ def terminal_plan(kind: str, dim: int, *, alpha: float, beta: float, epsilon: fl
     the n that detects a KS distance ``epsilon`` with power 1 - beta at it. ``kind``: "exact" (one-sample against
     the law: d coordinates and the squared norm, Holm) or "sampler" (two-sample, minP over the battery's own
     tests, ``stats.omnibus.n_tests``); ``counts``: the candidate reports acceptance counts (a third block)."""
-    from specverify.harness.stats.omnibus import SCREEN_SHARE, n_tests
+    from specverify.harness.stats.omnibus import SCREEN_SHARE, BatteryTests, n_tests
 
     validate_levels(alpha, beta, "epsilon")  # before the sizing below (the record validates the rest)
     if kind == "exact":
         k, screen, battery = dim + 1, None, "one-sample against the exact law (Holm)"
     else:
-        k, screen = n_tests(dim, N_PROJECTIONS, MAX_COORDS), SCREEN_SHARE if n_perm is None else None
+        k, screen = n_tests(dim, BatteryTests(N_PROJECTIONS, MAX_COORDS)), SCREEN_SHARE if n_perm is None else None
         battery = "two-sample against a reference sampler (minP" + (", exact KS screen)" if screen else ")")
     blocks = {"distribution": k, "independence": INDEPENDENCE_TESTS} | ({"acceptance": 1} if counts else {})
     a_block = alpha / len(blocks)
@@ -193,7 +193,7 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
 
     The independence and acceptance blocks are decided first: when one rejects, the verdict is made and the
     battery's permutations stop early (``two_sample_minp(settled=True)``)."""
-    from specverify.harness.stats.omnibus import two_sample_minp
+    from specverify.harness.stats.omnibus import BatteryTests, Permutations, two_sample_minp
 
     t0 = time.perf_counter()
     _levels(alpha, beta, epsilon, n)
@@ -206,8 +206,8 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
     independence = _independence(candidate, x, y, a_block, seed)
     accept = _acceptance_block(acc, a_block)
     settled = independence.reject or any(b.reject for _, b in accept)
-    battery = two_sample_minp(x, y, a_block, n_perm=n_perm, n_projections=N_PROJECTIONS, max_coords=MAX_COORDS,
-                              seed=seed, settled=settled)
+    battery = two_sample_minp(x, y, a_block, Permutations(n_perm, seed=seed),
+                              tests=BatteryTests(N_PROJECTIONS, MAX_COORDS), settled=settled)
     mdk = min_detectable_ks_two_sample(n, n, ledger.test_alpha, beta)
     data = {"x": x, "y": y} if keep_samples else None
     blocks = [("distribution", battery), ("independence", independence), *accept]

@@ -61,10 +61,10 @@ def test_the_blocks_alphas_add_up_to_at_most_alpha(kind, counts, dim):
 
 
 def test_the_two_sample_plan_counts_the_batterys_own_tests():
-    from specverify.harness.stats.omnibus import KERNEL_TESTS, n_tests, two_sample_minp
+    from specverify.harness.stats.omnibus import KERNEL_TESTS, Permutations, n_tests, two_sample_minp
 
     rng = np.random.default_rng(0)
-    battery = two_sample_minp(rng.normal(size=(100, 3)), rng.normal(size=(100, 3)), 0.05, n_perm=99)
+    battery = two_sample_minp(rng.normal(size=(100, 3)), rng.normal(size=(100, 3)), 0.05, Permutations(99))
     assert len(battery.tests) == n_tests(3) == terminal_plan("sampler", 3, alpha=0.01, beta=0.05, epsilon=0.05,
                                                              counts=False).blocks["distribution"].tests
     assert [t.name for t in battery.tests[-len(KERNEL_TESTS):]] == list(KERNEL_TESTS)

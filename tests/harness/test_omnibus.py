@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from specverify.harness.stats import mmd
-from specverify.harness.stats.acceptance import acceptance_summary, acceptance_test
-from specverify.harness.stats.omnibus import minp_adjust, two_sample_minp
+from specverify.harness.stats.acceptance import PerPosition, acceptance_summary, acceptance_test
+from specverify.harness.stats.omnibus import BatteryTests, Permutations, minp_adjust, two_sample_minp
 from specverify.harness.stats.results import Battery, TestResult, bonferroni_blocks
 
 ALPHA = 1e-3
@@ -27,7 +27,7 @@ def _by_name(b):
 def test_observed_statistics_are_the_textbook_ones(n, d):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(n, d)), rng.normal(0.1, 1.2, size=(n + 7, d))
-    b = _by_name(two_sample_minp(x, y, 0.01, n_perm=99, seed=3))
+    b = _by_name(two_sample_minp(x, y, 0.01, Permutations(99, seed=3)))
     for i in range(d):
         assert b[f"ks[coord {i}]"].statistic == pytest.approx(scipy.stats.ks_2samp(x[:, i], y[:, i]).statistic,
                                                               abs=1e-6)
@@ -42,14 +42,14 @@ def test_observed_statistics_are_the_textbook_ones(n, d):
 def test_ks_with_ties_matches_scipy():
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, 5, size=(400, 1)).astype(float), rng.integers(0, 6, size=(400, 1)).astype(float)
-    b = _by_name(two_sample_minp(x, y, 0.01, n_perm=99, kernel_tests=False))
+    b = _by_name(two_sample_minp(x, y, 0.01, Permutations(99), tests=BatteryTests(kernel_tests=False)))
     assert b["ks[coord 0]"].statistic == pytest.approx(scipy.stats.ks_2samp(x[:, 0], y[:, 0]).statistic, abs=1e-6)
 
 
 def test_sliced_energy_in_one_dimension_is_the_exact_energy():
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(2500, 1)), rng.normal(0.2, 1, size=(2500, 1))
-    b = _by_name(two_sample_minp(x, y, 0.05, n_perm=19))
+    b = _by_name(two_sample_minp(x, y, 0.05, Permutations(19)))
     assert "sliced" in b["energy"].method
     assert b["energy"].statistic == pytest.approx(mmd.energy_statistic(x, y), rel=1e-4)
 
@@ -79,7 +79,7 @@ def test_minp_detects_a_shift_and_names_the_coordinate():
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(1000, 4)), rng.normal(size=(1000, 4))
     y[:, 2] += 0.3
-    b = two_sample_minp(x, y, ALPHA, n_perm=1999, seed=0)
+    b = two_sample_minp(x, y, ALPHA, Permutations(1999))
     assert b.reject and b.correction == "minP"
     assert _by_name(b)["ks[coord 2]"].pvalue <= 1 / 2000 + 1e-12
     assert not any(r for t, r in zip(b.tests, b.rejected, strict=True) if t.name in {"ks[coord 0]", "ks[coord 1]"})
@@ -88,13 +88,13 @@ def test_minp_detects_a_shift_and_names_the_coordinate():
 def test_minp_passes_equal_laws_at_declared_alpha():
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(800, 3)), rng.normal(size=(800, 3))
-    assert not two_sample_minp(x, y, ALPHA, n_perm=1999, seed=0).reject
+    assert not two_sample_minp(x, y, ALPHA, Permutations(1999)).reject
 
 
 def test_too_few_permutations_for_alpha_is_refused():
     rng = np.random.default_rng(6)
     with pytest.raises(ValueError, match="cannot reject"):
-        two_sample_minp(rng.normal(size=(200, 2)), rng.normal(size=(200, 2)), 0.001, n_perm=99)
+        two_sample_minp(rng.normal(size=(200, 2)), rng.normal(size=(200, 2)), 0.001, Permutations(99))
 
 
 def _trajectories(p_step, n, steps, rng, accept_p=None):
@@ -153,8 +153,7 @@ def test_acceptance_test_level_when_acceptance_is_rare_or_certain(p_lo, p_hi, n)
 
 
 def test_acceptance_summary_has_exact_intervals():
-    s = acceptance_summary([3, 4], [3.5, 3.5], [4, 5], accepted_per_position=[2, 5], verified_per_position=[2, 7],
-                           predicted_per_position=[1.8, 5.2])
+    s = acceptance_summary([3, 4], [3.5, 3.5], [4, 5], per_position=PerPosition([2, 5], [2, 7], [1.8, 5.2]))
     assert s["acceptance_rate"] == 7 / 9 and s["predicted_acceptance_rate"] == pytest.approx(7 / 9)
     lo, hi = scipy.stats.binomtest(7, 9).proportion_ci(0.99, method="exact")
     assert (s["ci_low"], s["ci_high"]) == pytest.approx((lo, hi))

@@ -11,8 +11,10 @@ from scipy import stats
 
 from specverify.errors import PermutationError
 from specverify.harness.stats.omnibus import two_sample_minp
-from specverify.harness.stats.permutation import min_permutations
+from specverify.harness.stats.permutation import Permutations, min_permutations
 from specverify.harness.stats.sequential import (
+    N_PILOT,
+    PilotScore,
     futility_limits,
     log_wealth,
     max_permutations,
@@ -45,10 +47,10 @@ def _mean_difference(values: torch.Tensor, n_first: int):
     return statistic
 
 
-def _run(values, alpha, seed, **kw):
-    return sequential_minp_counts(_mean_difference(values, len(values) // 2), len(values), alpha=alpha, seed=seed,
-                                  tail_map=lambda pilot: (lambda raw: stats.norm.sf(raw / pilot.std())), rtol=1e-9,
-                                  **kw)
+def _run(values, alpha, seed, n_pilot=N_PILOT, batch_size=None):
+    score = PilotScore(lambda pilot: (lambda raw: stats.norm.sf(raw / pilot.std())), n_pilot)
+    return sequential_minp_counts(_mean_difference(values, len(values) // 2), len(values),
+                                  Permutations(seed=seed, alpha=alpha, batch_size=batch_size), score, rtol=1e-9)
 
 
 def test_pvalue_is_valid_under_h0_whatever_the_stopping():
@@ -114,14 +116,14 @@ def test_design_cost_and_power_at_alpha_1e3():
 def test_battery_passes_equal_laws_cheaply_and_rejects_a_shift():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(300, 2)), rng.normal(size=(300, 2))
-    b = two_sample_minp(x, y, ALPHA, seed=1)
+    b = two_sample_minp(x, y, ALPHA, Permutations(seed=1))
     assert not b.reject and b.permutations < 300 and b.correction == "minP"
     assert "sequential minP" in b.tests[0].method
-    s = two_sample_minp(x + [0.6, 0.0], y, ALPHA, seed=1)
+    s = two_sample_minp(x + [0.6, 0.0], y, ALPHA, Permutations(seed=1))
     assert s.reject and s.min_adjusted <= ALPHA and s.permutations >= min_permutations(ALPHA)
     assert "ks[coord 0]" in {t.name for t, r in zip(s.tests, s.rejected, strict=True) if r}
     assert all(a >= s.min_adjusted for a in s.adjusted)
-    fixed = two_sample_minp(x, y, ALPHA, seed=1, n_perm=99)
+    fixed = two_sample_minp(x, y, ALPHA, Permutations(99, seed=1))
     assert fixed.permutations == 99 and "B=99" in fixed.tests[0].method
 
 
@@ -131,7 +133,7 @@ def test_the_exact_ks_screen_rejects_a_gross_bug_without_the_permutation_cost():
 
     alpha, rng = 1e-4, np.random.default_rng(5)
     x, y = rng.normal(size=(2000, 2)), rng.normal(size=(2000, 2))
-    b = two_sample_minp(x + [0.5, 0.0], y, alpha, seed=2)
+    b = two_sample_minp(x + [0.5, 0.0], y, alpha, Permutations(seed=2))
     assert b.reject and b.permutations <= 32 + SETTLED_PERMUTATIONS < min_permutations(alpha)
     coord0 = {t.name: (t, a) for t, a in zip(b.tests, b.adjusted, strict=True)}["ks[coord 0]"]
     n_ks = sum(t.name.startswith("ks[") for t in b.tests)
@@ -145,7 +147,7 @@ def test_a_family_settled_elsewhere_stops_the_permutations_and_changes_no_pass()
 
     rng = np.random.default_rng(6)
     x, y = rng.normal(size=(500, 2)), rng.normal(size=(500, 2))
-    free, settled = (two_sample_minp(x, y, 1e-3, seed=3, settled=s) for s in (False, True))
+    free, settled = (two_sample_minp(x, y, 1e-3, Permutations(seed=3), settled=s) for s in (False, True))
     assert not free.reject and not settled.reject
     assert settled.permutations == 32 + SETTLED_PERMUTATIONS  # no futility stop: the descriptive budget is drawn
     assert all(a > 1e-3 for a in settled.adjusted)

@@ -15,6 +15,7 @@ import scipy.stats
 
 from specverify.harness.stats import (
     PowerError,
+    PowerTarget,
     PowerWarning,
     binomial_interval,
     check_power,
@@ -62,17 +63,17 @@ def test_inverses_round_trip(eps, alpha, beta):
 
 
 def test_check_power_names_the_n_needed():
-    need = ks_two_sample_n(1e-3, 1e-3, 0.05)
+    need, target = ks_two_sample_n(1e-3, 1e-3, 0.05), PowerTarget(alpha=1e-3, beta=1e-3, epsilon=0.05)
     with pytest.raises(PowerError, match=f"use n >= {need} per side"):
-        check_power(1000, 1e-3, 1e-3, 0.05)
+        check_power(1000, target)
     with pytest.warns(PowerWarning, match=f"use n >= {need} per side"):
-        check_power(1000, 1e-3, 1e-3, 0.05, strict=False)
+        check_power(1000, target, strict=False)
     with pytest.raises(PowerError, match=f"use n >= {ks_one_sample_n(1e-3, 1e-3, 0.05)}"):
-        check_power(1000, 1e-3, 1e-3, 0.05, two_sample=False)
+        check_power(1000, target, two_sample=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert check_power(need, 1e-3, 1e-3, 0.05) <= 0.05
-        assert check_power(need, 1e-3, 1e-3, 0.05, m=2 * need) < 0.05
+        assert check_power(need, target) <= 0.05
+        assert check_power(need, target, m=2 * need) < 0.05
 
 
 def test_bad_arguments():

@@ -18,25 +18,30 @@ import torch
 
 from specverify.errors import PermutationError
 from specverify.harness.stats import holm
-from specverify.harness.stats.mmd import (
+from specverify.harness.stats.cumsum import _cumsum_statistics, sliced_constant
+from specverify.harness.stats.kernels import (
     _RFF_ROWS,
-    MMD_SCALES,
-    _cumsum_statistics,
     _energy_exact,
     _energy_sliced,
     _mmd_exact,
     _mmd_rff,
-    _pool,
     _rff_features,
     _sub_seed,
+)
+from specverify.harness.stats.mmd import (
+    MMD_SCALES,
+    GaussianKernels,
+    KernelPath,
+    _pool,
     energy_statistic,
     energy_test,
     median_heuristic,
     mmd2_unbiased,
     mmd_test,
-    sliced_constant,
 )
 from specverify.harness.stats.permutation import (
+    Permutations,
+    Pool,
     max_standardised,
     min_permutations,
     permutation_pvalue,
@@ -102,7 +107,7 @@ def test_engine_counts_the_permutations_it_drew():
         return values[perms[:, 0]]
 
     n_perm = 99
-    res = permutation_test(statistic, 5, n_perm=n_perm, seed=3, batch_size=16)
+    res = permutation_test(statistic, 5, Permutations(n_perm, seed=3, batch_size=16))
     drawn = torch.cat(seen[1:])  # the first call is the identity (observed)
     assert torch.equal(seen[0], torch.arange(5)[None]) and drawn.shape == (n_perm, 5)
     assert all(sorted(p.tolist()) == list(range(5)) for p in drawn)
@@ -114,14 +119,15 @@ def test_engine_counts_the_permutations_it_drew():
 
 def test_engine_is_invariant_to_batch_size_and_reproducible():
     rng = np.random.default_rng(0)
-    z, n, m = _pool(rng.normal(size=(15, 2)), rng.normal(size=(12, 2)) + 0.5, None)
-    statistic, _, _ = _mmd_exact(z, n, m, (0.5, 1.0, 2.0), torch.float64)
-    runs = [permutation_test(statistic, n + m, n_perm=200, seed=11, batch_size=b, combine=max_standardised)
+    pooled = _pool(rng.normal(size=(15, 2)), rng.normal(size=(12, 2)) + 0.5, None)
+    n, m = pooled.n, pooled.m
+    statistic, _, _ = _mmd_exact(pooled, (0.5, 1.0, 2.0), torch.float64)
+    runs = [permutation_test(statistic, n + m, Permutations(200, seed=11, batch_size=b), combine=max_standardised)
             for b in (1, 7, 200)]
     for r in runs[1:]:
         np.testing.assert_allclose(r.null, runs[0].null, rtol=1e-12, atol=1e-12)  # matmul blocking
         assert r.pvalue == runs[0].pvalue
-    other = permutation_test(statistic, n + m, n_perm=200, seed=12, combine=max_standardised)
+    other = permutation_test(statistic, n + m, Permutations(200, seed=12), combine=max_standardised)
     assert not np.allclose(other.null, runs[0].null)
 
 
@@ -137,14 +143,14 @@ def test_too_few_permutations_cannot_reject_and_are_refused():
         return perms[:, 0].double()
 
     with pytest.raises(PermutationError, match="cannot reject at alpha.*n_perm >= ceil\\(1/alpha\\) - 1 = 999"):
-        permutation_test(stat, 10, n_perm=998, seed=0, alpha=1e-3)
-    assert permutation_test(stat, 10, n_perm=999, seed=0, alpha=1e-3).n_perm == 999
+        permutation_test(stat, 10, Permutations(998, alpha=1e-3))
+    assert permutation_test(stat, 10, Permutations(999, alpha=1e-3)).n_perm == 999
     with pytest.raises(PermutationError, match="cannot reject"):
-        mmd_test(np.zeros((5, 1)), np.ones((5, 1)), n_perm=10, alpha=0.05)
+        mmd_test(np.zeros((5, 1)), np.ones((5, 1)), Permutations(10, alpha=0.05))
     with pytest.raises(PermutationError, match="combine"):
-        permutation_test(lambda p: torch.zeros(p.shape[0], 2), 4, n_perm=3, seed=0)
+        permutation_test(lambda p: torch.zeros(p.shape[0], 2), 4, Permutations(3))
     with pytest.raises(PermutationError, match="positive integer"):
-        permutation_test(stat, 10, n_perm=0, seed=0)
+        permutation_test(stat, 10, Permutations(0))
 
 
 def test_max_standardised_is_symmetric_in_rows_and_ignores_constant_columns():
@@ -172,8 +178,9 @@ def test_vectorised_mmd_equals_the_naive_double_loop(small):
     np.testing.assert_allclose(mmd2_unbiased(x, y, bws), [naive_mmd2(x, y, h) for h in bws], rtol=1e-12,
                                atol=1e-15)
     # the batched statistic of permutations: row i splits the pool as pool[perm[:n]] vs pool[perm[n:]]
-    z, n, m = _pool(x, y, None)
-    statistic, _, _ = _mmd_exact(z, n, m, bws, torch.float64)
+    pooled = _pool(x, y, None)
+    n, m = pooled.n, pooled.m
+    statistic, _, _ = _mmd_exact(pooled, bws, torch.float64)
     perms = torch.stack([torch.randperm(n + m, generator=torch.Generator().manual_seed(s)) for s in range(20)])
     got = statistic(perms).numpy()
     pool = np.concatenate([x, y])
@@ -181,7 +188,7 @@ def test_vectorised_mmd_equals_the_naive_double_loop(small):
         np.testing.assert_allclose(got[i], [naive_mmd2(pool[p[:n]], pool[p[n:]], h) for h in bws], rtol=1e-12,
                                    atol=1e-15)
     # float32 products of the double-centred matrices: rounding far below the spread over permutations
-    low, _, _ = _mmd_exact(z, n, m, bws, torch.float32)
+    low, _, _ = _mmd_exact(pooled, bws, torch.float32)
     spread = got.std(0)
     assert (np.abs(low(perms).numpy() - got) <= 1e-5 * spread).all()
 
@@ -191,13 +198,14 @@ def test_rff_statistic_converges_to_the_exact_one(small):
     the float32 products of the centred features round far below the spread over permutations."""
     x, y = small
     bws = (0.3, 1.0, 2.5)
-    z, n, m = _pool(x, y, None)
+    pooled = _pool(x, y, None)
+    n, m = pooled.n, pooled.m
     perms = torch.stack([torch.randperm(n + m, generator=torch.Generator().manual_seed(s)) for s in range(20)])
-    exact = _mmd_exact(z, n, m, bws, torch.float64)[0](perms).numpy()
+    exact = _mmd_exact(pooled, bws, torch.float64)[0](perms).numpy()
     errors = []
     for f in (500, 200_000):
-        r64 = _mmd_rff(z, n, m, bws, f, 0, torch.float64)[0](perms).numpy()
-        r32 = _mmd_rff(z, n, m, bws, f, 0, torch.float32)[0](perms).numpy()
+        r64 = _mmd_rff(pooled, bws, f, 0, torch.float64)[0](perms).numpy()
+        r32 = _mmd_rff(pooled, bws, f, 0, torch.float32)[0](perms).numpy()
         assert (np.abs(r32 - r64) <= 1e-5 * r64.std(0)).all()
         errors.append(np.abs(r64 - exact).max(0) / exact.std(0))
     assert (errors[1] < 0.25).all() and (errors[1] < errors[0]).all()
@@ -227,28 +235,31 @@ def test_energy_equals_scipy_in_one_dimension_and_the_naive_double_loop(small):
     assert math.isclose(math.sqrt(energy_statistic(a, b)), scipy.stats.energy_distance(a, b), rel_tol=1e-12)
     x, y = small
     assert math.isclose(energy_statistic(x, y), naive_energy(x, y), rel_tol=1e-12)
-    z, n, m = _pool(x, y, None)
-    statistic, _, _ = _energy_exact(z, n, m, torch.float64)
+    pooled = _pool(x, y, None)
+    n, m = pooled.n, pooled.m
+    statistic, _, _ = _energy_exact(pooled, torch.float64)
     perms = torch.stack([torch.randperm(n + m, generator=torch.Generator().manual_seed(s)) for s in range(20)])
     pool = np.concatenate([x, y])
     exact = statistic(perms).numpy()
     for got, p in zip(exact[:4], perms.numpy()[:4], strict=True):
         assert math.isclose(got, naive_energy(pool[p[:n]], pool[p[n:]]), rel_tol=1e-12)
-    low, _, _ = _energy_exact(z, n, m, torch.float32)
+    low, _, _ = _energy_exact(pooled, torch.float32)
     assert (np.abs(low(perms).numpy() - exact) <= 1e-5 * exact.std()).all()
 
 
 def test_sliced_energy_is_exact_in_one_dimension_and_close_in_three(small):
     rng = np.random.default_rng(7)
     a, b = rng.normal(size=(40, 1)), rng.normal(size=(30, 1)) + 0.3
-    z, n, m = _pool(a, b, None)
+    pooled = _pool(a, b, None)
+    n, m = pooled.n, pooled.m
     perms = torch.stack([torch.randperm(n + m, generator=torch.Generator().manual_seed(s)) for s in range(3)])
-    exact, _, _ = _energy_exact(z, n, m, torch.float64)
-    sliced, _, _ = _energy_sliced(z, n, m, 5, seed=0)  # in 1-D every direction is +-1: no approximation
+    exact, _, _ = _energy_exact(pooled, torch.float64)
+    sliced, _, _ = _energy_sliced(pooled, 5, seed=0)  # in 1-D every direction is +-1: no approximation
     np.testing.assert_allclose(sliced(perms).numpy(), exact(perms).numpy(), rtol=1e-5)  # float32 loop
     x, y = small
-    z, n, m = _pool(x, y, None)
-    sliced, _, _ = _energy_sliced(z, n, m, 20000, seed=0)  # Monte Carlo over directions: error ~ 1/sqrt(P)
+    pooled = _pool(x, y, None)
+    n, m = pooled.n, pooled.m
+    sliced, _, _ = _energy_sliced(pooled, 20000, seed=0)  # Monte Carlo over directions: error ~ 1/sqrt(P)
     identity = torch.arange(n + m)[None]
     assert math.isclose(float(sliced(identity)[0]), energy_statistic(x, y), rel_tol=0.03)
 
@@ -268,16 +279,17 @@ def test_sliced_energy_and_ks_from_cumulative_sums_match_float64_formulas():
     rng = np.random.default_rng(11)
     a, b = rng.normal(size=(70, 3)), rng.normal(size=(50, 3)) + 0.2
     a[:10], b[:5] = a[:10].round(1), b[:5].round(1)  # some ties
-    z, n, m = _pool(a, b, None)
+    pooled = _pool(a, b, None)
+    z, n, m = pooled.z, pooled.n, pooled.m
     perms = torch.stack([torch.randperm(n + m, generator=torch.Generator().manual_seed(s)) for s in range(5)])
     perms[0] = torch.arange(n + m)
     p = 6
     theta = torch.randn(3, p, generator=torch.Generator().manual_seed(_sub_seed(4, 2)), dtype=torch.float64)
     proj = (z @ (theta / theta.norm(dim=0, keepdim=True))).numpy()
     want = [sliced_constant(3) * _sliced_energy_float64(proj, q, n) for q in perms.numpy()]
-    sliced, _, _ = _energy_sliced(z, n, m, p, seed=4)
+    sliced, _, _ = _energy_sliced(pooled, p, seed=4)
     np.testing.assert_allclose(sliced(perms).numpy(), want, rtol=1e-5)  # float32 cumulative sums
-    both = _cumsum_statistics(torch.as_tensor(proj), n, m, energy_cols=[1, 3], c_d=2.0)(perms).numpy()
+    both = _cumsum_statistics(Pool(torch.as_tensor(proj), n, m), energy_cols=[1, 3], c_d=2.0)(perms).numpy()
     np.testing.assert_allclose(both[:, -1], [2.0 * _sliced_energy_float64(proj[:, [1, 3]], q, n)
                                              for q in perms.numpy()], rtol=1e-5)
     for row, q in zip(both, perms.numpy(), strict=True):
@@ -307,21 +319,21 @@ def test_bad_inputs_are_refused_with_a_fix():
     with pytest.raises(ValueError, match="at least 2"):
         mmd_test(good, np.zeros((1, 2)))
     with pytest.raises(ValueError, match="method"):
-        mmd_test(good, good + 1, method="sliced")
+        mmd_test(good, good + 1, path=KernelPath("sliced"))
     with pytest.raises(ValueError, match="bandwidths"):
-        mmd_test(good, good + 1, bandwidths=[1.0, -1.0])
+        mmd_test(good, good + 1, kernel=GaussianKernels(bandwidths=[1.0, -1.0]))
     with pytest.raises(ValueError, match="n_slices must be a positive int, got 0"):
-        energy_test(good, good + 1, method="sliced", n_slices=0)
+        energy_test(good, good + 1, path=KernelPath("sliced"), n_slices=0)
     with pytest.raises(ValueError, match="n_features must be a positive int, got True"):
-        mmd_test(good, good + 1, method="rff", n_features=True)
+        mmd_test(good, good + 1, kernel=GaussianKernels(n_features=True), path=KernelPath("rff"))
 
 
 def test_method_string_names_the_path(small):
     x, y = small
-    assert "perm-exact" in mmd_test(x, y, n_perm=9).method
-    assert "perm-rff" in mmd_test(x, y, n_perm=9, max_exact=10).method  # auto switches above max_exact
-    assert "perm-sliced" in energy_test(x, y, n_perm=9, max_exact=10).method
-    r = mmd_test(x, y, n_perm=9)
+    assert "perm-exact" in mmd_test(x, y, Permutations(9)).method
+    assert "perm-rff" in mmd_test(x, y, Permutations(9), path=KernelPath(max_exact=10)).method  # auto switches
+    assert "perm-sliced" in energy_test(x, y, Permutations(9), path=KernelPath(max_exact=10)).method
+    r = mmd_test(x, y, Permutations(9))
     assert r.n == 8 and r.name == "mmd" and "B=9" in r.method and str(list(MMD_SCALES)) in r.method
 
 
@@ -347,9 +359,10 @@ def test_null_pvalues_are_uniform(test, method):
     U(0, 1) exactly under H0, so a KS test of it against U(0, 1) at ALPHA tests the level of the whole test."""
     reps, n_perm = 200, 99
     rng = np.random.default_rng(100)
-    extra = {"n_slices": 8} if method == "sliced" else {"n_features": 64} if method == "rff" else {}
-    p = [test(rng.normal(size=(20, 2)), rng.normal(size=(20, 2)), n_perm=n_perm, seed=i, method=method,
-              **extra).pvalue for i in range(reps)]
+    extra = ({"n_slices": 8} if method == "sliced" else {"kernel": GaussianKernels(n_features=64)} if method == "rff"
+             else {})
+    p = [test(rng.normal(size=(20, 2)), rng.normal(size=(20, 2)), Permutations(n_perm, seed=i),
+              path=KernelPath(method), **extra).pvalue for i in range(reps)]
     assert min(p) >= 1 / (n_perm + 1) and max(p) <= 1
     u = uniform_pit(p, n_perm, np.random.default_rng(101))
     assert scipy.stats.kstest(u, "uniform", method="exact").pvalue > ALPHA
@@ -365,17 +378,18 @@ def test_mmd_passes_the_null_and_rejects_a_mean_shift(method):
     n_perm = 1999  # smallest p 1/2000 <= ALPHA
     for seed in (1, 2, 3):
         x, y = _gaussians(seed)
-        assert mmd_test(x, y, n_perm=n_perm, seed=seed, alpha=ALPHA, method=method).pvalue > ALPHA
+        assert mmd_test(x, y, Permutations(n_perm, seed=seed, alpha=ALPHA), path=KernelPath(method)).pvalue > ALPHA
     x, y = _gaussians(4)
-    assert mmd_test(x, y + 0.25, n_perm=n_perm, seed=4, alpha=ALPHA, method=method).pvalue <= ALPHA
+    assert mmd_test(x, y + 0.25, Permutations(n_perm, seed=4, alpha=ALPHA), path=KernelPath(method)).pvalue <= ALPHA
 
 
 def test_energy_passes_the_null_and_rejects_a_mean_shift():
     n_perm = 1999
     x, y = _gaussians(5)
-    assert energy_test(x, y, n_perm=n_perm, seed=5, alpha=ALPHA).pvalue > ALPHA
-    assert energy_test(x, y + 0.25, n_perm=n_perm, seed=5, alpha=ALPHA).pvalue <= ALPHA
-    assert energy_test(x, y + 0.25, n_perm=n_perm, seed=5, alpha=ALPHA, method="sliced").pvalue <= ALPHA
+    perm = Permutations(n_perm, seed=5, alpha=ALPHA)
+    assert energy_test(x, y, perm).pvalue > ALPHA
+    assert energy_test(x, y + 0.25, perm).pvalue <= ALPHA
+    assert energy_test(x, y + 0.25, perm, path=KernelPath("sliced")).pvalue <= ALPHA
 
 
 def test_mmd_has_power_against_a_ten_percent_scale_error():
@@ -386,7 +400,7 @@ def test_mmd_has_power_against_a_ten_percent_scale_error():
     rejections = 0
     for seed in range(reps):
         x, y = _gaussians(300 + seed)
-        rejections += mmd_test(x, 1.1 * y, n_perm=199, seed=seed, alpha=level).pvalue <= level
+        rejections += mmd_test(x, 1.1 * y, Permutations(199, seed=seed, alpha=level)).pvalue <= level
     assert rejections >= min_rejections(reps, 0.8), rejections
 
 
@@ -401,22 +415,22 @@ def test_kernel_tests_with_the_fewest_permutations_a_holm_family_allows():
     x, y = rng.normal(size=(300, 2)), rng.normal(size=(300, 2))
     need = min_permutations(ALPHA / 9)  # beside 7 KS tests: Holm's first step compares the smallest p with ALPHA / 9
     assert need == 8999
-    null = [test(x, y, n_perm=need, seed=0, alpha=ALPHA / 9) for test in (mmd_test, energy_test)]
+    null = [test(x, y, Permutations(need, alpha=ALPHA / 9)) for test in (mmd_test, energy_test)]
     assert all(f"B={need}" in t.method and t.pvalue > ALPHA / 9 for t in null), null
     two = min_permutations(ALPHA / 2)
-    shifted = holm([test(x, y + 0.5, n_perm=two, seed=0, alpha=ALPHA / 2) for test in (mmd_test, energy_test)],
+    shifted = holm([test(x, y + 0.5, Permutations(two, alpha=ALPHA / 2)) for test in (mmd_test, energy_test)],
                    ALPHA)
     assert [t.name for t in shifted.tests] == ["mmd", "energy"] and shifted.rejected == (True, True)
     with pytest.raises(PermutationError, match=f"cannot reject at alpha.*n_perm >= ceil\\(1/alpha\\) - 1 = {need}"):
-        mmd_test(x, y, n_perm=need - 1, seed=0, alpha=ALPHA / 9)
+        mmd_test(x, y, Permutations(need - 1, alpha=ALPHA / 9))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_gives_the_cpu_pvalue():
     x, y = _gaussians(9, n=200)
     for test in (mmd_test, energy_test):
-        cpu = test(x, y + 0.1, n_perm=199)
-        gpu = test(torch.as_tensor(x, device="cuda"), torch.as_tensor(y + 0.1, device="cuda"), n_perm=199)
+        cpu = test(x, y + 0.1, Permutations(199))
+        gpu = test(torch.as_tensor(x, device="cuda"), torch.as_tensor(y + 0.1, device="cuda"), Permutations(199))
         assert gpu.pvalue == cpu.pvalue and math.isclose(gpu.statistic, cpu.statistic, rel_tol=1e-6)
 
 
@@ -471,7 +485,7 @@ def test_the_stats_package_never_imports_the_sampler_side():
                     if any(n == f"specverify.{s}" or n.startswith(f"specverify.{s}.") for s in sampler)]
     assert not bad, bad
     code = ("import sys, numpy as np\nimport specverify.harness.stats as S\nassert 'torch' not in sys.modules\n"
-            "S.mmd_test(np.zeros((5, 1)), np.ones((5, 1)), n_perm=9)\n"
+            "S.mmd_test(np.zeros((5, 1)), np.ones((5, 1)), S.Permutations(9))\n"
             f"print(sorted(m for m in sys.modules if m.split('.')[:2] in [['specverify', s] for s in {sampler!r}]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

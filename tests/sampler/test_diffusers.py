@@ -33,7 +33,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, PNDMScheduler, UNet2DModel  
 from diffusers.schedulers import scheduling_ddpm  # noqa: E402
 
 from specverify.errors import ChainError  # noqa: E402
-from specverify.harness.stats.omnibus import two_sample_minp  # noqa: E402
+from specverify.harness.stats.omnibus import Permutations, two_sample_minp  # noqa: E402
 from specverify.harness.stats.permutation import min_permutations  # noqa: E402
 from specverify.sampler.diffusers import chain_from_diffusers, diffusers_sample  # noqa: E402
 from specverify.sampler.drafters import make_drafter  # noqa: E402
@@ -157,7 +157,7 @@ def _samples(config: str):
 @pytest.mark.parametrize("config", LAW)
 def test_same_law(config, pair):
     samples, _ = _samples(config)
-    b = two_sample_minp(samples[pair[0]], samples[pair[1]], ALPHA, n_perm=N_PERM, seed=PAIRS.index(pair))
+    b = two_sample_minp(samples[pair[0]], samples[pair[1]], ALPHA, Permutations(N_PERM, seed=PAIRS.index(pair)))
     assert not b.reject, f"{config}: {pair[0]} vs {pair[1]}: {b.summary()}"
 
 

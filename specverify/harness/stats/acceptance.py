@@ -15,6 +15,8 @@ rates (a descriptive figure: steps within a trajectory are not independent trial
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy import stats
 
@@ -23,7 +25,17 @@ from specverify.harness.stats.one_sample import MIN_SAMPLES
 from specverify.harness.stats.results import TestResult
 from specverify.harness.stats.sizing import binomial_interval
 
-__all__ = ["acceptance_summary", "acceptance_test"]
+__all__ = ["PerPosition", "acceptance_summary", "acceptance_test"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PerPosition:
+    """Counts per window position j (sequences of one length): drafts ``accepted`` and ``verified`` there, and
+    the ``predicted`` sum of acceptance probabilities over the verified ones."""
+
+    accepted: object
+    verified: object
+    predicted: object
 
 
 def _per_trajectory(accepted, predicted) -> tuple[np.ndarray, np.ndarray]:
@@ -73,9 +85,11 @@ def acceptance_test(accepted, predicted, verified=None, predicted_var=None, *,
 
 
 def acceptance_summary(accepted, predicted, verified, *, confidence: float = 0.99,
-                       accepted_per_position=None, verified_per_position=None,
-                       predicted_per_position=None) -> dict:
-    """Pooled and per-position acceptance with exact (Clopper-Pearson) intervals next to the predictions."""
+                       per_position: PerPosition | None = None) -> dict:
+    """Pooled and per-position acceptance with exact (Clopper-Pearson) intervals next to the predictions.
+
+    ``accepted``, ``predicted``, ``verified``: per trajectory; ``per_position`` (:class:`PerPosition`, optional):
+    the rows of ``out["per_position"]``."""
     a, p = _per_trajectory(accepted, predicted)
     v = np.asarray(verified, dtype=np.int64).ravel()
     a_tot, v_tot = int(round(a.sum())), int(v.sum())
@@ -85,8 +99,8 @@ def acceptance_summary(accepted, predicted, verified, *, confidence: float = 0.9
            "confidence": confidence, "ci_low": None, "ci_high": None, "per_position": []}
     if v_tot:
         out["ci_low"], out["ci_high"] = binomial_interval(a_tot, v_tot, confidence)
-    if accepted_per_position is not None:
-        for j, (aj, vj, pj) in enumerate(zip(accepted_per_position, verified_per_position, predicted_per_position,
+    if per_position is not None:
+        for j, (aj, vj, pj) in enumerate(zip(per_position.accepted, per_position.verified, per_position.predicted,
                                              strict=True)):
             row = {"position": j, "accepted": int(aj), "verified": int(vj),
                    "rate": int(aj) / int(vj) if vj else None, "predicted": float(pj) / int(vj) if vj else None,

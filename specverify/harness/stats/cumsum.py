@@ -10,7 +10,7 @@ import math
 import torch
 
 from specverify.errors import StatsError
-from specverify.harness.stats.permutation import group_indicator
+from specverify.harness.stats.permutation import Pool, group_indicator
 
 __all__ = ["sliced_constant"]
 
@@ -22,9 +22,8 @@ def sliced_constant(d: int) -> float:
     return math.exp(0.5 * math.log(math.pi) + math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
 
 
-def _cumsum_statistics(proj: torch.Tensor, n: int, m: int, *, ks: bool = True, energy_cols=(), c_d: float = 1.0,
-                       block: int = _KS_BLOCK):
-    """Permuted statistics of the columns of ``proj`` (N, c) from one cumulative sum per column: (b, N) perms ->
+def _cumsum_statistics(pool: Pool, *, ks: bool = True, energy_cols=(), c_d: float = 1.0, block: int = _KS_BLOCK):
+    """Permuted statistics of the columns of ``pool.z`` (N, c) from one cumulative sum per column: (b, N) perms ->
     (b, c) two-sample KS statistics; with ``energy_cols`` a last column holds the sliced energy statistic c_d * mean
     over those columns of 2 int (F_n - G_m)^2 dt (columns that are uniformly random unit directions, or the one
     coordinate when d = 1). ``ks=False`` leaves the KS columns out and returns the energy alone, shape (b,).
@@ -39,6 +38,7 @@ def _cumsum_statistics(proj: torch.Tensor, n: int, m: int, *, ks: bool = True, e
     energy_cols = list(energy_cols)
     if not ks and not energy_cols:
         raise StatsError("_cumsum_statistics needs ks=True or some energy_cols")
+    proj, n, m = pool.z, pool.n, pool.m
     n_items, c = proj.shape
     lo, dev = torch.float32, proj.device
     vals, order = proj.sort(0)

@@ -120,7 +120,8 @@ def nearest_neighbour_test(x, y, alpha: float, *, seed: int = 0) -> TestResult:
     import torch
     from scipy.spatial import cKDTree
 
-    from specverify.harness.stats.sequential import sequential_minp_counts
+    from specverify.harness.stats.permutation import Permutations
+    from specverify.harness.stats.sequential import PilotScore, sequential_minp_counts
 
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     z = np.concatenate([x, _same_precision(x, y)])
@@ -141,7 +142,8 @@ def nearest_neighbour_test(x, y, alpha: float, *, seed: int = 0) -> TestResult:
         mean, sd = pilot.mean(0), max(float(pilot.std()), 0.5)  # counts: a spread below 1/2 is rounding
         return lambda raw: stats.norm.sf((raw - mean) / sd)
 
-    r = sequential_minp_counts(statistic, len(keep), alpha=alpha, seed=seed, tail_map=tail_map, rtol=0.0)
+    r = sequential_minp_counts(statistic, len(keep), Permutations(seed=seed, alpha=alpha), PilotScore(tail_map),
+                               rtol=0.0)
     expected = float(close.sum()) * n_x * (n_x - 1) / (len(keep) * (len(keep) - 1))
     method = (f"nearest-neighbour-perm (candidate neighbours within the {CLOSE_QUANTILE:.0%} quantile of pooled "
               f"NN distances, {len(keep)} pooled points; sequential, stopped ({r.stop}) after {r.n_perm} "

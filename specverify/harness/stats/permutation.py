@@ -19,8 +19,9 @@ Contract
       permutation equivalent to the identity (within-group shuffles) is not lost to rounding. This can only make
       p larger (conservative).
     - Permutations are drawn one by one with ``torch.randperm`` from a CPU ``torch.Generator`` seeded with
-      ``seed`` and then moved to ``device``: the p-value depends on the seed only, not on the batch size or on the
-      device (up to floating-point rounding of the statistic).
+      ``seed`` and then moved to ``device`` (the settings travel in one :class:`Permutations` record): the
+      p-value depends on the seed only, not on the batch size or on the device (up to floating-point rounding of
+      the statistic).
     - With ``alpha`` given, fewer than ceil(1/alpha) - 1 permutations is an error: the smallest attainable p-value
       1/(n_perm + 1) would exceed alpha and the test could never reject. About 20/alpha permutations make the
       decision stable (the Monte Carlo error of p near alpha is small against alpha).
@@ -37,10 +38,41 @@ import torch
 
 from specverify.errors import PermutationError
 
-__all__ = ["TIE_RTOL", "PermutationResult", "draw_permutations", "evaluator", "group_indicator",
-           "max_standardised", "min_permutations", "permutation_matrix", "permutation_pvalue", "permutation_test"]
+__all__ = ["TIE_RTOL", "PermutationResult", "Permutations", "Pool", "draw_permutations", "evaluator",
+           "group_indicator", "max_standardised", "min_permutations", "permutation_matrix", "permutation_pvalue",
+           "permutation_test"]
 
 TIE_RTOL = 1e-9
+DEFAULT_BATCH = 256  # permutations evaluated at a time when the caller does not size the batch
+
+
+@dataclasses.dataclass(frozen=True)
+class Permutations:
+    """The permutation engine's settings, shared by every test that calls it.
+
+    ``n_perm``: the number of permutations (None: the test's default; the sequential engines read it as their
+    cap); ``seed``: the CPU ``torch.Generator`` seed of the permutations (and of the test's other randomness);
+    ``alpha``: the level the test must be able to reach (checked: at least ceil(1/alpha) - 1 permutations);
+    ``batch_size``: permutations evaluated at a time (None: ``DEFAULT_BATCH``, or sized by memory in the kernel
+    tests); ``device``: where the statistic runs (None: CPU, or the data's device in the kernel tests).
+    Validated by the engine when it runs, with :class:`~specverify.errors.PermutationError`.
+    """
+
+    n_perm: int | None = None
+    seed: int = 0
+    alpha: float | None = None
+    batch_size: int | None = None
+    device: torch.device | str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """A pooled two-sample: rows of ``z`` (N, ...) with the first ``n`` from the first sample and the last ``m``
+    from the second; the first n positions of a permutation of the pool form the first group."""
+
+    z: torch.Tensor
+    n: int
+    m: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +103,7 @@ def min_permutations(alpha: float) -> int:
 
 
 def _check_n_perm(n_perm: int, alpha: float | None) -> int:
-    if isinstance(n_perm, bool) or int(n_perm) != n_perm or n_perm < 1:
+    if n_perm is None or isinstance(n_perm, bool) or int(n_perm) != n_perm or n_perm < 1:
         raise PermutationError(f"n_perm must be a positive integer, got {n_perm!r}")
     n_perm = int(n_perm)
     if alpha is not None:
@@ -123,21 +155,22 @@ def evaluator(statistic: Callable[[torch.Tensor], torch.Tensor], device=None) ->
     return evaluate
 
 
-def permutation_matrix(statistic: Callable[[torch.Tensor], torch.Tensor], n_items: int, *, n_perm: int, seed: int,
-                       alpha: float | None = None, batch_size: int = 256,
-                       device: torch.device | str | None = None) -> torch.Tensor:
+def permutation_matrix(statistic: Callable[[torch.Tensor], torch.Tensor], n_items: int,
+                       perm: Permutations) -> torch.Tensor:
     """The raw ``(n_perm + 1, k)`` float64 CPU matrix of ``statistic`` (observed row first, then the permutations).
 
-    The rows are exchangeable under H0; ``permutation_test`` and ``stats.omnibus`` turn them into p-values.
+    ``perm``: n_perm (required), seed, alpha, batch_size and device (:class:`Permutations`). The rows are
+    exchangeable under H0; ``permutation_test`` and ``stats.omnibus`` turn them into p-values.
     """
-    n_perm = _check_n_perm(n_perm, alpha)
+    n_perm = _check_n_perm(perm.n_perm, perm.alpha)
+    batch_size = DEFAULT_BATCH if perm.batch_size is None else perm.batch_size
     if int(n_items) != n_items or n_items < 2:
         raise PermutationError(f"a permutation test needs at least 2 items, got {n_items}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise PermutationError(f"batch_size must be a positive integer, got {batch_size!r}")
     n_items, batch_size = int(n_items), int(batch_size)
-    evaluate = evaluator(statistic, device)
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    evaluate = evaluator(statistic, perm.device)
+    gen = torch.Generator(device="cpu").manual_seed(int(perm.seed))
     rows = [evaluate(torch.arange(n_items).unsqueeze(0))]
     done = 0
     while done < n_perm:
@@ -147,19 +180,18 @@ def permutation_matrix(statistic: Callable[[torch.Tensor], torch.Tensor], n_item
     return torch.cat(rows)
 
 
-def permutation_test(statistic: Callable[[torch.Tensor], torch.Tensor], n_items: int, *, n_perm: int, seed: int,
-                     alpha: float | None = None, batch_size: int = 256,
+def permutation_test(statistic: Callable[[torch.Tensor], torch.Tensor], n_items: int, perm: Permutations, *,
                      combine: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                     device: torch.device | str | None = None, tie_rtol: float = TIE_RTOL) -> PermutationResult:
+                     tie_rtol: float = TIE_RTOL) -> PermutationResult:
     """Permutation p-value of ``statistic`` over ``n_items`` exchangeable items (larger = more extreme).
 
-    ``statistic`` takes a ``(b, n_items)`` long tensor of permutations on ``device`` and returns ``(b,)`` or
-    ``(b, k)`` statistics; with ``k > 1`` a ``combine`` is required (see the module docstring). Permutations
-    are evaluated ``batch_size`` at a time, so memory stays bounded whatever ``n_perm`` is. ``tie_rtol`` should
-    cover the rounding of the statistic (the default suits float64 arithmetic).
+    ``statistic`` takes a ``(b, n_items)`` long tensor of permutations on ``perm.device`` and returns ``(b,)`` or
+    ``(b, k)`` statistics; with ``k > 1`` a ``combine`` is required (see the module docstring). ``perm``
+    (:class:`Permutations`): ``n_perm`` permutations (required) seeded by ``seed``, evaluated ``batch_size`` at a
+    time, so memory stays bounded whatever ``n_perm`` is; with ``alpha``, too few to reach it is an error.
+    ``tie_rtol`` should cover the rounding of the statistic (the default suits float64 arithmetic).
     """
-    raw = permutation_matrix(statistic, n_items, n_perm=n_perm, seed=seed, alpha=alpha, batch_size=batch_size,
-                             device=device)  # (n_perm + 1, k), observed first
+    raw = permutation_matrix(statistic, n_items, perm)  # (n_perm + 1, k), observed first
     n_perm = raw.shape[0] - 1
     if combine is not None:
         stats = combine(raw).reshape(-1)

@@ -40,15 +40,32 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from specverify.harness.stats.permutation import PermutationError, draw_permutations, evaluator
+from specverify.harness.stats.permutation import (
+    DEFAULT_BATCH,
+    PermutationError,
+    Permutations,
+    draw_permutations,
+    evaluator,
+)
 
-__all__ = ["PRIOR", "SequentialResult", "futility_limits", "log_wealth", "max_permutations",
+__all__ = ["PRIOR", "PilotScore", "SequentialResult", "futility_limits", "log_wealth", "max_permutations",
            "sequential_minp_counts"]
 
 PRIOR = ((0.5, 1.0, 5.0), (0.5, 10.0, 20.0))  # (weight, a, b * alpha): the rate c ~ mixture of Beta(a, b / alpha)
 CAP_FACTOR = 20  # at most ceil(CAP_FACTOR / alpha) counted permutations
 KEY_STEP = 1e-4  # scores are compared on a grid of log(score) (rounding of equivalent permutations ties)
 FIRST_BATCH = 32
+N_PILOT = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class PilotScore:
+    """How a row of raw statistics is scored: ``tail_map(pilot)`` gets the ``(n_pilot, k)`` raw statistics of
+    ``n_pilot`` pilot permutations (drawn first, never counted) and returns the map from raw rows ``(b, k)`` to
+    tail areas ``(b, k)`` (smaller = more extreme); a row's score is its minimum."""
+
+    tail_map: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]]
+    n_pilot: int = N_PILOT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,29 +140,30 @@ def _batch_sizes(cap: int, largest: int):
         b *= 2
 
 
-def sequential_minp_counts(statistic: Callable[[torch.Tensor], torch.Tensor], n_items: int, *, alpha: float,
-                           seed: int, tail_map: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]],
-                           rtol, n_pilot: int = 32, batch_size: int = 256, cap: int | None = None,
-                           futility: bool = True, device=None) -> SequentialResult:
+def sequential_minp_counts(statistic: Callable[[torch.Tensor], torch.Tensor], n_items: int, perm: Permutations,
+                           score: PilotScore, *, rtol, futility: bool = True) -> SequentialResult:
     """The sequential minP test of the columns of ``statistic`` (see the module docstring).
 
-    ``tail_map(pilot)`` gets the ``(n_pilot, k)`` raw statistics of the pilot permutations and returns the map
-    from raw rows ``(b, k)`` to tail areas ``(b, k)`` (smaller = more extreme); a row's score is its minimum.
+    ``perm`` (:class:`~specverify.harness.stats.permutation.Permutations`): ``alpha`` (required), ``seed``,
+    ``n_perm`` the cap on counted permutations (None: ceil(20 / alpha)), ``batch_size`` the largest batch (None:
+    256), ``device``. ``score`` (:class:`PilotScore`): the tail map built from the pilot permutations.
     ``rtol``: per-column relative tie tolerance of the raw statistics (marginal counts only).
     Permutations come from ``permutation.draw_permutations`` (seeded as the fixed-B engine); tie marks from
-    numpy's generator seeded ``[seed, 11]``. ``futility=False``: no early stop to accept (draw up to ``cap``
+    numpy's generator seeded ``[seed, 11]``. ``futility=False``: no early stop to accept (draw up to the cap
     unless W reaches 1/alpha), for descriptive p-values when the decision is made elsewhere.
     """
-    if not 0 < alpha < 1:
+    alpha, seed = perm.alpha, perm.seed
+    if alpha is None or not 0 < alpha < 1:
         raise PermutationError(f"alpha must be in (0, 1), got {alpha}")
-    cap = max_permutations(alpha) if cap is None else int(cap)
-    evaluate = evaluator(statistic, device)
+    cap = max_permutations(alpha) if perm.n_perm is None else int(perm.n_perm)
+    batch_size = DEFAULT_BATCH if perm.batch_size is None else perm.batch_size
+    evaluate = evaluator(statistic, perm.device)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     marks = np.random.default_rng([int(seed), 11])
     obs = evaluate(torch.arange(n_items).unsqueeze(0)).numpy()
     pilot = np.concatenate([evaluate(draw_permutations(gen, n_items, b)).numpy()
-                            for b in _batch_sizes(n_pilot, batch_size)])
-    tails = tail_map(pilot)
+                            for b in _batch_sizes(score.n_pilot, batch_size)])
+    tails = score.tail_map(pilot)
     g0 = np.asarray(tails(obs), dtype=np.float64)[0]
     key0, mark0 = _keys(g0.min(keepdims=True))[0], marks.uniform()
     col_keys = _keys(g0 * (1 + 1e-6))

@@ -28,6 +28,7 @@ the smallest sufficient n.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -36,12 +37,22 @@ import numpy as np
 from specverify._validate import in_unit_interval, positive_int
 from specverify.errors import PowerError, StatsError
 
-__all__ = ["PowerWarning", "binomial_interval", "check_power", "ks_one_sample_n", "ks_two_sample_n",
+__all__ = ["PowerTarget", "PowerWarning", "binomial_interval", "check_power", "ks_one_sample_n", "ks_two_sample_n",
            "min_detectable_ks_one_sample", "min_detectable_ks_two_sample"]
 
 
 class PowerWarning(UserWarning):
     """Like PowerError, as a warning (``check_power(..., strict=False)``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PowerTarget:
+    """What a KS test must deliver: detect a KS distance ``epsilon`` with probability 1 - ``beta`` at level
+    ``alpha`` (validated where it is used, with the messages of ``ks_two_sample_n`` and friends)."""
+
+    alpha: float
+    beta: float
+    epsilon: float
 
 
 def _rate(name: str, value: float) -> float:
@@ -86,14 +97,16 @@ def min_detectable_ks_two_sample(n: int, m: int, alpha: float, beta: float) -> f
     return (_radius(alpha / 2) + _radius(beta / 2)) * (1 / math.sqrt(n) + 1 / math.sqrt(m))
 
 
-def check_power(n: int, alpha: float, beta: float, epsilon: float, *, two_sample: bool = True,
-                m: int | None = None, strict: bool = True) -> float:
-    """Check that sizes (n, m) deliver power 1 - beta against a KS distance epsilon at level alpha.
+def check_power(n: int, target: PowerTarget, *, two_sample: bool = True, m: int | None = None,
+                strict: bool = True) -> float:
+    """Check that sizes (n, m) deliver power 1 - beta against a KS distance epsilon at level alpha (``target``).
 
     Returns the smallest detectable KS distance. When it exceeds epsilon, raises ``PowerError`` (``strict``) or
     warns ``PowerWarning``, with a message that names the n needed. ``m`` defaults to n (two samples).
+    Example: ``check_power(1000, PowerTarget(alpha=1e-3, beta=1e-3, epsilon=0.05))``.
     """
-    epsilon = _epsilon(epsilon)
+    alpha, beta = target.alpha, target.beta
+    epsilon = _epsilon(target.epsilon)
     if two_sample:
         m = n if m is None else m
         eps_min = min_detectable_ks_two_sample(n, m, alpha, beta)
