@@ -139,7 +139,7 @@ def test_speculative_sampler_has_the_exact_chain_law(dim, dtype, window, drafter
 def _gmm_reference(p, steps, seed):
     betas = beta_schedule("linear", steps)
     tr = ref.diffusion_transition(betas, "ddpm")
-    out = ref.sample_diffusion(jax.random.PRNGKey(seed), ref.gmm_eps(p.spec, betas), tr, N, p.dim)
+    out = ref.sample_diffusion(jax.random.PRNGKey(seed), ref.gmm_eps(p.spec, betas), tr, (N, p.dim))
     return np.asarray(out)
 
 

@@ -208,7 +208,7 @@ _BLOCKED_RUN = textwrap.dedent("""
     spec = GaussianSpec.default(4)
     tr = R.diffusion_transition(beta_schedule("linear", 10), "ddim", eta=0.5)
     law = R.gaussian_chain_law(spec, tr)
-    x = R.sample_diffusion(jax.random.PRNGKey(0), R.gaussian_eps(spec, tr.betas), tr, 8, 4)
+    x = R.sample_diffusion(jax.random.PRNGKey(0), R.gaussian_eps(spec, tr.betas), tr, (8, 4))
     assert x.shape == (8, 4) and np.isfinite(law.final.whiten(x)).all()
     eps = R.gmm_eps(GMMSpec.default(4), tr.betas)(x, np.full(8, 3))
     assert eps.shape == (8, 4)

@@ -206,7 +206,7 @@ def _gmm_truth(setup: Setup, device):
     eps, dim = ref.gmm_eps(setup.problem.spec, betas), setup.dim
 
     def diffusion_reference(n, seed):
-        return ref.sample_diffusion(jax.random.PRNGKey(seed), eps, tr, n, dim)
+        return ref.sample_diffusion(jax.random.PRNGKey(seed), eps, tr, (n, dim))
 
     return "sampler", diffusion_reference
 

@@ -293,13 +293,13 @@ def test_samplers_are_pure_functions_of_their_key():
     spec = GaussianSpec.default(3)
     tr = R.diffusion_transition(beta_schedule("linear", 20))
     eps = R.gaussian_eps(spec, tr.betas)
-    a = R.sample_diffusion(_key(0), eps, tr, 50, 3)
-    b = R.sample_diffusion(_key(0), eps, tr, 50, 3)
-    c = R.sample_diffusion(_key(1), eps, tr, 50, 3)
+    a = R.sample_diffusion(_key(0), eps, tr, (50, 3))
+    b = R.sample_diffusion(_key(0), eps, tr, (50, 3))
+    c = R.sample_diffusion(_key(1), eps, tr, (50, 3))
     assert a.dtype == jnp.float64 and a.shape == (50, 3)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    every = R.sample_diffusion(_key(0), eps, tr, 50, 3, return_all=True)
+    every = R.sample_diffusion(_key(0), eps, tr, (50, 3), return_all=True)
     assert every.shape == (21, 50, 3)
     np.testing.assert_array_equal(every[-1], a)
     x0 = jnp.zeros((50, 3))
@@ -307,7 +307,7 @@ def test_samplers_are_pure_functions_of_their_key():
     assert lg.shape == (11, 50, 3)
     np.testing.assert_array_equal(lg[-1], R.sample_langevin(_key(2), R.gaussian_score(spec), 0.1, 10, x0))
     with pytest.raises(SamplerError, match="init_mean"):
-        R.sample_diffusion(_key(0), eps, tr, 50, 3, init_mean=np.zeros(4))
+        R.sample_diffusion(_key(0), eps, tr, (50, 3), init=R.InitialLaw(mean=np.zeros(4)))
     with pytest.raises(SamplerError, match="x0"):
         R.sample_langevin(_key(0), R.gaussian_score(spec), 0.1, 10, jnp.zeros(3))
 
@@ -318,7 +318,7 @@ def test_samplers_are_pure_functions_of_their_key():
 def test_ddpm_sampler_has_the_exact_chain_law(d):
     spec = GaussianSpec.default(d, seed=d)
     tr = R.diffusion_transition(beta_schedule("linear", 50))
-    x = R.sample_diffusion(_key(d), R.gaussian_eps(spec, tr.betas), tr, N_MC, d)
+    x = R.sample_diffusion(_key(d), R.gaussian_eps(spec, tr.betas), tr, (N_MC, d))
     rejected, summary = _battery(R.gaussian_chain_law(spec, tr).final.whiten(x), ALPHA)
     assert not rejected, summary
 
@@ -327,7 +327,7 @@ def test_ddim_sampler_has_the_exact_per_step_law():
     """DDIM eta = 0.5 on a subsequence, a non-zero initial mean; intermediate steps checked too (one family)."""
     spec = GaussianSpec.default(16, seed=7)
     tr = R.diffusion_transition(beta_schedule("cosine", 1000), "ddim", eta=0.5, timesteps=np.arange(999, -1, -25))
-    xs = R.sample_diffusion(_key(7), R.gaussian_eps(spec, tr.betas), tr, N_MC, 16, init_mean=0.5, init_var=0.8,
+    xs = R.sample_diffusion(_key(7), R.gaussian_eps(spec, tr.betas), tr, (N_MC, 16), init=R.InitialLaw(0.5, 0.8),
                             return_all=True)
     law = R.gaussian_chain_law(spec, tr, init_mean=0.5, init_var=0.8)
     ks = (0, 10, 25, tr.n_steps)
@@ -351,7 +351,7 @@ def test_battery_rejects_a_slightly_wrong_law():
     above the about 0.016 the battery needs at n = 20000 and alpha = 1e-3 / 17."""
     spec = GaussianSpec.default(16, seed=16)
     tr = R.diffusion_transition(beta_schedule("linear", 50))
-    x = R.sample_diffusion(_key(16), R.gaussian_eps(spec, tr.betas), tr, N_MC, 16)
+    x = R.sample_diffusion(_key(16), R.gaussian_eps(spec, tr.betas), tr, (N_MC, 16))
     exact = R.gaussian_chain_law(spec, tr).final
     wrong = R.GaussianLaw(exact.mean, 1.05 * exact.eigvals, exact.eigvecs)
     assert not _battery(exact.whiten(x), ALPHA)[0]

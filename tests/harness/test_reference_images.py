@@ -97,7 +97,7 @@ def test_the_sampler_runs_in_blocks_with_keys_folded_in():
     x = fn(10, 5)
     eps = R.images_eps(spec, betas)
     key = jax.random.PRNGKey(5)
-    blocks = [np.asarray(R.sample_diffusion(jax.random.fold_in(key, j), eps, tr, 4, 6)) for j in range(3)]
+    blocks = [np.asarray(R.sample_diffusion(jax.random.fold_in(key, j), eps, tr, (4, 6))) for j in range(3)]
     assert x.shape == (10, 6) and np.isfinite(x).all()
     np.testing.assert_array_equal(x, np.concatenate(blocks)[:10])
     np.testing.assert_array_equal(fn(10, 5), x)

@@ -50,7 +50,7 @@ from specverify.harness.reference.laws import (  # noqa: E402
     ula_stationary_law,
 )
 from specverify.harness.reference.models import gmm_data_law, logistic_model, logistic_potential, run_nuts  # noqa: E402
-from specverify.harness.reference.samplers import sample_diffusion, sample_langevin  # noqa: E402
+from specverify.harness.reference.samplers import InitialLaw, sample_diffusion, sample_langevin  # noqa: E402
 from specverify.harness.reference.schedules import DiffusionTransition, diffusion_transition, x0_to_eps  # noqa: E402
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "DenseChainLaw",
     "DiffusionTransition",
     "GaussianLaw",
+    "InitialLaw",
     "data_law",
     "diffused_data_law",
     "diffusion_transition",

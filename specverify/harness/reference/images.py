@@ -92,7 +92,7 @@ def images_sampler(spec: GMMSpec, betas, transition: DiffusionTransition, *, bat
     def sample(n, seed):
         n = positive_int(n, "n")
         b, key = min(batch, n), jax.random.PRNGKey(seed)
-        blocks = [np.asarray(sample_diffusion(jax.random.fold_in(key, j), eps, transition, b, dim))
+        blocks = [np.asarray(sample_diffusion(jax.random.fold_in(key, j), eps, transition, (b, dim)))
                   for j in range(-(-n // b))]
         return np.concatenate(blocks)[:n]
 

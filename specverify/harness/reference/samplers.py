@@ -6,6 +6,7 @@ a sampler is a pure function of its key. Memory is O(n d) unless ``return_all=Tr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -16,28 +17,40 @@ from specverify._validate import positive_int, step_sizes
 from specverify.errors import SamplerError
 from specverify.harness.reference.schedules import DiffusionTransition
 
-__all__ = ["sample_diffusion", "sample_langevin"]
+__all__ = ["InitialLaw", "sample_diffusion", "sample_langevin"]
 
 
-@functools.partial(jax.jit, static_argnames=("eps_fn", "n", "dim", "return_all"))
-def _diffusion(key, eps_fn, t, c_x, c_eps, sigma, init_mean, init_var, n, dim, return_all):
+@dataclasses.dataclass(frozen=True)
+class InitialLaw:
+    """The chain's initial law N(``mean``, ``var`` I): ``mean`` a float or one value per coordinate, ``var`` a
+    float >= 0 (checked by the sampler)."""
+
+    mean: float | np.ndarray = 0.0
+    var: float = 1.0
+
+
+@functools.partial(jax.jit, static_argnames=("eps_fn", "shape", "return_all"))
+def _diffusion(key, eps_fn, coefficients, init, shape, return_all):
+    t, c_x, c_eps, sigma = coefficients
+    init_mean, init_var = init
     keys = jax.random.split(key, t.shape[0] + 1)
-    x = init_mean + jnp.sqrt(init_var) * jax.random.normal(keys[0], (n, dim), dtype=jnp.float64)
+    x = init_mean + jnp.sqrt(init_var) * jax.random.normal(keys[0], shape, dtype=jnp.float64)
 
     def step(x, inputs):
         k_key, tk, cx, ce, s = inputs
-        z = jax.random.normal(k_key, (n, dim), dtype=jnp.float64)
-        x = cx * x + ce * eps_fn(x, jnp.full((n,), tk)) + s * z
+        z = jax.random.normal(k_key, shape, dtype=jnp.float64)
+        x = cx * x + ce * eps_fn(x, jnp.full((shape[0],), tk)) + s * z
         return x, (x if return_all else None)
 
     x_last, xs = jax.lax.scan(step, x, (keys[1:], t, c_x, c_eps, sigma))
     return jnp.concatenate([x[None], xs]) if return_all else x_last
 
 
-def sample_diffusion(key, eps_fn, transition: DiffusionTransition, n: int, dim: int, *, init_mean=0.0,
-                     init_var: float = 1.0, return_all: bool = False) -> jax.Array:
-    """Run a DDPM / DDIM chain: x_0 ~ N(init_mean, init_var I), x_{k+1} = c_x[k] x_k + c_eps[k] eps_fn(x_k, t_k)
-    + sigma[k] z_k with the coefficients of ``transition`` (:func:`specverify.harness.reference.diffusion_transition`).
+def sample_diffusion(key, eps_fn, transition: DiffusionTransition, shape, *, init: InitialLaw = InitialLaw(),
+                     return_all: bool = False) -> jax.Array:
+    """Run a DDPM / DDIM chain: x_0 ~ N(init.mean, init.var I), x_{k+1} = c_x[k] x_k + c_eps[k] eps_fn(x_k, t_k)
+    + sigma[k] z_k with the coefficients of ``transition`` (:func:`specverify.harness.reference.diffusion_transition`),
+    ``shape = (n, dim)`` states at a time (as ``jax.random.normal(key, shape)``).
 
     Contract: ``eps_fn(x, t)`` maps states (n, dim) and int times (n,) to eps predictions (n, dim) and is
     traceable by JAX (a jitted function is compiled once per (eps_fn, n, dim)); returns x_K (n, dim), or all
@@ -47,14 +60,20 @@ def sample_diffusion(key, eps_fn, transition: DiffusionTransition, n: int, dim: 
         raise SamplerError("transition must come from specverify.harness.reference.diffusion_transition(...)")
     if not callable(eps_fn):
         raise SamplerError("eps_fn must be callable as eps_fn(x, t)")
+    if not isinstance(init, InitialLaw):
+        raise SamplerError("init must be a specverify.harness.reference.InitialLaw(mean, var)")
+    try:
+        n, dim = shape
+    except (TypeError, ValueError):
+        raise SamplerError(f"shape must be a pair (n, dim), got {shape!r}") from None
     n, dim = positive_int(n, "n"), positive_int(dim, "dim")
-    init_mean = np.asarray(init_mean, dtype=np.float64)
+    init_mean = np.asarray(init.mean, dtype=np.float64)
     if init_mean.shape not in ((), (dim,)):
         raise SamplerError(f"init_mean must be a float or an array of shape ({dim},), got shape {init_mean.shape}")
-    if np.ndim(init_var) != 0 or not float(init_var) >= 0:
+    if np.ndim(init.var) != 0 or not float(init.var) >= 0:
         raise SamplerError("init_var must be a float >= 0")
-    arrays = (jnp.asarray(a) for a in (transition.t, transition.c_x, transition.c_eps, transition.sigma))
-    return _diffusion(key, eps_fn, *arrays, jnp.asarray(init_mean), jnp.asarray(float(init_var)), n, dim,
+    coefficients = tuple(jnp.asarray(a) for a in (transition.t, transition.c_x, transition.c_eps, transition.sigma))
+    return _diffusion(key, eps_fn, coefficients, (jnp.asarray(init_mean), jnp.asarray(float(init.var))), (n, dim),
                       bool(return_all))
 
 
