@@ -20,18 +20,42 @@ from specverify.harness.predictions import acceptance_probability, first_zero_no
 from specverify.harness.reference.schedules import diffusion_transition, x0_to_eps
 from specverify.specs import GaussianSpec, beta_schedule
 
-__all__ = ["AcceptancePrediction", "gaussian_mean_acceptance", "predicted_acceptance"]
+__all__ = ["AcceptancePrediction", "ChainOptions", "gaussian_mean_acceptance", "predicted_acceptance"]
 
 
-def _affine_gaussian_chain(spec: GaussianSpec, betas, sampler, eta, prediction):
-    """The `gaussian` problem's chain in the eigenbasis of its covariance, one coordinate at a time.
+@dataclasses.dataclass(frozen=True)
+class ChainOptions:
+    """The options of the `gaussian` problem's ``chain(steps, schedule=..., sampler=..., prediction=..., eta=...)``
+    that a prediction follows: "ddpm" or "ddim", the beta schedule's name, the model's output ("eps", "x0" or
+    "v"), and DDIM's eta (DDPM ignores it)."""
 
-    Returns per-step (a, b, sigma) (T,) and the model output f(x, k) = phi[k] c + gamma[k] in eigen-coordinates
-    c = Q^T x, (T, d) each: mean(x, k) = a_k x + b_k f(x, k). The step is the reference schedules' eps form,
-    mean = c_x x + c_eps eps_hat, with eps_hat = r x + s f written for the model's output f: a = c_x + c_eps r,
-    b = c_eps s. ``eta`` applies to DDIM only.
+    sampler: str = "ddpm"
+    schedule: str = "linear"
+    prediction: str = "eps"
+    eta: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _AffineChain:
+    """Per-step (a, b, sigma) (T,) and the model output f(x, k) = phi[k] c + gamma[k] in eigen-coordinates
+    c = Q^T x, (T, d) each: the step's mean is a_k x + b_k f(x, k)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    sigma: np.ndarray
+    phi: np.ndarray
+    gamma: np.ndarray
+
+
+def _affine_gaussian_chain(spec: GaussianSpec, steps: int, options: ChainOptions) -> _AffineChain:
+    """The `gaussian` problem's chain of ``steps`` steps in the eigenbasis of its covariance, one coordinate at a
+    time (see :class:`_AffineChain`). The step is the reference schedules' eps form, mean = c_x x + c_eps eps_hat,
+    with eps_hat = r x + s f written for the model's output f: a = c_x + c_eps r, b = c_eps s. ``eta`` applies to
+    DDIM only.
     """
-    tr = diffusion_transition(betas, sampler, **({"eta": eta} if sampler == "ddim" else {}))
+    sampler, prediction = options.sampler, options.prediction
+    betas = beta_schedule(options.schedule, steps)
+    tr = diffusion_transition(betas, sampler, **({"eta": options.eta} if sampler == "ddim" else {}))
     lam, m, abar = spec.eigvals, spec.eigvecs.T @ spec.mean, tr.abar
     sa, sb = np.sqrt(abar), np.sqrt(1 - abar)
     # eps = r x + s f: x0 prediction, eps = (x - sa x0) / sb; v = sa eps - sb x0, eps = sb x + sa v
@@ -44,12 +68,13 @@ def _affine_gaussian_chain(spec: GaussianSpec, betas, sampler, eta, prediction):
     phi, gamma = {"x0": (x0_lin, x0_off), "eps": (eps_lin, eps_off),
                   "v": (sa[:, None] * eps_lin - sb[:, None] * x0_lin, sa[:, None] * eps_off - sb[:, None] * x0_off)
                   }[prediction]
-    return a, b, tr.sigma, phi, gamma
+    return _AffineChain(a, b, tr.sigma, phi, gamma)
 
 
-def _dist_law(a, b, sigma, phi, gamma, mx, vx, n, j, drafter):
+def _dist_law(chain: _AffineChain, mx, vx, n, j, drafter):
     """D at drafted position j of a window that starts at step n, x_n ~ N(mx, vx) per eigen-coordinate, the
     drafts following the draft chain: D = alpha x_n + const + (noise), returned as per-coordinate (mean, var)."""
+    a, b, sigma, phi, gamma = chain.a, chain.b, chain.sigma, chain.phi, chain.gamma
     A, C = a[:, None] + b[:, None] * phi, b[:, None] * gamma  # target mean: A_k c + C_k
     k, s = n + j, sigma[n + j]
     if drafter == "frozen-drift":  # y_j = (1 + j (A_n - 1)) x + j C_n + sum_i s_{n+i} z_i
@@ -135,31 +160,33 @@ class AcceptancePrediction:
 
 
 def predicted_acceptance(dim, drafter: str = "frozen-drift", *, position: int = 1, steps: int = 100,
-                         sampler: str = "ddpm", schedule: str = "linear", prediction: str = "eps", eta: float = 1.0,
-                         seed: int = 0) -> AcceptancePrediction:
+                         chain: ChainOptions = ChainOptions(), seed: int = 0) -> AcceptancePrediction:
     """Predicted acceptance of a frozen drafter on ``make_problem("gaussian", dim=dim, seed=seed).chain(steps,
-    schedule=..., sampler=..., prediction=..., eta=...)`` at every window start (see AcceptancePrediction).
+    schedule=..., sampler=..., prediction=..., eta=...)`` (those four from ``chain``, a :class:`ChainOptions`) at
+    every window start (see AcceptancePrediction).
 
     ``dim``: an int, or a :class:`GaussianSpec`. For a list of dimensions:
-    ``[predicted_acceptance(d).window2_rate for d in dims]``.
+    ``[predicted_acceptance(d).window2_rate for d in dims]``; a DDIM chain:
+    ``predicted_acceptance(d, chain=ChainOptions(sampler="ddim", eta=0.5))``.
     """
     if not isinstance(dim, GaussianSpec):
         dim = GaussianSpec.default(positive_int(dim, "dim", error=UsageError), seed)
     spec = dim
     if drafter not in ("frozen-drift", "frozen-denoiser"):
         raise UsageError(f"drafter must be 'frozen-drift' or 'frozen-denoiser', got {drafter!r}")
-    if sampler not in ("ddpm", "ddim") or prediction not in ("eps", "x0", "v"):
+    if chain.sampler not in ("ddpm", "ddim") or chain.prediction not in ("eps", "x0", "v"):
         raise UsageError("sampler must be 'ddpm' or 'ddim' and prediction 'eps', 'x0' or 'v'")
     if isinstance(position, bool) or not isinstance(position, int) or position < 0:
         raise UsageError(f"position must be an int >= 0, got {position!r}")
-    a, b, sigma, phi, gamma = _affine_gaussian_chain(spec, beta_schedule(schedule, steps), sampler, eta, prediction)
+    affine = _affine_gaussian_chain(spec, steps, chain)
+    a, b, sigma, phi, gamma = affine.a, affine.b, affine.sigma, affine.phi, affine.gamma
     T = sigma.size
     stop = first_zero_noise(sigma)
     accept, msd = np.full(T, np.nan), np.full(T, np.nan)
     mx, vx = np.zeros(spec.dim), np.ones(spec.dim)  # x_0 ~ N(0, I), isotropic: N(0, I) in eigen-coordinates too
     for n in range(T):
         if n + position < stop[n]:
-            mu, var = _dist_law(a, b, sigma, phi, gamma, mx, vx, n, position, drafter)
+            mu, var = _dist_law(affine, mx, vx, n, position, drafter)
             accept[n], msd[n] = gaussian_mean_acceptance(mu, var), float((mu**2 + var).sum())
         A, C = a[n] + b[n] * phi[n], b[n] * gamma[n]
         mx, vx = A * mx + C, A**2 * vx + sigma[n] ** 2

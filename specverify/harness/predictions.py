@@ -130,9 +130,23 @@ def first_zero_noise(sigma) -> np.ndarray:
     return np.append(np.minimum.accumulate(zero_at[::-1])[::-1], T).astype(np.int64)
 
 
-def _moves(k, cached, stop, p, sigma, window, needs_anchor):
+@dataclasses.dataclass(frozen=True)
+class _Chain:
+    """What the round dynamic program reads at every step: the first zero-noise step at or after each step
+    (``first_zero_noise``), the acceptance probabilities ``p`` ((T,) or (T, window)), the noise scales, the
+    window and whether the drafter needs an anchor."""
+
+    stop: np.ndarray
+    p: np.ndarray
+    sigma: np.ndarray
+    window: int
+    needs_anchor: bool
+
+
+def _moves(k, cached, chain: _Chain):
     """Window-start policy: one sample's next moves from (step k, anchor cached): probabilities (m,), rewards
     (rounds, windows, accepted) (m, 3), next steps and next cached flags (m,)."""
+    stop, p, sigma, window, needs_anchor = chain.stop, chain.p, chain.sigma, chain.window, chain.needs_anchor
     T = sigma.size
     if cached and sigma[k] == 0:
         return [1.0], [(0, 0, 0)], [k + 1], [0]  # zero-noise step from the cached output: free
@@ -155,15 +169,15 @@ def _window_outcomes(k, span, p):
     return np.arange(span + 1), reach * np.append(1 - pw, 1.0)
 
 
-def _moves_accepted_plus_one(k, anchored, stop, p, sigma, window, needs_anchor):
+def _moves_accepted_plus_one(k, anchored, chain: _Chain):
     """Accepted+1 policy: every round is one call and commits accepted + 1 steps (a bonus step after a full
     window, unless it reached the chain's end); a row with nothing to draft (no anchor yet, or a zero-noise
     step) takes one target step. Same outputs as :func:`_moves`; the flag is "anchored"."""
-    T = sigma.size
-    span = min(int(stop[k]) - k, window)
-    if span == 0 or (needs_anchor and not anchored):
+    T = chain.sigma.size
+    span = min(int(chain.stop[k]) - k, chain.window)
+    if span == 0 or (chain.needs_anchor and not anchored):
         return [1.0], [(1, 0, 0)], [k + 1], [1]
-    r, prob = _window_outcomes(k, span, p)
+    r, prob = _window_outcomes(k, span, chain.p)
     rewards = np.stack([np.ones(span + 1), np.ones(span + 1), r], axis=1)
     return prob, rewards, np.minimum(k + r + 1, T), np.ones(span + 1, dtype=int)
 
@@ -205,12 +219,12 @@ def round_moments(p_steps, window: int, sigma, *, needs_anchor: bool = True,
                          f"array")
     else:
         p = np.broadcast_to(p, (T,))
-    stop = first_zero_noise(sigma)
+    chain = _Chain(first_zero_noise(sigma), p, sigma, window, needs_anchor)
     m1 = np.zeros((T + 1, 2, 3))  # first moments of (rounds, windows, accepted) from (k, cached)
     m2 = np.zeros((T + 1, 2, 3))  # second moments
     for k in range(T - 1, -1, -1):
         for c in (1, 0):  # window-start: (k, 0) may move to (k, 1) (warm-up)
-            prob, rew, k2, c2 = (np.asarray(v) for v in moves(k, c, stop, p, sigma, window, needs_anchor))
+            prob, rew, k2, c2 = (np.asarray(v) for v in moves(k, c, chain))
             nxt1, nxt2 = m1[k2, c2], m2[k2, c2]
             m1[k, c] = prob @ (rew + nxt1)
             m2[k, c] = prob @ (rew**2 + 2 * rew * nxt1 + nxt2)

@@ -18,7 +18,12 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from specverify.harness.dimension import _affine_gaussian_chain, gaussian_mean_acceptance, predicted_acceptance
+from specverify.harness.dimension import (
+    ChainOptions,
+    _affine_gaussian_chain,
+    gaussian_mean_acceptance,
+    predicted_acceptance,
+)
 from specverify.harness.predictions import (
     accepted_length_variance,
     binomial_n,
@@ -37,7 +42,7 @@ from specverify.sampler.drafters import Oracle, Stress, make_drafter
 from specverify.sampler.noise import TableNoise
 from specverify.sampler.problems import make_problem
 from specverify.sampler.speculative import speculative_sample
-from specverify.specs import ROUND_POLICIES, GaussianSpec, beta_schedule
+from specverify.specs import ROUND_POLICIES, GaussianSpec
 
 ALPHA = 1e-3  # false-failure rate of each statistical assertion
 Z_CRIT = stats.norm.isf(ALPHA / 2)  # two-sided z-test at ALPHA
@@ -354,7 +359,8 @@ def test_affine_model_of_the_gaussian_problem(sampler, prediction, schedule):
     """The theory's eigen-coordinate chain is the problem's chain: same (a, b, sigma), same model outputs."""
     prob = make_problem("gaussian", dim=5)
     chain = prob.chain(30, schedule=schedule, sampler=sampler, prediction=prediction, eta=0.5).to(dtype=torch.float64)
-    a, b, sigma, phi, gamma = _affine_gaussian_chain(prob.spec, beta_schedule(schedule, 30), sampler, 0.5, prediction)
+    affine = _affine_gaussian_chain(prob.spec, 30, ChainOptions(sampler, schedule, prediction, eta=0.5))
+    a, b, sigma, phi, gamma = affine.a, affine.b, affine.sigma, affine.phi, affine.gamma
     np.testing.assert_allclose(np.stack([a, b, sigma]), np.stack([chain.a, chain.b, chain.sigma]), rtol=1e-12,
                                atol=1e-14)
     x = torch.randn(30, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
