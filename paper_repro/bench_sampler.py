@@ -260,7 +260,7 @@ def _nfe_table(args) -> list[dict]:
     for name in ("digits", "gmm"):
         setup = make_setup(name, steps=args.steps or STEPS.get(name, 100))
         drafters = ["frozen-drift", "frozen-denoiser", "independent"] + (["medusa"] if not args.smoke else [])
-        rows = study.run_study(setup, drafters, windows, n=args.nfe_n, seed=args.seed, policies=args.policies)
+        rows = study.run_study(setup, study.Study(drafters, windows, args.nfe_n, args.seed, args.policies))
         print(f"\nnfe table: {name}, {setup.chain().n_steps} steps, n = {args.nfe_n} per row (rounds: 99% t interval)")
         print(f"  {'drafter':<16}{'L':>3} {'policy':<13}{'accept':>7} {'pred':>6}  {'rounds [99%]':>20} {'pred':>7}"
               f"  {'nfe':>5} {'pred':>5}")

@@ -52,7 +52,11 @@ def speedup(problem, steps: int, n: int, seed: int, dtype) -> list[dict]:
         print(f"  {steps:>5} {r['drafter']:<16}{r['window']:>3}  nfe_ratio {r['nfe_ratio']:6.3f}  acceptance "
               f"{r['acceptance_rate']:.4f}  rounds {r['rounds_mean']:7.2f}  ({r['seconds']:.0f} s)", flush=True)
 
-    return nfe_rows(problem.chain(steps), drafters, WINDOWS, n, seed=seed, dtype=dtype, progress=show)
+    rows = []
+    for r in nfe_rows(problem.chain(steps), drafters, WINDOWS, n, seed=seed, dtype=dtype):
+        show(r)
+        rows.append(r)
+    return rows
 
 
 def main(argv=None) -> int:

@@ -25,6 +25,7 @@ _LAZY = {
     "TableNoise": "specverify.sampler.noise",
     "make_drafter": "specverify.sampler.drafters",
     "make_problem": "specverify.sampler.problems",
+    "Plan": "specverify.harness",
     "check_against_law": "specverify.harness",
     "check_against_sampler": "specverify.harness",
     "assert_same_law": "specverify.testing",

@@ -109,7 +109,7 @@ def speed(setup, s: Settings, seed: int) -> list[dict]:
     rows = []
     for d in drafters_for(setup.name):
         windows = s.medusa_windows if d == "medusa" else s.windows
-        rows += study.run_study(setup, [d], windows, n=s.nfe_n, seed=seed, policies=ROUND_POLICIES)
+        rows += study.run_study(setup, study.Study([d], windows, s.nfe_n, seed, ROUND_POLICIES))
         _log(f"  speed {setup.name}: {d} done")
     return [{k: r[k] for k in ("drafter", "window", "policy", "n", "acceptance_rate", "predicted_acceptance_rate", "ci_low",
                                "ci_high", "rounds_mean", "predicted_rounds_mean", "nfe_ratio", "predicted_nfe_ratio",
@@ -149,7 +149,7 @@ class _Memo:
 
 def exactness(all_setups: dict, s: Settings, seed: int) -> list[dict]:
     """`specverify check` of every drafter on every problem; alpha = family_alpha / number of checks."""
-    from specverify.bridge import check, make_candidate, make_reference, reference_name
+    from specverify.bridge import Ours, Plan, check, make_candidate, make_reference, reference_name
 
     plan = [(name, d) for name, setup in all_setups.items() for d in drafters_for(name)]
     alpha = s.family_alpha / len(plan)
@@ -161,8 +161,8 @@ def exactness(all_setups: dict, s: Settings, seed: int) -> list[dict]:
         if name not in refs:
             kind, ref = make_reference(setup)
             refs[name] = (kind, _Memo(ref) if kind == "sampler" else ref)
-        cand = make_candidate(setup, drafter=d, window=s.check_window)
-        rep = check(setup, cand, refs[name], alpha=alpha, beta=s.beta, epsilon=eps[name], n=s.check_n, seed=seed)
+        cand = make_candidate(setup, Ours(drafter=d, window=s.check_window))
+        rep = check(setup, cand, refs[name], Plan(alpha, s.beta, eps[name], s.check_n, seed))
         acc = rep.acceptance
         rows.append({"problem": name, "drafter": d, "window": s.check_window, "verdict": rep.verdict, "n": rep.n,
                      "alpha": alpha, "beta": s.beta, "epsilon": eps[name], "min_detectable_ks": rep.min_detectable_ks,
@@ -185,11 +185,11 @@ def quality(setup, s: Settings, seed: int) -> tuple[list[dict], dict]:
     samplers and the held-out digits (for a sample grid)."""
     import numpy as np
 
-    from specverify.bridge import make_candidate
+    from specverify.bridge import Ours, make_candidate
 
     n = s.quality_n
-    samplers = {"plain": make_candidate(setup, sampler="plain")}
-    samplers |= {f"speculative {d}": make_candidate(setup, drafter=d, window=s.check_window)
+    samplers = {"plain": make_candidate(setup, Ours(sampler="plain"))}
+    samplers |= {f"speculative {d}": make_candidate(setup, Ours(drafter=d, window=s.check_window))
                  for d in DIFFUSION_DRAFTERS}
     per = {label: [] for label in [*samplers, "training digits (floor)", "Gaussian fit (baseline)"]}
     grids = {}

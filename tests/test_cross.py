@@ -13,6 +13,7 @@ import torch
 from specverify.harness import reference as ref
 from specverify.harness.stats import gaussian_one_sample, ks_battery
 from specverify.sampler.drafters import make_drafter
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems import make_problem
 from specverify.sampler.speculative import plain_sample, speculative_sample
 from specverify.specs import beta_schedule
@@ -90,20 +91,20 @@ def _assert_matches(x, law, what):
 @pytest.mark.parametrize("dim", [1, 2, 16, pytest.param(256, marks=pytest.mark.slow)])
 def test_plain_sampler_has_the_exact_chain_law(dim):
     p = make_problem("gaussian", dim=dim)
-    x = plain_sample(p.chain(40), N, seed=dim, dtype=F64)
+    x = plain_sample(p.chain(40), N, seed=dim, options=SampleOptions(dtype=F64))
     _assert_matches(x.numpy(), _gaussian_law(p, 40), f"gaussian d={dim}")
 
 
 def test_plain_ddim_has_the_exact_chain_law():
     p = make_problem("gaussian", dim=16)
-    x = plain_sample(p.chain(40, sampler="ddim", eta=0.5), N, seed=3, dtype=F64)
+    x = plain_sample(p.chain(40, sampler="ddim", eta=0.5), N, seed=3, options=SampleOptions(dtype=F64))
     _assert_matches(x.numpy(), _gaussian_law(p, 40, "ddim", 0.5), "gaussian ddim")
 
 
 @pytest.mark.parametrize("dim", [1, 2, 16, pytest.param(256, marks=pytest.mark.slow)])
 def test_plain_langevin_has_the_exact_finite_step_law(dim):
     p = make_problem("langevin-gaussian", dim=dim)
-    x = plain_sample(p.chain(60), N, seed=dim, dtype=F64)
+    x = plain_sample(p.chain(60), N, seed=dim, options=SampleOptions(dtype=F64))
     law = ref.langevin_gaussian_law(p.spec, p.step_size, 60).final
     _assert_matches(x.numpy(), law, f"langevin-gaussian d={dim}")
 
@@ -111,7 +112,7 @@ def test_plain_langevin_has_the_exact_finite_step_law(dim):
 def test_one_sample_tests_see_the_discretisation():
     """Negative control: the chain's output is not the data law at 40 steps, and the battery says so."""
     p = make_problem("gaussian", dim=16)
-    x = plain_sample(p.chain(40), N, seed=5, dtype=F64).numpy()
+    x = plain_sample(p.chain(40), N, seed=5, options=SampleOptions(dtype=F64)).numpy()
     data = ref.data_law(p.spec)
     b = gaussian_one_sample(x, np.asarray(data.mean), np.asarray(data.eigvals), np.asarray(data.eigvecs), ALPHA)
     assert b.reject
@@ -130,7 +131,7 @@ def test_speculative_sampler_has_the_exact_chain_law(dim, dtype, window, drafter
     steps = 40
     p = make_problem("gaussian", dim=dim)
     x, st = speculative_sample(p.chain(steps), _drafter(drafter, p, steps), N, window=window, seed=100 + window,
-                               dtype=dtype)
+                               options=SampleOptions(dtype=dtype))
     _assert_matches(x.numpy(), _gaussian_law(p, steps), f"{drafter} L={window} d={dim} (acc {st.acceptance_rate:.2f})")
 
 
@@ -146,7 +147,7 @@ def _gmm_reference(p, steps, seed):
 @pytest.mark.parametrize("dim", [2, 64])
 def test_plain_sampler_matches_the_jax_reference_on_gmm(dim):
     p = make_problem("gmm", dim=dim)
-    x = plain_sample(p.chain(40), N, seed=7, dtype=F64).numpy()
+    x = plain_sample(p.chain(40), N, seed=7, options=SampleOptions(dtype=F64)).numpy()
     b = ks_battery(x, _gmm_reference(p, 40, seed=dim), ALPHA)
     assert not b.reject, b.summary()
 
@@ -155,7 +156,8 @@ def test_plain_sampler_matches_the_jax_reference_on_gmm(dim):
 @pytest.mark.parametrize("drafter", DRAFTERS)
 def test_speculative_sampler_matches_the_jax_reference_on_gmm(window, drafter):
     p = make_problem("gmm", dim=2)
-    x, _ = speculative_sample(p.chain(40), _drafter(drafter, p, 40), N, window=window, seed=200 + window, dtype=F64)
+    x, _ = speculative_sample(p.chain(40), _drafter(drafter, p, 40), N, window=window, seed=200 + window,
+                              options=SampleOptions(dtype=F64))
     b = ks_battery(x.numpy(), _gmm_reference(p, 40, seed=300 + window), ALPHA)
     assert not b.reject, b.summary()
 
@@ -163,14 +165,14 @@ def test_speculative_sampler_matches_the_jax_reference_on_gmm(window, drafter):
 def test_ks_battery_sees_a_wrong_schedule_on_gmm():
     """Negative control: the same battery tells 40 steps from 30 steps of the same model."""
     p = make_problem("gmm", dim=2)
-    x = plain_sample(p.chain(30), N, seed=8, dtype=F64).numpy()
+    x = plain_sample(p.chain(30), N, seed=8, options=SampleOptions(dtype=F64)).numpy()
     assert ks_battery(x, _gmm_reference(p, 40, seed=9), ALPHA).reject
 
 
 @pytest.mark.parametrize("steps", [10, 1000])
 def test_plain_sampler_exact_law_at_the_extreme_step_counts(steps):
     p = make_problem("gaussian", dim=2)
-    x = plain_sample(p.chain(steps), N, seed=steps, dtype=F64)
+    x = plain_sample(p.chain(steps), N, seed=steps, options=SampleOptions(dtype=F64))
     _assert_matches(x.numpy(), _gaussian_law(p, steps), f"gaussian steps={steps}")
 
 
@@ -191,9 +193,9 @@ def test_langevin_model_matches_the_jax_reference(sampler, drafter, window):
     p = make_problem("langevin-model", dim=5)
     steps = 60
     if sampler == "plain":
-        x = plain_sample(p.chain(steps), N_LM, seed=11, dtype=F64)
+        x = plain_sample(p.chain(steps), N_LM, seed=11, options=SampleOptions(dtype=F64))
     else:
         x, _ = speculative_sample(p.chain(steps), _drafter(drafter, p, steps), N_LM, window=window, seed=12,
-                                  dtype=F64)
+                                  options=SampleOptions(dtype=F64))
     b = ks_battery(x.numpy(), _logistic_reference(p, steps, seed=13), ALPHA)
     assert not b.reject, b.summary()

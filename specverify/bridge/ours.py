@@ -72,18 +72,19 @@ def run_ours(setup: Setup, ours: Ours, n: int, seed: int | None, *, dtype=None, 
     and ``setup`` (else built here); ``dtype`` default float64."""
     import torch
 
-    from specverify.sampler.mutants import mutant_sample
+    from specverify.sampler.mutants import mutant_options
+    from specverify.sampler.options import SampleOptions
     from specverify.sampler.speculative import plain_sample, speculative_sample
 
     chain, dtype = chain or setup.chain(), dtype or torch.float64
+    o = SampleOptions(device=device, dtype=dtype, progress=progress, path=path)
     if ours.sampler == "plain":
-        return plain_sample(chain, n, seed=seed, device=device, dtype=dtype, progress=progress, path=path), None
+        return plain_sample(chain, n, seed=seed, options=o), None
     d = drafter or make_builtin_drafter(setup, ours.drafter, ours.window, stress_delta=ours.stress_delta)
-    kw = dict(window=ours.window, seed=seed, device=device, dtype=dtype, path=path, policy=ours.policy,
-              verifier=ours.verifier, drafts=ours.drafts, max_batch=max_batch, progress=progress, compile=compile)
-    if ours.mutant:
-        return mutant_sample(ours.mutant, chain, d, n, **kw)
-    return speculative_sample(chain, d, n, **kw)
+    o = dataclasses.replace(o, policy=ours.policy, verifier=ours.verifier, drafts=ours.drafts, max_batch=max_batch,
+                            compile=compile)
+    return speculative_sample(chain, d, n, window=ours.window, seed=seed,
+                              options=mutant_options(ours.mutant, o) if ours.mutant else o)
 
 
 def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str = "frozen-denoiser", window: int = 8,

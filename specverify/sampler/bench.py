@@ -6,7 +6,8 @@
   (an idle parallel device at small batch, where a call costs its latency whatever the batch).
 - :func:`timed`: wall seconds of one call (``time.perf_counter``, CUDA synchronised around it).
 - :func:`bench_one`: one (chain, batch): an untimed warm-up of every configuration, then ``repeats`` interleaved
-  timed runs of the plain sampler and of each (drafter, window, policy); medians and the sampler's statistics.
+  timed runs (:class:`Timing`) of the plain sampler and of each (drafter, window, policy); medians and the
+  sampler's statistics.
   :func:`call_seconds` times the round's one target call alone (batch x (window + 1) states), so that a round's
   cost splits into that call and the sampler's own work (``overhead``).
 - :func:`nfe_rows`: steps / mean rounds of the speculative sampler per drafter and window (target calls only).
@@ -20,16 +21,18 @@ import dataclasses
 import math
 import statistics
 import time
+from collections.abc import Iterator
 
 import torch
 
 from specverify.errors import SamplerError
 from specverify.sampler.chains import GaussianChain, beta_schedule, ddpm
 from specverify.sampler.drafters import make_drafter
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems.gmm import GMMProblem
 from specverify.sampler.speculative import plain_sample, speculative_sample
 
-__all__ = ["MODELS", "Latency", "MLPEps", "bench_one", "build_chain", "call_seconds", "nfe_rows", "timed",
+__all__ = ["MODELS", "Latency", "MLPEps", "Timing", "bench_one", "build_chain", "call_seconds", "nfe_rows", "timed",
            "with_latency"]
 
 MODELS = ("digits", "gmm", "mlp")
@@ -56,15 +59,18 @@ def with_latency(chain: GaussianChain, seconds: float) -> GaussianChain:
 class MLPEps(torch.nn.Module):
     """A deterministic, randomly initialised eps-model ``model(x, t)``: the exact eps of N(0, I) data plus an MLP.
 
-    eps(x, t) = sqrt(1 - abar_t) x + MLP([x, emb(t)]), with a sinusoidal time embedding ``emb``. The MLP is
-    untrained (seeded init): it gives the benchmark a model of realistic cost. Its last layer is scaled by
-    ``out_scale`` so that its output is a small perturbation of the N(0, I) denoiser, under which DDPM keeps
-    the states O(1); an MLP alone (eps ~ 0) would make DDPM multiply x by 1 / sqrt(abar_T) and blow up.
+    eps(x, t) = sqrt(1 - abar_t) x + MLP([x, emb(t)]), with a sinusoidal time embedding ``emb`` of ``TIME_DIM``
+    features. The MLP is untrained (seeded init): it gives the benchmark a model of realistic cost. Its last layer
+    is scaled by ``OUT_SCALE`` so that its output is a small perturbation of the N(0, I) denoiser, under which DDPM
+    keeps the states O(1); an MLP alone (eps ~ 0) would make DDPM multiply x by 1 / sqrt(abar_T) and blow up.
     """
 
-    def __init__(self, dim: int, betas, *, width: int = 1024, depth: int = 4, time_dim: int = 64, seed: int = 0,
-                 out_scale: float = 0.1):
+    TIME_DIM = 64
+    OUT_SCALE = 0.1
+
+    def __init__(self, dim: int, betas, *, width: int = 1024, depth: int = 4, seed: int = 0):
         super().__init__()
+        time_dim, out_scale = self.TIME_DIM, self.OUT_SCALE
         if depth < 2:
             raise SamplerError(f"depth must be >= 2 (input and output layers), got {depth}")
         with torch.random.fork_rng(devices=[]):
@@ -131,8 +137,48 @@ def call_seconds(chain: GaussianChain, rows: int, *, device, dtype, calls: int =
     return seconds / calls
 
 
-def _row(model, chain, batch, config, plain_s, spec_s, stats, times, x_plain, x_spec, warmup_s, call_s) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """How :func:`bench_one` times: ``repeats`` interleaved timed runs of every configuration, seeded with ``seed``,
+    on ``device`` in ``dtype``."""
+
+    seed: int
+    repeats: int
+    device: torch.device | str = "cpu"
+    dtype: torch.dtype = torch.float32
+
+
+@dataclasses.dataclass(frozen=True)
+class _Measured:
+    """What :func:`_measure` recorded, by run key (None: the plain sampler, else a config): the untimed first run's
+    seconds, the timed runs' seconds, the last run's result; and the lone target call's seconds per window."""
+
+    warmup: dict
+    times: dict
+    results: dict
+    calls: dict
+
+
+def _measure(runs: dict, chain: GaussianChain, batch: int, windows, timing: Timing) -> _Measured:
+    device = torch.device(timing.device)
+    warmup = {key: timed(fn, device)[0] for key, fn in runs.items()}  # allocator, kernels, lazy init, compilation
+    times = {key: [] for key in runs}
+    calls = {w: [] for w in windows}
+    results = {}
+    for _ in range(timing.repeats):  # interleaved, so slow drifts of the machine hit every column alike
+        for key, fn in runs.items():
+            seconds, results[key] = timed(fn, device)
+            times[key].append(seconds)
+        for w in calls:
+            calls[w].append(call_seconds(chain, batch * (w + 1), device=device, dtype=timing.dtype))
+    return _Measured(warmup, times, results, calls)
+
+
+def _row(model, chain, batch, config, m: _Measured) -> dict:
     name, window, policy, compiled = config
+    plain_s, spec_s = statistics.median(m.times[None]), statistics.median(m.times[config])
+    (x_spec, stats), x_plain, times = m.results[config], m.results[None], m.times
+    warmup_s, call_s = m.warmup[config], statistics.median(m.calls[window])
     step_s = plain_s / chain.n_steps
     round_cost, call_cost = (spec_s / stats.rounds_total) / step_s, call_s / step_s
     return dict(
@@ -149,56 +195,39 @@ def _row(model, chain, batch, config, plain_s, spec_s, stats, times, x_plain, x_
     )
 
 
-def bench_one(model: str, chain: GaussianChain, batch: int, configs, *, seed: int, repeats: int, device, dtype,
+def bench_one(model: str, chain: GaussianChain, batch: int, configs, timing: Timing,
               drafters: dict | None = None) -> list[dict]:
-    """Rows for one (model, batch): plain timed ``repeats`` times, each (drafter, window[, policy[, compile]]) of
-    ``configs`` timed against it, interleaved, medians reported (policy: accepted+1 and compile: False when left
-    out; the first, untimed, run of each is its ``warmup_s``, compilation included). ``drafters``:
+    """Rows for one (model, batch): plain timed ``timing.repeats`` times, each (drafter, window[, policy[,
+    compile]]) of ``configs`` timed against it, interleaved, medians reported (policy: accepted+1 and compile: False
+    when left out; the first, untimed, run of each is its ``warmup_s``, compilation included). ``drafters``:
     {(name, window): Drafter} for drafters that need more than a name (default: ``make_drafter(name)``)."""
-    device = torch.device(device)
-    chain = chain.to(device=device, dtype=dtype)
-    common = dict(seed=seed, device=device, dtype=dtype)
+    device = torch.device(timing.device)
+    chain = chain.to(device=device, dtype=timing.dtype)
+    options = SampleOptions(device=device, dtype=timing.dtype)
     configs = [tuple(c) + ("accepted+1", False)[len(c) - 2:] for c in configs]  # (name, window, policy, compile)
     drafters = drafters or {(name, w): make_drafter(name) for name, w, _, _ in configs}
 
     def plain():
-        return plain_sample(chain, batch, **common)
+        return plain_sample(chain, batch, seed=timing.seed, options=options)
 
     def spec(name, window, policy, compiled):
-        return lambda: speculative_sample(chain, drafters[(name, window)], batch, window=window, policy=policy,
-                                          compile=compiled, **common)
+        o = dataclasses.replace(options, policy=policy, compile=compiled)
+        return lambda: speculative_sample(chain, drafters[(name, window)], batch, window=window, seed=timing.seed,
+                                          options=o)
 
     runs = {None: plain} | {c: spec(*c) for c in configs}
-    warmup = {key: timed(fn, device)[0] for key, fn in runs.items()}  # allocator, kernels, lazy init, compilation
-    times = {key: [] for key in runs}
-    calls = {w: [] for w in {c[1] for c in configs}}
-    results = {}
-    for _ in range(repeats):  # interleaved, so slow drifts of the machine hit every column alike
-        for key, fn in runs.items():
-            seconds, results[key] = timed(fn, device)
-            times[key].append(seconds)
-        for w in calls:
-            calls[w].append(call_seconds(chain, batch * (w + 1), device=device, dtype=dtype))
-    plain_s = statistics.median(times[None])
-    rows = []
-    for c in configs:
-        x_spec, stats = results[c]
-        rows.append(_row(model, chain, batch, c, plain_s, statistics.median(times[c]), stats, times, results[None],
-                         x_spec, warmup[c], statistics.median(calls[c[1]])))
-    return rows
+    measured = _measure(runs, chain, batch, {c[1] for c in configs}, timing)
+    return [_row(model, chain, batch, c, measured) for c in configs]
 
 
-def nfe_rows(chain: GaussianChain, drafters: dict, windows, n: int, *, seed: int, dtype=torch.float64,
-             progress=None) -> list[dict]:
+def nfe_rows(chain: GaussianChain, drafters: dict, windows, n: int, *, seed: int,
+             dtype=torch.float64) -> Iterator[dict]:
     """nfe_ratio, acceptance and rounds of the speculative sampler for each {name: Drafter} and window (``n``
-    samples, seeded). ``progress(row)``, if given, is called after each row."""
-    rows = []
+    samples, seeded), one row at a time, as each is measured."""
+    options = SampleOptions(dtype=dtype)
     for name, drafter in drafters.items():
         for w in windows:
             seconds, (_, st) = timed(lambda d=drafter, w=w: speculative_sample(chain, d, n, window=w, seed=seed,
-                                                                               dtype=dtype))
-            rows.append({"steps": chain.n_steps, "drafter": name, "window": w, "nfe_ratio": st.nfe_ratio,
-                         "acceptance_rate": st.acceptance_rate, "rounds_mean": st.rounds_mean, "seconds": seconds})
-            if progress is not None:
-                progress(rows[-1])
-    return rows
+                                                                               options=options))
+            yield {"steps": chain.n_steps, "drafter": name, "window": w, "nfe_ratio": st.nfe_ratio,
+                   "acceptance_rate": st.acceptance_rate, "rounds_mean": st.rounds_mean, "seconds": seconds}

@@ -164,7 +164,7 @@ def test_our_speculative_sampler_through_the_public_paths_only(tmp_path):
         def chain_level(view, n, seed):
             chain = specverify.gaussian_chain(view.mean, view.sigma, view.shape)
             x, st = specverify.speculative_sample(chain, specverify.make_drafter("frozen-drift"), n, window=4,
-                                                  seed=seed, dtype=torch.float64)
+                                                  seed=seed, options=specverify.SampleOptions(dtype=torch.float64))
             return {"samples": x, "accepted": st.accepted_per_sample, "predicted": st.predicted_per_sample}
     '''))
     js = tmp_path / "r.json"

@@ -40,6 +40,7 @@ from specverify.harness.stats import ks_one_sample_n
 from specverify.sampler.chains import gaussian_chain
 from specverify.sampler.drafters import Oracle, Stress, make_drafter
 from specverify.sampler.noise import TableNoise
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems import make_problem
 from specverify.sampler.speculative import speculative_sample
 from specverify.specs import ROUND_POLICIES, GaussianSpec
@@ -111,8 +112,8 @@ def _forced_run(chain, drafter_cls, window, delta=1.0, policy="accepted+1"):
     thr = math.exp(-(delta**2) / 2)
     u = torch.where(torch.as_tensor(bits), thr / 2, (1 + thr) / 2).to(torch.float64)
     noise = TableNoise(torch.zeros((bits.shape[0], T, *chain.shape), dtype=torch.float64), u)
-    _, st = speculative_sample(chain, drafter_cls(delta=delta), bits.shape[0], window=window, noise=noise, seed=0,
-                               dtype=torch.float64, policy=policy)
+    _, st = speculative_sample(chain, drafter_cls(delta=delta), bits.shape[0], window=window, seed=0,
+                               options=SampleOptions(noise=noise, dtype=torch.float64, policy=policy))
     return bits, st
 
 
@@ -169,7 +170,8 @@ def test_rounds_and_accepted_length_match_simulation(kind, steps, window, delta,
     chain, n = _stress_chain(kind, steps), 4000
     drafter = drafter_cls(delta=delta)
     p = drafter.acceptance
-    _, st = speculative_sample(chain, drafter, n, window=window, seed=11, dtype=torch.float64, policy=policy)
+    _, st = speculative_sample(chain, drafter, n, window=window, seed=11,
+                               options=SampleOptions(dtype=torch.float64, policy=policy))
     m = round_moments(p, window, chain.sigma, needs_anchor=drafter.needs_anchor, policy=policy)
     assert m.rounds_mean == expected_rounds(p, window, chain.sigma, needs_anchor=drafter.needs_anchor, policy=policy)
     z_rounds = _z(st.rounds.mean(), m.rounds_mean, m.rounds_var, n)
@@ -194,7 +196,8 @@ def test_rounds_and_accepted_length_match_simulation(kind, steps, window, delta,
 def test_round_test_has_power_against_the_wrong_policy(policy, wrong):
     """The same z-test rejects the prediction for another policy (a warm-up after each rejection; no bonus step)."""
     chain, n = _stress_chain("ddpm", 20), 4000
-    _, st = speculative_sample(chain, Stress(delta=1.2), n, window=4, seed=11, dtype=torch.float64, policy=policy)
+    _, st = speculative_sample(chain, Stress(delta=1.2), n, window=4, seed=11,
+                               options=SampleOptions(dtype=torch.float64, policy=policy))
     m = round_moments(Stress(delta=1.2).acceptance, 4, chain.sigma, **wrong)
     assert abs(_z(st.rounds.mean(), m.rounds_mean, m.rounds_var, n)) > Z_CRIT
 
@@ -211,7 +214,8 @@ def test_oracle_rounds_are_exact(name, window, policy):
              "noisy13": gaussian_chain(lambda x, k: 0.9 * x, np.linspace(1, 0.2, 13), (2,))}[name]
     T, zeros = chain.n_steps, int((chain.sigma == 0).sum())
     for drafter in (Oracle(), AnchoredOracle()):
-        _, st = speculative_sample(chain, drafter, 8, window=window, seed=0, dtype=torch.float64, policy=policy)
+        _, st = speculative_sample(chain, drafter, 8, window=window, seed=0,
+                                   options=SampleOptions(dtype=torch.float64, policy=policy))
         m = round_moments(1.0, window, chain.sigma, needs_anchor=drafter.needs_anchor, policy=policy)
         assert (st.rounds == m.rounds_mean).all() and m.rounds_var == pytest.approx(0, abs=1e-9)
         assert st.mean_accepted_length == pytest.approx(m.accepted_per_window, rel=1e-12)
@@ -388,8 +392,8 @@ def _dimension_check(dim, drafter, n, seed=0):
     Returns (z, per-trajectory counts X, the prediction)."""
     chain = make_problem("gaussian", dim=dim).chain(100)
     pred = predicted_acceptance(dim, drafter, steps=100)
-    _, st = speculative_sample(chain, make_drafter(drafter), n, window=2, seed=seed, dtype=torch.float64,
-                               policy="window-start")
+    _, st = speculative_sample(chain, make_drafter(drafter), n, window=2, seed=seed,
+                               options=SampleOptions(dtype=torch.float64, policy="window-start"))
     starts = pred.window2_starts
     assert st.windows % n == 0 and st.verified_per_position[1] == n * starts.size
     x = st.accepted_per_sample - st.windows // n  # accepted at position 1, per trajectory

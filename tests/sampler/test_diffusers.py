@@ -37,6 +37,7 @@ from specverify.harness.stats.omnibus import Permutations, two_sample_minp  # no
 from specverify.harness.stats.permutation import min_permutations  # noqa: E402
 from specverify.sampler.diffusers import chain_from_diffusers, diffusers_sample  # noqa: E402
 from specverify.sampler.drafters import make_drafter  # noqa: E402
+from specverify.sampler.options import SampleOptions  # noqa: E402
 from specverify.sampler.speculative import plain_sample, speculative_sample  # noqa: E402
 
 ALPHA = 1e-3  # family-wise false-failure probability of each two-sample battery
@@ -173,7 +174,8 @@ def test_float64_sampling_leaves_the_callers_objects_alone():
     before = sch.timesteps.clone()
     chain = chain_from_diffusers(unet, sch, num_inference_steps=10, eta=1.0)
     assert torch.equal(sch.timesteps, before) and sch.num_inference_steps is None
-    x, _ = speculative_sample(chain, make_drafter("frozen-drift"), 8, window=3, seed=0, dtype=torch.float64)
+    x, _ = speculative_sample(chain, make_drafter("frozen-drift"), 8, window=3, seed=0,
+                              options=SampleOptions(dtype=torch.float64))
     assert x.dtype == torch.float64 and torch.isfinite(x).all()
     assert next(unet.parameters()).dtype == torch.float32
 

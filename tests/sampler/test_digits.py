@@ -224,12 +224,12 @@ def test_train_script_quick(tmp_path, capsys):
 
 def test_registered_builtin_checks_against_the_plain_sampler(tmp_path):
     """`digits` in the registry: flattened (n, 64) samples, our plain sampler as reference, the CLI end to end."""
-    from specverify.bridge import make_candidate, make_reference, make_setup
+    from specverify.bridge import Ours, make_candidate, make_reference, make_setup
     from specverify.cli import main
 
     setup = make_setup("digits", steps=20)
     assert setup.dim == 64 and setup.key.startswith("digits-64-") and setup.key != make_setup("gmm").key
-    out = make_candidate(setup, window=4)(30, 0)
+    out = make_candidate(setup, Ours(window=4))(30, 0)
     assert out["samples"].shape == (30, 64)
     kind, ref = make_reference(setup)
     assert kind == "sampler" and ref(30, 1).shape == (30, 64)
