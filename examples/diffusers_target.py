@@ -111,17 +111,18 @@ def candidate_no_reflection(n, seed):
 
 
 def main(n: int = N, alpha: float = ALPHA, seed: int = SEED) -> dict:
+    from specverify.harness.plan import Plan
     from specverify.harness.targets import as_transition
-    from specverify.harness.trajectory_check import check_trajectories, plan
+    from specverify.harness.trajectory_check import check_trajectories, transition_plan
 
-    ledger = plan(as_transition(TARGET), alpha=alpha, beta=0.05, delta=0.02, lags=LAGS, counts=True)
+    ledger = transition_plan(as_transition(TARGET), alpha=alpha, beta=0.05, delta=0.02, lags=LAGS, counts=True)
     print(f"target: {TARGET.n_steps} steps ({int((TARGET.sigma > 0).sum())} noisy), shape {TARGET.shape}; default "
           f"sizing (delta=0.02, beta=0.05, lags={LAGS}, with acceptance counts) asks n={ledger['n_needed']}; "
           f"running n={n}, alpha={alpha}, seed={seed}")
     verdicts = {}
     for name, fn in (("plain", plain), ("speculative", candidate), ("no reflection", candidate_no_reflection)):
         t0 = time.perf_counter()
-        r = check_trajectories(fn, TARGET, alpha=alpha, n=n, seed=seed, lags=LAGS)
+        r = check_trajectories(fn, TARGET, Plan(alpha, n=n, seed=seed), lags=LAGS)
         worst = ", ".join(f"step {w['step']} {w['statistic']} z={w['z']:+.1f}" for w in r.diagnosis["worst"][:3])
         acc = "" if r.acceptance is None else f"; accepted {r.acceptance.accepted}/{r.acceptance.verified} drafts"
         print(f"{name:>14}: {r.verdict.upper():4}  n={r.n}  {time.perf_counter() - t0:.1f} s  detects shifts >= "

@@ -40,7 +40,7 @@ def run(configs, n: int, seed: int, out_json: Path | None, done: list[dict] = ()
         t0 = time.perf_counter()
         setup = make_setup(problem, dim=dim, steps=steps)
         m = n_for(dim, steps, n)
-        rows = study.run_study(setup, DRAFTERS, WINDOWS, n=m, seed=seed, policies=ROUND_POLICIES)
+        rows = study.run_study(setup, study.Study(DRAFTERS, WINDOWS, m, seed, ROUND_POLICIES))
         res = {"problem": problem, "dim": dim, "steps": steps, "n": m, "seed": seed, "rows": rows,
                "seconds": time.perf_counter() - t0}
         results.append(res)

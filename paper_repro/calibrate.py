@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from specverify.calibration import CONFIGS, run_config
+from specverify.harness.plan import Plan
 
 
 def _perms(r: dict) -> str:
@@ -91,8 +92,9 @@ def main(argv=None) -> int:
     names = [c for c in args.configs.split(",") if c]
     if unknown := [c for c in names if c not in CONFIGS]:
         ap.error(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
-    results = [run_config(c, args.replicates, n=args.n, alpha=args.alpha, n_perm=args.n_perm, steps=args.steps,
-                          seed0=args.seed0, progress=sys.stderr.isatty(), workers=args.workers) for c in names]
+    plan = Plan(args.alpha, n=args.n, seed=args.seed0, n_perm=args.n_perm)
+    results = [run_config(c, args.replicates, plan, steps=args.steps, progress=sys.stderr.isatty(),
+                          workers=args.workers) for c in names]
     for r in results:
         bad = [t["name"] for t in r["tests"] if t["uniformity_rejected"]]
         print(f"{r['config']}: {r['rejections']}/{r['replicates']} rejected = {r['rejection_rate']:.4f}, "

@@ -40,22 +40,23 @@ CONSERVATIVE = ("worst", "duplicates", "zero-noise", "seed hygiene")
 
 @functools.lru_cache(maxsize=2)
 def _built(name: str):
-    from specverify.bridge import make_candidate, make_setup, make_target
+    from specverify.bridge import Ours, make_candidate, make_setup, make_target
 
     problem, dim, steps, drafter, window, _, options = CONFIGS[name]
     setup = make_setup(problem, dim=dim, steps=steps, options=options)
-    return make_candidate(setup, drafter=drafter, window=window, path=True), make_target(setup), setup.entry.delta
+    return make_candidate(setup, Ours(drafter=drafter, window=window), path=True), make_target(setup), setup.entry.delta
 
 
 def _replicates(name: str, seeds: list[int], auto: bool = False, alpha: float = 0.01) -> list[dict]:
     """Each seed's check; ``auto``: at the n the check sizes at ``alpha`` (else the configuration's fixed n)."""
+    from specverify.harness.plan import Plan
     from specverify.harness.trajectory_check import check_trajectories
 
     candidate, target, delta = _built(name)
     window, n = CONFIGS[name][4], None if auto else CONFIGS[name][5]
     rows = []
     for s in seeds:
-        r = check_trajectories(candidate, target, alpha=alpha, n=n, seed=s, lags=window + 1, delta=delta)
+        r = check_trajectories(candidate, target, Plan(alpha, n=n, seed=s), lags=window + 1, delta=delta)
         rows.append({"n": r.n, "min_adjusted": min(t.adjusted_pvalue for t in r.tests),
                      "pvalues": {t.name: t.pvalue for t in r.tests}})
     return rows

@@ -112,7 +112,7 @@ def speed(s: Settings, seed: int) -> list[dict]:
         if steps in rollouts:
             runs.append(("medusa", list(s.medusa_windows), {"n_traj": rollouts[steps]}))
         for d, windows, train in runs:
-            for r in study.run_study(setup, [d], windows, n=n, seed=seed, medusa_train=train):
+            for r in study.run_study(setup, study.Study([d], windows, n, seed), medusa_train=train):
                 rows.append({"steps": steps, **{k: r[k] for k in (
                     "drafter", "window", "n", "acceptance_rate", "ci_low", "ci_high", "predicted_acceptance_rate",
                     "rounds_mean", "predicted_rounds_mean", "nfe_ratio", "predicted_nfe_ratio", "seconds")}})
@@ -131,13 +131,13 @@ def _row(rep, **extra) -> dict:
 
 
 def check(s: Settings, seed: int) -> dict:
+    from specverify.bridge import Ours, Plan, make_candidate
     from specverify.bridge import check as run_check
-    from specverify.bridge import make_candidate
 
     setup = _setup(s, s.check_steps)
     t0 = time.perf_counter()
-    rep = run_check(setup, make_candidate(setup, drafter="frozen-denoiser", window=s.check_window), alpha=s.alpha,
-                    n=s.check_n, seed=seed)
+    rep = run_check(setup, make_candidate(setup, Ours(drafter="frozen-denoiser", window=s.check_window)),
+                    plan=Plan(s.alpha, n=s.check_n, seed=seed))
     return _row(rep, steps=s.check_steps, drafter="frozen-denoiser", window=s.check_window,
                 wall_seconds=time.perf_counter() - t0,
                 command=f"specverify check --problem images --dim {s.dim} --steps {s.check_steps} --window "
@@ -164,6 +164,7 @@ def diffusers_check(s: Settings, seed: int) -> dict:
     """The diffusers view through chain_from_diffusers (DDIM, eta 1) against the JAX reference on its abar."""
     from diffusers import DDIMScheduler
 
+    from specverify.bridge import Plan
     from specverify.bridge import check as run_check
     from specverify.harness import reference as ref
     from specverify.sampler.diffusers import chain_from_diffusers
@@ -179,7 +180,7 @@ def diffusers_check(s: Settings, seed: int) -> dict:
     tr = ref.diffusion_transition(betas, "ddim", eta=1.0, timesteps=ts.timesteps.numpy())
     truth = ("sampler", ref.images_sampler(setup.problem.spec, betas, tr))
     t0 = time.perf_counter()
-    rep = run_check(setup, _diffusers_candidate(chain, s.check_window), truth, alpha=s.alpha, n=s.check_n, seed=seed)
+    rep = run_check(setup, _diffusers_candidate(chain, s.check_window), truth, Plan(s.alpha, n=s.check_n, seed=seed))
     return _row(rep, steps=s.check_steps, scheduler=f"DDIMScheduler(1000 training steps, {s.check_steps} inference, "
                 f"eta 1)", window=s.check_window, wall_seconds=time.perf_counter() - t0)
 

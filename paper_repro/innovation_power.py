@@ -26,20 +26,22 @@ from controls import CONTROLS, EXACT  # noqa: E402
 
 from specverify import bridge  # noqa: E402
 from specverify.harness.adapters import chain_candidate  # noqa: E402
-from specverify.harness.trajectory_check import plan  # noqa: E402
+from specverify.harness.trajectory_check import transition_plan  # noqa: E402
 
 PROBLEMS = {"gaussian": dict(dim=16, steps=50), "gmm": dict(dim=2, steps=100)}
 
 
 def default_n(setup, alpha: float) -> int:
     """The innovation check's default n on ``setup`` at ``alpha`` (with acceptance counts, lags 9)."""
-    return plan(bridge.make_target(setup), alpha=alpha, beta=0.05, delta=0.02, lags=9, counts=True)["n_needed"]
+    led = transition_plan(bridge.make_target(setup), alpha=alpha, beta=0.05, delta=0.02, lags=9, counts=True)
+    return led["n_needed"]
 
 
 def one(setup, sampler, *, terminal: bool, alpha: float, n, seed: int) -> dict:
     cand = chain_candidate(sampler, setup.view())
     t0 = time.perf_counter()
-    r = bridge.check(setup, cand, alpha=alpha, n=n, seed=seed, terminal=terminal)
+    r = bridge.check(setup, cand, plan=bridge.Plan(alpha, n=n, seed=seed),
+                     paths=bridge.TrajectoryOptions(terminal=terminal))
     return {"verdict": r.verdict, "caught_by": list(r.caught_by), "n": r.n,
             "min_adjusted_p": min(t.adjusted_pvalue for t in r.tests),
             "rejected_tests": [t.name for t in r.tests if t.rejected], "seconds": time.perf_counter() - t0}
@@ -136,7 +138,7 @@ def page(out: dict) -> str:
              f"alpha = {out['alpha']:g}, one seed ({out['seed']}). The controls are `paper_repro/controls.py` "
              "(third-party view only, frozen-drift drafter, window 4; see its docstring for each planted bug). "
              "Innovations: `bridge.check` on the trajectories (transition-level check); terminal: "
-             "`bridge.check(..., terminal=True)`, the terminal battery on the samples against the problem's "
+             "`bridge.check(..., paths=TrajectoryOptions(terminal=True))`, the terminal battery on the samples against the problem's "
              "reference. Both run at the same n. A cell: verdict (blocks that rejected), the smallest "
              "Holm/Bonferroni-adjusted p-value, seconds. One seed per cell: a detection, not a power estimate.", ""]
     keys = sorted({(r["problem"], r["dim"], r["steps"], r["n"]) for r in out["rows"]},

@@ -77,13 +77,13 @@ def node_table(n: int, seed: int, rules=("dgrs",)) -> list[dict]:
 
 def run_rows(problem: str, windows: list[int], n: int, seed: int, verifiers=VERIFIERS, steps=None) -> list[dict]:
     from specverify.bridge import make_setup
-    from specverify.study import run_study
+    from specverify.study import Study, run_study
 
     cfg = {**PROBLEMS[problem], **({"steps": steps} if steps else {})}
     setup = make_setup(problem, dim=cfg["dim"], steps=cfg["steps"])
     rows = []
     for verifier, K in verifiers:
-        for row in run_study(setup, [cfg["drafter"]], windows, n=n, seed=seed, verifier=verifier, drafts=K):
+        for row in run_study(setup, Study([cfg["drafter"]], windows, n, seed, verifier=verifier, drafts=K)):
             rows.append({"problem": problem, "steps": cfg["steps"], **{k: row[k] for k in (
                 "drafter", "window", "verifier", "drafts", "acceptance_rate", "predicted_acceptance_rate", "ci_low",
                 "ci_high", "acceptance_inside", "nfe_ratio", "predicted_nfe_ratio", "rounds_mean", "seconds")},
@@ -93,7 +93,7 @@ def run_rows(problem: str, windows: list[int], n: int, seed: int, verifiers=VERI
 
 def wall_table(latency_ms: float, window: int, batch: int, repeats: int, seed: int, verifiers=VERIFIERS
                ) -> list[dict]:
-    from specverify.bridge import Ours, make_setup, run_ours
+    from specverify.bridge import Built, Ours, make_setup, run_ours
     from specverify.sampler.bench import with_latency
 
     setup = make_setup("gmm", dim=2, steps=100)
@@ -105,7 +105,7 @@ def wall_table(latency_ms: float, window: int, batch: int, repeats: int, seed: i
             ours = Ours(sampler=c[0], drafter="frozen-denoiser", window=window, verifier=c[1] or "reflection",
                         drafts=c[2])
             t0 = time.perf_counter()
-            run_ours(setup, ours, batch, seed, chain=chain)
+            run_ours(setup, ours, batch, seed, built=Built(chain))
             times[c].append(time.perf_counter() - t0)
     base = statistics.median(times[configs[0]])
     return [{"sampler": c[0], "verifier": c[1], "drafts": c[2], "median_s": statistics.median(t), "min_s": min(t),

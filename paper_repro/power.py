@@ -48,17 +48,17 @@ def _setup(args):
 
 
 def seeds(args) -> dict:
-    from specverify.bridge import check, make_candidate, mutant_verdict
+    from specverify.bridge import Ours, Plan, check, make_candidate, mutant_verdict
 
     setup, ref = _setup(args)
     rows, t0 = [], time.perf_counter()
     for s in _bar(range(args.seeds), "seeds"):
         if args.configs == "both":  # the `specverify mutants` verdict: default and stress drafters, alpha / 2 each
-            r = mutant_verdict(setup, ref, None, alpha=args.alpha, n=args.n, seed=s)
+            r = mutant_verdict(setup, ref, Ours(), Plan(args.alpha, n=args.n, seed=s))
             rows.append({"seed": s, "detected": r["detected"], "caught_by": r["caught_by"],
                          "n": r["configurations"]["default"]["n"], "min_adjusted_pvalue": r["min_adjusted_pvalue"]})
         else:  # the `specverify check` verdict at its defaults (frozen-denoiser, L = 8, alpha)
-            rep = check(setup, make_candidate(setup), ref, alpha=args.alpha, n=args.n, seed=s)
+            rep = check(setup, make_candidate(setup), ref, Plan(args.alpha, n=args.n, seed=s))
             rows.append({"seed": s, "detected": rep.verdict == "fail", "caught_by": ["check"] * (rep.verdict == "fail"),
                          "n": rep.n, "min_adjusted_pvalue": min(t.adjusted_pvalue for t in rep.tests)})
         row = rows[-1]
@@ -97,12 +97,12 @@ class _Tape:
 def _paired(setup, candidate, reference, args, seed: int, fixed_b: int, n: int | None, order: int) -> dict:
     """One seed, both engines, the same samples: verdict, permutations and the check's seconds without sampling.
     ``order`` 0 runs the sequential engine first (it records the samples), 1 the fixed B (warm-up costs alternate)."""
-    from specverify.bridge import check
+    from specverify.bridge import Plan, check
 
     cand, ref = _Tape(candidate), _Tape(reference)
     out = {}
     for engine, n_perm in [("sequential", None), ("fixed", fixed_b)][:: 1 - 2 * order]:
-        rep = check(setup, cand, ("sampler", ref), alpha=args.alpha, n=n, seed=seed, n_perm=n_perm)
+        rep = check(setup, cand, ("sampler", ref), Plan(args.alpha, n=n, seed=seed, n_perm=n_perm))
         out[engine] = {"rejected": rep.verdict == "fail", "n": rep.n, "permutations": rep.permutations,
                        "seconds": rep.seconds - cand.seconds - ref.seconds,
                        "rejected_tests": [t.name for t in rep.tests if t.rejected]}
@@ -128,7 +128,7 @@ def _engine_summary(name: str, rows: list[dict]) -> dict:
 
 
 def engines(args) -> dict:
-    from specverify.bridge import make_candidate, make_reference, make_setup
+    from specverify.bridge import Ours, make_candidate, make_reference, make_setup
     from specverify.calibration import CONFIGS
     from specverify.harness.stats.omnibus import DEFAULT_PERMUTATIONS
     from specverify.harness.stats.permutation import min_permutations
@@ -145,7 +145,7 @@ def engines(args) -> dict:
     fixed_b = args.fixed_b or max(DEFAULT_PERMUTATIONS, min_permutations(args.alpha / 3))
     rows, t0, n = [], time.perf_counter(), args.n
     for name in _bar([None, *MUTANTS], "samplers"):
-        cand = make_candidate(setup, drafter=drafter, window=window, mutant=name)
+        cand = make_candidate(setup, Ours(drafter=drafter, window=window, mutant=name))
         per_seed = []
         for s in range(args.replicates):  # n: as given, else the sequential engine's sizing (both engines at it)
             per_seed.append(_paired(setup, cand, reference, args, 1000 + s, fixed_b, n, order=s % 2 if n else 0))

@@ -56,10 +56,11 @@ def _smallest_n(detect, grid: list[int], replicates: int, labels: tuple = (), cu
 
 def _verdict_row(args, setup, ref, target, name: str) -> dict:
     """One mutant through the `specverify mutants` verdict (default and stress drafters, alpha / 2 each)."""
-    from specverify.bridge import mutant_verdict
+    from specverify.bridge import Ours, Plan, TrajectoryOptions, mutant_verdict
 
     def detect(n, seed):
-        return mutant_verdict(setup, ref, name, alpha=args.alpha, n=n, seed=seed, target=target)["caught_by"]
+        return mutant_verdict(setup, ref, Ours(mutant=name), Plan(args.alpha, n=n, seed=seed),
+                              TrajectoryOptions(target=target))["caught_by"]
 
     row = _smallest_n(detect, args.grid, args.replicates, ("default", "stress"), args.curtail)
     last = row["history"][-1]
@@ -70,16 +71,17 @@ def _verdict_row(args, setup, ref, target, name: str) -> dict:
 
 def _check_row(args, setup, ref, target, name: str) -> dict:
     """One mutant, each configuration alone at alpha, through one check (``--check``)."""
-    from specverify.bridge import check, make_candidate
+    from specverify.bridge import Ours, Plan, TrajectoryOptions, check, make_candidate
 
     row = {}
     for c in args.config_list:
         drafter, window = CHECK_CONFIGS[c]
-        cand = make_candidate(setup, drafter=drafter, window=window, mutant=name, path=args.check == "innovations")
+        cand = make_candidate(setup, Ours(drafter=drafter, window=window, mutant=name),
+                              path=args.check == "innovations")
 
         def detect(n, seed, cand=cand, window=window):
-            rep = check(setup, cand, ref, alpha=args.alpha, n=n, seed=seed, target=target, lags=window + 1,
-                        terminal=args.check == "terminal")
+            paths = TrajectoryOptions(args.check == "terminal", target, lags=window + 1)
+            rep = check(setup, cand, ref, Plan(args.alpha, n=n, seed=seed), paths=paths)
             return ["check"] if rep.verdict == "fail" else []
 
         row[c] = _smallest_n(detect, args.grid, args.replicates, curtail=args.curtail)
@@ -89,14 +91,15 @@ def _check_row(args, setup, ref, target, name: str) -> dict:
 
 def _default_n(args, setup, ref, target) -> dict:
     """The check's own n at --alpha per configuration (beta 0.05; the problem's delta, or epsilon 0.05)."""
+    from specverify.harness.plan import Plan
     from specverify.harness.suite import terminal_plan
-    from specverify.harness.trajectory_check import plan
+    from specverify.harness.trajectory_check import transition_plan
 
     if args.check == "innovations":
-        return {c: plan(target, alpha=args.alpha, beta=0.05, delta=setup.entry.delta, lags=w + 1,
+        return {c: transition_plan(target, alpha=args.alpha, beta=0.05, delta=setup.entry.delta, lags=w + 1,
                         counts=True)["n_needed"] for c, (_, w) in ((c, CHECK_CONFIGS[c]) for c in args.config_list)}
     kind = "exact" if ref[0] == "law" else "sampler"
-    n = terminal_plan(kind, setup.dim, alpha=args.alpha, beta=0.05, epsilon=0.05, counts=True)["n_needed"]
+    n = terminal_plan(kind, setup.dim, Plan(args.alpha), counts=True)["n_needed"]
     return {c: n for c in args.config_list}
 
 

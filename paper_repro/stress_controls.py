@@ -29,16 +29,17 @@ from specverify.harness.stress_configs import STRESS, stress_split  # noqa: E402
 def row(name, sampler, alpha, seed, n=None):
     setup = bridge.make_setup("gmm", dim=2, steps=100)
     cand = chain_candidate(sampler, setup.view())
-    default = bridge.check(setup, cand, alpha=alpha, n=n, seed=seed)
+    default = bridge.check(setup, cand, plan=bridge.Plan(alpha, n=n, seed=seed))
     split = stress_split(alpha)
     main_alpha, each = split["main"], split[STRESS[0].name]
     stressed = []  # cheapest first (the exact-law Langevin check); stop at the first rejection: --stress fails then
     for c in sorted(STRESS, key=lambda c: c.problem != "langevin-gaussian"):
-        stressed += run_stress(lambda s: chain_candidate(sampler, s.view()), each, beta=0.05, epsilon=0.05, n=n,
-                               seed=seed, configs=[c])
+        stressed += run_stress(lambda s: chain_candidate(sampler, s.view()), bridge.Plan(each, n=n, seed=seed),
+                               configs=[c])
         if stressed[-1][1].verdict == "fail":
             break
-    main = None if stressed[-1][1].verdict == "fail" else bridge.check(setup, cand, alpha=main_alpha, n=n, seed=seed)
+    main = None if stressed[-1][1].verdict == "fail" else bridge.check(setup, cand,
+                                                                      plan=bridge.Plan(main_alpha, n=n, seed=seed))
     caught = [c.name for c, r in stressed if r.verdict == "fail"] + (["gmm (alpha/2)"] if main and main.verdict == "fail" else [])
     return {"control": name, "default": default.verdict, "default_caught_by": list(default.caught_by),
             "default_rejected_steps": rejected_steps(default), "stress": "fail" if caught else "pass",

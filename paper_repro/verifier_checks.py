@@ -22,7 +22,7 @@ VERIFIERS = "reflection:1,block:1,dgrs:4,rank:4"  # verifier:K
 
 
 def _row(problem, verifier, K, terminal, alpha, seed):
-    from specverify.bridge import Ours, check, make_candidate, make_setup
+    from specverify.bridge import Ours, Plan, TrajectoryOptions, check, make_candidate, make_setup
     from specverify.sampler.problems import PROBLEMS as TORCH_PROBLEMS
 
     steps = getattr(TORCH_PROBLEMS.get(problem), "default_steps", 100)  # as `specverify check` picks them
@@ -30,8 +30,8 @@ def _row(problem, verifier, K, terminal, alpha, seed):
     window = 8
     ours = Ours(drafter="frozen-denoiser", window=window, verifier=verifier, drafts=K)
     t0 = time.perf_counter()
-    r = check(setup, make_candidate(setup, ours=ours, path=not terminal), alpha=alpha, seed=seed, terminal=terminal,
-              lags=window + 1)
+    r = check(setup, make_candidate(setup, ours, path=not terminal), plan=Plan(alpha, seed=seed),
+              paths=TrajectoryOptions(terminal, lags=window + 1))
     return {"problem": problem, "steps": steps, "dim": setup.dim, "verifier": verifier, "drafts": K,
             "drafter": ours.drafter, "window": window, "check": "terminal" if terminal else "innovations",
             "verdict": r.verdict, "n": r.n, "tests": len(r.tests), "seconds": time.perf_counter() - t0}

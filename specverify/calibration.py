@@ -1,7 +1,7 @@
 """Calibration of the suite under the null: correct samplers only, many seeds.
 
 :func:`run_config` runs ``replicates`` independent checks of our speculative sampler (the built-in check, one seed
-per replicate) at family-wise ``alpha`` on one configuration of :data:`CONFIGS`, and returns, all measured:
+per replicate) at a plan's family-wise alpha on one configuration of :data:`CONFIGS`, and returns, all measured:
 - the rejection rate with its exact (Clopper-Pearson) 99% interval, and whether that interval holds alpha;
 - for every test, a KS test of its p-values against U(0, 1) (Holm over the tests at 0.01), a decile histogram
   and the fraction of p-values at or below alpha. The independence block's tests are left out of the KS tests
@@ -64,22 +64,24 @@ def _single_thread() -> None:
 @functools.lru_cache(maxsize=4)
 def _built(name: str, steps: int):
     """Setup, reference and candidate, built once per process (the JAX reference compiles once)."""
-    from specverify.bridge import make_candidate, make_reference, make_setup
+    from specverify.bridge import Ours, make_candidate, make_reference, make_setup
 
     problem, dim, _, drafter, window = CONFIGS[name]
     setup = make_setup(problem, dim=dim, steps=steps)
-    return setup, make_reference(setup), make_candidate(setup, drafter=drafter, window=window)
+    return setup, make_reference(setup), make_candidate(setup, Ours(drafter=drafter, window=window))
 
 
-def _replicates(name: str, seeds: list[int], n, alpha: float, n_perm, steps: int) -> list[dict]:
-    """One row per seed: the check's verdict, n, permutations, every test's p-value, and which tests are
-    conservative by design (the independence block's)."""
+def _replicates(name: str, seeds: list[int], plan, steps: int) -> list[dict]:
+    """One row per seed: the check's verdict at ``plan`` (its seed replaced by each of ``seeds``), n,
+    permutations, every test's p-value, and which tests are conservative by design (the independence block's)."""
+    import dataclasses
+
     from specverify.bridge import check
 
     setup, reference, candidate = _built(name, steps)
     rows = []
     for s in seeds:
-        r = check(setup, candidate, reference, alpha=alpha, n=n, seed=s, n_perm=n_perm)
+        r = check(setup, candidate, reference, dataclasses.replace(plan, seed=s))
         rows.append({"rejected": r.verdict == "fail", "n": r.n, "perms": r.permutations,
                      "pvalues": {t.name: t.pvalue for t in r.tests},
                      "conservative": [t.name for t in r.tests if t.family == "independence"],
@@ -115,20 +117,21 @@ def _run_chunks(name: str, seeds: list[int], workers: int, progress: bool, args:
     return [row for part in parts for row in part]
 
 
-def run_config(name: str, replicates: int, *, n: int | None, alpha: float, n_perm: int | None, seed0: int = 0,
-               steps: int | None = None, progress: bool = False, workers: int = 1) -> dict:
-    """``replicates`` checks of configuration ``name`` at seeds ``seed0 ..``: the record described above.
+def run_config(name: str, replicates: int, plan, *, steps: int | None = None, progress: bool = False,
+               workers: int = 1) -> dict:
+    """``replicates`` checks of configuration ``name`` at ``plan`` (a ``bridge.Plan``), at seeds ``plan.seed``,
+    ``plan.seed + 1``, ..: the record described above.
 
-    ``n=None``: the check's own sizing from alpha (the default a user gets); ``n_perm=None``: the sequential
-    permutation engine; ``steps`` overrides the configuration's chain length; ``workers`` > 1 runs the
+    ``plan.n=None``: the check's own sizing from alpha (the default a user gets); ``plan.n_perm=None``: the
+    sequential permutation engine; ``steps`` overrides the configuration's chain length; ``workers`` > 1 runs the
     replicates in that many single-thread processes (same seeds, same results)."""
     from scipy import stats
 
     problem, dim, config_steps, drafter, window = CONFIGS[name]
     steps = config_steps if steps is None else int(steps)
+    n, alpha, n_perm = plan.n, plan.alpha, plan.n_perm
     t0 = time.perf_counter()
-    rows = _run_chunks(name, list(range(seed0, seed0 + replicates)), int(workers), progress,
-                       (n, alpha, n_perm, steps))
+    rows = _run_chunks(name, list(range(plan.seed, plan.seed + replicates)), int(workers), progress, (plan, steps))
     rejected, perms, sampler = sum(r["rejected"] for r in rows), [r["perms"] for r in rows], rows[0]["sampler"]
     if any(r["pvalues"].keys() != rows[0]["pvalues"].keys() for r in rows):
         raise RuntimeError("the replicates ran different tests; their p-values cannot be pooled")

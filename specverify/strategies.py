@@ -68,25 +68,34 @@ def gaussian_pairs(dims=PAIR_DIMS, batch=PAIR_BATCH, sigma=PAIR_SIGMA, distance=
     """
     if backend not in ("torch", "numpy"):
         raise UsageError(f"backend must be 'torch' or 'numpy', got {backend!r}")
-    return _pairs(_strategy(dims), _strategy(batch), _strategy(sigma), _strategy(distance), _strategy(mean_scale),
-                  backend)
+    return _pairs(_PairStrategies(*map(_strategy, (dims, batch, sigma, distance, mean_scale))), backend)
+
+
+class _PairStrategies(NamedTuple):
+    """The strategies of one :func:`gaussian_pairs` draw's sizes and scales."""
+
+    dims: st.SearchStrategy
+    batch: st.SearchStrategy
+    sigma: st.SearchStrategy
+    distance: st.SearchStrategy
+    mean_scale: st.SearchStrategy
 
 
 @st.composite
-def _pairs(draw, dims, batch, sigma, distance, mean_scale, backend):
-    d, b = draw(dims), draw(batch)
-    s, scale = float(draw(sigma)), float(draw(mean_scale))
-    dist = np.array(draw(st.lists(distance, min_size=b, max_size=b)), dtype=np.float64)
+def _pairs(draw, s: _PairStrategies, backend):
+    d, b = draw(s.dims), draw(s.batch)
+    sigma, scale = float(draw(s.sigma)), float(draw(s.mean_scale))
+    dist = np.array(draw(st.lists(s.distance, min_size=b, max_size=b)), dtype=np.float64)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))  # the vectors: noise, not worth shrinking
     mean_p = scale * rng.standard_normal((b, d))
     v = rng.standard_normal((b, d))
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    mean_q = mean_p + s * dist[:, None] * v
+    mean_q = mean_p + sigma * dist[:, None] * v
     if backend == "torch":
         import torch
 
         mean_p, mean_q = torch.from_numpy(mean_p), torch.from_numpy(mean_q)
-    return GaussianPair(mean_p, mean_q, s, dist)
+    return GaussianPair(mean_p, mean_q, sigma, dist)
 
 
 class ProblemCase(NamedTuple):

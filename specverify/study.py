@@ -12,18 +12,41 @@ of at least the predicted one (runs where a rare event never shows would otherwi
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Sequence
 
 import numpy as np
-import torch
 from scipy import stats
 
 from specverify.harness.predictions import round_moments
 from specverify.harness.stats.sizing import binomial_interval
 
-__all__ = ["CONFIDENCE", "acceptance_row", "run_study"]
+__all__ = ["CONFIDENCE", "Study", "acceptance_row", "run_study"]
 
 CONFIDENCE = 0.99
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """An acceptance study's grid and sample: every drafter of ``drafters`` (by name) x window of ``windows`` x
+    round policy of ``policies`` (side by side, in the order given), with the ``verifier`` and its ``drafts`` per
+    window's first position; ``n`` trajectories per row at ``seed``; intervals at ``confidence``."""
+
+    drafters: Sequence[str]
+    windows: Sequence[int]
+    n: int
+    seed: int = 0
+    policies: Sequence[str] = ("accepted+1",)
+    verifier: str = "reflection"
+    drafts: int = 1
+    confidence: float = CONFIDENCE
+
+    def ours(self, drafter: str, window: int, policy: str):
+        """The sampler of one row (``bridge.Ours``)."""
+        from specverify.bridge import Ours
+
+        return Ours(drafter=drafter, window=window, policy=policy, verifier=self.verifier, drafts=self.drafts)
 
 
 def _inside(x: float, lo: float, hi: float) -> bool:
@@ -114,25 +137,22 @@ def acceptance_row(st, sigma, *, needs_anchor: bool, confidence: float = CONFIDE
     }
 
 
-def run_study(setup, drafters, windows, *, n: int, seed: int = 0, dtype=torch.float64, device="cpu",
-              progress: bool = False, confidence: float = CONFIDENCE, policies=("accepted+1",),
-              medusa_train: dict | None = None, verifier: str = "reflection", drafts: int = 1) -> list[dict]:
-    """Run our speculative sampler for every drafter, window and round policy on a built-in ``setup``, with the
-    given ``verifier`` and ``drafts``; one row each (policies side by side, in the order given).
+def run_study(setup, study: Study, options=None, *, medusa_train: dict | None = None) -> list[dict]:
+    """Run our speculative sampler for every row of ``study`` on a built-in ``setup``; one row each. ``options``:
+    how it runs (``bridge.registry.SampleOptions``: device, dtype, progress; default float64 on CPU);
     ``medusa_train``: see ``bridge.make_builtin_drafter``."""
-    from specverify.bridge import Ours, make_builtin_drafter, run_ours
+    from specverify.bridge import Built, make_builtin_drafter, run_ours
 
     chain = setup.chain()
     rows = []
-    for name in drafters:
-        for window in windows:
+    for name in study.drafters:
+        for window in study.windows:
             drafter = make_builtin_drafter(setup, name, window, medusa_train=medusa_train)
-            for policy in policies:
+            for policy in study.policies:
                 t0 = time.perf_counter()
-                ours = Ours(drafter=name, window=window, policy=policy, verifier=verifier, drafts=drafts)
-                _, st = run_ours(setup, ours, n, seed, dtype=dtype, device=device, progress=progress, drafter=drafter,
-                                 chain=chain)
-                row = acceptance_row(st, chain.sigma, needs_anchor=drafter.needs_anchor, confidence=confidence)
+                _, st = run_ours(setup, study.ours(name, window, policy), study.n, study.seed, options,
+                                 Built(chain, drafter))
+                row = acceptance_row(st, chain.sigma, needs_anchor=drafter.needs_anchor, confidence=study.confidence)
                 row["seconds"] = time.perf_counter() - t0
                 rows.append(row)
     return rows

@@ -12,8 +12,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import zlib
+from typing import TYPE_CHECKING
 
 from specverify.errors import BudgetError, LawInputError
+
+if TYPE_CHECKING:
+    from specverify.harness.stats.omnibus import BatteryTests
 
 __all__ = ["Budget", "assert_matches_law", "assert_same_law"]
 
@@ -197,14 +201,15 @@ def _failure(title: str, battery, source: str, seed: int | None, hint: str) -> A
 
 
 def assert_same_law(x, y, *, alpha: float | None = None, n_perm: int | None = None, seed: int | None = None,
-                    n_projections: int = 16, max_coords: int = 64, kernel_tests: bool = True):
+                    tests: BatteryTests | None = None):
     """Assert that samples x (n, d) and y (m, d) come from one law (numpy, torch or JAX arrays).
 
     Two-sample KS (coordinates, |x|^2, random projections), MMD and energy tests on shared permutations,
     minP-adjusted (``stats.omnibus.two_sample_minp``): a family-wise level of at most alpha, the permutations
     stopping once the decision is settled (``n_perm``: a fixed number instead, level alpha up to 1/(n_perm + 1)).
     ``alpha`` defaults to this test's share of the session budget; ``seed`` (the permutations and projections)
-    to the test's seed.
+    to the test's seed; ``tests`` (``stats.omnibus.BatteryTests``: projections, coordinates, kernel tests) to
+    the battery's defaults.
     Returns the :class:`~specverify.harness.stats.Battery`; raises AssertionError with its worst tests on rejection.
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
@@ -215,8 +220,7 @@ def assert_same_law(x, y, *, alpha: float | None = None, n_perm: int | None = No
         raise LawInputError(f"x has dimension {x.shape[1]} and y {y.shape[1]}: compare samples of one problem")
     level, source = _level(alpha)
     seed = _current().seed if seed is None else int(seed)
-    battery = two_sample_minp(x, y, level, Permutations(n_perm, seed=seed),
-                              tests=BatteryTests(n_projections, max_coords, kernel_tests))
+    battery = two_sample_minp(x, y, level, Permutations(n_perm, seed=seed), tests=tests or BatteryTests())
     _record(battery)
     if battery.reject:
         raise _failure(f"x (n={len(x)}) and y (m={len(y)}, d={x.shape[1]}) do not have the same law", battery,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from specverify.bridge import REGISTRY, entry, make_reference, make_setup, reference_name
+from specverify.bridge import REGISTRY, Plan, ProblemChain, entry, make_reference, make_setup, reference_name
 from specverify.errors import UsageError
 from specverify.sampler.problems import PROBLEMS
 
@@ -27,9 +27,9 @@ def test_every_problem_has_a_ground_truth_of_the_kind_its_class_declares(name):
 def test_options_go_only_to_the_problems_that_take_them():
     assert make_setup("gmm", dim=2, steps=4, components=3).problem.spec.weights.size == 3
     with pytest.raises(UsageError, match="Langevin problems only"):
-        make_setup("gaussian", dim=2, steps=4, step_size=0.1)
+        make_setup("gaussian", dim=2, steps=4, chain=ProblemChain(step_size=0.1))
     with pytest.raises(UsageError, match="--chain and --eta do not apply"):
-        make_setup("langevin-gaussian", dim=2, steps=4, chain="ddim")
+        make_setup("langevin-gaussian", dim=2, steps=4, chain=ProblemChain("ddim"))
 
 
 def test_an_unknown_problem_names_the_choices():
@@ -44,7 +44,7 @@ def test_medusa_training_options_reach_the_heads(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECVERIFY_CACHE", str(tmp_path))
     setup = make_setup("gmm", dim=2, steps=12)
     train = {"n_traj": 20, "epochs": 1, "hidden": 16}
-    row, = study.run_study(setup, ["medusa"], [3], n=100, medusa_train=train)
+    row, = study.run_study(setup, study.Study(["medusa"], [3], n=100), medusa_train=train)
     assert row["drafter"] == "medusa" and row["n"] == 100
     from specverify.sampler.drafters.medusa import cache_path
 
@@ -66,6 +66,6 @@ def test_check_probes_the_candidate_once(path):
         calls.append((n, seed))
         return inner(n, seed)
 
-    rep = check(setup, candidate, n=100, seed=3)
+    rep = check(setup, candidate, plan=Plan(n=100, seed=3))
     assert rep.reference.startswith("innovations") == path
     assert calls.count((8, 3)) == 2 and not [c for c in calls if c[0] < 8]

@@ -51,12 +51,12 @@ def test_every_control_returns_its_committed_path(setup, name):
 
 @pytest.mark.parametrize("name", ["correct", "correct-window-8"])
 def test_an_exact_control_passes_the_innovation_check(setup, name):
-    r = bridge.check(setup, chain_candidate(controls.CONTROLS[name], setup.view()), alpha=ALPHA, n=N, seed=0)
+    r = bridge.check(setup, chain_candidate(controls.CONTROLS[name], setup.view()), plan=bridge.Plan(ALPHA, n=N))
     assert r.reference.startswith("innovations") and r.verdict == "pass", r.caught_by
 
 
 @pytest.mark.parametrize("name, block", [("unreflected-rejection", "innovations"),
                                          ("duplicated-trajectories", "independence")])
 def test_a_clearly_broken_control_is_rejected(setup, name, block):
-    r = bridge.check(setup, chain_candidate(controls.CONTROLS[name], setup.view()), alpha=ALPHA, n=N, seed=0)
+    r = bridge.check(setup, chain_candidate(controls.CONTROLS[name], setup.view()), plan=bridge.Plan(ALPHA, n=N))
     assert r.reference.startswith("innovations") and r.verdict == "fail" and block in r.caught_by

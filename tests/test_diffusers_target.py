@@ -26,6 +26,7 @@ pytest.importorskip("diffusers")
 from diffusers import DDPMScheduler  # noqa: E402
 from diffusers.utils.torch_utils import randn_tensor  # noqa: E402
 
+from specverify.harness.plan import Plan  # noqa: E402
 from specverify.harness.trajectory_check import check_trajectories  # noqa: E402
 
 ALPHA = 0.01  # family-wise false-failure probability of each check
@@ -69,20 +70,21 @@ def test_mean_and_sigma_equal_scheduler_step(ex, variance):
 
 
 def test_plain_loop_passes(ex):
-    r = check_trajectories(ex.plain, ex.TARGET, alpha=ALPHA, n=N, seed=ex.SEED, lags=ex.LAGS)
+    r = check_trajectories(ex.plain, ex.TARGET, Plan(ALPHA, n=N, seed=ex.SEED), lags=ex.LAGS)
     assert r.verdict == "pass", [t.name for t in r.tests if t.rejected]
     assert r.ledger["mean_from"] == "user target" and r.ledger["noisy_steps"] == ex.STEPS - 1
 
 
 def test_speculative_passes(ex):
-    r = check_trajectories(ex.candidate, ex.TARGET, alpha=ALPHA, n=N, seed=ex.SEED, lags=ex.LAGS)
+    r = check_trajectories(ex.candidate, ex.TARGET, Plan(ALPHA, n=N, seed=ex.SEED), lags=ex.LAGS)
     assert r.verdict == "pass", [t.name for t in r.tests if t.rejected]
     acc = r.acceptance
     assert acc is not None and 0 < acc.accepted < acc.verified  # it drafts, and some drafts are rejected
 
 
 def test_no_reflection_fails_on_innovations(ex):
-    r = check_trajectories(ex.candidate_no_reflection, ex.TARGET, alpha=ALPHA, n=N, seed=ex.SEED, lags=ex.LAGS)
+    r = check_trajectories(ex.candidate_no_reflection, ex.TARGET, Plan(ALPHA, n=N, seed=ex.SEED),
+                           lags=ex.LAGS)
     assert r.verdict == "fail" and "innovations" in r.caught_by
     assert r.diagnosis["deviating_steps"] > 0
 
@@ -99,7 +101,7 @@ def test_float32_scheduler_coefficients_are_within_the_zero_noise_tolerance(ex):
             pipe(batch_size=n, generator=gen, latents=x0, callback_on_step_end=rec)
         return {"trajectories": rec.paths}
 
-    r = check_trajectories(plain32, ex.TARGET, alpha=ALPHA, n=64, seed=ex.SEED, lags=ex.LAGS)
+    r = check_trajectories(plain32, ex.TARGET, Plan(ALPHA, n=64, seed=ex.SEED), lags=ex.LAGS)
     zero = next(t for t in r.tests if t.name == "zero-noise steps")
     assert 0.005 < zero.statistic < 1 and zero.pvalue == 1.0  # ~1e-9 / 1.5e-8: seen, and below the tolerance
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from specverify import bridge
 from specverify.cli import main
 from specverify.errors import CandidateError, ContractError, SampleSizeError, SpecverifyError, StatsError, UsageError
-from specverify.harness import check_against_law, check_against_sampler, draw
+from specverify.harness import Plan, check_against_law, check_against_sampler, draw
 from specverify.harness.contracts import time_limit
 
 TINY = ["--problem", "gaussian", "--dim", "2", "--steps", "5"]
@@ -253,9 +253,9 @@ def test_the_suite_raises_specverify_errors_for_bad_arguments(kw, against):
     next(CASES)
     with pytest.raises(SpecverifyError) as e:
         if against == "law":
-            check_against_law(_gauss, *LAW, **{key: value})
+            check_against_law(_gauss, *LAW, Plan(**{key: value}))
         else:
-            check_against_sampler(_gauss, _gauss, 2, n_perm=99, **{key: value})
+            check_against_sampler(_gauss, _gauss, 2, Plan(n_perm=99, **{key: value}))
     assert isinstance(e.value, ValueError)  # callers that catch ValueError still work
     if key == "n" and value >= 1:
         assert isinstance(e.value, SampleSizeError)
@@ -271,13 +271,13 @@ def test_make_setup_raises_specverify_errors(field, data):
     elif field == "components":
         kw.update(problem="gmm", components=0)  # negative counts: see test_known_gaps
     elif field == "eta":  # eta = inf: see test_known_gaps
-        kw.update(chain="ddim", eta=data.draw(st.one_of(st.floats(max_value=0.0), st.just(math.nan))))
+        kw.update(sampler="ddim", eta=data.draw(st.one_of(st.floats(max_value=0.0), st.just(math.nan))))
     elif field == "step_size":
         kw.update(problem="langevin-gaussian", step_size=data.draw(_not_positive()))
     else:
         kw["problem"] = data.draw(NAMES.filter(lambda s: s not in bridge.REGISTRY))
-    with pytest.raises(SpecverifyError):
-        bridge.make_setup(**kw).chain()
+    with pytest.raises(SpecverifyError):  # make_setup's keywords and ChainOptions's fields, flat
+        bridge.setup_of(kw.pop("problem", "gmm"), kw).chain()
 
 
 BAD_OUTPUTS = {
@@ -302,11 +302,11 @@ def test_broken_candidates_raise_contract_errors(name, where):
         if where == "draw":
             draw(fn, 10, 0, dim=2)
         elif where == "law":
-            check_against_law(fn, *LAW, n=100)
+            check_against_law(fn, *LAW, Plan(n=100))
         elif where == "sampler":
-            check_against_sampler(fn, _gauss, 2, n=100, n_perm=99)
+            check_against_sampler(fn, _gauss, 2, Plan(n=100, n_perm=99))
         else:
-            check_against_sampler(_gauss, fn, 2, n=100, n_perm=99)
+            check_against_sampler(_gauss, fn, 2, Plan(n=100, n_perm=99))
 
 
 def _counting(n, seed):
@@ -317,11 +317,11 @@ def _counting(n, seed):
 def test_bad_levels_sizes_and_chain_options_are_specverify_errors(call):
     try:
         if call == "alpha-two-blocks":
-            check_against_law(_counting, *LAW, alpha=1.5, n=200)
+            check_against_law(_counting, *LAW, Plan(1.5, n=200))
         elif call == "negative-components":
             bridge.make_setup("gmm", components=-1, steps=5)
         else:
-            bridge.make_setup("gaussian", chain="ddim", eta=math.inf, steps=5).chain()
+            bridge.make_setup("gaussian", chain=bridge.ProblemChain("ddim", eta=math.inf), steps=5).chain()
     except SpecverifyError:
         return
     except Exception as e:  # noqa: BLE001
@@ -337,7 +337,7 @@ def test_a_candidate_past_its_time_limit_is_a_candidate_error():
 
     t0 = time.perf_counter()
     with pytest.raises(CandidateError, match="time limit of 0.2 s"), time_limit(0.2):
-        check_against_law(slow, *LAW, n=100)
+        check_against_law(slow, *LAW, Plan(n=100))
     assert time.perf_counter() - t0 < 5
     with pytest.raises(UsageError, match="time limit"), time_limit(-1):
         pass

@@ -25,6 +25,7 @@ import specverify.harness.stats  # noqa: F401  (loaded before pytester's module 
 import specverify.harness.stats.omnibus  # noqa: F401
 from specverify.errors import BudgetError, LawInputError, SpecverifyError
 from specverify.harness.reference import GaussianLaw
+from specverify.harness.stats.omnibus import BatteryTests
 from specverify.pytest_plugin import assert_matches_law, assert_same_law
 
 pytest_plugins = ["pytester"]
@@ -351,7 +352,7 @@ def test_direct_helpers_fail_with_the_battery():
     with pytest.raises(AssertionError, match=r"(?s)does not match the exact law.*explicit alpha=, outside"):
         assert_matches_law(x + 0.3, law, alpha=ALPHA)
     with pytest.raises(AssertionError, match=r"(?s)do not have the same law.*adjusted p="):
-        assert_same_law(x, 1.5 * rng.normal(size=(800, 3)), alpha=ALPHA, kernel_tests=False)
+        assert_same_law(x, 1.5 * rng.normal(size=(800, 3)), alpha=ALPHA, tests=BatteryTests(kernel_tests=False))
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -52,7 +52,7 @@ def test_calibrate_innovations_at_the_checks_own_n(tmp_path):
     import pytest
 
     from specverify.bridge import make_setup, make_target
-    from specverify.harness.trajectory_check import plan
+    from specverify.harness.trajectory_check import transition_plan
 
     mod = _load("calibrate_innovations")
     js, md = tmp_path / "c.json", tmp_path / "c.md"
@@ -60,7 +60,7 @@ def test_calibrate_innovations_at_the_checks_own_n(tmp_path):
               "--markdown", str(md)])
     (res,) = json.loads(js.read_text())
     setup = make_setup("gmm", dim=2, steps=100)
-    sized = plan(make_target(setup), alpha=0.01, beta=0.05, delta=setup.entry.delta, lags=9, counts=True)
+    sized = transition_plan(make_target(setup), alpha=0.01, beta=0.05, delta=setup.entry.delta, lags=9, counts=True)
     assert res["settings"]["n"] == sized["n_needed"] and res["n_sized_at"] == 0.01
     assert [a["alpha"] for a in res["alphas"]] == [0.01]
     a = res["alphas"][0]

@@ -51,8 +51,8 @@ def test_a_sampler_that_starts_from_the_views_prior_passes_and_one_that_ignores_
     # langevin-model with prior_scale 2 and 3 steps: x_0 ~ N(0, 4 I); starting from N(0, I) is a wrong law
     setup = bridge.make_setup("langevin-model", dim=3, steps=3, options={"prior_scale": 2.0})
     view = setup.view()
-    right = bridge.check(setup, lambda n, s: _plain(view, n, s), alpha=ALPHA, n=3000, seed=0)
-    wrong = bridge.check(setup, lambda n, s: _plain(view, n, s, use_prior=False), alpha=ALPHA, n=3000, seed=0)
+    right = bridge.check(setup, lambda n, s: _plain(view, n, s), plan=bridge.Plan(ALPHA, n=3000))
+    wrong = bridge.check(setup, lambda n, s: _plain(view, n, s, use_prior=False), plan=bridge.Plan(ALPHA, n=3000))
     assert right.verdict == "pass" and wrong.verdict == "fail"
 
 
@@ -65,7 +65,7 @@ def test_the_alpha_split_is_bonferroni():
 
 def test_the_stress_family_names_built_in_problems_only():
     for c in STRESS:
-        setup = bridge.make_setup(c.problem, **c.options)
+        setup = bridge.setup_of(c.problem, c.options)
         assert setup.view().n_steps == c.options["steps"]
 
 
@@ -104,19 +104,19 @@ def test_the_correct_control_passes_both_and_a_rejection_path_bug_needs_the_stre
 
     def verdicts(sampler):  # the terminal battery (the controls' final samples)
         cand = chain_candidate(sampler, setup.view())
-        default = bridge.check(setup, cand, alpha=ALPHA, seed=0, terminal=True).verdict
+        default = bridge.check(setup, cand, alpha=ALPHA, paths=bridge.TrajectoryOptions(terminal=True)).verdict
         split = stress_split(ALPHA)
         main_alpha, each = split["main"], split[STRESS[0].name]
-        stressed = [bridge.check(setup, cand, alpha=main_alpha, seed=0, terminal=True).verdict]
-        stressed += [r.verdict for _, r in run_stress(lambda s: chain_candidate(sampler, s.view()), each, beta=0.05,
-                                                      epsilon=0.05, n=None, seed=0, terminal=True)]
+        stressed = [bridge.check(setup, cand, alpha=main_alpha, paths=bridge.TrajectoryOptions(terminal=True)).verdict]
+        stressed += [r.verdict for _, r in run_stress(lambda s: chain_candidate(sampler, s.view()),
+                                                      bridge.Plan(each), terminal=True)]
         return default, "fail" if "fail" in stressed else "pass"
 
     assert verdicts(controls.correct) == ("pass", "pass")
     assert verdicts(controls.CONTROLS[BUG_ONLY_UNDER_STRESS]) == ("pass", "fail")
     # the transition-level check of the same control's trajectories needs no stress family
     cand = chain_candidate(controls.CONTROLS[BUG_ONLY_UNDER_STRESS], setup.view())
-    assert bridge.check(setup, cand, alpha=ALPHA, seed=0).caught_by[:1] == ("innovations",)
+    assert bridge.check(setup, cand, alpha=ALPHA).caught_by[:1] == ("innovations",)
 
 
 BUG_ONLY_UNDER_STRESS = "reused-noise"  # set from the measured table (paper_repro/stress_controls.py)

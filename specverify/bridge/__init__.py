@@ -6,8 +6,8 @@
   dispatches on problem names.
 - :func:`run_ours` (:mod:`specverify.bridge.ours`) runs our sampler (plain, speculative or a mutant) with every
   option (:class:`Ours`): the one way the faces start it. :func:`make_candidate` wraps it as a black box
-  ``candidate(n, seed)``, the contract the harness judges every sampler through; :func:`check` runs the suite on
-  it.
+  ``candidate(n, seed)``, the contract the harness judges every sampler through; :func:`check`
+  (:mod:`specverify.bridge.checks`) runs the suite on it at a :class:`Plan`.
 
 The faces (`specverify check`, `mutants`, `accept`, the scripts of ``paper_repro/``) go through here.
 """
@@ -17,12 +17,33 @@ from __future__ import annotations
 import dataclasses
 
 from specverify._validate import positive_int
-from specverify.bridge.ours import Ours, make_builtin_drafter, make_candidate, run_ours
+from specverify.bridge.checks import (
+    MUTANT_CONFIGURATIONS,
+    STRESS_WINDOW,
+    TrajectoryOptions,
+    check,
+    mutant_split,
+    mutant_verdict,
+)
+from specverify.bridge.ours import Built, Ours, make_builtin_drafter, make_candidate, run_ours
 from specverify.errors import UsageError
+from specverify.harness.dimension import ChainOptions
+from specverify.harness.plan import Plan
 
-__all__ = ["MUTANT_CONFIGURATIONS", "REGISTRY", "STRESS_WINDOW", "Ours", "ProblemEntry", "Setup", "check", "entry",
-           "make_builtin_drafter", "make_candidate", "make_reference", "make_setup", "make_target", "mutant_split",
-           "mutant_verdict", "reference_name", "run_ours"]
+__all__ = ["MUTANT_CONFIGURATIONS", "REGISTRY", "STRESS_WINDOW", "Built", "Ours", "Plan", "ProblemChain",
+           "ProblemEntry", "Setup", "TrajectoryOptions", "check", "entry", "make_builtin_drafter", "make_candidate",
+           "make_reference", "make_setup", "make_target", "mutant_split", "mutant_verdict", "reference_name",
+           "run_ours", "setup_of"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProblemChain(ChainOptions):
+    """A built-in problem's chain: a diffusion's options (:class:`~specverify.harness.dimension.ChainOptions`:
+    ``sampler`` ddpm or ddim, the beta ``schedule``, the model's ``prediction`` eps, x0 or v, DDIM's ``eta``) or
+    a Langevin chain's ``step_size`` h (None: the problem's). Checked against the problem by :func:`make_setup`,
+    and by the chain when it is built."""
+
+    step_size: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,31 +83,40 @@ class Setup:
         return self.problem.third_party(self.steps, schedule=kw["schedule"], sampler=kw["sampler"], eta=kw["eta"])
 
 
-def make_setup(problem: str = "gmm", *, dim: int | None = None, steps: int = 100, chain: str = "ddpm", eta: float = 1.0,
-               schedule: str = "linear", prediction: str = "eps", components: int = 8,
-               step_size: float | None = None, options: dict | None = None) -> Setup:
-    """The named built-in problem (see `specverify problems`) with its diffusion or Langevin chain options.
-    ``dim``: default 2, or the problem's fixed size (digits: 64). ``options``: more keyword arguments for the
-    problem's constructor (e.g. ``{"config": "quick"}`` for digits)."""
+def make_setup(problem: str = "gmm", *, dim: int | None = None, steps: int = 100, chain: ProblemChain | None = None,
+               components: int = 8, options: dict | None = None) -> Setup:
+    """The named built-in problem (see `specverify problems`) with its diffusion or Langevin ``chain``
+    (:class:`ProblemChain`, default ``ProblemChain()``). ``dim``: default 2, or the problem's fixed size (digits:
+    64); ``components``: gmm's mixture size. ``options``: more keyword arguments for the problem's constructor
+    (e.g. ``{"config": "quick"}`` for digits)."""
     from specverify.sampler.problems import default_dim
 
     e = entry(problem)
+    c = ProblemChain() if chain is None else chain
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise UsageError(f"steps must be an integer >= 1, got {steps}")
     kwargs = {"dim": default_dim(problem) if dim is None else dim, **(options or {})}
     positive_int(components, "components", " (gmm: mixture size)", error=UsageError)
-    given = {"components": components, "step_size": step_size}
+    given = {"components": components, "step_size": c.step_size}
     for option, keyword in e.options.items():
         if given[option] is not None:
             kwargs[keyword] = given[option]
     if e.langevin:
-        if chain != "ddpm" or eta != 1.0:
+        if c.sampler != "ddpm" or c.eta != 1.0:
             raise UsageError(f"{problem} is a Langevin chain: --chain and --eta do not apply")
         return Setup(problem, e.problem(**kwargs), {}, int(steps))
-    if step_size is not None:
+    if c.step_size is not None:
         raise UsageError("--step-size applies to the Langevin problems only")
-    return Setup(problem, e.problem(**kwargs), dict(schedule=schedule, sampler=chain, prediction=prediction, eta=eta),
-                 int(steps))
+    return Setup(problem, e.problem(**kwargs), dict(schedule=c.schedule, sampler=c.sampler, prediction=c.prediction,
+                                                    eta=c.eta), int(steps))
+
+
+def setup_of(problem: str, options: dict) -> Setup:
+    """:func:`make_setup` from a flat mapping of its keywords and :class:`ProblemChain`'s fields (a stress
+    configuration's ``options``, e.g. ``{"dim": 2, "steps": 10, "schedule": "cosine"}``)."""
+    fields = {f.name for f in dataclasses.fields(ProblemChain)}
+    chain = ProblemChain(**{k: v for k, v in options.items() if k in fields})
+    return make_setup(problem, chain=chain, **{k: v for k, v in options.items() if k not in fields})
 
 
 def make_reference(setup: Setup, *, device="cpu"):
@@ -97,88 +127,6 @@ def make_reference(setup: Setup, *, device="cpu"):
 def reference_name(setup: Setup) -> str:
     """What :func:`make_reference` returns for ``setup``, in words."""
     return setup.entry.truth_name
-
-
-def check(setup: Setup, candidate, reference=None, *, alpha: float = 0.01, beta: float = 0.05,
-          epsilon: float = 0.05, n: int | None = None, seed: int = 0, n_perm: int | None = None,
-          keep_samples: bool = False, terminal: bool = False, target=None, delta: float | None = None,
-          lags: int = 9):
-    """Run the suite. A candidate that returns ``"trajectories"`` gets the transition-level check against
-    ``target`` (default: :func:`make_target`), sized by ``delta``; one that returns only samples, or any with
-    ``terminal=True``, the terminal battery against ``reference`` (default: :func:`make_reference`), sized by
-    ``epsilon``. The candidate is probed once (``contracts.probe``: the same seed twice, and what it returns),
-    and the check chosen reuses that probe."""
-    from specverify.harness import check_against_law, check_against_sampler
-    from specverify.harness.contracts import probe
-    from specverify.harness.trajectory_check import check_trajectories
-
-    seen = None if terminal else probe(candidate, seed)  # --terminal: the battery probes on its own, as before
-    if seen is not None and seen.trajectories:
-        return check_trajectories(candidate, make_target(setup) if target is None else target, alpha=alpha,
-                                  beta=beta, delta=_delta(setup, target, delta), n=n, seed=seed,
-                                  lags=lags, keep_samples=keep_samples, probe=seen)
-    kind, ref = make_reference(setup) if reference is None else reference
-    opts = dict(alpha=alpha, beta=beta, epsilon=epsilon, n=n, seed=seed, keep_samples=keep_samples, probe=seen)
-    if kind == "law":
-        return check_against_law(candidate, ref.mean, ref.eigvals, ref.eigvecs, **opts)
-    return check_against_sampler(candidate, ref, setup.dim, n_perm=n_perm, **opts)
-
-
-def _delta(setup: Setup, target, delta):
-    """The declared smallest per-step shift: given, else the problem's (its own target), else the default."""
-    from specverify.harness.trajectory_check import DEFAULT_DELTA
-
-    if delta is not None:
-        return delta
-    return setup.entry.delta if target is None else DEFAULT_DELTA
-
-
-STRESS_WINDOW = 4
-MUTANT_CONFIGURATIONS = ("default", "stress")  # each mutant is checked under both, alpha shared by Bonferroni
-
-
-def mutant_split(alpha: float):
-    """How ``mutant_verdict`` shares alpha (``ledger.split_family``): alpha / 2 for each configuration."""
-    from specverify.harness.ledger import split_family
-
-    return split_family(alpha, MUTANT_CONFIGURATIONS)
-
-
-def mutant_verdict(setup: Setup, reference, mutant: str | None, *, drafter: str = "frozen-denoiser",
-                   window: int = 8, stress_delta: float = 1.2, alpha: float = 0.01, beta: float = 0.05,
-                   epsilon: float = 0.05, n: int | None = None, seed: int = 0, device="cpu", terminal: bool = False,
-                   delta: float | None = None, target=None) -> dict:
-    """Check ``mutant`` (None: the correct sampler) under two configurations, the given drafter and the stress
-    drafter, at alpha / 2 each (so the verdict's false-alarm rate is <= alpha); detected if either rejects (the
-    stress configuration is skipped once the default one has rejected: the verdict is then made).
-    The check is transition-level on the sampler's trajectories (``terminal=True``: the terminal battery on its
-    samples). Returns a row (the bug's ``description``, None for the correct sampler) with each configuration's
-    verdict, n, min adjusted p-value, the tests that rejected and the blocks that caught it."""
-    from specverify.sampler.mutants import MUTANTS
-
-    configs = dict(zip(MUTANT_CONFIGURATIONS, ((drafter, window), ("stress", STRESS_WINDOW)), strict=True))
-    split = mutant_split(alpha)
-    row = {"name": mutant or "correct", "description": MUTANTS[mutant].description if mutant in MUTANTS else None,
-           "configurations": {}}
-    for label, (d, w) in configs.items():
-        if label == "stress" and row["configurations"]["default"]["verdict"] == "fail":  # the verdict is made
-            row["configurations"][label] = {"drafter": d, "window": w, "verdict": "skipped", "n": None,
-                                            "min_adjusted_pvalue": 1.0, "rejected_tests": [], "caught_by": [],
-                                            "permutations": None, "seconds": 0.0}
-            continue
-        cand = make_candidate(setup, drafter=d, window=w, mutant=mutant, stress_delta=stress_delta, device=device,
-                              path=not terminal)
-        rep = check(setup, cand, reference, alpha=split[label], beta=beta, epsilon=epsilon, n=n, seed=seed,
-                    terminal=terminal, delta=delta, lags=w + 1, target=target)
-        row["configurations"][label] = {"drafter": d, "window": w, "verdict": rep.verdict, "n": rep.n,
-                                        "min_adjusted_pvalue": min(t.adjusted_pvalue for t in rep.tests),
-                                        "rejected_tests": [t.name for t in rep.tests if t.rejected],
-                                        "caught_by": list(rep.caught_by),
-                                        "permutations": rep.permutations, "seconds": rep.seconds}
-    row["detected"] = any(c["verdict"] == "fail" for c in row["configurations"].values())
-    row["min_adjusted_pvalue"] = min(c["min_adjusted_pvalue"] for c in row["configurations"].values())
-    row["caught_by"] = [k for k, c in row["configurations"].items() if c["verdict"] == "fail"]
-    return row
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -241,7 +189,7 @@ def _langevin_model_truth(setup: Setup, device):
 def _plain_truth(setup: Setup, device):
     """No closed form and no JAX twin of the network: our plain sampler on the same chain (so a check tests
     the speculative machinery, not the plain sampler)."""
-    return "sampler", make_candidate(setup, sampler="plain", device=device)
+    return "sampler", make_candidate(setup, Ours(sampler="plain"), device=device)
 
 
 # The judge's transitions (the innovation block's mean): JAX twins where they exist

@@ -12,7 +12,7 @@ from specverify.errors import UsageError
 if TYPE_CHECKING:
     from specverify.bridge import Setup
 
-__all__ = ["Ours", "make_builtin_drafter", "make_candidate", "run_ours"]
+__all__ = ["Built", "Ours", "make_builtin_drafter", "make_candidate", "run_ours"]
 
 
 def make_builtin_drafter(setup: Setup, name: str, window: int, *, stress_delta: float = 1.2, device="cpu",
@@ -65,38 +65,53 @@ class Ours:
                 "verifier": self.verifier, "drafts": self.drafts, **({"mutant": self.mutant} if self.mutant else {})}
 
 
-def run_ours(setup: Setup, ours: Ours, n: int, seed: int | None, *, dtype=None, device="cpu", max_batch=None,
-             progress=False, path: bool = False, drafter=None, chain=None, compile=False):
+@dataclasses.dataclass(frozen=True)
+class Built:
+    """What a caller already built for a setup and our sampler, to reuse across runs: the setup's ``chain`` and
+    the drafter its :class:`Ours` names (None: :func:`run_ours` builds it)."""
+
+    chain: object = None
+    drafter: object = None
+
+
+def run_ours(setup: Setup, ours: Ours, n: int, seed: int | None, options=None, built: Built | None = None):
     """Our sampler on ``setup``: ``(x, stats)``, stats None for the plain sampler; ``x`` the samples (n, *shape)
-    or, with ``path=True``, the paths (n, T + 1, *shape). ``drafter`` and ``chain``: already built for ``ours``
-    and ``setup`` (else built here); ``dtype`` default float64."""
+    or, with ``options.path``, the paths (n, T + 1, *shape). ``options``: how it runs, a
+    ``specverify.sampler.options.SampleOptions`` (``bridge.registry.SampleOptions``: device, dtype, progress,
+    path, max_batch, compile; default float64 on CPU); its policy, verifier and drafts are ``ours``'s, and the
+    plain sampler leaves the speculative ones out. ``built``: the chain and drafter already built (else built
+    here)."""
     import torch
 
     from specverify.sampler.mutants import mutant_options
-    from specverify.sampler.options import SampleOptions
+    from specverify.sampler.options import SPECULATIVE_ONLY, SampleOptions
     from specverify.sampler.speculative import plain_sample, speculative_sample
 
-    chain, dtype = chain or setup.chain(), dtype or torch.float64
-    o = SampleOptions(device=device, dtype=dtype, progress=progress, path=path)
+    o, built = SampleOptions(dtype=torch.float64) if options is None else options, built or Built()
+    chain = built.chain or setup.chain()
     if ours.sampler == "plain":
-        return plain_sample(chain, n, seed=seed, options=o), None
-    d = drafter or make_builtin_drafter(setup, ours.drafter, ours.window, stress_delta=ours.stress_delta)
-    o = dataclasses.replace(o, policy=ours.policy, verifier=ours.verifier, drafts=ours.drafts, max_batch=max_batch,
-                            compile=compile)
+        default = SampleOptions()
+        plain = dataclasses.replace(o, **{k: getattr(default, k) for k in SPECULATIVE_ONLY})
+        return plain_sample(chain, n, seed=seed, options=plain), None
+    d = built.drafter or make_builtin_drafter(setup, ours.drafter, ours.window, stress_delta=ours.stress_delta)
+    o = dataclasses.replace(o, policy=ours.policy, verifier=ours.verifier, drafts=ours.drafts)
     return speculative_sample(chain, d, n, window=ours.window, seed=seed,
                               options=mutant_options(ours.mutant, o) if ours.mutant else o)
 
 
-def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str = "frozen-denoiser", window: int = 8,
-                   mutant: str | None = None, stress_delta: float = 1.2, device="cpu", path: bool = False,
-                   ours: Ours | None = None):
-    """Our sampler (or the named mutant) on ``setup`` as a black box: (n, seed) -> samples and acceptance counts;
-    with ``path=True`` also its committed ``"trajectories"`` (n, T + 1, d), for the transition-level check.
-    ``ours`` gives every option at once (it replaces sampler, drafter, window, mutant and stress_delta)."""
-    ours = ours or Ours(sampler, drafter, window, mutant=mutant, stress_delta=stress_delta)
+def make_candidate(setup: Setup, ours: Ours | None = None, *, device="cpu", path: bool = False):
+    """Our sampler ``ours`` (default ``Ours()``: the speculative sampler, frozen-denoiser drafter, window 8; a
+    mutant with ``ours.mutant``) on ``setup`` as a black box: (n, seed) -> samples and acceptance counts; with
+    ``path=True`` also its committed ``"trajectories"`` (n, T + 1, d), for the transition-level check."""
+    import torch
+
+    from specverify.sampler.options import SampleOptions
+
+    ours = ours or Ours()
     chain = setup.chain()
     d = None if ours.sampler == "plain" else make_builtin_drafter(setup, ours.drafter, ours.window,
                                                                   stress_delta=ours.stress_delta)
+    options, built = SampleOptions(device=device, dtype=torch.float64, path=path), Built(chain, d)
 
     def output(x, n):  # image states (digits: (n, 1, 8, 8)) are flattened to (n, d) for the harness
         if not path:
@@ -105,7 +120,7 @@ def make_candidate(setup: Setup, *, sampler: str = "speculative", drafter: str =
         return {"samples": paths[:, -1], "trajectories": paths}
 
     def candidate(n, seed):
-        x, st = run_ours(setup, ours, n, seed, device=device, path=path, drafter=d, chain=chain)
+        x, st = run_ours(setup, ours, n, seed, options, built)
         if st is None:
             out = output(x, n)
             return out if path else out["samples"]

@@ -43,14 +43,14 @@ class _Stages:
 
 def _check_reference(args, setup, device):
     """("law", law) or ("sampler", fn) and its description, from --reference."""
-    from specverify.bridge import make_candidate, make_reference, reference_name
+    from specverify.bridge import Ours, make_candidate, make_reference, reference_name
 
     if args.reference == "exact":
         if not args.terminal and (args.candidate is None or args.target):  # trajectories: no terminal reference
             return None, reference_name(setup)
         return make_reference(setup, device=device), reference_name(setup)
     if args.reference == "plain":
-        return ("sampler", make_candidate(setup, sampler="plain", device=device)), "plain sampler (ours)"
+        return ("sampler", make_candidate(setup, Ours(sampler="plain"), device=device)), "plain sampler (ours)"
     from specverify.harness.adapters import detect_contract, load
 
     fn = load(args.reference)
@@ -64,7 +64,7 @@ def _check_candidate(args, setup, device):
 
     if args.candidate is None:
         what = f"mutant {args.mutant}" if args.mutant else f"{args.sampler} sampler"
-        return make_candidate(setup, ours=ours(args), device=device, path=not args.terminal), what
+        return make_candidate(setup, ours(args), device=device, path=not args.terminal), what
     from specverify.harness.adapters import chain_candidate, detect_contract, load
 
     if args.mutant:
@@ -161,7 +161,7 @@ def cmd_check(args) -> str:
 
 def _run(args, alpha):
     """The main check at ``alpha``: (report, candidate's description, reference's description, stress binder)."""
-    from specverify.bridge import check
+    from specverify.bridge import Plan, TrajectoryOptions, check
     from specverify.harness.contracts import time_limit
     from specverify.harness.shards import sharded
 
@@ -180,10 +180,9 @@ def _run(args, alpha):
                                                     preload=("specverify.harness.reference",)))  # JAX x64 first
             if reference is not None and reference[0] == "sampler":
                 reference = ("sampler", stages.wrap(reference[1], "reference"))
-            report = check(setup, stages.wrap(candidate, "candidate"), reference, alpha=alpha, beta=args.beta,
-                           epsilon=args.epsilon, n=args.n, seed=args.seed, keep_samples=args.plots is not None,
-                           terminal=args.terminal, target=_target(args), delta=args.delta,
-                           lags=args.lags or args.window + 1)
+            plan = Plan(alpha, args.beta, args.epsilon, args.n, args.seed, keep_samples=args.plots is not None)
+            paths = TrajectoryOptions(args.terminal, _target(args), args.delta, args.lags or args.window + 1)
+            report = check(setup, stages.wrap(candidate, "candidate"), reference, plan, paths=paths)
     finally:
         stages.close()
     return report, what, ref_text, bind

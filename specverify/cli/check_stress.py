@@ -20,7 +20,7 @@ def binder(args, device):
     if args.candidate is None:
         from specverify.cli.parser import ours
 
-        return lambda setup: make_candidate(setup, ours=ours(args), device=device)
+        return lambda setup: make_candidate(setup, ours(args), device=device)
     from specverify.harness.adapters import chain_candidate, detect_contract, load
 
     fn = load(args.candidate)
@@ -38,18 +38,16 @@ def rejected_steps(report) -> str:
     return "unknown" if r is None else str(r)
 
 
-def run_stress(bind, alpha_each: float, *, beta: float, epsilon: float, n: int | None, seed: int,
-               configs=None, terminal: bool = False) -> list:
-    """Check ``bind(setup)`` on each stress configuration at ``alpha_each``: [(config, report)] (trajectories get
-    the transition-level check unless ``terminal``)."""
-    from specverify.bridge import check, make_setup
+def run_stress(bind, plan, *, configs=None, terminal: bool = False) -> list:
+    """Check ``bind(setup)`` on each stress configuration at ``plan`` (a ``bridge.Plan`` whose alpha is each
+    configuration's share): [(config, report)] (trajectories get the transition-level check unless ``terminal``)."""
+    from specverify.bridge import TrajectoryOptions, check, setup_of
     from specverify.harness.stress_configs import STRESS
 
     out = []
     for c in STRESS if configs is None else configs:
-        setup = make_setup(c.problem, **c.options)
-        out.append((c, check(setup, bind(setup), alpha=alpha_each, beta=beta, epsilon=epsilon, n=n, seed=seed,
-                             terminal=terminal)))
+        setup = setup_of(c.problem, c.options)
+        out.append((c, check(setup, bind(setup), plan=plan, paths=TrajectoryOptions(terminal=terminal))))
     return out
 
 
@@ -59,8 +57,9 @@ def stress_block(args, bind, main_alpha: float, alpha_each: float) -> tuple[list
 
     print(f"  stress family (Bonferroni): alpha/2 = {main_alpha:g} for the problem above, alpha/2 shared by "
           f"{len(STRESS)} stress configurations = {alpha_each:g} each")
-    results = run_stress(bind, alpha_each, beta=args.beta, epsilon=args.epsilon, n=args.n, seed=args.seed,
-                         terminal=args.terminal)
+    from specverify.bridge import Plan
+
+    results = run_stress(bind, Plan(alpha_each, args.beta, args.epsilon, args.n, args.seed), terminal=args.terminal)
     entries = []
     for c, r in results:
         f = (r.rejection_path or {}).get("trajectories_with_rejection")

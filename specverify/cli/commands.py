@@ -17,7 +17,8 @@ def _cmd_sample(args) -> int:
     import numpy as np
     import torch
 
-    from specverify.bridge import run_ours
+    from specverify.bridge import Built, run_ours
+    from specverify.bridge.registry import SampleOptions
 
     device = torch_device(args.device)
     dtype = getattr(torch, args.dtype)
@@ -34,8 +35,8 @@ def _cmd_sample(args) -> int:
         x, stats = torch.from_numpy(x), _plain_stats(chain, args.n) if st is None else st.to_dict()
         run.update(sharding.report_fields(args))
     else:
-        x, st = run_ours(setup, ours(args), args.n, args.seed, dtype=dtype, device=device, max_batch=args.max_batch,
-                         progress=progress, chain=chain)
+        options = SampleOptions(device=device, dtype=dtype, max_batch=args.max_batch, progress=progress)
+        x, st = run_ours(setup, ours(args), args.n, args.seed, options, Built(chain))
         stats = _plain_stats(chain, args.n) if st is None else st.to_dict()
     if args.sampler != "plain":
         run.update(ours(args).describe())
@@ -81,20 +82,21 @@ def _print_sample_report(r: dict, samples) -> None:
 
 
 def _cmd_accept(args) -> str:
+    import torch
+
     from specverify import study
+    from specverify.bridge.registry import SampleOptions
 
     drafters, windows = accept_lists(args)
     device = torch_device(args.device)
     setup = build_problem(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     with sharding.engine(args) as eng:
+        grid = study.Study(drafters, windows, args.n, args.seed, args.policies, args.verifier, args.drafts)
         if eng is None:
-            rows = study.run_study(setup, drafters, windows, n=args.n, seed=args.seed, device=device,
-                                   progress=progress, policies=args.policies, verifier=args.verifier,
-                                   drafts=args.drafts)
+            rows = study.run_study(setup, grid, SampleOptions(device=device, dtype=torch.float64, progress=progress))
         else:
-            rows = sharding.sharded_study(eng, setup, drafters, windows, n=args.n, seed=args.seed, device=device,
-                                          policies=args.policies, verifier=args.verifier, drafts=args.drafts)
+            rows = sharding.sharded_study(eng, setup, grid, device=device)
     result = {"problem": args.problem, "dim": args.dim, "steps": args.steps, "n": args.n, "seed": args.seed,
               "confidence": study.CONFIDENCE, "rows": rows, **sharding.report_fields(args)}
     write(args.json, json.dumps(result, indent=2) + "\n")

@@ -24,11 +24,10 @@ def torch_device(name: str):
 
 def build_problem(args):
     """The built-in problem named by the command line's problem options (a ``builtin.Setup``)."""
-    from specverify.bridge import make_setup
+    from specverify.bridge import ProblemChain, make_setup
 
-    return make_setup(args.problem, dim=args.dim, steps=args.steps, chain=args.chain, eta=args.eta,
-                      schedule=args.schedule, prediction=args.prediction, components=args.components,
-                      step_size=args.step_size)
+    chain = ProblemChain(args.chain, args.schedule, args.prediction, args.eta, args.step_size)
+    return make_setup(args.problem, dim=args.dim, steps=args.steps, chain=chain, components=args.components)
 
 
 def write(path, text):

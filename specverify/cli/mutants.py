@@ -15,7 +15,16 @@ __all__ = ["cmd_mutants", "kills_markdown"]
 def cmd_mutants(args) -> str:
     """Each sampler is checked under two configurations (the given drafter and the stress drafter) at alpha / 2
     each, so that its verdict has false-alarm rate <= alpha; a mutant is detected if either rejects."""
-    from specverify.bridge import STRESS_WINDOW, make_reference, make_target, mutant_split, mutant_verdict
+    from specverify.bridge import (
+        STRESS_WINDOW,
+        Ours,
+        Plan,
+        TrajectoryOptions,
+        make_reference,
+        make_target,
+        mutant_split,
+        mutant_verdict,
+    )
     from specverify.bridge.registry import MUTANTS
 
     t0 = time.perf_counter()
@@ -23,12 +32,12 @@ def cmd_mutants(args) -> str:
     setup = build_problem(args)
     reference = make_reference(setup) if args.terminal else None
     target = None if args.terminal else make_target(setup)
+    plan = Plan(args.alpha, args.beta, args.epsilon, args.n, args.seed)
+    paths = TrajectoryOptions(args.terminal, target, args.delta)
     rows = []
     for name in [None, *MUTANTS]:
-        row = mutant_verdict(setup, reference, name, drafter=args.drafter, window=args.window,
-                             stress_delta=args.stress_delta, alpha=args.alpha, beta=args.beta, epsilon=args.epsilon,
-                             n=args.n, seed=args.seed, device=device, terminal=args.terminal, delta=args.delta,
-                             target=target)
+        ours = Ours(drafter=args.drafter, window=args.window, mutant=name, stress_delta=args.stress_delta)
+        row = mutant_verdict(setup, reference, ours, plan, paths, device=device)
         rows.append(row)
         tests = "; ".join(f"{k}: {', '.join(c['rejected_tests'][:3])}{' ...' if len(c['rejected_tests']) > 3 else ''}"
                           for k, c in row["configurations"].items() if c["rejected_tests"])

@@ -98,12 +98,12 @@ def engine(args):
         yield None
         return
     from specverify.harness.rundir import RunDir
-    from specverify.harness.shards import Engine
+    from specverify.harness.shards import Engine, RayOptions
 
     run_dir = None if args.run_dir is None else RunDir(args.run_dir, signature(args), resume=args.resume)
     progress = getattr(args, "progress", None)
-    eng = Engine(shards=args.shards, workers=args.workers, address=args.ray_address, run_dir=run_dir,
-                 num_gpus=1 if str(args.device).startswith("cuda") else 0,
+    ray = RayOptions(args.workers, args.ray_address, num_gpus=1 if str(args.device).startswith("cuda") else 0)
+    eng = Engine(shards=args.shards, ray=ray, run_dir=run_dir,
                  progress=sys.stderr.isatty() if progress is None else progress)
     try:
         with eng:
@@ -130,9 +130,10 @@ class _SampleTask:
         import torch
 
         from specverify.bridge import run_ours
+        from specverify.bridge.registry import SampleOptions
 
-        x, st = run_ours(self.setup, self.ours, size, seed, dtype=getattr(torch, self.dtype), device=self.device,
-                         max_batch=self.max_batch)
+        options = SampleOptions(device=self.device, dtype=getattr(torch, self.dtype), max_batch=self.max_batch)
+        x, st = run_ours(self.setup, self.ours, size, seed, options)
         if st is None:
             return {"samples": x.cpu().numpy()}
         out = {f.name: np.asarray(getattr(st, f.name)) for f in dataclasses.fields(st)}
@@ -172,25 +173,24 @@ def sharded_samples(eng, args, setup, device):
     return x, None if args.sampler == "plain" else merge_stats(parts)
 
 
-def sharded_study(eng, setup, drafters, windows, *, n, seed, device, policies=("accepted+1",),
-                  verifier="reflection", drafts=1) -> list[dict]:
-    """``accept`` through the shards: one row per (drafter, window, policy), as :func:`specverify.study.run_study`."""
+def sharded_study(eng, setup, study, *, device) -> list[dict]:
+    """``accept`` through the shards: one row per (drafter, window, policy) of ``study`` (a
+    :class:`specverify.study.Study`), as :func:`specverify.study.run_study`."""
     import time
 
-    from specverify.bridge import Ours, make_builtin_drafter
+    from specverify.bridge import make_builtin_drafter
     from specverify.study import acceptance_row
 
-    chain, rows = setup.chain(), []
-    for name in drafters:
-        for window in windows:
+    chain, rows, n, seed = setup.chain(), [], study.n, study.seed
+    for name in study.drafters:
+        for window in study.windows:
             needs_anchor = make_builtin_drafter(setup, name, window).needs_anchor
-            for policy in policies:
+            for policy in study.policies:
                 t0 = time.perf_counter()
-                ours = Ours(drafter=name, window=window, policy=policy, verifier=verifier, drafts=drafts)
-                task = _SampleTask(setup, ours, device, "float64", keep_samples=False)
-                call = f"accept-{name}-L{window}-{policy}-{verifier}-K{drafts}-n{n}-seed{seed}"
+                task = _SampleTask(setup, study.ours(name, window, policy), device, "float64", keep_samples=False)
+                call = f"accept-{name}-L{window}-{policy}-{study.verifier}-K{study.drafts}-n{n}-seed{seed}"
                 st = merge_stats(eng.map(task, n, seed, call=call))
-                row = acceptance_row(st, chain.sigma, needs_anchor=needs_anchor)
+                row = acceptance_row(st, chain.sigma, needs_anchor=needs_anchor, confidence=study.confidence)
                 row["seconds"] = time.perf_counter() - t0
                 rows.append(row)
     return rows

@@ -246,11 +246,13 @@ def _dtype_of(a) -> str:
     return str(a.dtype).removeprefix("torch.")
 
 
-def run_paths(fn, n: int, seed: int, *, steps: int, dim: int, what: str = "candidate",
+def run_paths(fn, n: int, seed: int, target, *, what: str = "candidate",
               timeout: float | None = None) -> tuple[np.ndarray, dict | None, str]:
-    """Call ``fn(n, seed)`` for trajectories: returns them as float64 (n, steps + 1, dim), the acceptance counts
-    (or None) and the dtype they came in. A candidate without trajectories, with the wrong number of steps,
-    NaN or Inf, or samples that differ from the trajectories' last states gets a ContractError."""
+    """Call ``fn(n, seed)`` for trajectories of ``target``'s chain (a ``targets.Transition``: its ``n_steps`` and
+    ``dim``): returns them as float64 (n, steps + 1, dim), the acceptance counts (or None) and the dtype they came
+    in. A candidate without trajectories, with the wrong number of steps, NaN or Inf, or samples that differ from
+    the trajectories' last states gets a ContractError."""
+    steps, dim = target.n_steps, target.dim
     samples, acc, paths, kind = run_with_paths(fn, n, seed, dim=dim, what=what, timeout=timeout)
     if paths is None:
         raise ContractError(f"{what} returned no 'trajectories': return a mapping with 'trajectories' (n, T + 1, "

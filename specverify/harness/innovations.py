@@ -115,6 +115,19 @@ class _Series:
                            f"sum of {n} squared projections ~ chi2_{n}, two-sided", n)]
 
 
+class _Past:
+    """The last ``lags`` steps of a chunk, most recent first: the drifts g = m(x) - x, the model outputs f (None
+    without a denoiser) and the unit innovations with their mask (None at a zero-noise step)."""
+
+    def __init__(self, lags: int):
+        self.g, self.f, self.e = (collections.deque(maxlen=lags) for _ in range(3))
+
+    def push(self, g, f, e) -> None:
+        self.g.appendleft(g)
+        self.f.appendleft(f)
+        self.e.appendleft(e)
+
+
 def _unit(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of v scaled to norm 1, and where that is possible (norm > 0)."""
     norm = np.sqrt((v**2).sum(1))
@@ -159,8 +172,7 @@ class Innovations:
         m = paths.shape[0]
         self._initial(paths[:, 0])
         atol = float(np.sqrt(np.finfo(dtype).eps))  # see zero_noise_tolerance
-        g_past, f_past, e_past = collections.deque(maxlen=self.lags), collections.deque(maxlen=self.lags), \
-            collections.deque(maxlen=self.lags)
+        past = _Past(self.lags)
         sketch = np.zeros((m, self.blocks, self.q.shape[1]))
         for k in range(self.T):
             x, nxt = paths[:, k], paths[:, k + 1]
@@ -170,14 +182,13 @@ class Innovations:
             if not self.noisy[k]:
                 scale = 1.0 + np.abs(mean).max(1)
                 self.zero_dev[k] = max(self.zero_dev[k], float((np.abs(nxt - mean).max(1) / scale).max() / atol))
-                e_past.appendleft(None)
+                unit = None
             else:
                 eps = (nxt - mean) / self.target.sigma[k]
-                self._innovation(k, eps, g, f, g_past, f_past, e_past)
+                self._innovation(k, eps, g, f, past)
                 sketch[:, self.block_of[k]] += eps @ self.q
-                e_past.appendleft(_unit(eps))
-            g_past.appendleft(g)
-            f_past.appendleft(f)
+                unit = _unit(eps)
+            past.push(g, f, unit)
         self.sketch.append((sketch / np.sqrt(np.maximum(self.block_count, 1))[None, :, None]).reshape(m, -1))
         self.n += m
 
@@ -196,19 +207,20 @@ class Innovations:
         self.init_values.add(z.ravel())
         self.sketch0.append(z @ self.q0)
 
-    def _innovation(self, k, eps, g, f, g_past, f_past, e_past) -> None:
+    def _innovation(self, k, eps, g, f, past: _Past) -> None:
+        """Fold step k's innovations ``eps`` in: its drift ``g`` and model output ``f`` against ``past``'s."""
         sq = (eps**2).sum(1)
         self.step_sq[k] += sq.sum()
         self.step_sum[k] += eps.sum(0)
         self.values.add(eps.ravel())
         self.norms.add(sq)
         self.coords.add(eps[:, :MAX_COORDS])
-        for lag in range(1, len(g_past) + 1):
-            self._project(("drift", lag), k, eps, g_past[lag - 1] - g)
-            if f is not None and f_past[lag - 1] is not None:  # D along b_k (f_{k-lag} - f_k)
-                self._project(("denoiser", lag), k, eps, np.sign(self.target.coefs[1][k]) * (f_past[lag - 1] - f))
-            if e_past[lag - 1] is not None:
-                unit, ok = e_past[lag - 1]
+        for lag in range(1, len(past.g) + 1):
+            self._project(("drift", lag), k, eps, past.g[lag - 1] - g)
+            if f is not None and past.f[lag - 1] is not None:  # D along b_k (f_{k-lag} - f_k)
+                self._project(("denoiser", lag), k, eps, np.sign(self.target.coefs[1][k]) * (past.f[lag - 1] - f))
+            if past.e[lag - 1] is not None:
+                unit, ok = past.e[lag - 1]
                 self.series[("serial", lag)].add(k, (eps * unit).sum(1)[ok])
 
     def _project(self, key, k, eps, direction) -> None:

@@ -3,8 +3,8 @@
 Every check spends a family-wise alpha: Bonferroni over blocks (alpha / blocks each), a correction within each
 block, and n sized so that one test at its own level detects the declared smallest effect with power 1 - beta.
 :class:`AlphaLedger` is that split, built once by the check's own plan (``suite.terminal_plan``,
-``trajectory_check.plan``) before any sampling, completed with the n used and the smallest effect it detects,
-validated once (``__post_init__``) and carried in the report (``Report.ledger``: JSON and Markdown).
+``trajectory_check.transition_plan``) before any sampling, completed with the n used and the smallest effect it
+detects, validated once (``__post_init__``) and carried in the report (``Report.ledger``: JSON and Markdown).
 A family of checks (``check --stress``, ``specverify mutants``) shares alpha by :func:`split_family`.
 
 Contract: the blocks' alphas add up to at most alpha, one test's level is at most its block's; the record reads

@@ -58,8 +58,9 @@ def _call(fn, args, n, d, K):
     return x, index.astype(np.int64)
 
 
-def _case(fn, rng, n, d, dist, K, rule):
-    """One case: its exact record and its tests."""
+def _case(fn, rng, n, spec, rule):
+    """One case of ``CASES``, ``spec`` = (dimension, |D|, drafts K): its exact record and its tests."""
+    d, dist, K = spec
     mean_p, mean_q, sigma = _case_inputs(rng, n, d, dist)
     means_q = np.repeat(mean_q[:, None], K, axis=1)
     z, u = rng.normal(size=(n, K, d)), rng.uniform(size=(n, K + 1))
@@ -92,8 +93,8 @@ def check_multidraft(fn, *, n: int = 20000, alpha: float = 0.01, seed: int = 0, 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     exact, tests = [], []
-    for d, dist, K in CASES:
-        case, case_tests = _case(fn, rng, n, d, dist, K, rule)
+    for spec in CASES:
+        case, case_tests = _case(fn, rng, n, spec, rule)
         exact.append(case)
         tests += case_tests
     battery = holm(tests, alpha)

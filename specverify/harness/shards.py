@@ -30,7 +30,7 @@ import numpy as np
 
 from specverify.errors import ShardError, SpecverifyError, UsageError
 
-__all__ = ["Engine", "Shard", "pool", "require_ray", "shard_plan", "sharded"]
+__all__ = ["Engine", "RayOptions", "Shard", "pool", "require_ray", "shard_plan", "sharded"]
 
 CONCATENATED = ("samples", "trajectories", "accepted", "predicted", "verified", "predicted_var")  # one per trajectory
 SUMMED = ("accepted_per_position", "verified_per_position", "predicted_per_position")  # totals
@@ -138,13 +138,13 @@ def _pin_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def _ray_task(task, call: str, index: int, size: int, seed: int, threads: int, tally):
+def _ray_task(task, call: str, shard: Shard, threads: int, tally):
     """One shard in a Ray worker: count the attempt, pin the threads, run."""
     import ray
 
-    ray.get(tally.start.remote(call, index))
+    ray.get(tally.start.remote(call, shard.index))
     _pin_threads(threads)
-    return task(size, seed)
+    return task(shard.size, shard.seed)
 
 
 class _Tally:
@@ -169,21 +169,48 @@ def _tally(ray):
     return _TALLY[job]
 
 
-class Engine:
-    """Runs the shards of a call in this process, or on Ray (see the module docstring)."""
+@dataclasses.dataclass(frozen=True)
+class RayOptions:
+    """Where an :class:`Engine`'s shards run on Ray: a local instance with ``workers`` CPUs, or the cluster at
+    ``address`` (one or the other; neither: in this process), each shard a task with one CPU and ``num_gpus``
+    GPUs, retried ``retries`` times when its worker dies."""
 
-    def __init__(self, *, shards: int, workers: int | None = None, address: str | None = None, run_dir=None,
-                 num_gpus: float = 0, threads: int = 1, retries: int = 3, progress: bool = False):
+    workers: int | None = None
+    address: str | None = None
+    num_gpus: float = 0
+    retries: int = 3
+
+    def __post_init__(self):
+        w = self.workers
+        if w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 1):
+            raise UsageError(f"--workers must be an integer >= 1, got {w!r}")
+        if w is not None and self.address is not None:
+            raise UsageError("--workers starts a local Ray instance, --ray-address joins a cluster: give one")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """One :meth:`Engine.map` in progress: its name, the shards' results and status (filled in place as they
+    arrive), the run directory that stores them and the progress bar (None: none)."""
+
+    name: str
+    results: dict
+    status: dict
+    store: object
+    bar: object
+
+
+class Engine:
+    """Runs the shards of a call in this process, or on Ray (``ray``: :class:`RayOptions`; module docstring)."""
+
+    def __init__(self, *, shards: int, ray: RayOptions | None = None, run_dir=None, threads: int = 1,
+                 progress: bool = False):
         if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
             raise UsageError(f"--shards must be an integer >= 1, got {shards!r}")
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-            raise UsageError(f"--workers must be an integer >= 1, got {workers!r}")
-        if workers is not None and address is not None:
-            raise UsageError("--workers starts a local Ray instance, --ray-address joins a cluster: give one")
-        self.shards, self.workers, self.address, self.run_dir = shards, workers, address, run_dir
-        self.num_gpus, self.threads, self.retries, self.progress = num_gpus, threads, retries, progress
-        self.use_ray = workers is not None or address is not None
-        self._ray = require_ray("--workers" if workers is not None else "--ray-address") if self.use_ray else None
+        self.on = on = RayOptions() if ray is None else ray
+        self.shards, self.run_dir, self.threads, self.progress = shards, run_dir, threads, progress
+        self.use_ray = on.workers is not None or on.address is not None
+        self._ray = require_ray("--workers" if on.workers is not None else "--ray-address") if self.use_ray else None
         self._started = False
         self._served: set[str] = set()
         self.status = {"shards": shards, "run_dir": None if run_dir is None else str(run_dir.path), "calls": {}}
@@ -203,7 +230,7 @@ class Engine:
     def _init_ray(self):
         ray = self._ray
         if not ray.is_initialized():
-            kw = {"address": self.address} if self.address else {"num_cpus": self.workers}
+            kw = {"address": self.on.address} if self.on.address else {"num_cpus": self.on.workers}
             ray.init(**kw, include_dashboard=False, log_to_driver=False, configure_logging=False)
             self._started = True
         return ray
@@ -218,36 +245,32 @@ class Engine:
         self.status["calls"][call] = status
         todo = [s for s in plan if s.index not in results]
         store = None if fresh else self.run_dir
-        bar = _bar(self.progress, len(plan), len(results), call)
+        job = _Call(call, results, status, store, _bar(self.progress, len(plan), len(results), call))
         try:
             if self.use_ray:
-                self._run_ray(task, todo, call, results, status, store, bar)
+                self._run_ray(task, todo, job)
             else:
-                self._run_here(task, todo, call, results, status, store, bar)
+                self._run_here(task, todo, job)
         finally:
-            if bar is not None:
-                bar.close()
+            if job.bar is not None:
+                job.bar.close()
         if status["failed"]:
             raise self._failure(call, plan, status)
         return [results[s.index] for s in plan]
 
     def _stored(self, call, plan) -> dict:
-        out = {}
-        for s in plan:
-            data = self.run_dir.load(call, s.index, s.size, s.seed)
-            if data is not None:
-                out[s.index] = data
-        return out
+        loaded = {s.index: self.run_dir.load(call, s.index, s.size, s.seed) for s in plan}
+        return {i: data for i, data in loaded.items() if data is not None}
 
-    def _finish(self, s: Shard, data: dict, call, results, status, store, bar) -> None:
-        if store is not None:
-            store.save(call, s.index, s.size, s.seed, data)
-        results[s.index] = data
-        status["computed"] += 1
-        if bar is not None:
-            bar.update(1)
+    def _finish(self, s: Shard, data: dict, job: _Call) -> None:
+        if job.store is not None:
+            job.store.save(job.name, s.index, s.size, s.seed, data)
+        job.results[s.index] = data
+        job.status["computed"] += 1
+        if job.bar is not None:
+            job.bar.update(1)
 
-    def _run_here(self, task, todo, call, results, status, store, bar) -> None:
+    def _run_here(self, task, todo, job: _Call) -> None:
         torch = sys.modules.get("torch")
         before = None if torch is None else torch.get_num_threads()
         try:
@@ -256,22 +279,22 @@ class Engine:
                 try:
                     data = task(s.size, s.seed)
                 except Exception as e:  # noqa: BLE001 - a failed shard is reported after the others finish
-                    status["failed"][s.index] = _describe(e)
+                    job.status["failed"][s.index] = _describe(e)
                     continue
-                self._finish(s, data, call, results, status, store, bar)
+                self._finish(s, data, job)
         finally:
             if before is not None:
                 torch.set_num_threads(before)
 
-    def _run_ray(self, task, todo, call, results, status, store, bar) -> None:
+    def _run_ray(self, task, todo, job: _Call) -> None:
         if not todo:
             return
-        ray = self._init_ray()
+        ray, status, bar = self._init_ray(), job.status, job.bar
         tally = _tally(ray)
-        key = f"{call}/{uuid.uuid4().hex}"  # counts this map's attempts only
-        remote = ray.remote(_ray_task).options(num_cpus=1, num_gpus=self.num_gpus, max_retries=self.retries)
+        key = f"{job.name}/{uuid.uuid4().hex}"  # counts this map's attempts only
+        remote = ray.remote(_ray_task).options(num_cpus=1, num_gpus=self.on.num_gpus, max_retries=self.on.retries)
         ref = ray.put(task)
-        pending = {remote.remote(ref, key, s.index, s.size, s.seed, self.threads, tally): s for s in todo}
+        pending = {remote.remote(ref, key, s, self.threads, tally): s for s in todo}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for r in ready:
@@ -279,9 +302,9 @@ class Engine:
                 try:
                     data = ray.get(r)
                 except Exception as e:  # noqa: BLE001 - RayTaskError (the candidate raised) or a dead worker
-                    status["failed"][s.index] = _why(e, self.retries)
+                    status["failed"][s.index] = _why(e, self.on.retries)
                     continue
-                self._finish(s, data, call, results, status, store, bar)
+                self._finish(s, data, job)
             attempts = ray.get(tally.snapshot.remote(key))
             status["retried"] = sum(a - 1 for a in attempts.values())
             if bar is not None:

@@ -18,14 +18,15 @@ k distribution tests, so that a KS distance epsilon in any one statistic is dete
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
-from specverify._validate import in_unit_interval, positive_int
-from specverify.errors import SampleSizeError, UsageError
+from specverify.errors import SampleSizeError
 from specverify.harness.contracts import Probe, probed, run, shared_rows
-from specverify.harness.ledger import AlphaLedger, Block, validate_levels
+from specverify.harness.ledger import AlphaLedger, Block
+from specverify.harness.plan import Plan, with_alpha
 from specverify.harness.report import AcceptanceSummary, Report
 from specverify.harness.stats import MIN_SAMPLES, gaussian_one_sample
 from specverify.harness.stats.acceptance import PerPosition, acceptance_summary, acceptance_test
@@ -45,10 +46,15 @@ INDEPENDENCE_TESTS = 3  # exact duplicates, nearest neighbours, seed hygiene (_i
 REFERENCE_SEED_OFFSET = 1_000_003  # the reference draws from another stream than the candidate
 
 
-def _power_warnings(n, needed, mdk, beta, epsilon) -> tuple[str, ...]:
+def _power_warnings(ledger: AlphaLedger) -> tuple[str, ...]:
+    """The warning of a check run at fewer than the n its plan needs (its ledger completed by the run)."""
+    n, needed, found, beta, declared = ledger.n, ledger.n_needed, ledger.detectable, ledger.beta, ledger.effect
     if n >= needed:
         return ()
-    return (f"n={n} detects KS distances >= {mdk:.4f} with power {1 - beta}, not {epsilon}: "
+    if ledger.kind == "transition":
+        return (f"n={n} trajectories detect a per-step shift >= {found:.4f} with power {1 - beta}, not {declared}: "
+                f"use n >= {needed} (or leave --n out)",)
+    return (f"n={n} detects KS distances >= {found:.4f} with power {1 - beta}, not {declared}: "
             f"use n >= {needed} (or leave --n out)",)
 
 
@@ -58,15 +64,11 @@ def _bh(pvalues):
     return multipletests(np.asarray(pvalues, dtype=np.float64), method="fdr_bh")[1]
 
 
-def _levels(alpha, beta, epsilon, n) -> None:
-    """Validate the verdict's levels and n before any sampling; messages name the fix."""
-    validate_levels(alpha, beta, "epsilon")
-    in_unit_interval(epsilon, "epsilon (the KS distance to detect)", UsageError, upper_closed=True)
-    if n is not None:
-        positive_int(n, "n", " (samples per side)", error=UsageError)
-        if n < MIN_SAMPLES:
-            raise SampleSizeError(f"n={n} is too few samples for the tests (they need n >= {MIN_SAMPLES}); use a "
-                                  "larger n, or leave it out to size n from alpha, beta and epsilon")
+def _enough(n) -> None:
+    """The battery's own need, before any sampling (the plan checked its levels and n when it was made)."""
+    if n is not None and n < MIN_SAMPLES:
+        raise SampleSizeError(f"n={n} is too few samples for the tests (they need n >= {MIN_SAMPLES}); use a "
+                              "larger n, or leave it out to size n from alpha, beta and epsilon")
 
 
 def _acceptance(acc) -> AcceptanceSummary:
@@ -124,29 +126,32 @@ def _acceptance_block(acc, a_block: float) -> list:
     return [("acceptance", Battery((t,), (t.pvalue,), (t.pvalue <= a_block,), a_block, "single"))]
 
 
-def _report(blocks, acc, *, kind, alpha, beta, epsilon, n, mdk, seed, t0, warnings, data, ledger=None):
-    """The verdict from ``blocks`` (family name, battery); ``acc``: the candidate's counts (summary, rejection path);
-    ``ledger``: the check's :class:`AlphaLedger` (the transition level adds its own after its diagnosis)."""
+def _report(blocks, acc, ledger: AlphaLedger, plan: Plan, *, kind: str, t0: float) -> Report:
+    """The verdict from ``blocks`` (family name, battery) at the ``ledger``'s alpha (the check's, completed by the
+    run: its n, effect and the smallest one detected); ``acc``: the candidate's counts (summary, rejection path);
+    ``kind``: what the candidate was judged against. The check adds what only it knows (the samples it keeps, a
+    diagnosis) to the record it returns."""
+    alpha, mdk = ledger.alpha, ledger.detectable
     family = bonferroni_blocks([b for _, b in blocks], alpha)
     labels = [name for name, b in blocks for _ in b.tests]
     bh = _bh([t.pvalue for t in family.tests])
     tests = tuple(AdjustedTest.of(t, a, r, family=f, bh_qvalue=float(q))
                   for t, f, a, r, q in zip(family.tests, labels, family.adjusted, family.rejected, bh, strict=True))
     summary = None if acc is None else _acceptance(acc)
-    return Report("fail" if family.reject else "pass", alpha, beta, epsilon, n, mdk, kind, seed, family.correction,
-                  tests, summary, time.perf_counter() - t0, warnings, family.permutations, rejection_path(acc, mdk),
-                  ledger=ledger, data=data)
+    return Report("fail" if family.reject else "pass", alpha, ledger.beta, ledger.effect, ledger.n, mdk, kind,
+                  plan.seed, family.correction, tests, summary, time.perf_counter() - t0, _power_warnings(ledger),
+                  family.permutations, rejection_path(acc, mdk), ledger=ledger)
 
 
-def terminal_plan(kind: str, dim: int, *, alpha: float, beta: float, epsilon: float, counts: bool,
-                  n_perm: int | None = None) -> AlphaLedger:
+def terminal_plan(kind: str, dim: int, plan: Plan, *, counts: bool) -> AlphaLedger:
     """The terminal battery's alpha ledger before any sampling: its blocks, the level of one distribution test, and
-    the n that detects a KS distance ``epsilon`` with power 1 - beta at it. ``kind``: "exact" (one-sample against
-    the law: d coordinates and the squared norm, Holm) or "sampler" (two-sample, minP over the battery's own
-    tests, ``stats.omnibus.n_tests``); ``counts``: the candidate reports acceptance counts (a third block)."""
+    the n that detects a KS distance ``plan.epsilon`` with power 1 - beta at it. ``kind``: "exact" (one-sample
+    against the law: d coordinates and the squared norm, Holm) or "sampler" (two-sample, minP over the battery's
+    own tests, ``stats.omnibus.n_tests``; the exact KS screen unless ``plan.n_perm`` fixes the permutations);
+    ``counts``: the candidate reports acceptance counts (a third block)."""
     from specverify.harness.stats.omnibus import SCREEN_SHARE, BatteryTests, n_tests
 
-    validate_levels(alpha, beta, "epsilon")  # before the sizing below (the record validates the rest)
+    alpha, beta, epsilon, n_perm = plan.alpha, plan.beta, plan.epsilon, plan.n_perm  # checked by the plan
     if kind == "exact":
         k, screen, battery = dim + 1, None, "one-sample against the exact law (Holm)"
     else:
@@ -161,46 +166,49 @@ def terminal_plan(kind: str, dim: int, *, alpha: float, beta: float, epsilon: fl
                        extra={"battery": battery, "dim": int(dim)})
 
 
-def check_against_law(candidate, mean, eigvals, eigvecs, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
-                      seed=0, keep_samples: bool = False, probe: Probe | None = None) -> Report:
+def check_against_law(candidate, mean, eigvals, eigvecs, plan: Plan | None = None, *,
+                      alpha: float | None = None) -> Report:
     """One-sample battery of ``candidate(n, seed)`` against N(mean, Q diag(eigvals) Q^T), plus acceptance.
-    ``probe``: the candidate's ``contracts.probe`` at ``seed`` if the caller made it (else it is made here)."""
+    ``plan`` (:class:`~specverify.harness.plan.Plan`): alpha, beta, epsilon, n, seed, the samples kept and the
+    candidate's probe if the caller made it (else it is made here); ``alpha``: shorthand for the plan's."""
     t0 = time.perf_counter()
-    _levels(alpha, beta, epsilon, n)
-    d = len(mean)
-    counts = probed(candidate, seed, probe).counts
-    ledger = terminal_plan("exact", d, alpha=alpha, beta=beta, epsilon=epsilon, counts=counts)
-    a_block, needed = ledger.blocks["distribution"].alpha, ledger.n_needed
-    n = needed if n is None else int(n)
+    plan = with_alpha(plan, alpha)
+    _enough(plan.n)
+    d, seed, beta = len(mean), plan.seed, plan.beta
+    counts = probed(candidate, seed, plan.probe).counts
+    ledger = terminal_plan("exact", d, plan, counts=counts)
+    a_block = ledger.blocks["distribution"].alpha
+    n = ledger.n_needed if plan.n is None else int(plan.n)
     x, acc = run(candidate, n, seed, dim=d)
     battery = gaussian_one_sample(x, np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs), a_block)
     z = np.random.default_rng([seed, REFERENCE_SEED_OFFSET]).standard_normal(x.shape)
     y = np.asarray(mean) + (z * np.sqrt(np.asarray(eigvals))) @ np.asarray(eigvecs).T  # draws of the exact law
     independence = _independence(candidate, x, y, a_block, seed)
     mdk = min_detectable_ks_one_sample(n, ledger.test_alpha, beta)
-    data = {"x": x, "law": (np.asarray(mean), np.asarray(eigvals), np.asarray(eigvecs))} if keep_samples else None
     blocks = [("distribution", battery), ("independence", independence), *_acceptance_block(acc, a_block)]
-    return _report(blocks, acc, kind="exact", alpha=alpha,
-                   beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
-                   warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data, ledger=ledger.used(n, mdk))
+    report = _report(blocks, acc, ledger.used(n, mdk), plan, kind="exact", t0=t0)
+    if not plan.keep_samples:
+        return report
+    return dataclasses.replace(report, data={"x": x, "law": (np.asarray(mean), np.asarray(eigvals),
+                                                             np.asarray(eigvecs))})
 
 
-def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.05, epsilon=0.05, n=None,
-                          seed=0, n_perm: int | None = None, keep_samples: bool = False,
-                          probe: Probe | None = None) -> Report:
-    """Two-sample battery (KS, MMD, energy; minP) against ``reference(n, seed)``, plus acceptance (``probe``: as
-    in :func:`check_against_law`).
+def check_against_sampler(candidate, reference, dim: int, plan: Plan | None = None, *,
+                          alpha: float | None = None) -> Report:
+    """Two-sample battery (KS, MMD, energy; minP) against ``reference(n, seed)``, plus acceptance (``plan`` and
+    ``alpha``: as in :func:`check_against_law`; ``plan.n_perm``: the battery's permutations).
 
     The independence and acceptance blocks are decided first: when one rejects, the verdict is made and the
     battery's permutations stop early (``two_sample_minp(settled=True)``)."""
     from specverify.harness.stats.omnibus import BatteryTests, Permutations, two_sample_minp
 
     t0 = time.perf_counter()
-    _levels(alpha, beta, epsilon, n)
-    ledger = terminal_plan("sampler", dim, alpha=alpha, beta=beta, epsilon=epsilon,
-                           counts=probed(candidate, seed, probe).counts, n_perm=n_perm)
-    a_block, needed = ledger.blocks["distribution"].alpha, ledger.n_needed
-    n = needed if n is None else int(n)
+    plan = with_alpha(plan, alpha)
+    _enough(plan.n)
+    seed, beta, n_perm = plan.seed, plan.beta, plan.n_perm
+    ledger = terminal_plan("sampler", dim, plan, counts=probed(candidate, seed, plan.probe).counts)
+    a_block = ledger.blocks["distribution"].alpha
+    n = ledger.n_needed if plan.n is None else int(plan.n)
     x, acc = run(candidate, n, seed, dim=dim)
     y = run(reference, n, seed + REFERENCE_SEED_OFFSET, dim=dim, what="reference")[0]
     independence = _independence(candidate, x, y, a_block, seed)
@@ -209,8 +217,6 @@ def check_against_sampler(candidate, reference, dim: int, *, alpha=0.01, beta=0.
     battery = two_sample_minp(x, y, a_block, Permutations(n_perm, seed=seed),
                               tests=BatteryTests(N_PROJECTIONS, MAX_COORDS), settled=settled)
     mdk = min_detectable_ks_two_sample(n, n, ledger.test_alpha, beta)
-    data = {"x": x, "y": y} if keep_samples else None
     blocks = [("distribution", battery), ("independence", independence), *accept]
-    return _report(blocks, acc, kind="sampler", alpha=alpha,
-                   beta=beta, epsilon=epsilon, n=n, mdk=mdk, seed=seed, t0=t0,
-                   warnings=_power_warnings(n, needed, mdk, beta, epsilon), data=data, ledger=ledger.used(n, mdk))
+    report = _report(blocks, acc, ledger.used(n, mdk), plan, kind="sampler", t0=t0)
+    return dataclasses.replace(report, data={"x": x, "y": y}) if plan.keep_samples else report

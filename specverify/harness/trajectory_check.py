@@ -18,6 +18,7 @@ of at most ``CHUNK_ELEMENTS`` trajectory values; chunk c > 0 gets its own seed f
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -25,15 +26,17 @@ from scipy import stats
 
 from specverify._validate import in_unit_interval, positive_int
 from specverify.errors import SampleSizeError, UsageError
-from specverify.harness.contracts import Probe, probed, run_paths
+from specverify.harness.contracts import probed, run_paths
 from specverify.harness.innovations import Innovations, trajectories_needed
-from specverify.harness.ledger import AlphaLedger, Block, validate_levels
+from specverify.harness.ledger import AlphaLedger, Block
+from specverify.harness.plan import Plan, with_alpha
 from specverify.harness.report import Report
 from specverify.harness.stats import MIN_SAMPLES
 from specverify.harness.stats.results import holm
 from specverify.harness.targets import Transition, as_transition
 
-__all__ = ["CHUNK_ELEMENTS", "DEFAULT_DELTA", "MIN_TRAJECTORIES", "check_trajectories", "chunk_seed", "plan"]
+__all__ = ["CHUNK_ELEMENTS", "DEFAULT_DELTA", "MIN_TRAJECTORIES", "check_trajectories", "chunk_seed",
+           "transition_plan"]
 
 HYGIENE_ROWS = 8  # trajectories per seed in the hygiene test (rows of a continuous law never repeat)
 
@@ -53,7 +56,8 @@ def _n_innovation_tests(target: Transition, lags: int) -> int:
     return 7 + int((np.asarray(target.sigma) == 0).any()) + 2 * lags * families
 
 
-def plan(target: Transition, *, alpha: float, beta: float, delta: float, lags: int, counts: bool) -> AlphaLedger:
+def transition_plan(target: Transition, *, alpha: float, beta: float, delta: float, lags: int,
+                    counts: bool) -> AlphaLedger:
     """The alpha ledger and the sizing, before any sampling: blocks, tests per block, the level of one
     projection test and the trajectories it needs."""
     blocks = {"initial law": 4, "innovations": _n_innovation_tests(target, lags), "independence": 3}
@@ -81,14 +85,14 @@ def _merge(accs: list) -> dict | None:
     return None if not accs or accs[0] is None else pool(accs)
 
 
-def _collect(candidate, target, n, seed, lags, dim):
+def _collect(candidate, target, n, seed, lags):
     """Run the candidate in chunks and fold its trajectories into :class:`Innovations`."""
     inn = Innovations(target, lags=lags, seed=seed)
-    per_call = max(1, CHUNK_ELEMENTS // ((target.n_steps + 1) * dim))
+    per_call = max(1, CHUNK_ELEMENTS // ((target.n_steps + 1) * target.dim))
     accs, dtype = [], None
     for c, start in enumerate(range(0, n, per_call)):
         m = min(per_call, n - start)
-        paths, acc, dtype = run_paths(candidate, m, chunk_seed(seed, c), steps=target.n_steps, dim=dim)
+        paths, acc, dtype = run_paths(candidate, m, chunk_seed(seed, c), target)
         inn.add(paths, _np_dtype(dtype))
         accs.append(acc)
         del paths
@@ -99,36 +103,39 @@ def _np_dtype(name: str):
     return np.float32 if name in ("float32", "bfloat16") else np.float64
 
 
-def _validate(alpha, beta, delta, n, lags):
-    validate_levels(alpha, beta, "delta")
+def _validate(delta, n, lags):
+    """The transition level's own options, and its need of n (the plan checked its levels and n when it was made)."""
     in_unit_interval(delta, "delta (the smallest per-step shift, in innovation standard deviations)", UsageError,
                      upper_closed=True)
     positive_int(lags, "lags", " (steps back to look for drafter directions)", error=UsageError)
-    if n is not None:
-        positive_int(n, "n", " (trajectories)", error=UsageError)
-        if n < 2:
-            raise SampleSizeError(f"n={n} trajectories is too few (the duplicate tests need 2); use n >= "
-                                  f"{MIN_TRAJECTORIES}, or leave it out to size n from alpha, beta and delta")
+    if n is not None and n < 2:
+        raise SampleSizeError(f"n={n} trajectories is too few (the duplicate tests need 2); use n >= "
+                              f"{MIN_TRAJECTORIES}, or leave it out to size n from alpha, beta and delta")
 
 
-def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 0.05, delta: float = DEFAULT_DELTA,
-                       n: int | None = None, seed: int = 0, lags: int = 9, keep_samples: bool = False,
-                       probe: Probe | None = None) -> Report:
+def check_trajectories(candidate, target, plan: Plan | None = None, *, alpha: float | None = None,
+                       delta: float = DEFAULT_DELTA, lags: int = 9) -> Report:
     """The transition-level check of ``candidate(n, seed)`` (returning ``"trajectories"``) against ``target``
-    (a :class:`Transition`, or any object :func:`as_transition` accepts). ``probe``: the candidate's
-    ``contracts.probe`` at ``seed`` if the caller made it (else it is made here); its samples serve seed hygiene."""
+    (a :class:`Transition`, or any object :func:`as_transition` accepts), sized for a per-step shift ``delta``
+    (innovation standard deviations), with drafter directions from up to ``lags`` steps back. ``plan``
+    (:class:`~specverify.harness.plan.Plan`): alpha, beta (here the miss rate at delta; its epsilon is the
+    terminal battery's), n trajectories, seed, the diagnosis kept (``keep_samples``) and the candidate's probe if
+    the caller made it (else it is made here; its samples serve seed hygiene); ``alpha``: shorthand for the
+    plan's."""
     from specverify.harness.suite import _acceptance_block, _report, hygiene_test
 
     t0 = time.perf_counter()
-    _validate(alpha, beta, delta, n, lags)
+    plan = with_alpha(plan, alpha)
+    n, seed, alpha, beta = plan.n, plan.seed, plan.alpha, plan.beta
+    _validate(delta, n, lags)
     target = as_transition(target)
-    first = probed(candidate, seed, probe)
+    first = probed(candidate, seed, plan.probe)
     counts = first.counts
     untested = counts and n is not None and n < MIN_SAMPLES  # too few trajectories for the acceptance t-test
-    ledger = plan(target, alpha=alpha, beta=beta, delta=delta, lags=lags, counts=counts and not untested)
+    ledger = transition_plan(target, alpha=alpha, beta=beta, delta=delta, lags=lags, counts=counts and not untested)
     a_block = alpha / len(ledger.blocks)
     n = ledger.n_needed if n is None else int(n)
-    inn, acc, dtype = _collect(candidate, target, n, seed, lags, target.dim)
+    inn, acc, dtype = _collect(candidate, target, n, seed, lags)
     acc = None if untested else acc
     blocks = [("initial law", holm(inn.initial_tests(), a_block)),
               ("innovations", holm(inn.innovation_tests(), a_block)),
@@ -140,18 +147,8 @@ def check_trajectories(candidate, target, *, alpha: float = 0.01, beta: float = 
     ledger = ledger.used(n, shift, trajectory_dtype=dtype, mean_from=target.source)
     series = len(inn.series) + 2
     threshold = float(stats.norm.isf(a_block / (2 * max(noisy, 1) * series)))
-    warnings = () if n >= ledger.n_needed else (
-        f"n={n} trajectories detect a per-step shift >= {shift:.4f} with power {1 - beta}, not {delta}: use n >= "
-        f"{ledger.n_needed} (or leave --n out)",)
-    if untested:
-        warnings += (f"the acceptance counts were not tested: the t-test needs n >= {MIN_SAMPLES} trajectories",)
-    data = {"diagnosis": inn} if keep_samples else None
-    report = _report(blocks, acc, kind=f"innovations (mean from {target.source})", alpha=alpha, beta=beta,
-                     epsilon=delta, n=n, mdk=shift, seed=seed, t0=t0, warnings=warnings, data=data)
-    return _with(report, ledger, inn.diagnosis(threshold))
-
-
-def _with(report: Report, ledger: AlphaLedger, diagnosis: dict) -> Report:
-    import dataclasses
-
-    return dataclasses.replace(report, ledger=ledger, diagnosis=diagnosis, seconds=report.seconds)
+    report = _report(blocks, acc, ledger, plan, kind=f"innovations (mean from {target.source})", t0=t0)
+    untested = (f"the acceptance counts were not tested: the t-test needs n >= {MIN_SAMPLES} trajectories",) \
+        if untested else ()
+    return dataclasses.replace(report, warnings=report.warnings + untested, diagnosis=inn.diagnosis(threshold),
+                               data={"diagnosis": inn} if plan.keep_samples else None)

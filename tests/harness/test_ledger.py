@@ -10,6 +10,7 @@ from specverify import bridge
 from specverify.errors import UsageError
 from specverify.harness import check_against_law
 from specverify.harness.ledger import AlphaLedger, Block, split_family
+from specverify.harness.plan import Plan
 from specverify.harness.report import markdown
 from specverify.harness.stress_configs import STRESS, stress_split
 from specverify.harness.suite import terminal_plan
@@ -42,7 +43,7 @@ def test_a_bad_ledger_is_a_usage_error_that_says_what_is_wrong(kw, match):
 
 def test_the_checks_refuse_bad_levels_with_the_same_messages():
     with pytest.raises(UsageError, match=r"beta \(the miss rate at epsilon\)"):
-        terminal_plan("exact", 2, alpha=0.01, beta=0.0, epsilon=0.05, counts=False)
+        terminal_plan("exact", 2, Plan(0.01, beta=0.0), counts=False)
     with pytest.raises(UsageError, match=r"alpha \(the family-wise false-alarm rate\)"):
         check_against_law(lambda n, s: np.zeros((n, 2)), MEAN, LAM, Q, alpha=2.0)
     with pytest.raises(UsageError, match=r"alpha \(the family-wise false-alarm rate\)"):
@@ -53,7 +54,7 @@ def test_the_checks_refuse_bad_levels_with_the_same_messages():
 @pytest.mark.parametrize("counts", [False, True])
 @pytest.mark.parametrize("dim", [1, 2, 100])
 def test_the_blocks_alphas_add_up_to_at_most_alpha(kind, counts, dim):
-    led = terminal_plan(kind, dim, alpha=0.01, beta=0.05, epsilon=0.05, counts=counts)
+    led = terminal_plan(kind, dim, Plan(0.01), counts=counts)
     assert sum(b.alpha for b in led.blocks.values()) <= 0.01 * (1 + 1e-12)
     assert list(led.blocks) == ["distribution", "independence"] + (["acceptance"] if counts else [])
     assert led.test_alpha * led.blocks["distribution"].tests <= led.blocks["distribution"].alpha * (1 + 1e-12)
@@ -65,7 +66,7 @@ def test_the_two_sample_plan_counts_the_batterys_own_tests():
 
     rng = np.random.default_rng(0)
     battery = two_sample_minp(rng.normal(size=(100, 3)), rng.normal(size=(100, 3)), 0.05, Permutations(99))
-    assert len(battery.tests) == n_tests(3) == terminal_plan("sampler", 3, alpha=0.01, beta=0.05, epsilon=0.05,
+    assert len(battery.tests) == n_tests(3) == terminal_plan("sampler", 3, Plan(0.01),
                                                              counts=False).blocks["distribution"].tests
     assert [t.name for t in battery.tests[-len(KERNEL_TESTS):]] == list(KERNEL_TESTS)
 
@@ -74,7 +75,7 @@ def test_a_terminal_report_carries_its_ledger_in_json_and_markdown():
     def exact(n, seed):
         return np.random.default_rng(seed).standard_normal((n, 2))
 
-    r = check_against_law(exact, MEAN, LAM, Q, alpha=0.01, beta=0.05, epsilon=0.1, seed=0)
+    r = check_against_law(exact, MEAN, LAM, Q, Plan(0.01, 0.05, 0.1, seed=0))
     led = json.loads(json.dumps(r.to_dict()))["ledger"]
     assert led["kind"] == "terminal" and not r.transition_level
     assert led["n"] == r.n == led["n_needed"] and led["detectable_effect"] == pytest.approx(r.min_detectable_ks)

@@ -10,6 +10,7 @@ import pytest
 from specverify.errors import UsageError
 from specverify.harness import AcceptanceSummary, AdjustedTest, Report, check_against_law, check_against_sampler
 from specverify.harness import report as R
+from specverify.harness.plan import Plan
 
 LAW = (np.array([1.0, -0.5]), np.array([0.5, 2.0]), np.array([[0.6, 0.8], [-0.8, 0.6]]))
 REPORT_KEYS = ["verdict", "alpha", "beta", "epsilon", "n", "min_detectable_ks", "reference", "seed", "correction",
@@ -34,7 +35,7 @@ def _with_acceptance(n, seed):
 
 @pytest.fixture(scope="module")
 def report():
-    return check_against_law(_with_acceptance, *LAW, n=500, seed=3, keep_samples=True)
+    return check_against_law(_with_acceptance, *LAW, Plan(n=500, seed=3, keep_samples=True))
 
 
 def test_to_dict_has_exactly_the_documented_keys_and_is_json(report):
@@ -85,7 +86,7 @@ def test_coord_of_a_two_sample_subset_matches_the_tested_coordinate():
     def normal(n, seed):
         return np.random.default_rng(seed).normal(size=(n, d))
 
-    r = check_against_sampler(normal, normal, d, n=200, seed=5, n_perm=199)
+    r = check_against_sampler(normal, normal, d, Plan(n=200, seed=5, n_perm=199))
     coords = [t.coord for t in r.tests if t.coord is not None]
     assert len(coords) == 64 and len(set(coords)) == 64 and sorted(coords) == coords and max(coords) < d
     assert coords != list(range(64))  # a subset, not the first 64

@@ -12,7 +12,7 @@ import pytest
 
 from specverify.errors import ShardError, UsageError
 from specverify.harness.rundir import RunDir, atomic_write
-from specverify.harness.shards import Engine, pool, shard_plan, sharded
+from specverify.harness.shards import Engine, RayOptions, pool, shard_plan, sharded
 
 ray = pytest.importorskip("ray")
 
@@ -95,13 +95,14 @@ def test_pool_stacks_trajectories_and_sums_totals():
 
 
 def test_same_result_here_and_on_one_or_two_workers(local_ray):
-    outs = [sharded(torch_gaussian, Engine(shards=5, workers=w), dim=3)(203, 11) for w in (None, 1, 2)]
+    outs = [sharded(torch_gaussian, Engine(shards=5, ray=RayOptions(workers=w)), dim=3)(203, 11)
+            for w in (None, 1, 2)]
     assert len({digest(o) for o in outs}) == 1
     assert outs[0]["samples"].shape == (203, 3)
 
 
 def test_a_killed_worker_is_retried(local_ray, tmp_path):
-    eng = Engine(shards=4, workers=2)
+    eng = Engine(shards=4, ray=RayOptions(workers=2))
     out = sharded(DiesOnce(tmp_path / "died", 25), eng, dim=3)(100, 3)
     assert (tmp_path / "died").exists(), "the worker was not killed"
     assert eng.status["calls"]["candidate-n100-seed3"]["retried"] >= 1
@@ -110,16 +111,17 @@ def test_a_killed_worker_is_retried(local_ray, tmp_path):
 
 def test_a_worker_that_keeps_dying_fails_after_its_retries(local_ray):
     with pytest.raises(ShardError, match=r"shard 0 of 1 .*failed: its worker died 2 times \(Ray retried it 1 times\)"):
-        sharded(always_dies, Engine(shards=1, workers=2, retries=1), dim=3)(10, 0)
+        sharded(always_dies, Engine(shards=1, ray=RayOptions(workers=2, retries=1)), dim=3)(10, 0)
 
 
 def test_resume_computes_only_missing_shards(local_ray, tmp_path):
     sig = {"candidate": "gaussian", "n": 90}
-    first = sharded(gaussian, Engine(shards=3, workers=2, run_dir=RunDir(tmp_path, sig)), dim=3)(90, 5)
+    eng = Engine(shards=3, ray=RayOptions(workers=2), run_dir=RunDir(tmp_path, sig))
+    first = sharded(gaussian, eng, dim=3)(90, 5)
     call = tmp_path / "candidate-n90-seed5"
     assert sorted(p.name for p in call.iterdir()) == ["shard-00000.npz", "shard-00001.npz", "shard-00002.npz"]
     (call / "shard-00001.npz").unlink()  # as if the driver died before shard 1 arrived
-    eng = Engine(shards=3, workers=2, run_dir=RunDir(tmp_path, sig, resume=True))
+    eng = Engine(shards=3, ray=RayOptions(workers=2), run_dir=RunDir(tmp_path, sig, resume=True))
     again = sharded(gaussian, eng, dim=3)(90, 5)
     assert eng.status["calls"]["candidate-n90-seed5"] == {"planned": 3, "reused": 2, "computed": 1, "retried": 0,
                                                          "failed": {}}
@@ -139,7 +141,7 @@ def test_a_repeated_call_is_recomputed_not_read_back(tmp_path):
 
 
 def test_a_shard_that_raises_fails_for_good_and_keeps_the_others(local_ray, tmp_path):
-    eng = Engine(shards=4, workers=2, run_dir=RunDir(tmp_path, {}))
+    eng = Engine(shards=4, ray=RayOptions(workers=2), run_dir=RunDir(tmp_path, {}))
     with pytest.raises(ShardError, match=r"shard 3 of 4 .*size 24.*raised ValueError: bad shard.*3 finished shards "
                                          r"are kept"):
         sharded(raises_on(24), eng, dim=3)(99, 0)
@@ -175,5 +177,5 @@ def test_without_ray_workers_name_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails
     with pytest.raises(UsageError, match=r"--workers runs shards on Ray, which is not installed: pip install "
                                          r"'specverify\[ray\]'"):
-        Engine(shards=2, workers=2)
+        Engine(shards=2, ray=RayOptions(workers=2))
     Engine(shards=2)  # sharding in this process needs no Ray

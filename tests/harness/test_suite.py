@@ -8,6 +8,7 @@ import torch
 
 from specverify.cli import main
 from specverify.harness import ContractError, check_against_law, check_against_sampler, draw
+from specverify.harness.plan import Plan
 from specverify.harness.report import markdown
 from specverify.harness.stats.sizing import ks_one_sample_n
 
@@ -53,20 +54,20 @@ def test_a_candidate_that_ignores_its_seed_is_refused():
 
 
 def test_law_check_passes_the_truth_and_fails_a_scale_error():
-    ok = check_against_law(_gauss(), *LAW, alpha=0.01, seed=1)
+    ok = check_against_law(_gauss(), *LAW, Plan(0.01, seed=1))
     assert ok.verdict == "pass" and ok.exit_code == 0
     assert ok.n == ks_one_sample_n(0.01 / 2 / 3, 0.05, 0.05) and ok.min_detectable_ks == pytest.approx(0.05, rel=0.01)
-    bad = check_against_law(_gauss(scale=1.1), *LAW, alpha=0.01, seed=1)
+    bad = check_against_law(_gauss(scale=1.1), *LAW, Plan(0.01, seed=1))
     assert bad.verdict == "fail" and bad.exit_code == 1
 
 
 def test_sampler_check_passes_the_same_law_and_fails_a_shift():
-    assert check_against_sampler(_gauss(), _gauss(), 2, n=5000, seed=2).verdict == "pass"
-    assert check_against_sampler(_gauss(shift=0.1), _gauss(), 2, n=5000, seed=2).verdict == "fail"
+    assert check_against_sampler(_gauss(), _gauss(), 2, Plan(n=5000, seed=2)).verdict == "pass"
+    assert check_against_sampler(_gauss(shift=0.1), _gauss(), 2, Plan(n=5000, seed=2)).verdict == "fail"
 
 
 def test_report_has_the_documented_fields():
-    r = check_against_law(_gauss(), *LAW, n=500, seed=3).to_dict()
+    r = check_against_law(_gauss(), *LAW, Plan(n=500, seed=3)).to_dict()
     assert {"verdict", "alpha", "n", "min_detectable_ks", "tests"} <= r.keys()
     assert {"name", "statistic", "pvalue", "adjusted_pvalue", "rejected"} <= r["tests"][0].keys()
 
@@ -122,10 +123,10 @@ def test_cli_check_bad_input_exits_2(capsys):
 
 
 def test_too_few_samples_for_the_declared_power_is_reported():
-    r = check_against_law(_gauss(), *LAW, n=500, seed=4, epsilon=0.05)
+    r = check_against_law(_gauss(), *LAW, Plan(n=500, seed=4, epsilon=0.05))
     assert r.min_detectable_ks > 0.05
     assert len(r.warnings) == 1 and f"n >= {ks_one_sample_n(0.01 / 2 / 3, 0.05, 0.05)}" in r.warnings[0]
-    assert check_against_law(_gauss(), *LAW, seed=4).warnings == ()  # a tuple: the report is frozen
+    assert check_against_law(_gauss(), *LAW, Plan(seed=4)).warnings == ()  # a tuple: the report is frozen
 
 
 def test_cli_mutants_kills_and_reports(tmp_path):
@@ -149,12 +150,12 @@ def _with_acceptance(sampler, bias=0.0, steps=20, p=0.8):
 
 
 def test_acceptance_counts_join_the_verdict_as_a_second_block():
-    ok = check_against_law(_with_acceptance(_gauss()), *LAW, alpha=0.01, seed=5)
+    ok = check_against_law(_with_acceptance(_gauss()), *LAW, Plan(0.01, seed=5))
     assert ok.verdict == "pass" and ok.correction == "bonferroni over blocks: holm[3] + holm[3] + single[1]"
     assert ok.n == ks_one_sample_n(0.01 / 3 / 3, 0.05, 0.05)  # distribution, independence, acceptance: alpha / 3 each
     assert ok.tests[-1].family == "acceptance" and ok.acceptance.verified == 20 * ok.n
     assert ok.acceptance.ci_low <= 0.8 <= ok.acceptance.ci_high
-    bad = check_against_law(_with_acceptance(_gauss(), bias=0.02), *LAW, alpha=0.01, seed=5)
+    bad = check_against_law(_with_acceptance(_gauss(), bias=0.02), *LAW, Plan(0.01, seed=5))
     assert bad.verdict == "fail" and [t.name for t in bad.tests if t.rejected] == [bad.tests[-1].name]
 
 
@@ -171,7 +172,7 @@ def test_mapping_contract_errors(out, match):
 
 
 def test_sampler_check_reports_minp_and_bh():
-    r = check_against_sampler(_gauss(), _gauss(), 2, n=1000, seed=6)
+    r = check_against_sampler(_gauss(), _gauss(), 2, Plan(n=1000, seed=6))
     assert r.correction == "bonferroni over blocks: minP[25] + holm[3]"
     assert {t.name for t in r.tests} >= {"energy", "mmd[h=1 median]", "ks[|x|^2]"}
     assert all(0 < t.pvalue <= t.bh_qvalue + 1e-12 and t.pvalue <= t.adjusted_pvalue for t in r.tests)
@@ -203,7 +204,7 @@ def test_every_report_states_the_rejected_drafted_steps():
     half = rejection_path({"accepted": np.tile([3, 4], n // 2), "verified": np.full(n, 4),
                            "predicted": np.full(n, 3.5)}, 0.05)
     assert half["rejected_steps"] == n // 2 and half["trajectories_with_rejection"] == 0.5 and half["note"] is None
-    r = check_against_law(_with_acceptance(_gauss()), *LAW, n=500, seed=5)
+    r = check_against_law(_with_acceptance(_gauss()), *LAW, Plan(n=500, seed=5))
     assert r.rejection_path["rejected_steps"] == int(r.acceptance.verified - r.acceptance.accepted)
     assert "rejected drafted steps" in markdown(r)
 
@@ -211,7 +212,7 @@ def test_every_report_states_the_rejected_drafted_steps():
 def test_a_rejecting_acceptance_block_settles_the_sampler_check_early():
     from specverify.harness.stats.omnibus import SETTLED_PERMUTATIONS
 
-    bad = check_against_sampler(_with_acceptance(_gauss(), bias=0.05), _gauss(), 2, alpha=1e-3, n=3000, seed=5)
+    bad = check_against_sampler(_with_acceptance(_gauss(), bias=0.05), _gauss(), 2, Plan(1e-3, n=3000, seed=5))
     assert bad.verdict == "fail" and [t.family for t in bad.tests if t.rejected] == ["acceptance"]
     battery = [t for t in bad.tests if t.family == "distribution"]
     assert "already rejected" in battery[0].method

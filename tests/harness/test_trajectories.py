@@ -11,6 +11,7 @@ import pytest
 from specverify.errors import ContractError, UsageError
 from specverify.harness import trajectory_check as tc
 from specverify.harness.innovations import min_distance_test, trajectories_needed
+from specverify.harness.plan import Plan
 from specverify.harness.targets import Transition, as_transition
 
 ALPHA = 0.01
@@ -48,7 +49,7 @@ def _candidate(**bug):
 
 
 def test_exact_trajectories_pass_and_the_ledger_adds_up():
-    r = tc.check_trajectories(_candidate(), TARGET, alpha=ALPHA, n=2000, seed=0, lags=3)
+    r = tc.check_trajectories(_candidate(), TARGET, Plan(ALPHA, n=2000, seed=0), lags=3)
     assert r.verdict == "pass" and r.ledger["n"] == 2000
     blocks = r.ledger["blocks"]
     assert set(blocks) == {"initial law", "innovations", "independence"}
@@ -59,7 +60,7 @@ def test_exact_trajectories_pass_and_the_ledger_adds_up():
 @pytest.mark.parametrize("bug,block", [({"scale": 1.05}, "innovations"), ({"shift": 0.05}, "innovations"),
                                        ({"zero_noise": 1e-6}, "innovations"), ({"dup": True}, "independence")])
 def test_planted_bugs_are_caught_by_their_block(bug, block):
-    r = tc.check_trajectories(_candidate(**bug), TARGET, alpha=ALPHA, n=2000, seed=0, lags=3)
+    r = tc.check_trajectories(_candidate(**bug), TARGET, Plan(ALPHA, n=2000, seed=0), lags=3)
     assert r.verdict == "fail" and block in r.caught_by
 
 
@@ -69,13 +70,13 @@ def test_a_wrong_initial_law_is_caught():
         return {"trajectories": p + np.r_[0.2, 0, 0][None, None]}  # moves every state, x_0 included
 
     r = tc.check_trajectories(cand, Transition(lambda x, k: _mean(x - np.r_[0.2, 0, 0], k) + np.r_[0.2, 0, 0],
-                                               SIGMA, (D,), 0.0, 1.0, "shifted chain"), alpha=ALPHA, n=2000, seed=0,
+                                               SIGMA, (D,), 0.0, 1.0, "shifted chain"), Plan(ALPHA, n=2000, seed=0),
                               lags=3)
     assert r.caught_by == ("initial law",)
 
 
 def test_sizing_follows_alpha_beta_and_delta():
-    led = tc.plan(TARGET, alpha=ALPHA, beta=0.05, delta=0.05, lags=3, counts=False)
+    led = tc.transition_plan(TARGET, alpha=ALPHA, beta=0.05, delta=0.05, lags=3, counts=False)
     a = ALPHA / 3 / led["blocks"]["innovations"]["tests"]
     assert led["projection_test_alpha"] == a
     assert led["n_needed"] == max(tc.MIN_TRAJECTORIES, trajectories_needed(a, 0.05, 0.05, T - 1))
@@ -90,7 +91,7 @@ def test_chunks_have_their_own_seeds_and_pool_like_one_call(monkeypatch):
         return {"trajectories": _paths(n, seed)}
 
     monkeypatch.setattr(tc, "CHUNK_ELEMENTS", 40 * (T + 1) * D)  # 40 trajectories per call
-    r = tc.check_trajectories(cand, TARGET, alpha=ALPHA, n=100, seed=5, lags=2)
+    r = tc.check_trajectories(cand, TARGET, Plan(ALPHA, n=100, seed=5), lags=2)
     calls = [c for c in seen if c[0] in (40, 20)]
     assert calls == [(40, 5), (40, tc.chunk_seed(5, 1)), (20, tc.chunk_seed(5, 2))]
     assert r.n == 100 and len({s for _, s in calls}) == 3
@@ -106,7 +107,7 @@ def test_chunks_have_their_own_seeds_and_pool_like_one_call(monkeypatch):
 ])
 def test_broken_trajectories_are_contract_errors(out, match):
     with pytest.raises(ContractError, match=match):
-        tc.check_trajectories(lambda n, seed: out(n), TARGET, alpha=ALPHA, n=100, seed=0)
+        tc.check_trajectories(lambda n, seed: out(n), TARGET, Plan(ALPHA, n=100, seed=0))
 
 
 def test_min_distance_test_is_exact_for_duplicates_and_quiet_otherwise():
