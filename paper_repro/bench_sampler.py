@@ -71,7 +71,7 @@ from pathlib import Path
 
 import torch
 
-from specverify.sampler.bench import MODELS, bench_one, build_chain, with_latency
+from specverify.sampler.bench import MODELS, Timing, bench_one, build_chain, with_latency
 from specverify.specs import ROUND_POLICIES
 
 DEFAULTS = dict(batch_sizes=[1, 16, 256], repeats=3, width=1024, latency_ms=[0.0, 5.0])
@@ -239,8 +239,7 @@ def _wall_rows(args, configs, device, dtype) -> list[dict]:
         for latency in args.latency_ms:
             chain = with_latency(base, latency / 1e3) if latency > 0 else base
             for batch in args.batch_sizes:
-                new = bench_one(model, chain, batch, configs, seed=args.seed, repeats=args.repeats, device=device,
-                                dtype=dtype)
+                new = bench_one(model, chain, batch, configs, Timing(args.seed, args.repeats, device, dtype))
                 for r in new:
                     r["latency_ms"] = latency
                     print(f"  measured {model} +{latency:g}ms batch={batch} {r['drafter']} L={r['window']} "

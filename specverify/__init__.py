@@ -21,6 +21,7 @@ _LAZY = {
     "plain_sample": "specverify.sampler.speculative",
     "speculative_sample": "specverify.sampler.speculative",
     "SpecStats": "specverify.sampler.speculative",
+    "SampleOptions": "specverify.sampler.options",
     "GeneratorNoise": "specverify.sampler.noise",
     "TableNoise": "specverify.sampler.noise",
     "make_drafter": "specverify.sampler.drafters",

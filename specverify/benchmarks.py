@@ -121,14 +121,14 @@ def wall_clock(setup, s: Settings, seed: int) -> list[dict]:
     import torch
 
     from specverify.bridge import make_builtin_drafter
-    from specverify.bridge.registry import bench_one
+    from specverify.bridge.registry import Timing, bench_one
 
     configs = [(d, s.check_window, pol) for d in drafters_for(setup.name) for pol in ROUND_POLICIES]
     drafters = {(d, w): make_builtin_drafter(setup, d, w) for d, w, _ in configs}
     rows = []
     for batch in s.wall_batches:
-        rows += bench_one(setup.name, setup.chain(), batch, configs, seed=seed, repeats=s.repeats, device="cpu",
-                          dtype=torch.float32, drafters=drafters)
+        rows += bench_one(setup.name, setup.chain(), batch, configs, Timing(seed, s.repeats, "cpu", torch.float32),
+                          drafters=drafters)
     keep = ("model", "steps", "batch", "drafter", "window", "policy", "plain_s", "spec_s", "wall_ratio", "nfe_ratio",
             "call_ratio", "round_cost")
     return [{k: r[k] for k in keep} | {"spread": max(max(t) / min(t) for t in (r["plain_times_s"], r["spec_times_s"]))}

@@ -3,7 +3,7 @@ verifiers), a run's options and record (SampleOptions, SpecStats) and the few bu
 Faces import these from here, never from ``specverify.sampler`` (``tests/test_layering.py``). Importing this
 module imports torch: faces import it where they use it, not at their top."""
 
-from specverify.sampler.bench import bench_one
+from specverify.sampler.bench import Timing, bench_one
 from specverify.sampler.drafters import DRAFTERS, make_drafter, medusa
 from specverify.sampler.mutants import MUTANTS
 from specverify.sampler.options import SampleOptions
@@ -12,5 +12,5 @@ from specverify.sampler.problems.digits import digits_images, digits_labels
 from specverify.sampler.speculative import SpecStats
 from specverify.sampler.verifiers import VERIFIERS
 
-__all__ = ["DRAFTERS", "MUTANTS", "PROBLEMS", "VERIFIERS", "SampleOptions", "SpecStats", "bench_one", "default_dim",
-           "digits_images", "digits_labels", "make_drafter", "make_problem", "medusa"]
+__all__ = ["DRAFTERS", "MUTANTS", "PROBLEMS", "VERIFIERS", "SampleOptions", "SpecStats", "Timing", "bench_one",
+           "default_dim", "digits_images", "digits_labels", "make_drafter", "make_problem", "medusa"]

@@ -15,8 +15,9 @@ from specverify.errors import ChainError
 from specverify.harness.stats.omnibus import two_sample_minp
 from specverify.sampler import cache
 from specverify.sampler.drafters import make_drafter
-from specverify.sampler.mutants import mutant_sample
+from specverify.sampler.mutants import mutant_options
 from specverify.sampler.noise import TableNoise
+from specverify.sampler.options import SampleOptions
 from specverify.sampler.problems import digits
 from specverify.sampler.problems.digits import CONFIGS, DigitsConfig, DigitsProblem, digits_images, digits_labels
 from specverify.sampler.speculative import plain_sample, speculative_sample
@@ -153,8 +154,9 @@ def test_oracle_follows_the_plain_sampler(problem):
     chain = problem.chain(15)
     noise = TableNoise.draw(40, 15, chain.shape, seed=2, dtype=F64)
     x0 = chain.prior(40, torch.Generator().manual_seed(3), dtype=F64)
-    plain = plain_sample(chain, 40, noise=noise, x0=x0, dtype=F64)
-    spec, st = speculative_sample(chain, make_drafter("oracle"), 40, window=4, noise=noise, x0=x0, dtype=F64)
+    o = SampleOptions(noise=noise, x0=x0, dtype=F64)
+    plain = plain_sample(chain, 40, options=o)
+    spec, st = speculative_sample(chain, make_drafter("oracle"), 40, window=4, options=o)
     assert st.acceptance_rate == 1.0
     torch.testing.assert_close(spec, plain, rtol=1e-10, atol=1e-10)
 
@@ -164,7 +166,7 @@ STEPS, N = 40, 2000  # the law tests: chain length and samples per side
 
 @pytest.fixture(scope="module")
 def plain(problem):
-    return plain_sample(problem.chain(STEPS), N, seed=12, dtype=F64).reshape(N, -1).numpy()
+    return plain_sample(problem.chain(STEPS), N, seed=12, options=SampleOptions(dtype=F64)).reshape(N, -1).numpy()
 
 
 @pytest.mark.parametrize("drafter,seed", [("frozen-denoiser", 11), ("independent", 13)])
@@ -172,7 +174,7 @@ def test_speculative_has_the_law_of_plain(problem, plain, drafter, seed):
     """KS, MMD and energy battery (minP) on flattened samples, independent seeds, at ALPHA."""
     chain = problem.chain(STEPS)
     d = make_drafter(drafter, draft_chain=problem.draft_chain(STEPS) if drafter == "independent" else None)
-    x, st = speculative_sample(chain, d, N, window=8, seed=seed, dtype=F64)
+    x, st = speculative_sample(chain, d, N, window=8, seed=seed, options=SampleOptions(dtype=F64))
     assert st.proposed_per_position.sum() > st.accepted_per_position.sum() > 0  # drafts both accepted and rejected
     b = two_sample_minp(x.reshape(N, -1).numpy(), plain, ALPHA)
     assert not b.reject, b.summary()
@@ -180,8 +182,8 @@ def test_speculative_has_the_law_of_plain(problem, plain, drafter, seed):
 
 def test_the_law_test_catches_a_broken_sampler(problem, plain):
     """Power at the same n: keeping the draft on rejection (no reflection) is rejected."""
-    x, _ = mutant_sample("no-reflection", problem.chain(STEPS), make_drafter("frozen-denoiser"), N, window=8,
-                         seed=14, dtype=F64)
+    x, _ = speculative_sample(problem.chain(STEPS), make_drafter("frozen-denoiser"), N, window=8, seed=14,
+                              options=mutant_options("no-reflection", SampleOptions(dtype=F64)))
     assert two_sample_minp(x.reshape(N, -1).numpy(), plain, ALPHA).reject
 
 
