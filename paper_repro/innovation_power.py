@@ -138,9 +138,10 @@ def page(out: dict) -> str:
              f"alpha = {out['alpha']:g}, one seed ({out['seed']}). The controls are `paper_repro/controls.py` "
              "(third-party view only, frozen-drift drafter, window 4; see its docstring for each planted bug). "
              "Innovations: `bridge.check` on the trajectories (transition-level check); terminal: "
-             "`bridge.check(..., paths=TrajectoryOptions(terminal=True))`, the terminal battery on the samples against the problem's "
-             "reference. Both run at the same n. A cell: verdict (blocks that rejected), the smallest "
-             "Holm/Bonferroni-adjusted p-value, seconds. One seed per cell: a detection, not a power estimate.", ""]
+             "`bridge.check(..., paths=TrajectoryOptions(terminal=True))`, the terminal battery on the samples "
+             "against the problem's reference. Both run at the same n. A cell: verdict (blocks that rejected), the "
+             "smallest Holm/Bonferroni-adjusted p-value, seconds. One seed per cell: a detection, not a power "
+             "estimate.", ""]
     keys = sorted({(r["problem"], r["dim"], r["steps"], r["n"]) for r in out["rows"]},
                   key=lambda t: (t[0] != "gaussian", t[3]))
     for problem, dim, steps, n in keys:

@@ -176,7 +176,7 @@ def gaussian():
 @pytest.mark.parametrize("name", ["duplicated-halves", "seed-modulo", "shared-batch-noise", "shards-by-worker-count"])
 def test_each_independence_control_fails_by_the_independence_block(gaussian, name):
     setup, controls = gaussian
-    r = bridge.check(setup, controls[name], alpha=ALPHA, seed=0)
+    r = bridge.check(setup, controls[name], alpha=ALPHA)
     assert r.verdict == "fail" and r.exit_code == 1
     assert "independence" in r.caught_by
     assert {t.family for t in r.tests} == {"distribution", "independence"}
@@ -184,7 +184,7 @@ def test_each_independence_control_fails_by_the_independence_block(gaussian, nam
 
 def test_the_correct_control_passes(gaussian):
     setup, controls = gaussian
-    r = bridge.check(setup, controls["correct"], alpha=ALPHA, seed=0)
+    r = bridge.check(setup, controls["correct"], alpha=ALPHA)
     assert r.verdict == "pass" and r.caught_by == ()
 
 
@@ -192,7 +192,8 @@ def test_the_correct_control_passes(gaussian):
 def test_the_correct_control_passes_across_20_seeds(gaussian):
     # each verdict has level ALPHA: more than the binomial allows at ALPHA would be a false-alarm excess
     setup, controls = gaussian
-    fails = sum(bridge.check(setup, controls["correct"], alpha=ALPHA, seed=s).verdict == "fail" for s in range(20))
+    fails = sum(bridge.check(setup, controls["correct"], plan=bridge.Plan(ALPHA, seed=s)).verdict == "fail"
+                for s in range(20))
     assert stats.binomtest(fails, 20, ALPHA, alternative="greater").pvalue > ALPHA
 
 
