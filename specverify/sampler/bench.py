@@ -105,7 +105,8 @@ def build_chain(model: str, steps: int, dim: int, *, width: int, depth: int, see
         return GMMProblem(dim=dim).chain(steps)
     if model == "mlp":
         betas = beta_schedule("linear", steps)
-        return ddpm(MLPEps(dim, betas, width=width, depth=depth, seed=seed), betas, (dim,), name="mlp-ddpm")
+        return dataclasses.replace(ddpm(MLPEps(dim, betas, width=width, depth=depth, seed=seed), betas, (dim,)),
+                                   name="mlp-ddpm")
     raise SamplerError(f"unknown model {model!r}; choose from {MODELS}")
 
 

@@ -210,8 +210,9 @@ class TimestepModel(torch.nn.Module):
         return self.model(x, self.timesteps[k])
 
 
-def ddpm(model: Model, betas, shape, *, prediction="eps", variance="posterior", name="ddpm") -> GaussianChain:
-    """DDPM ancestral sampling (Ho et al. 2020, eq. 11 / Alg. 2) for ``model(x, t)`` with diffusion time t.
+def ddpm(model: Model, betas, shape, *, prediction="eps", variance="posterior") -> GaussianChain:
+    """DDPM ancestral sampling (Ho et al. 2020, eq. 11 / Alg. 2) for ``model(x, t)`` with diffusion time t; the
+    chain is named ``"ddpm"`` (another name: ``dataclasses.replace(chain, name=...)``).
 
     Chain step k goes from time t = T - 1 - k to t - 1 (diffusers' convention). ``variance``:
     ``"posterior"`` (beta tilde; zero at the last step, which the target then takes directly) or ``"beta"``.
@@ -234,11 +235,12 @@ def ddpm(model: Model, betas, shape, *, prediction="eps", variance="posterior", 
     else:
         raise ChainError(f"variance must be 'posterior' or 'beta', got {variance!r}")
     t = np.arange(betas.size)[::-1].copy()
-    return GaussianChain(TimestepModel(model, t), sigma[t], a[t], b[t], shape, output=prediction, name=name)
+    return GaussianChain(TimestepModel(model, t), sigma[t], a[t], b[t], shape, output=prediction, name="ddpm")
 
 
-def ddim(model: Model, betas, shape, *, eta=1.0, timesteps=None, prediction="eps", name="ddim") -> GaussianChain:
-    """DDIM (Song et al. 2021, eq. 12) with eta > 0 on a descending subsequence ``timesteps`` of the schedule.
+def ddim(model: Model, betas, shape, *, eta=1.0, timesteps=None, prediction="eps") -> GaussianChain:
+    """DDIM (Song et al. 2021, eq. 12) with eta > 0 on a descending subsequence ``timesteps`` of the schedule; the
+    chain is named ``"ddim"`` (another name: ``dataclasses.replace(chain, name=...)``).
 
     sigma_t = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev); the last step goes to
     abar_prev = 1 and has sigma = 0. With eta = 1 on the full schedule this is DDPM with the posterior variance.
@@ -263,16 +265,17 @@ def ddim(model: Model, betas, shape, *, eta=1.0, timesteps=None, prediction="eps
     c_x0 = np.sqrt(abar_prev)
     a = c_x0 * p + c_eps * r
     b = c_x0 * q + c_eps * s
-    return GaussianChain(TimestepModel(model, ts), sigma, a, b, shape, output=prediction, name=name)
+    return GaussianChain(TimestepModel(model, ts), sigma, a, b, shape, output=prediction, name="ddim")
 
 
-def langevin(step_size, n_steps, shape, *, score=None, log_prob=None, model=None, prior_std=1.0,
-             name="langevin") -> GaussianChain:
+def langevin(step_size, n_steps, shape, *, score=None, log_prob=None, model=None) -> GaussianChain:
     """Unadjusted Langevin (Euler-Maruyama): x_{k+1} = x_k + h_k grad log pi(x_k) + sqrt(2 h_k) z_k.
 
     Give exactly one of ``score(x)``, ``log_prob(x)`` (per-sample log density, shape (b,); the gradient is
     taken with autograd) or ``model(x, k)`` (the score as a chain model, e.g. a torch module that
-    ``chain.to(dtype=...)`` can move). ``step_size`` is a float or one value per step.
+    ``chain.to(dtype=...)`` can move). ``step_size`` is a float or one value per step. The chain starts from
+    N(0, I) and is named ``"langevin"``; another prior scale or name: ``dataclasses.replace(chain, prior_std=...,
+    name=...)``.
     """
     if sum(f is not None for f in (score, log_prob, model)) != 1:
         raise ChainError("give exactly one of score=, log_prob= or model=")
@@ -288,5 +291,4 @@ def langevin(step_size, n_steps, shape, *, score=None, log_prob=None, model=None
         def model(x, k):
             return score(x)
 
-    return GaussianChain(model, np.sqrt(2 * h), np.ones_like(h), h, shape, output="score", prior_std=prior_std,
-                         name=name)
+    return GaussianChain(model, np.sqrt(2 * h), np.ones_like(h), h, shape, output="score", name="langevin")

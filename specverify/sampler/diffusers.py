@@ -3,8 +3,8 @@
 :func:`chain_from_diffusers` reads the scheduler's ``alphas_cumprod``, timesteps, ``prediction_type`` and variance
 rule and returns the :class:`~specverify.sampler.chains.GaussianChain` whose step k is diffusers' ``scheduler.step`` at
 ``t = scheduler.timesteps[k]``, written as x_{k+1} ~ N(a_k x + b_k unet(x, t).sample, sigma_k^2 I). The mean comes
-from :func:`specverify.sampler.chains.ddpm` (full schedule) or :func:`specverify.sampler.chains.ddim` (subsequences), the noise
-scale from diffusers' own rule:
+from :func:`specverify.sampler.chains.ddpm` (full schedule) or :func:`specverify.sampler.chains.ddim` (subsequences),
+the noise scale from diffusers' own rule:
 
 - ``DDPMScheduler``, full schedule (no ``set_timesteps``, or ``num_inference_steps = num_train_timesteps``): Ho et
   al. 2020, Alg. 2 = ``ddpm(...)``. ``variance_type="fixed_small"`` (and ``"fixed_small_log"``, the same scale) is
@@ -203,34 +203,41 @@ def chain_from_diffusers(unet: torch.nn.Module, scheduler, *, num_inference_step
     n_train = abar_all.size
     label = name or f"diffusers-{kind}"
     if kind == "ddim":
-        return ddim(model, betas, shape, eta=float(eta), timesteps=ts, prediction=prediction, name=label)
+        return dataclasses.replace(ddim(model, betas, shape, eta=float(eta), timesteps=ts, prediction=prediction),
+                                   name=label)
     if np.array_equal(ts, np.arange(n_train)[::-1]):
-        chain = ddpm(model, betas, shape, prediction=prediction, variance="posterior", name=label)
+        chain = ddpm(model, betas, shape, prediction=prediction, variance="posterior")
     else:  # DDPM's posterior on a subsequence is DDIM with eta = 1 there
-        chain = ddim(model, betas, shape, eta=1.0, timesteps=ts, prediction=prediction, name=label)
+        chain = ddim(model, betas, shape, eta=1.0, timesteps=ts, prediction=prediction)
     if VARIANCES[sch.variance_type] == "beta":  # beta' = 1 - abar_t / abar_prev; no noise at t = 0
         abar_prev = np.where(prev >= 0, abar_all[np.maximum(prev, 0)], 1.0)
         sigma = np.where(ts > 0, np.sqrt(1 - abar_all[ts] / abar_prev), 0.0)
-        chain = dataclasses.replace(chain, sigma=sigma)
-    return chain
+        return dataclasses.replace(chain, sigma=sigma, name=label)
+    return dataclasses.replace(chain, name=label)
 
 
 @torch.no_grad()
 def diffusers_sample(unet: torch.nn.Module, scheduler, n: int, *, num_inference_steps: int | None = None,
-                     eta: float | None = None, sample_shape=None, seed: int = 0,
-                     dtype=torch.float32) -> torch.Tensor:
+                     eta: float | None = None, seed: int = 0) -> torch.Tensor:
     """diffusers' own loop, for comparisons: x ~ N(0, I), then ``scheduler.step`` at every timestep.
 
-    Runs on a copy of the scheduler, on the unet's device, with ``torch.Generator().manual_seed(seed)`` for the
-    prior and every step's noise (diffusers' ``randn_tensor``). The unet must already have ``dtype``.
+    Runs on a copy of the scheduler, on the unet's device and in its parameters' dtype, with
+    ``torch.Generator().manual_seed(seed)`` for the prior and every step's noise (diffusers' ``randn_tensor``); the
+    sample shape is ``(in_channels, sample_size, sample_size)`` from ``unet.config`` (a ``UNet2DModel``'s).
     """
     kind = _scheduler_kind(scheduler)
     sch = copy.deepcopy(scheduler)
     if num_inference_steps is not None:
         sch.set_timesteps(int(num_inference_steps))
-    device = next(unet.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
-    x = torch.randn((n, *_sample_shape(unet, sample_shape)), generator=gen, device=device, dtype=dtype)
+    weight = next(unet.parameters())
+    try:
+        shape = _sample_shape(unet, None)
+    except ChainError:
+        raise ChainError("diffusers_sample reads the sample shape from unet.config (sample_size, in_channels), as a "
+                         "UNet2DModel has it; for another module compare chain_from_diffusers(..., sample_shape=...) "
+                         "under plain_sample instead") from None
+    gen = torch.Generator(device=weight.device).manual_seed(seed)
+    x = torch.randn((n, *shape), generator=gen, device=weight.device, dtype=weight.dtype)
     x = x * sch.init_noise_sigma
     kw = {"eta": eta} if kind == "ddim" else {}
     for t in sch.timesteps:

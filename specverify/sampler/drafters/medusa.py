@@ -31,6 +31,7 @@ __all__ = ["Heads", "Medusa", "cache_path", "load_or_train", "train_heads"]
 
 CACHE_NAME = "medusa"  # the folder under the cache root
 CACHE_VERSION = 2  # part of the file name: 2 stores {"state", "seconds"} (1 stored the bare state dict)
+LR = 1e-3  # the heads' Adam learning rate
 
 
 class Heads(torch.nn.Module):
@@ -128,8 +129,9 @@ def _check_memory(chain: GaussianChain, window: int, n_traj: int) -> None:
 
 
 def train_heads(chain: GaussianChain, window: int, *, n_traj: int = 1000, epochs: int = 10, hidden: int = 128,
-                lr: float = 1e-3, seed: int = 0) -> Heads:
-    """Fit the heads on ``n_traj`` target rollouts (float64) in float32 (deterministic for a seed, on CPU)."""
+                seed: int = 0) -> Heads:
+    """Fit the heads on ``n_traj`` target rollouts (float64) in float32 with Adam at learning rate :data:`LR`
+    (deterministic for a seed, on CPU)."""
     if window < 2:
         raise SamplerError("medusa heads predict positions 1 .. window - 1: use window >= 2")
     _check_memory(chain, window, n_traj)
@@ -146,7 +148,7 @@ def train_heads(chain: GaussianChain, window: int, *, n_traj: int = 1000, epochs
     K = ks.repeat_interleave(n_traj)
     Y = future.reshape(T * n_traj, window - 1, d).float()
     W = valid.repeat_interleave(n_traj, dim=0).float()
-    opt = torch.optim.Adam(heads.parameters(), lr=lr)
+    opt = torch.optim.Adam(heads.parameters(), lr=LR)
     gen = torch.Generator().manual_seed(seed + 1)
     batch = 1024
     for _ in range(epochs):

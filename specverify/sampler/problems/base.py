@@ -64,9 +64,9 @@ class DiffusionProblem:
         betas = beta_schedule(schedule, steps)
         model = cls(self.spec, betas, prediction)
         if sampler == "ddpm":
-            return ddpm(model, betas, (self.dim,), prediction=prediction, name=name)
+            return dataclasses.replace(ddpm(model, betas, (self.dim,), prediction=prediction), name=name)
         if sampler == "ddim":
-            return ddim(model, betas, (self.dim,), eta=eta, prediction=prediction, name=name)
+            return dataclasses.replace(ddim(model, betas, (self.dim,), eta=eta, prediction=prediction), name=name)
         raise ChainError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
 
     def chain(self, steps=100, *, schedule="linear", sampler="ddpm", prediction="eps", eta=1.0) -> GaussianChain:

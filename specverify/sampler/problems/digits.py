@@ -307,22 +307,24 @@ class DigitsProblem(DiffusionProblem):
 
     eps_model = model
 
-    def _make(self, which, steps, schedule, sampler, prediction, eta, name) -> GaussianChain:
+    def _make(self, which, steps, schedule, sampler, prediction, eta) -> GaussianChain:
+        """Network ``which`` (0: the target, 1: the draft) in a chain, named after the problem and its role."""
+        name = f"{self.name}-{sampler}" if which == 0 else f"{self.name}-draft"
         betas = beta_schedule(schedule, steps)
         model = DigitsDenoiser(self._net(which), betas, prediction)
         if sampler == "ddpm":
-            return ddpm(model, betas, SHAPE, prediction=prediction, name=name)
+            return dataclasses.replace(ddpm(model, betas, SHAPE, prediction=prediction), name=name)
         if sampler == "ddim":
-            return ddim(model, betas, SHAPE, eta=eta, prediction=prediction, name=name)
+            return dataclasses.replace(ddim(model, betas, SHAPE, eta=eta, prediction=prediction), name=name)
         raise ChainError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
 
     def chain(self, steps=100, *, schedule="linear", sampler="ddpm", prediction="eps", eta=1.0) -> GaussianChain:
         """The target chain on states of shape (1, 8, 8)."""
-        return self._make(0, steps, schedule, sampler, prediction, eta, f"{self.name}-{sampler}")
+        return self._make(0, steps, schedule, sampler, prediction, eta)
 
     def draft_chain(self, steps=100, *, schedule="linear", sampler="ddpm", prediction="eps", eta=1.0):
         """The same schedule with the smaller draft network, for the independent drafter."""
-        return self._make(1, steps, schedule, sampler, prediction, eta, f"{self.name}-draft")
+        return self._make(1, steps, schedule, sampler, prediction, eta)
 
     def data_sample(self, n: int, seed: int = 0, split: str = "test") -> np.ndarray:
         """``n`` distinct images of ``split`` (shape (n, 1, 8, 8)), drawn without replacement."""

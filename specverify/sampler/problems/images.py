@@ -158,9 +158,9 @@ class ImagesProblem(DiffusionProblem):
         betas = beta_schedule(schedule, steps)
         model = cls(self.spec, betas, prediction)
         if sampler == "ddpm":
-            return ddpm(model, betas, self.shape, prediction=prediction, name=name)
+            return dataclasses.replace(ddpm(model, betas, self.shape, prediction=prediction), name=name)
         if sampler == "ddim":
-            return ddim(model, betas, self.shape, eta=eta, prediction=prediction, name=name)
+            return dataclasses.replace(ddim(model, betas, self.shape, eta=eta, prediction=prediction), name=name)
         raise ChainError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
 
     def data_sample(self, n: int, seed: int = 0) -> np.ndarray:

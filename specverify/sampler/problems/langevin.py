@@ -9,6 +9,8 @@ score is written here in torch from the plain data; the reference side takes the
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -66,8 +68,8 @@ class _LangevinProblem:
 
     def _make(self, steps, step_size, draft):
         h = self.step_size if step_size is None else step_size
-        return langevin(h, steps, (self.dim,), model=self._score(draft), prior_std=self.prior_std,
-                        name=f"{self.name}{'-draft' if draft else ''}")
+        return dataclasses.replace(langevin(h, steps, (self.dim,), model=self._score(draft)), prior_std=self.prior_std,
+                                   name=f"{self.name}{'-draft' if draft else ''}")
 
     def chain(self, steps=100, *, step_size=None, **unused) -> GaussianChain:
         """``steps`` Euler-Maruyama steps of size ``step_size`` from x_0 ~ N(0, prior_std^2 I)."""
