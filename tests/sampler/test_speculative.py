@@ -241,6 +241,22 @@ def test_bad_inputs():
         plain_sample(chain, 5, options=SampleOptions(dtype=torch.float16))
 
 
+@pytest.mark.parametrize("field,value", [("policy", "window-start"), ("verifier", "block"), ("max_batch", 4),
+                                         ("compile", True), ("parts", "mutant")])
+def test_plain_sample_refuses_what_it_cannot_honour(field, value):
+    """The speculative sampler's own options, away from their defaults, are refused by name, not ignored."""
+    from specverify.sampler.mutants import MUTANTS
+
+    value = MUTANTS["no-reflection"].parts if value == "mutant" else value
+    options = SampleOptions(**{field: value})  # drafts > 1 needs a multi-draft verifier, refused first
+    with pytest.raises(SamplerError, match=f"plain_sample has no {field} option"):
+        plain_sample(GMMProblem(dim=2).chain(10), 5, seed=0, options=options)
+    with pytest.raises(SamplerError, match="options must be a SampleOptions"):
+        plain_sample(GMMProblem(dim=2).chain(10), 5, options={"dtype": torch.float64})
+    with pytest.raises(SamplerError, match="parts must be"):
+        SampleOptions(parts="coupling")
+
+
 def test_model_nan_is_an_error_naming_the_step():
     def mean(x, k):
         return torch.where((k == 3).view(-1, 1), torch.nan, 0.5 * x)
