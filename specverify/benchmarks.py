@@ -221,8 +221,8 @@ def quality(setup, s: Settings, seed: int) -> tuple[list[dict], dict]:
 @functools.cache
 def digits_classifier():
     """The logistic-regression classifier of the training digits (deterministic; fitted once per process)."""
-    from specverify.harness.quality import fit_classifier
     from specverify.bridge.registry import digits_images, digits_labels
+    from specverify.harness.quality import fit_classifier
 
     return fit_classifier(digits_images("train"), digits_labels("train"))
 
@@ -231,8 +231,8 @@ def digits_quality(samples, seed: int = 0) -> dict:
     """Sample-quality figures of digit ``samples`` (n, 1, 8, 8; the first 297 used) against the 297 held-out
     digits, with the training digits (floor) and a Gaussian fit (baseline):
     :func:`specverify.harness.quality.sample_quality`."""
-    from specverify.harness.quality import sample_quality
     from specverify.bridge.registry import digits_images
+    from specverify.harness.quality import sample_quality
 
     return sample_quality(samples, train=digits_images("train"), test=digits_images("test"),
                           classifier=digits_classifier(), seed=seed)

@@ -240,9 +240,9 @@ def test_frechet_distance_of_the_digits_quality():
 def test_every_script_imports():
     """Each paper_repro script loads (its imports of the package resolve): a renamed or removed name in the
     package fails here, not in the next measurement run."""
-    import pytest
-
     import sys
+
+    import pytest
 
     names = sorted(p.stem for p in (ROOT / "paper_repro").glob("*.py") if not p.stem.startswith("_"))
     assert "stress_controls" in names and "multidraft" in names

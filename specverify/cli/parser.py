@@ -222,8 +222,7 @@ def _writable(path: Path | None, flag: str, *, folder: bool = False) -> None:
 
 def check_names(args) -> None:
     from specverify.bridge import entry
-    from specverify.bridge.registry import DRAFTERS
-    from specverify.bridge.registry import MUTANTS
+    from specverify.bridge.registry import DRAFTERS, MUTANTS
 
     entry(args.problem)  # an unknown problem: UsageError naming the choices
     drafter = getattr(args, "drafter", None)

@@ -1,7 +1,7 @@
 """The report type: a check's result as frozen records, and its JSON (``to_dict``), Markdown and PNG figures.
 
-- :class:`Report` (the suite's verdict) holds one :class:`~specverify.harness.stats.results.AdjustedTest` per test and an :class:`AcceptanceSummary`;
-  ``to_dict()`` is the JSON that ``specverify check --json`` writes.
+- :class:`Report` (the suite's verdict) holds one :class:`~specverify.harness.stats.results.AdjustedTest` per
+  test and an :class:`AcceptanceSummary`; ``to_dict()`` is the JSON that ``specverify check --json`` writes.
 - :func:`markdown` renders the check's page (``coupling_check.markdown_kernel`` a kernel-level result's; the
   `specverify mutants` table is the face's: ``specverify.cli.mutants.kills_markdown``); :func:`plots` draws QQ
   plots of the worst coordinates (read from the records' ``coord``), the squared norm's histogram and acceptance

@@ -3,11 +3,13 @@ dimension predictions (:mod:`specverify.harness.dimension`) take theirs from it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from specverify.harness import reference as ref
-from specverify.harness.dimension import _affine_gaussian_chain
+from specverify.harness.dimension import ChainOptions, _affine_gaussian_chain
 from specverify.harness.predictions import first_zero_noise
 from specverify.specs import GaussianSpec, beta_schedule
 
@@ -19,7 +21,8 @@ def test_dimension_chain_is_the_reference_transition(sampler, prediction, schedu
     """The eigen-coordinate chain's mean a x + b f(x) equals the reference step c_x x + c_eps eps_hat(x) with the
     reference's exact Gaussian denoiser, and its noise scales are the reference's, for every output f."""
     spec, betas, eta = GaussianSpec.default(5, 3), beta_schedule(schedule, 40), 0.6
-    a, b, sigma, phi, gamma = _affine_gaussian_chain(spec, betas, sampler, eta, prediction)
+    c = _affine_gaussian_chain(spec, 40, ChainOptions(sampler, schedule, prediction, eta))
+    a, b, sigma, phi, gamma = c.a, c.b, c.sigma, c.phi, c.gamma
     tr = ref.diffusion_transition(betas, sampler, **({"eta": eta} if sampler == "ddim" else {}))
     np.testing.assert_array_equal(sigma, tr.sigma)
     x = np.random.default_rng(0).standard_normal((tr.n_steps, 5))  # row k: a state at chain step k
@@ -31,10 +34,10 @@ def test_dimension_chain_is_the_reference_transition(sampler, prediction, schedu
 
 
 def test_dimension_ddpm_ignores_eta():
-    spec, betas = GaussianSpec.default(3, 0), beta_schedule("linear", 20)
-    for u, v in zip(_affine_gaussian_chain(spec, betas, "ddpm", 0.3, "eps"),
-                    _affine_gaussian_chain(spec, betas, "ddpm", 1.0, "eps"), strict=True):
-        np.testing.assert_array_equal(u, v)
+    spec = GaussianSpec.default(3, 0)
+    one, other = (_affine_gaussian_chain(spec, 20, ChainOptions("ddpm", "linear", "eps", eta)) for eta in (0.3, 1.0))
+    for f in dataclasses.fields(one):
+        np.testing.assert_array_equal(getattr(one, f.name), getattr(other, f.name))
 
 
 def test_first_zero_noise():

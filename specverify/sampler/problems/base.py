@@ -8,7 +8,6 @@ epsilon-prediction callable ``eps_model(x, t)`` with the beta schedule (diffuser
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -60,22 +59,30 @@ class DiffusionProblem:
 
     eps_model = model  # the diffusers-style name for the same thing
 
-    def _chain(self, cls, steps, schedule, sampler, prediction, eta, name) -> GaussianChain:
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """The shape of one sample: (dim,) here; images override it."""
+        return (self.dim,)
+
+    def _chain(self, role, steps, schedule, sampler, prediction, eta) -> GaussianChain:
+        """The target's chain (``role`` "target") or the independent drafter's ("draft"), named after the role."""
+        cls, name = (self.model_cls, f"{self.name}-{sampler}") if role == "target" else (self.draft_cls,
+                                                                                          f"{self.name}-draft")
         betas = beta_schedule(schedule, steps)
         model = cls(self.spec, betas, prediction)
         if sampler == "ddpm":
-            return dataclasses.replace(ddpm(model, betas, (self.dim,), prediction=prediction), name=name)
+            return dataclasses.replace(ddpm(model, betas, self.event_shape, prediction=prediction), name=name)
         if sampler == "ddim":
-            return dataclasses.replace(ddim(model, betas, (self.dim,), eta=eta, prediction=prediction), name=name)
+            return dataclasses.replace(ddim(model, betas, self.event_shape, eta=eta, prediction=prediction), name=name)
         raise ChainError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
 
     def chain(self, steps=100, *, schedule="linear", sampler="ddpm", prediction="eps", eta=1.0) -> GaussianChain:
         """The target chain: ``steps`` diffusion steps of DDPM (posterior variance) or DDIM (eta > 0)."""
-        return self._chain(self.model_cls, steps, schedule, sampler, prediction, eta, f"{self.name}-{sampler}")
+        return self._chain("target", steps, schedule, sampler, prediction, eta)
 
     def draft_chain(self, steps=100, *, schedule="linear", sampler="ddpm", prediction="eps", eta=1.0):
         """A cheaper chain on the same schedule, for the independent drafter."""
-        return self._chain(self.draft_cls, steps, schedule, sampler, prediction, eta, f"{self.name}-draft")
+        return self._chain("draft", steps, schedule, sampler, prediction, eta)
 
     def third_party(self, steps=100, *, schedule="linear", sampler="ddpm", eta=1.0, dtype=torch.float64):
         """The eps-model + beta-schedule view and the (mean, sigma) view of :meth:`chain`."""

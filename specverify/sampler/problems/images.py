@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from specverify.errors import ChainError
-from specverify.sampler.chains import GaussianChain, beta_schedule, ddim, ddpm
 from specverify.sampler.problems.base import DiffusionProblem, X0Denoiser
 from specverify.sampler.problems.gmm import IsotropicGaussianDenoiser
 from specverify.specs import GMMSpec
@@ -154,14 +153,9 @@ class ImagesProblem(DiffusionProblem):
         self.spec = GMMSpec(np.full(n, 1.0 / n), self.crops.reshape(n, -1), np.full(n, float(std) ** 2))
         self.configs = (ImagesConfig(n, float(std), int(seed)),)
 
-    def _chain(self, cls, steps, schedule, sampler, prediction, eta, name) -> GaussianChain:
-        betas = beta_schedule(schedule, steps)
-        model = cls(self.spec, betas, prediction)
-        if sampler == "ddpm":
-            return dataclasses.replace(ddpm(model, betas, self.shape, prediction=prediction), name=name)
-        if sampler == "ddim":
-            return dataclasses.replace(ddim(model, betas, self.shape, eta=eta, prediction=prediction), name=name)
-        raise ChainError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return self.shape
 
     def data_sample(self, n: int, seed: int = 0) -> np.ndarray:
         """Draws (n, 3, s, s) from the data law (not the chain's law) with numpy."""
