@@ -23,7 +23,7 @@ from controls import CONTROLS  # noqa: E402
 from specverify import bridge  # noqa: E402
 from specverify.cli.check_stress import rejected_steps, run_stress  # noqa: E402
 from specverify.harness.adapters import chain_candidate  # noqa: E402
-from specverify.harness.stress_configs import STRESS, stress_split  # noqa: E402
+from specverify.bridge.stress_configs import STRESS, stress_split  # noqa: E402
 
 
 def row(name, sampler, alpha, seed, n=None):

@@ -29,7 +29,8 @@ import specverify
 
 PACKAGE_DIR = Path(specverify.__file__).resolve().parent
 SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate", "specverify.contract")
-DOOR = ("specverify.bridge", "specverify.bridge.checks", "specverify.bridge.ours", "specverify.bridge.registry")
+DOOR = ("specverify.bridge", "specverify.bridge.checks", "specverify.bridge.ours", "specverify.bridge.registry",
+        "specverify.bridge.stress_configs")
 FACES = ("specverify.cli", "specverify.cli.parser", "specverify.cli.commands", "specverify.cli.sharding",
          "specverify.cli.check_stress", "specverify.cli.mutants", "specverify.cli.check", "specverify.cli.common",
          "specverify.cli.__main__",

@@ -11,7 +11,7 @@ import torch
 from specverify import bridge
 from specverify.cli import main
 from specverify.harness.adapters import chain_candidate
-from specverify.harness.stress_configs import STRESS, stress_split
+from specverify.bridge.stress_configs import STRESS, stress_split
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTROLS_PY = ROOT / "paper_repro" / "controls.py"

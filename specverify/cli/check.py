@@ -132,7 +132,7 @@ def cmd_check(args) -> str:
             if args.stress:
                 raise UsageError("--stress needs a chain-level candidate sampler(view, n, seed), not a coupling")
             return _cmd_check_kernel(args, fn, context)
-    from specverify.harness.stress_configs import STRESS, stress_split
+    from specverify.bridge.stress_configs import STRESS, stress_split
 
     split = stress_split(args.alpha) if args.stress else None
     alpha, alpha_each = (split["main"], split[STRESS[0].name]) if args.stress else (args.alpha, None)

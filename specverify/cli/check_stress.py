@@ -1,7 +1,7 @@
 """`specverify check --stress`: the check on the problem given and on each stress configuration.
 
 A chain-level candidate (``sampler(view, n, seed)``) or our own sampler is bound to each configuration of
-:data:`specverify.harness.stress_configs.STRESS` in turn; alpha is split by Bonferroni (:func:`stress_split`: alpha / 2
+:data:`specverify.bridge.stress_configs.STRESS` in turn; alpha is split by Bonferroni (:func:`stress_split`: alpha / 2
 for the problem given, alpha / 2 shared equally by the stress configurations), and the verdict fails if any
 configuration rejects. A black box is bound to one problem, so ``--stress`` with one is a usage error.
 """
@@ -42,7 +42,7 @@ def run_stress(bind, plan, *, configs=None, terminal: bool = False) -> list:
     """Check ``bind(setup)`` on each stress configuration at ``plan`` (a ``bridge.Plan`` whose alpha is each
     configuration's share): [(config, report)] (trajectories get the transition-level check unless ``terminal``)."""
     from specverify.bridge import TrajectoryOptions, check, setup_of
-    from specverify.harness.stress_configs import STRESS
+    from specverify.bridge.stress_configs import STRESS
 
     out = []
     for c in STRESS if configs is None else configs:
@@ -53,7 +53,7 @@ def run_stress(bind, plan, *, configs=None, terminal: bool = False) -> list:
 
 def stress_block(args, bind, main_alpha: float, alpha_each: float) -> tuple[list, str]:
     """Run the stress family for `check --stress`, print one line per configuration; (JSON entries, verdict)."""
-    from specverify.harness.stress_configs import STRESS
+    from specverify.bridge.stress_configs import STRESS
 
     print(f"  stress family (Bonferroni): alpha/2 = {main_alpha:g} for the problem above, alpha/2 shared by "
           f"{len(STRESS)} stress configurations = {alpha_each:g} each")

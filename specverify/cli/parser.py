@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a candidate or reference call that runs longer is an error (exit 2); Unix only (SIGALRM)")
     c.add_argument("--stress", action="store_true",
                    help="chain-level candidates and our sampler: also check on the stress family of problems "
-                        "(specverify.harness.stress_configs), alpha split by Bonferroni (alpha/2 here, alpha/2 shared)")
+                        "(specverify.bridge.stress_configs), alpha split by Bonferroni (alpha/2 here, alpha/2 shared)")
     c.add_argument("--allow-low-power", action="store_true",
                    help="accept a pass although n cannot deliver power 1 - beta at --epsilon (else exit 2)")
     c.add_argument("--terminal", action="store_true",

@@ -12,7 +12,7 @@ from specverify.harness import check_against_law
 from specverify.harness.ledger import AlphaLedger, Block, split_family
 from specverify.harness.plan import Plan
 from specverify.harness.report import markdown
-from specverify.harness.stress_configs import STRESS, stress_split
+from specverify.bridge.stress_configs import STRESS, stress_split
 from specverify.harness.suite import terminal_plan
 
 MEAN, LAM, Q = np.zeros(2), np.ones(2), np.eye(2)

@@ -1,6 +1,6 @@
 """The stress family: built-in problem configurations on which any frozen-type drafter is poor.
 
-A third party's drafter is not ours to degrade, but the harness owns the problems: on these targets a drafter
+A third party's drafter is not ours to degrade, but the suite owns the problems: on these targets a drafter
 that freezes the target's output at the window start (frozen drift, frozen denoiser) is rejected often, so a
 bug on the rejection path (the acceptance rule, the rejection output, the step after it, the bonus step) moves
 the law by enough to show. Data only: each entry names a problem and its options (keywords of
