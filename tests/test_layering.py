@@ -28,7 +28,8 @@ import pytest
 import specverify
 
 PACKAGE_DIR = Path(specverify.__file__).resolve().parent
-SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate", "specverify.contract")
+SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate", "specverify.contract",
+          "specverify._files")
 DOOR = ("specverify.bridge", "specverify.bridge.checks", "specverify.bridge.ours", "specverify.bridge.registry",
         "specverify.bridge.stress_configs")
 FACES = ("specverify.cli", "specverify.cli.parser", "specverify.cli.commands", "specverify.cli.sharding",

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import platform
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from specverify._files import atomic_bytes
 from specverify.errors import UsageError
 
-__all__ = ["RunDir", "atomic_write", "package_versions"]
+__all__ = ["RunDir", "package_versions"]
 
 FORMAT = 1
 _PACKAGES = ("specverify", "numpy", "scipy", "torch", "jax", "numpyro")
@@ -42,23 +42,6 @@ def package_versions() -> dict:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-def atomic_write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``: readers see the
-    old file or the whole new one, never a partial one. Deliberate twin of ``specverify.sampler.cache.atomic_write``
-    (the halves share no code)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -86,7 +69,7 @@ class RunDir:
             if self.path.exists() and not self.path.is_dir():
                 raise UsageError(f"--run-dir {self.path} is a file; give a folder")
             body = json.dumps({"format": FORMAT, "signature": self.signature}, indent=2, sort_keys=True) + "\n"
-            atomic_write(manifest, body.encode())
+            atomic_bytes(manifest, body.encode())
 
     def _check(self, manifest: Path, resume: bool) -> None:
         if not resume:
@@ -129,4 +112,4 @@ class RunDir:
         buf = io.BytesIO()
         meta = {"_index": np.int64(index), "_size": np.int64(size), "_seed": np.uint64(seed)}
         np.savez(buf, **{k: np.asarray(v) for k, v in data.items()}, **meta)
-        return atomic_write(self.shard_path(call, index), buf.getvalue())
+        return atomic_bytes(self.shard_path(call, index), buf.getvalue())

@@ -10,8 +10,9 @@ import sys
 import numpy as np
 import pytest
 
+from specverify._files import atomic_bytes
 from specverify.errors import ShardError, UsageError
-from specverify.harness.rundir import RunDir, atomic_write
+from specverify.harness.rundir import RunDir
 from specverify.harness.shards import Engine, RayOptions, pool, shard_plan, sharded
 
 ray = pytest.importorskip("ray")
@@ -167,9 +168,9 @@ def test_a_shard_file_from_another_plan_is_refused(tmp_path):
 
 
 def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
-    path = atomic_write(tmp_path / "f", b"old")
+    path = atomic_bytes(tmp_path / "f", b"old")
     with pytest.raises(TypeError):
-        atomic_write(path, "not bytes")
+        atomic_bytes(path, "not bytes")
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f"]
 
 

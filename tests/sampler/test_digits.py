@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from specverify._files import atomic_write
 from specverify.errors import ChainError
 from specverify.harness.stats.omnibus import two_sample_minp
 from specverify.sampler import cache
@@ -104,11 +105,11 @@ def test_the_atomic_write_never_leaves_a_partial_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        cache.atomic_write(path, partial)
+        atomic_write(path, partial)
     assert list(path.parent.iterdir()) == []
-    cache.atomic_write(path, lambda tmp: Path(tmp).write_bytes(b"old, whole"))
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(b"old, whole"))
     with pytest.raises(OSError, match="disk full"):
-        cache.atomic_write(path, partial)
+        atomic_write(path, partial)
     assert list(path.parent.iterdir()) == [path] and path.read_bytes() == b"old, whole"
     # through load_or_train: a save that fails half-way leaves no model file for the next run to load
     monkeypatch.setattr(torch, "save", lambda obj, f: partial(f))

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
+from specverify._files import atomic_write
 from specverify.errors import SamplerError
-from specverify.sampler.cache import atomic_write, resolve
+from specverify.sampler.cache import resolve
 from specverify.sampler.chains import GaussianChain
 from specverify.sampler.drafters.base import Drafter
 

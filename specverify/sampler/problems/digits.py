@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from specverify._files import atomic_write
 from specverify.errors import ChainError
-from specverify.sampler.cache import atomic_write, resolve
+from specverify.sampler.cache import resolve
 from specverify.sampler.chains import GaussianChain, beta_schedule, ddim, ddpm
 from specverify.sampler.problems.base import DiffusionProblem
 
