@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from specverify.errors import StatsError
+
 __all__ = ["CONFIGS", "run_config"]
 
 CONFIGS = {
@@ -46,7 +48,7 @@ def _uniformity(pvalues: dict[str, list[float]], alpha: float, conservative=()) 
 
 def _one(sizes: set) -> int:
     if len(sizes) != 1:
-        raise RuntimeError(f"the replicates ran at different n: {sorted(sizes)}")
+        raise StatsError(f"the replicates ran at different n: {sorted(sizes)}; run them with one --n")
     return int(next(iter(sizes)))
 
 
@@ -134,7 +136,8 @@ def run_config(name: str, replicates: int, plan, *, steps: int | None = None, pr
     rows = _run_chunks(name, list(range(plan.seed, plan.seed + replicates)), int(workers), progress, (plan, steps))
     rejected, perms, sampler = sum(r["rejected"] for r in rows), [r["perms"] for r in rows], rows[0]["sampler"]
     if any(r["pvalues"].keys() != rows[0]["pvalues"].keys() for r in rows):
-        raise RuntimeError("the replicates ran different tests; their p-values cannot be pooled")
+        raise StatsError("the replicates ran different tests; their p-values cannot be pooled: run them with one "
+                         "configuration")
     pvalues = {k: [r["pvalues"][k] for r in rows] for k in rows[0]["pvalues"]}
     conservative = tuple(dict.fromkeys(k for r in rows for k in r["conservative"]))
     lo, hi = stats.binomtest(rejected, replicates).proportion_ci(0.99, method="exact")
