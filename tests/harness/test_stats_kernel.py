@@ -19,15 +19,6 @@ import torch
 from specverify.errors import PermutationError
 from specverify.harness.stats import holm
 from specverify.harness.stats.cumsum import _cumsum_statistics, sliced_constant
-from specverify.harness.stats.kernels import (
-    _RFF_ROWS,
-    _energy_exact,
-    _energy_sliced,
-    _mmd_exact,
-    _mmd_rff,
-    _rff_features,
-    _sub_seed,
-)
 from specverify.harness.stats.mmd import (
     MMD_SCALES,
     GaussianKernels,
@@ -46,6 +37,15 @@ from specverify.harness.stats.permutation import (
     min_permutations,
     permutation_pvalue,
     permutation_test,
+)
+from specverify.harness.stats.permuted import (
+    _RFF_ROWS,
+    _energy_exact,
+    _energy_sliced,
+    _mmd_exact,
+    _mmd_rff,
+    _rff_features,
+    _sub_seed,
 )
 
 ALPHA = 1e-3  # false-failure rate of each statistical assertion below

@@ -10,7 +10,7 @@ comes from the same permutations, so the combination is valid without a multipli
 Energy distance (Szekely & Rizzo 2013, eq. 2.1, V-statistic): E = 2 mean|x - y| - mean|x - x'| - mean|y - y'|
 over all pairs (diagonal zeros included), so that sqrt(E) is scipy's ``energy_distance`` in one dimension.
 
-The statistics of a batch of permutations, their vectorisation and their float32 products are in ``kernels``;
+The statistics of a batch of permutations, their vectorisation and their float32 products are in ``permuted``;
 this module chooses the path, the bandwidths and the permutation settings, and runs the permutation engine.
 
 Two paths, chosen by ``method="auto"`` (:class:`KernelPath`) from the pooled size N = n + m and reported in
@@ -38,20 +38,20 @@ import numpy as np
 import torch
 
 from specverify.errors import SampleSizeError, StatsError
-from specverify.harness.stats.kernels import (
-    _distances,
-    _energy_exact,
-    _energy_sliced,
-    _mmd_exact,
-    _mmd_rff,
-    _sub_seed,
-)
 from specverify.harness.stats.permutation import (
     TIE_RTOL,
     Permutations,
     Pool,
     max_standardised,
     permutation_test,
+)
+from specverify.harness.stats.permuted import (
+    _distances,
+    _energy_exact,
+    _energy_sliced,
+    _mmd_exact,
+    _mmd_rff,
+    _sub_seed,
 )
 from specverify.harness.stats.results import TestResult
 

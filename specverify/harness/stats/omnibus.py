@@ -22,7 +22,7 @@ KS under permutation: sort the pooled values once per direction; a permutation's
 that order and cumulated, gives n F_n at every order statistic, and D = max |F_n - G_m| over the ends of tie runs
 (float32 counts are exact up to 2^24 items); above ``mmd.MAX_EXACT`` the sliced energy comes from the same
 cumulative sums (both from ``cumsum._cumsum_statistics``, the implementation of ``mmd``'s sliced path). The
-other kernel statistics reuse the vectorised builders of ``kernels`` (exact matrices up to ``mmd.MAX_EXACT``
+other kernel statistics reuse the vectorised builders of ``permuted`` (exact matrices up to ``mmd.MAX_EXACT``
 pooled points, random features above).
 
 The exact KS screen (sequential engine only). A permutation p-value is never below 1 / (permutations + 1), so a
@@ -48,7 +48,7 @@ import torch
 
 from specverify._validate import in_unit_interval
 from specverify.errors import StatsError
-from specverify.harness.stats import cumsum, kernels, mmd
+from specverify.harness.stats import cumsum, mmd, permuted
 from specverify.harness.stats.permutation import Permutations, Pool, permutation_matrix
 from specverify.harness.stats.results import Battery, TestResult
 from specverify.harness.stats.sequential import PilotScore, max_permutations
@@ -246,19 +246,19 @@ def _kernel_blocks(z: np.ndarray, n: int, m: int, seed: int) -> list:
     size, the exact energy block: (statistic, names, methods, tie rtol, per-item bytes) each."""
     sliced = n + m > mmd.MAX_EXACT
     pool = Pool(torch.as_tensor(z), n, m)
-    dist = None if sliced else kernels._distances(pool.z)
+    dist = None if sliced else permuted._distances(pool.z)
     med = mmd._pool_median(pool.z, mmd.MEDIAN_POINTS, seed, dist)
     bw = mmd._check_bandwidths([med * s for s in mmd.MMD_SCALES])
     if sliced:
-        mmd_statistic, b1, detail = kernels._mmd_rff(pool, bw, mmd.N_FEATURES, seed)
+        mmd_statistic, b1, detail = permuted._mmd_rff(pool, bw, mmd.N_FEATURES, seed)
     else:
-        mmd_statistic, b1, detail = kernels._mmd_exact(pool, bw, torch.float32, dist)
+        mmd_statistic, b1, detail = permuted._mmd_exact(pool, bw, torch.float32, dist)
         del dist
     rtol = mmd._tie_rtol(torch.float32)
     blocks = [(mmd_statistic, list(MMD_TESTS), [f"mmd2u-gaussian-perm ({detail}; h = {h:.4g})" for h in bw], rtol,
                b1)]
     if not sliced:  # (above MAX_EXACT the energy test is the KS block's sliced column, or left out)
-        energy, b2, detail = kernels._energy_exact(pool, torch.float32)
+        energy, b2, detail = permuted._energy_exact(pool, torch.float32)
         blocks.append((energy, ["energy"], [f"energy-V-perm ({detail})"], rtol, b2))
     return blocks
 
