@@ -31,7 +31,7 @@ PACKAGE_DIR = Path(specverify.__file__).resolve().parent
 SHARED = ("specverify", "specverify.errors", "specverify.specs", "specverify._validate", "specverify.contract",
           "specverify._files")
 DOOR = ("specverify.bridge", "specverify.bridge.checks", "specverify.bridge.ours", "specverify.bridge.registry",
-        "specverify.bridge.stress_configs")
+        "specverify.bridge.setups", "specverify.bridge.stress_configs")
 FACES = ("specverify.cli", "specverify.cli.parser", "specverify.cli.commands", "specverify.cli.sharding",
          "specverify.cli.check_stress", "specverify.cli.mutants", "specverify.cli.check", "specverify.cli.common",
          "specverify.cli.__main__",
@@ -139,7 +139,83 @@ def test_the_door_and_the_faces_are_the_only_modules_that_see_both_halves():
         if seen == {"sampler", "harness"}:
             both.append(name)
     assert both and set(both) <= set(OUTSIDE), both
-    assert "specverify.bridge" in both
+    assert "specverify.bridge.setups" in both  # the problem registry: torch side and ground truth
+
+
+def _runtime_tree(path: Path) -> ast.Module:
+    """``path`` parsed, without the bodies of ``if TYPE_CHECKING:`` blocks (never run, so no edge of the graph)."""
+    tree = ast.parse(Path(path).read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+        if test is not None and (getattr(test, "id", None) or getattr(test, "attr", None)) == "TYPE_CHECKING":
+            node.body = [ast.Pass()]
+    return tree
+
+
+def import_edges(path: Path, module_name: str, modules: set[str]) -> set[str]:
+    """The modules of ``modules`` that ``path`` imports at run time, at any depth (lazy imports count): ``from P
+    import a`` is an edge to the module P.a where there is one, else to P (it reads an attribute of P)."""
+    is_package = Path(path).name == "__init__.py"
+    out = set()
+    for node in ast.walk(_runtime_tree(path)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve_relative(node.module, node.level, module_name, is_package) if node.level else node.module
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            hit = next((".".join(parts[:k]) for k in range(len(parts), 0, -1) if ".".join(parts[:k]) in modules), None)
+            if hit is not None and hit != module_name:
+                out.add(hit)
+    return out
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while not comp or comp[-1] != v:
+                comp.append(stack.pop())
+                on.discard(comp[-1])
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_structure_has_no_import_cycle():
+    files = {_module_name(f): f for f in _package_files()}
+    graph = {m: import_edges(f, m, set(files)) for m, f in files.items()}
+    assert not import_cycles(graph), import_cycles(graph)
+
+
+def test_a_planted_import_cycle_is_caught(tmp_path):
+    files = {_module_name(f): f for f in _package_files()}
+    planted = tmp_path / "ours.py"  # bridge.ours reading an attribute of the bridge package at run time
+    planted.write_text(files["specverify.bridge.ours"].read_text() + "\n\ndef f():\n    from specverify.bridge "
+                       "import check\n")
+    files["specverify.bridge.ours"] = planted
+    graph = {m: import_edges(f, m, set(files)) for m, f in files.items()}
+    assert ["specverify.bridge", "specverify.bridge.ours"] in [
+        [m for m in c if m in ("specverify.bridge", "specverify.bridge.ours")] for c in import_cycles(graph)]
 
 
 PLANTED = [  # (module the violation is planted in, line)

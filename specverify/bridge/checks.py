@@ -13,7 +13,7 @@ from specverify.errors import UsageError
 from specverify.harness.plan import Plan, with_alpha
 
 if TYPE_CHECKING:
-    from specverify.bridge import Setup
+    from specverify.bridge.setups import Setup
 
 __all__ = ["MUTANT_CONFIGURATIONS", "STRESS_WINDOW", "TrajectoryOptions", "check", "mutant_split", "mutant_verdict"]
 
@@ -42,7 +42,7 @@ def check(setup: Setup, candidate, reference=None, plan: Plan | None = None, *, 
     only samples, or any with ``paths.terminal``, the terminal battery against ``reference`` (default:
     ``bridge.make_reference``), sized by ``plan.epsilon``. The candidate is probed once (``contracts.probe``: the
     same seed twice, and what it returns), and the check chosen reuses that probe."""
-    from specverify.bridge import make_reference, make_target
+    from specverify.bridge.setups import make_reference, make_target
     from specverify.harness import check_against_law, check_against_sampler
     from specverify.harness.contracts import probe
     from specverify.harness.trajectory_check import check_trajectories

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from specverify.errors import UsageError
 
 if TYPE_CHECKING:
-    from specverify.bridge import Setup
+    from specverify.bridge.setups import Setup
 
 __all__ = ["Built", "Ours", "make_builtin_drafter", "make_candidate", "run_ours"]
 

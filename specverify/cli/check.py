@@ -7,8 +7,8 @@ import json
 import sys
 
 from specverify.cli import check_stress, sharding
-from specverify.cli.common import build_problem, report_context, torch_device, write
-from specverify.cli.parser import MULTI_DRAFT, ours
+from specverify.cli.common import build_problem, ours, report_context, torch_device, write
+from specverify.cli.parser import MULTI_DRAFT
 from specverify.errors import UsageError
 
 __all__ = ["cmd_check"]
@@ -94,8 +94,9 @@ def _sizing_line(report) -> str:
         return head + f"min detectable KS distance={report.min_detectable_ks:.4f} (power {1 - report.beta})"
     led = report.ledger
     return (f"{report.n} trajectories x {led['noisy_steps']} noisy steps, alpha={report.alpha} over "
-            f"{len(report.tests)} tests (Bonferroni over {len(led['blocks'])} blocks, Holm within); smallest detectable per-step shift="
-            f"{led['smallest_detectable_shift']:.4f} sd (power {1 - report.beta}); mean from {led['mean_from']}")
+            f"{len(report.tests)} tests (Bonferroni over {len(led['blocks'])} blocks, Holm within); "
+            f"smallest detectable per-step shift={led['smallest_detectable_shift']:.4f} sd (power {1 - report.beta}); "
+            f"mean from {led['mean_from']}")
 
 
 def _cmd_check_kernel(args, fn, context) -> int:

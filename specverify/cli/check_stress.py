@@ -18,7 +18,7 @@ def binder(args, device):
     from specverify.bridge import make_candidate
 
     if args.candidate is None:
-        from specverify.cli.parser import ours
+        from specverify.cli.common import ours
 
         return lambda setup: make_candidate(setup, ours(args), device=device)
     from specverify.harness.adapters import chain_candidate, detect_contract, load

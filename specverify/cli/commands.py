@@ -8,9 +8,9 @@ import time
 
 from specverify.cli import sharding
 from specverify.cli.check import cmd_check
-from specverify.cli.common import build_problem, torch_device, write
+from specverify.cli.common import build_problem, ours, torch_device, write
 from specverify.cli.mutants import cmd_mutants
-from specverify.cli.parser import accept_lists, ours
+from specverify.cli.parser import accept_lists
 
 
 def _cmd_sample(args) -> int:

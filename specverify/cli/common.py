@@ -7,7 +7,7 @@ import json
 
 from specverify.errors import UsageError
 
-__all__ = ["build_problem", "report_context", "torch_device", "write", "write_partial"]
+__all__ = ["build_problem", "ours", "report_context", "torch_device", "write", "write_partial"]
 
 
 def torch_device(name: str):
@@ -34,6 +34,14 @@ def write(path, text):
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+
+
+def ours(args):
+    """Our sampler's options (bridge.Ours) from a command's arguments."""
+    from specverify.bridge import Ours
+
+    return Ours(args.sampler, args.drafter, args.window, args.policy, args.verifier, args.drafts,
+                mutant=getattr(args, "mutant", None))
 
 
 def report_context(args) -> dict:

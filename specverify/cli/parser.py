@@ -11,7 +11,7 @@ from specverify.cli.sharding import add_shard_args, check_shard_args
 from specverify.errors import SampleSizeError, UsageError
 from specverify.specs import ROUND_POLICIES
 
-__all__ = ["accept_lists", "build_parser", "check_args", "check_names", "ours"]
+__all__ = ["accept_lists", "build_parser", "check_args", "check_names"]
 
 # specverify.sampler.verifiers.VERIFIERS and MULTI_DRAFT (a test keeps them equal)
 VERIFIERS = ("reflection", "block", "dgrs", "rank", "rank-max", "rank-uniform")
@@ -41,14 +41,6 @@ def _add_verifier_args(p: argparse.ArgumentParser, policy: bool = True) -> None:
                         "selection (rank: LP-optimised weights, rank-max, rank-uniform)")
     p.add_argument("--drafts", type=int, default=1,
                    help="dgrs and rank*: drafts per window's first position K (>= 1)")
-
-
-def ours(args):
-    """Our sampler's options (bridge.Ours) from a command's arguments."""
-    from specverify.bridge import Ours
-
-    return Ours(args.sampler, args.drafter, args.window, args.policy, args.verifier, args.drafts,
-                mutant=getattr(args, "mutant", None))
 
 
 class _ArgumentError(UsageError):

@@ -165,7 +165,7 @@ def merge_stats(parts: list[dict]):
 
 def sharded_samples(eng, args, setup, device):
     """``sample`` through the shards: the pooled samples (numpy) and SpecStats (None for the plain sampler)."""
-    from specverify.cli.parser import ours
+    from specverify.cli.common import ours
 
     task = _SampleTask(setup, ours(args), device, args.dtype, args.max_batch)
     parts = eng.map(task, args.n, args.seed, call=f"sample-n{args.n}-seed{args.seed}")
