@@ -18,6 +18,7 @@ each part of the rule, which the scan must catch.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import textwrap
@@ -216,6 +217,28 @@ def test_a_planted_import_cycle_is_caught(tmp_path):
     graph = {m: import_edges(f, m, set(files)) for m, f in files.items()}
     assert ["specverify.bridge", "specverify.bridge.ours"] in [
         [m for m in c if m in ("specverify.bridge", "specverify.bridge.ours")] for c in import_cycles(graph)]
+
+
+def layout_names(text: str) -> set[str]:
+    """The words of docs/layout.md's tree (its first ```text block)."""
+    start = text.index("```text")
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text[start:text.index("```", start + 7)]))
+
+
+def unnamed_modules(text: str) -> list[str]:
+    """The modules docs/layout.md's tree (``text``) does not name (the subpackages drafters/, problems/ and
+    reference/ are named as a whole)."""
+    names = layout_names(text)
+    return [str(f.relative_to(PACKAGE_DIR)) for f in _package_files()
+            if f.stem not in ("__init__", "__main__") and f.parent.name not in ("drafters", "problems", "reference")
+            and f.stem not in names]
+
+
+def test_the_layout_page_names_every_module():
+    """docs/layout.md's tree is drawn from the code: it names every module; a tree that leaves one out fails."""
+    text = (PACKAGE_DIR.parent / "docs" / "layout.md").read_text()
+    assert not unnamed_modules(text), f"docs/layout.md does not name {unnamed_modules(text)}"
+    assert unnamed_modules(text.replace("ledger", "")) == ["harness/ledger.py"]
 
 
 PLANTED = [  # (module the violation is planted in, line)
