@@ -333,3 +333,17 @@ def test_the_blocker_really_blocks():
     code = _BLOCKED_RUN.format(forbidden=FORBIDDEN).split("import jax\n")[0] + "import specverify.sampler.chains\n"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "is blocked" in proc.stderr, proc.stdout + proc.stderr
+
+
+def test_the_rooms_tool_sorts_modules_as_this_rule_does():
+    """tools/rooms.py (modules and lines per room at a revision) puts every module in the room this test does."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rooms_under_test", PACKAGE_DIR.parent / "tools" / "rooms.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    same = {"sampler": "sampler/", "harness": "harness/", "reference": "harness/", "shared": "shared",
+            "door": "bridge (door)", "face": "faces"}
+    wrong = [(str(f), tool.room(f.relative_to(PACKAGE_DIR).as_posix())) for f in _package_files()
+             if tool.room(f.relative_to(PACKAGE_DIR).as_posix()) != same[room(_module_name(f))]]
+    assert not wrong, wrong
