@@ -3,6 +3,7 @@ package (specverify.calibration, specverify.benchmarks, specverify.harness.quali
 the other tests import; a script is loaded by its path here only to run its ``main``."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,15 @@ def test_exact_laws_smoke(tmp_path, capsys):
             assert all(a > b > 0 for a, b in zip(kl, kl[1:], strict=False))
         kl = [r["kl_stationary_vs_target"] for r in lang if r["dim"] == d]
         assert all(0 < a < b for a, b in zip(kl, kl[1:], strict=False))
+
+
+def test_bench_node_smoke(tmp_path, capsys):
+    js, md = tmp_path / "node.json", tmp_path / "node.md"
+    assert _load("bench_node").main(["--smoke", "--json", str(js), "--markdown", str(md)]) == 0
+    rows = json.loads(js.read_text())["rows"]
+    assert [r["rule"] for r in rows] == ["reflection", "dgrs", "rank", "rank-max", "rank-uniform"]
+    assert rows[0]["ratio"] == 1.0 and all(r["median_ms"] > 0 for r in rows)
+    assert "| 8 | 2 | rank | 4 |" in md.read_text() and "| B | d | rule |" in capsys.readouterr().out
 
 
 def test_calibrate_smoke(tmp_path):
